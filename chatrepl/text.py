@@ -1,0 +1,35 @@
+"""Plain-text helpers shared by every front end: making untrusted model text safe to show."""
+
+from __future__ import annotations
+
+import re
+
+# C0 controls except tab and newline, DEL, and the C1 range (which some terminals obey too).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code == 0x1B:
+        return "^["
+    if code < 0x20:
+        return "^" + chr(code + 0x40)
+    if code == 0x7F:
+        return "^?"
+    return f"\\x{code:02x}"
+
+
+def make_safe(text: str) -> str:
+    """Return ``text`` with every terminal control character shown as visible caret notation.
+
+    Newlines and tabs are kept; ESC becomes ``^[``, so an escape sequence from a model is shown
+    as text and can never move the cursor, clear the screen, set a title or write the clipboard.
+    A carriage return becomes ``^M`` so a line cannot be overwritten either.
+    """
+    return _CONTROL.sub(_visible, text)
+
+
+def shorten(text: str, width: int) -> str:
+    """One line of at most ``width`` characters, whitespace collapsed, with an ellipsis if cut."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: max(width - 1, 0)] + "…"
