@@ -1,0 +1,150 @@
+"""The command line: arguments, sub-commands and one-shot mode. No chat logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from .conversation import Conversation
+    from .store import Store
+
+#: Sub-commands, each implemented in chatrepl.manage.
+SUBCOMMANDS = (
+    "list",
+    "show",
+    "search",
+    "export",
+    "title",
+    "delete",
+    "models",
+    "import",
+    "import-llm",
+)
+
+
+def chat_parser() -> argparse.ArgumentParser:
+    """The parser of the chat form: interactive, or one answer with ``-p`` / stdin."""
+    p = argparse.ArgumentParser(
+        prog="chatrepl",
+        description="Chat with large language models in the terminal. Every word is saved.",
+        epilog="Manage saved conversations with: chatrepl {" + ",".join(SUBCOMMANDS) + "} --help",
+    )
+    p.add_argument("-m", "--model", help="model as provider:model, or an alias")
+    p.add_argument("-s", "--system", help="the persona (system prompt) from now on")
+    p.add_argument("-p", "--prompt", help="answer this one prompt on stdout, save it, and exit")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "-c",
+        "--continue",
+        dest="cont",
+        action="store_true",
+        help="continue the most recent conversation",
+    )
+    which.add_argument("-r", "--resume", metavar="ULID", help="continue this conversation")
+    p.add_argument("--db", metavar="PATH", help="the database (default: chatrepl.db in the home)")
+    p.add_argument("--version", action="version", version=f"chatrepl {__version__}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run chatrepl; returns the exit status (0 ok, 1 error, 2 usage, 130 interrupted)."""
+    argv = sys.argv[1:] if argv is None else argv
+    from .errors import ChatreplError
+
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            from .manage import main as manage
+
+            return manage(argv)
+        args = chat_parser().parse_args(argv)
+        prompt = args.prompt
+        if prompt is None and not sys.stdin.isatty():
+            prompt = read_stdin().strip()
+            if not prompt.strip():
+                print(
+                    "chatrepl: nothing to answer: the prompt on stdin was empty.", file=sys.stderr
+                )
+                return 2
+        if prompt is not None:
+            return one_shot(args, prompt)
+        from .repl.app import run
+
+        return run(args)
+    except ChatreplError as exc:
+        print(f"chatrepl: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+
+
+def read_stdin() -> str:
+    """Standard input as text; bytes that are not UTF-8 are replaced, never fatal."""
+    return sys.stdin.buffer.read().decode("utf-8", errors="replace")
+
+
+def open_conversation(args: argparse.Namespace, store: Store) -> Conversation:
+    """The conversation ``-c`` / ``-r`` / ``-m`` / ``-s`` ask for (a new one by default).
+
+    Says once on stderr when the offline model is used because nothing is configured.
+    """
+    from .conversation import Conversation
+    from .providers.registry import OFFLINE_ADVICE, default_model_name, get_model
+
+    model = get_model(args.model) if args.model else None
+    conversation_id = args.resume
+    if args.cont:
+        conversation_id = store.last_id()
+    if conversation_id:
+        conversation = store.load(conversation_id, model=model)
+        if model is not None:
+            conversation.set_model(model)
+    else:
+        if model is None:
+            name, offline = default_model_name()
+            model = get_model(name)
+            if offline:
+                from .config import home
+
+                advice = OFFLINE_ADVICE.format(model=name, config=home() / "config.toml")
+                print(f"chatrepl: {advice}", file=sys.stderr)
+        conversation = Conversation(model, store=store)
+    if args.system is not None:
+        conversation.system = args.system or None
+    return conversation
+
+
+def one_shot(args: argparse.Namespace, prompt: str) -> int:
+    """Answer ``prompt`` on stdout as it streams, save the round trip, and exit."""
+    from .config import db_path, ensure_home
+    from .errors import ChatreplError
+    from .store import Store
+    from .text import make_safe
+
+    if not (args.db or os.environ.get("CHATREPL_DB")):
+        ensure_home()
+    store = Store(db_path(args.db))
+    conversation = open_conversation(args, store)
+    response = conversation.prompt(prompt)
+    out = sys.stdout
+    try:
+        for chunk in response:
+            out.write(make_safe(chunk) if out.isatty() else chunk)
+            out.flush()
+    except ChatreplError as exc:
+        if response.text_so_far:
+            out.write("\n")
+        print(f"chatrepl: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        out.write("\n")
+        print("chatrepl: interrupted; the partial answer was saved.", file=sys.stderr)
+        return 130
+    if not response.text_so_far.endswith("\n"):
+        out.write("\n")
+    return 0

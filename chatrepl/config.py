@@ -1,0 +1,97 @@
+"""Where chatrepl keeps its files, what config.toml says, and the keys it may use."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+def home() -> Path:
+    """The home folder: ``$CHATREPL_HOME``, else the platform's user data folder."""
+    if value := os.environ.get("CHATREPL_HOME"):
+        return Path(value).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("chatrepl", appauthor=False))
+
+
+def ensure_home() -> Path:
+    """The home folder, created (private to the user) if it is missing."""
+    path = home()
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"Cannot create the home folder {path}: {exc.strerror}.") from exc
+    return path
+
+
+def db_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The database: ``--db``, else ``$CHATREPL_DB``, else ``chatrepl.db`` in the home folder."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if value := os.environ.get("CHATREPL_DB"):
+        return Path(value).expanduser()
+    return home() / "chatrepl.db"
+
+
+def history_path() -> Path:
+    """The file prompt-toolkit keeps input history in."""
+    return home() / "history"
+
+
+def private_file(path: Path) -> Path:
+    """Create ``path`` if missing, readable and writable by the user only (mode 0600)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+    os.close(fd)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    return path
+
+
+def load_config(folder: Path | None = None) -> dict[str, Any]:
+    """The parsed ``config.toml`` of the home folder, or ``{}`` when there is none."""
+    path = (folder or home()) / "config.toml"
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}): fix or remove it.") from exc
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {path}: {exc.strerror}.") from exc
+    for section in ("providers", "aliases"):
+        if not isinstance(data.get(section, {}), dict):
+            raise ConfigError(f"{path}: [{section}] must be a table.")
+    return data
+
+
+def load_keys(folder: Path | None = None) -> dict[str, str]:
+    """Keys saved in ``keys.json`` (provider name → key), or ``{}``."""
+    path = (folder or home()) / "keys.json"
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is not a JSON object of provider names and keys.") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} is not a JSON object of provider names and keys.")
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def save_key(provider: str, key: str, folder: Path | None = None) -> Path:
+    """Store ``key`` for ``provider`` in ``keys.json`` (mode 0600)."""
+    path = private_file((folder or ensure_home()) / "keys.json")
+    keys = load_keys(path.parent) if path.stat().st_size else {}
+    keys[provider] = key
+    tmp = private_file(path.with_suffix(".tmp"))
+    tmp.write_text(json.dumps(keys, indent=2) + "\n", "utf-8")
+    tmp.replace(path)
+    return path

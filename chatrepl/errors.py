@@ -1,0 +1,95 @@
+"""Every error chatrepl raises on purpose. Each message is one sentence a user can act on.
+
+ChatreplError
+├── ConfigError            a malformed config.toml or keys.json, an unknown provider or model
+├── StoreError             the database cannot be used
+│   ├── NewerDatabaseError     written by a newer chatrepl; left untouched
+│   ├── NotFoundError          no conversation with that id or prefix
+│   └── AmbiguousIdError       a prefix that matches several conversations
+└── ProviderError          a model service failed; ``retryable`` says if trying again may help
+    ├── ConnectError           the server cannot be reached
+    ├── TimeoutError           the server stopped answering
+    ├── AuthError              401/403: the key is missing or rejected
+    ├── ModelNotFoundError     404: no such model (or a wrong base URL)
+    ├── ContextTooLongError    413, or a 400 that says the prompt is too long
+    ├── RateLimitError         429 after the retries ran out
+    ├── ServerError            5xx, or an error event inside the stream
+    ├── BadRequestError        another 4xx
+    └── StreamError            a malformed stream, or one that ended early
+"""
+
+from __future__ import annotations
+
+
+class ChatreplError(Exception):
+    """Base of all errors chatrepl raises on purpose; ``str()`` is the sentence to show."""
+
+
+class ConfigError(ChatreplError):
+    """The configuration cannot be used as it is."""
+
+
+class StoreError(ChatreplError):
+    """The database cannot be used."""
+
+
+class NewerDatabaseError(StoreError):
+    """The database was written by a newer chatrepl."""
+
+
+class NotFoundError(StoreError):
+    """No conversation matches the id."""
+
+
+class AmbiguousIdError(StoreError):
+    """A prefix matches more than one conversation."""
+
+    def __init__(self, message: str, candidates: list[str]):
+        super().__init__(message)
+        self.candidates = candidates
+
+
+class ProviderError(ChatreplError):
+    """A model service failed."""
+
+    retryable = False
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class ConnectError(ProviderError):
+    retryable = True
+
+
+class TimeoutError(ProviderError):  # noqa: A001 - deliberately mirrors the builtin's meaning
+    retryable = True
+
+
+class AuthError(ProviderError):
+    pass
+
+
+class ModelNotFoundError(ProviderError):
+    pass
+
+
+class ContextTooLongError(ProviderError):
+    pass
+
+
+class RateLimitError(ProviderError):
+    retryable = True
+
+
+class ServerError(ProviderError):
+    retryable = True
+
+
+class BadRequestError(ProviderError):
+    pass
+
+
+class StreamError(ProviderError):
+    pass

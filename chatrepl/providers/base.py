@@ -1,0 +1,80 @@
+"""The small interface every provider implements: messages in, a stream of chunks out."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..conversation import Conversation
+    from ..store import Store
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message of a chat: ``role`` is ``system``, ``user`` or ``assistant``."""
+
+    role: str
+    content: str
+
+
+@dataclass
+class Usage:
+    """Token counts as the service reported them (``None`` where it did not)."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+@dataclass
+class Chunk:
+    """A piece of a streamed answer: some text, and/or the usage once it is known."""
+
+    text: str = ""
+    usage: Usage | None = None
+
+
+@dataclass
+class Model:
+    """A model of a provider. Subclasses implement :meth:`stream`.
+
+    Args:
+        name: the model's name at the provider, e.g. ``gpt-4o-mini``.
+        provider: the provider's name, e.g. ``openai`` or a name from config.toml.
+    """
+
+    name: str
+    provider: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def full_name(self) -> str:
+        """The name a user types: ``provider:model``."""
+        return f"{self.provider}:{self.name}"
+
+    def stream(
+        self,
+        messages: list[Message],
+        options: dict[str, Any],
+        cancel: threading.Event,
+    ) -> Iterator[Chunk]:
+        """Send ``messages`` and yield the answer as it arrives; stop soon after ``cancel`` is set.
+
+        Raises:
+            ProviderError: any failure, as one sentence a user can act on.
+        """
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections or loaded weights; the model may be used again afterwards."""
+
+    def conversation(self, system: str | None = None, store: Store | None = None) -> Conversation:
+        """A new conversation with this model."""
+        from ..conversation import Conversation
+
+        return Conversation(self, system=system, store=store)
+
+    def __str__(self) -> str:
+        return self.full_name

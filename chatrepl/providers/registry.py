@@ -1,0 +1,202 @@
+"""``provider:model`` names → models: built-in providers, providers and aliases from config.toml."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from .. import config as cfg
+from ..errors import ConfigError
+from .base import Model
+
+#: The built-in providers. config.toml's ``[providers.NAME]`` adds to or overrides these.
+BUILTIN: dict[str, dict[str, Any]] = {
+    "openai": {
+        "type": "openai",
+        "label": "OpenAI",
+        "base_url": "https://api.openai.com/v1",
+        "base_url_env": "OPENAI_BASE_URL",
+        "api_key_env": "OPENAI_API_KEY",
+        "default_model": "gpt-4o-mini",
+        "models": ["gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "o4-mini"],
+    },
+    "anthropic": {
+        "type": "anthropic",
+        "label": "Anthropic",
+        "base_url": "https://api.anthropic.com",
+        "base_url_env": "ANTHROPIC_BASE_URL",
+        "api_key_env": "ANTHROPIC_API_KEY",
+        "default_model": "claude-sonnet-4-5",
+        "models": ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"],
+    },
+    "ollama": {
+        "type": "openai",
+        "label": "Ollama",
+        "base_url": "http://localhost:11434",
+        "base_url_env": "OLLAMA_HOST",
+        "path": "/v1",
+        "needs_key": False,
+        "hint": "is Ollama running",
+        "default_model": "llama3.2",
+        "models": ["llama3.2"],
+    },
+    "echo": {"type": "echo", "label": "echo", "needs_key": False, "models": ["echo"]},
+}
+
+#: Which provider a default model comes from when a key is present, in order.
+KEYED_DEFAULTS = ("openai", "anthropic")
+OFFLINE_MODEL = "echo:echo"
+
+
+@dataclass
+class ProviderInfo:
+    """One provider as configured: what ``chatrepl models`` shows."""
+
+    name: str
+    type: str
+    settings: dict[str, Any]
+    api_key: str | None
+
+    @property
+    def needs_key(self) -> bool:
+        return bool(self.settings.get("needs_key", self.type in ("openai", "anthropic")))
+
+    @property
+    def usable(self) -> bool:
+        return bool(self.api_key) or not self.needs_key
+
+    @property
+    def models(self) -> list[str]:
+        return [str(m) for m in self.settings.get("models", [])]
+
+
+def providers(config: dict[str, Any] | None = None) -> dict[str, ProviderInfo]:
+    """Every provider, built-in and configured, with the key it would use."""
+    config = cfg.load_config() if config is None else config
+    keys: dict[str, str] | None = None
+    found: dict[str, ProviderInfo] = {}
+    names = list(BUILTIN) + [n for n in config.get("providers", {}) if n not in BUILTIN]
+    for name in names:
+        settings = dict(BUILTIN.get(name, {}))
+        extra = config.get("providers", {}).get(name, {})
+        if not isinstance(extra, dict):
+            raise ConfigError(f"config.toml: [providers.{name}] must be a table.")
+        settings.update(extra)
+        kind = settings.get("type", "openai")
+        key = None
+        if env := settings.get("api_key_env"):
+            key = os.environ.get(env) or None
+        if key is None and settings.get("needs_key", kind in ("openai", "anthropic")):
+            if keys is None:
+                keys = cfg.load_keys()
+            key = keys.get(name) or settings.get("api_key") or None
+        found[name] = ProviderInfo(name, kind, settings, key)
+    return found
+
+
+def resolve_name(name: str, config: dict[str, Any] | None = None) -> str:
+    """Expand aliases and bare provider names into ``provider:model``."""
+    config = cfg.load_config() if config is None else config
+    aliases = config.get("aliases", {})
+    seen = set()
+    while name in aliases and name not in seen:
+        seen.add(name)
+        name = str(aliases[name])
+    if ":" in name:
+        return name
+    known = providers(config)
+    if name in known:
+        info = known[name]
+        default = info.settings.get("default_model") or (info.models or [name])[0]
+        return f"{name}:{default}"
+    raise ConfigError(
+        f"Unknown model '{name}': names look like provider:model, e.g. openai:gpt-4o-mini "
+        "(see `chatrepl models`)."
+    )
+
+
+def default_model_name(config: dict[str, Any] | None = None) -> tuple[str, bool]:
+    """The model to use when none is named, and whether it is the offline fallback."""
+    config = cfg.load_config() if config is None else config
+    if name := os.environ.get("CHATREPL_MODEL"):
+        return name, False
+    if name := config.get("default_model"):
+        return str(name), False
+    known = providers(config)
+    for name in KEYED_DEFAULTS:
+        if known[name].api_key:
+            return f"{name}:{known[name].settings['default_model']}", False
+    return offline_model_name(), True
+
+
+def offline_model_name() -> str:
+    """The model used when nothing is configured: a local model if installed, else ``echo``."""
+    return OFFLINE_MODEL
+
+
+OFFLINE_ADVICE = (
+    "No model service is configured, so chatrepl is using the offline {model} model. "
+    "To chat with a real one, set OPENAI_API_KEY or ANTHROPIC_API_KEY, run Ollama, "
+    "or set default_model in {config}."
+)
+
+
+def get_model(name: str | None = None, config: dict[str, Any] | None = None) -> Model:
+    """The model called ``name`` (``provider:model`` or an alias); the default when ``None``."""
+    config = cfg.load_config() if config is None else config
+    if not name:
+        name, _ = default_model_name(config)
+    full = resolve_name(name, config)
+    provider, _, model_name = full.partition(":")
+    known = providers(config)
+    if provider not in known:
+        raise ConfigError(
+            f"Unknown provider '{provider}' in '{full}': use one of {', '.join(known)} "
+            "or add [providers." + provider + "] to config.toml."
+        )
+    if not model_name:
+        raise ConfigError(f"'{full}' names no model: write it as {provider}:MODEL.")
+    return build(known[provider], model_name)
+
+
+def build(info: ProviderInfo, model_name: str) -> Model:
+    """A model of provider ``info``."""
+    s = info.settings
+    options = dict(s.get("options", {}))
+    if info.type == "echo":
+        from .echo import EchoModel
+
+        return EchoModel(model_name, info.name, options)
+    if info.type not in ("openai", "anthropic"):
+        raise ConfigError(
+            f"Provider '{info.name}' has type '{info.type}': use openai, anthropic or echo."
+        )
+    from .http import Endpoint
+
+    base = (os.environ.get(s["base_url_env"]) if s.get("base_url_env") else None) or s.get(
+        "base_url"
+    )
+    if not base:
+        raise ConfigError(f"Provider '{info.name}' has no base_url: add it to config.toml.")
+    if "://" not in base:
+        base = "http://" + base
+    base = base.rstrip("/") + s.get("path", "")
+    timeout = os.environ.get("CHATREPL_TIMEOUT")
+    endpoint = Endpoint(
+        label=s.get("label", info.name),
+        base_url=base,
+        api_key=info.api_key,
+        key_env=s.get("api_key_env"),
+        unreachable_hint=s.get("hint", "check the base URL and your network"),
+        connect_timeout=float(s.get("connect_timeout", 10)),
+        read_timeout=float(timeout or s.get("read_timeout", 120)),
+        max_retries=int(s.get("max_retries", 2)),
+    )
+    if info.type == "anthropic":
+        from .anthropic import AnthropicModel
+
+        return AnthropicModel(model_name, info.name, options, endpoint=endpoint)
+    from .openai import OpenAIModel
+
+    return OpenAIModel(model_name, info.name, options, endpoint=endpoint)

@@ -1,0 +1,266 @@
+"""The streaming Markdown display: an answer rendered while it arrives, at linear cost.
+
+Each finished top-level Markdown block (paragraph, heading, list, fenced code, quote, table,
+rule) is printed once, permanently, to the scrollback. Only the unfinished last block lives in
+a rich ``Live`` region, cropped to the bottom of the screen, and redrawn at most ~15 times a
+second by ``feed`` itself, on an injectable clock (no refresh thread). Only the uncommitted
+tail is ever parsed again, so the cost grows with the answer, not with its square.
+
+A block is finished once the next block has started on a complete line: before that, ``1. a``
+followed by ``2`` could still turn into one list, and a fence runs until its closing fence.
+
+All model text goes through :func:`chatrepl.text.make_safe` first: an escape sequence from a
+model is shown as ``^[[2J`` and never reaches the terminal. Raw HTML is shown as text, and
+links as ``text (url)``, so what the model wrote is what the user sees.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import cache
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from rich.live import Live
+from rich.markdown import Markdown
+from rich.segment import Segment, SegmentLines
+from rich.spinner import Spinner
+from rich.text import Text
+
+from chatrepl.text import make_safe
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from rich.console import Console, ConsoleOptions, RenderResult
+
+__all__ = ["DEFAULT_CODE_THEME", "StreamRenderer", "render_markdown"]
+
+DEFAULT_CODE_THEME = "monokai"  # a dark background of its own: readable on dark and light
+REFRESH_INTERVAL = 1 / 15  # seconds between two redraws of the live region
+
+Line = list[Segment]
+
+
+@cache
+def _parser() -> MarkdownIt:
+    """The parser rich uses (CommonMark, tables, strikethrough), with raw HTML kept as text."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable(["strikethrough", "table"])
+
+
+class _Markdown(Markdown):
+    """rich's ``Markdown`` parsed by :func:`_parser`; links shown as ``text (url)``."""
+
+    def __init__(self, markup: str, code_theme: str) -> None:
+        super().__init__("", code_theme=code_theme, hyperlinks=False)
+        self.markup = markup
+        self.parsed = _parser().parse(markup)
+
+
+def _is_empty(line: Line) -> bool:
+    return not any(segment.text for segment in line)
+
+
+def _render(console: Console, options: ConsoleOptions, markdown: Markdown) -> list[Line]:
+    """Render ``markdown`` to lines without empty lines at either end.
+
+    rich starts a list, quote or table with an empty line and ends a rule with one; stripping
+    them lets blocks rendered one by one be joined with exactly one empty line, which is how
+    rich lays out a whole document. (A table's edge or a code block's padding is not empty.)
+    """
+    lines = console.render_lines(markdown, options, pad=False)
+    start, end = 0, len(lines)
+    while start < end and _is_empty(lines[start]):
+        start += 1
+    while end > start and _is_empty(lines[end - 1]):
+        end -= 1
+    return lines[start:end]
+
+
+class _Tail:
+    """The live region: a spinner before the first text, then the unfinished block's last lines."""
+
+    def __init__(self) -> None:
+        self.waiting: Spinner | None = None
+        self.markdown: Markdown | None = None
+        self.separate = False  # a blank line first, as blocks are already in the scrollback
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self.markdown is None:
+            if self.waiting is not None:
+                yield self.waiting
+            return
+        lines = _render(console, options, self.markdown)
+        if lines and self.separate:
+            lines.insert(0, [])
+        # Keep the bottom, never an ellipsis: a region as tall as the screen cannot be redrawn.
+        keep = max(1, console.size.height - 1)
+        yield SegmentLines(lines[-keep:], new_lines=True)
+
+
+class StreamRenderer:
+    """Show one streamed answer as Markdown, or as plain text on a pipe or with ``NO_COLOR``.
+
+    Args:
+        console: Where to write.
+        clock: Seconds as a float; redraws are throttled against it (inject one to benchmark).
+        code_theme: Pygments theme for fenced code.
+        plain: Write the text as it arrives, no Markdown, no live region. ``None`` decides from
+            the console: not a terminal, a dumb terminal or ``NO_COLOR`` mean plain.
+        refresh_interval: Least time between two redraws of the live region.
+    """
+
+    def __init__(
+        self,
+        console: Console,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        code_theme: str = DEFAULT_CODE_THEME,
+        plain: bool | None = None,
+        refresh_interval: float = REFRESH_INTERVAL,
+    ) -> None:
+        self.console = console
+        self.clock = clock
+        self.code_theme = code_theme
+        if plain is None:
+            plain = not console.is_terminal or console.is_dumb_terminal or console.no_color
+        self.plain = plain
+        self.refresh_interval = refresh_interval
+        self.refreshes = 0  # redraws of the live region, for tests and benchmarks
+        self._pending: list[str] = []  # safe text fed since the last update
+        self._tail = ""  # safe text not yet committed to the scrollback
+        self._printed = False  # something is in the scrollback already
+        self._ends_line = True  # plain mode: the output ends with a newline
+        self._last_refresh = float("-inf")
+        self._view = _Tail()
+        self._live: Live | None = None
+        self._started = False
+        self._finished = False
+
+    def start(self) -> None:
+        """Show a "thinking…" status line until the first text arrives."""
+        if self._started or self._finished:
+            return
+        self._started = True
+        if self.plain:
+            return
+        self._view.waiting = Spinner("dots", Text("thinking…", style="dim"), style="dim")
+        self._live = Live(
+            self._view,
+            console=self.console,
+            auto_refresh=False,
+            transient=True,
+            vertical_overflow="visible",  # _Tail crops itself, keeping the bottom
+        )
+        self._live.start(refresh=True)
+
+    def feed(self, chunk: str) -> None:
+        """Add a piece of the answer: any size, split anywhere."""
+        if not chunk or self._finished:
+            return
+        if not self._started:
+            self.start()
+        safe = make_safe(chunk)
+        if self.plain:
+            self._write(safe)
+            return
+        self._pending.append(safe)
+        now = self.clock()
+        if now - self._last_refresh >= self.refresh_interval:
+            self._last_refresh = now
+            self._update()
+
+    def finish(self, note: str | None = None) -> None:
+        """Flush what is left, show ``note`` dimmed below the answer, and stop. Idempotent."""
+        if self._finished:
+            return
+        self._finished = True
+        if self.plain:
+            if not self._ends_line:
+                self._write("\n")
+            if note:
+                self._write(make_safe(note) + "\n")
+            return
+        try:
+            self._tail += "".join(self._pending)
+            self._pending.clear()
+            tail, self._tail = self._tail, ""
+            self._view.markdown = None
+            self._view.waiting = None
+            self._commit(_Markdown(tail, self.code_theme))
+            if note:
+                gap = "\n" if self._printed else ""
+                self.console.print(Text.assemble(gap, (make_safe(note), "dim")))
+        finally:
+            if self._live is not None:
+                self._live.stop()
+
+    def __enter__(self) -> StreamRenderer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.finish()
+
+    def _write(self, text: str) -> None:
+        self.console.file.write(text)
+        self.console.file.flush()
+        self._ends_line = text.endswith("\n")
+
+    def _update(self) -> None:
+        """Commit the blocks that are finished and redraw the live region once."""
+        self._tail += "".join(self._pending)
+        self._pending.clear()
+        markdown = _Markdown(self._tail, self.code_theme)
+        starts = [
+            token.map[0]
+            for token in markdown.parsed
+            if token.level == 0 and token.nesting >= 0 and token.map
+        ]
+        done: Markdown | None = None
+        # The last block is finished only once the next one has started on a complete line.
+        if len(starts) >= 2 and starts[-1] < self._tail.count("\n"):
+            lines = self._tail.split("\n")
+            done = _Markdown("\n".join(lines[: starts[-1]]), self.code_theme)
+            self._tail = "\n".join(lines[starts[-1] :])
+            markdown = _Markdown(self._tail, self.code_theme)
+        self._view.markdown = markdown
+        self.refreshes += 1
+        if done is not None:
+            self._commit(done)  # printing above a live region redraws it too
+        elif self._live is not None:
+            self._live.refresh()
+
+    def _commit(self, markdown: Markdown) -> None:
+        """Print finished blocks to the scrollback, one blank line after what is there."""
+        lines = _render(self.console, self.console.options, markdown)
+        if not lines:
+            return
+        if self._printed:
+            lines.insert(0, [])
+        self._printed = True
+        self._view.separate = True
+        self.console.print(SegmentLines(lines, new_lines=True))
+
+
+def render_markdown(
+    console: Console,
+    text: str,
+    *,
+    code_theme: str = DEFAULT_CODE_THEME,
+    plain: bool | None = None,
+) -> None:
+    """Print a whole answer at once, laid out exactly as :class:`StreamRenderer` streams it."""
+    renderer = StreamRenderer(console, code_theme=code_theme, plain=plain)
+    if renderer.plain:
+        renderer.feed(text)
+    else:
+        renderer._commit(_Markdown(make_safe(text), code_theme))
+    renderer.finish()

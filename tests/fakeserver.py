@@ -1,0 +1,419 @@
+"""A local HTTP server that speaks the vendors' documented streaming wire formats.
+
+OpenAI ``POST /v1/chat/completions`` (SSE ``data:`` frames, ``[DONE]``, a usage chunk with
+``choices: []`` when ``stream_options.include_usage`` is set, error bodies) and Anthropic
+``POST /v1/messages`` (``message_start`` … ``message_stop``, ``ping``, ``event: error``).
+Responses are chunked, as real servers send them, so a connection can be dropped mid-stream.
+
+Tests push steps (``Reply``, ``Status``, ``Raw``) that the next requests consume in order;
+with none queued, it answers ``You said: <prompt> (messages: N)``. Every request is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    """A streamed answer. ``text=None`` means the default reply."""
+
+    text: str | None = None
+    delay: float = 0.0  # seconds before each token
+    drop_after: int | None = None  # close the connection after this many tokens
+    stall_after: int | None = None  # stop sending (until the server stops) after N tokens
+    usage: bool = True  # send usage (OpenAI only when the client asked for it)
+    split_frames: bool = False  # write every frame in two pieces, so reads split it
+    multiline: bool = False  # spread each JSON payload over several data: lines
+    comments: bool = False  # keep-alive comments between frames
+    done: bool = True  # OpenAI's final [DONE] / Anthropic's message_stop
+    error_event: dict[str, Any] | None = None  # an error event after the tokens
+    first_token_delay: float = 0.0
+
+
+@dataclass
+class Status:
+    """A non-streamed answer: an HTTP status with a body (an error, usually)."""
+
+    code: int
+    body: Any = None  # dict → JSON; str → as is; None → the vendor's error shape
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+
+@dataclass
+class Raw:
+    """Exactly these body bytes, chunked, with status 200 and an event-stream content type."""
+
+    body: bytes
+    content_type: str = "text/event-stream"
+
+
+class FakeLLMServer:
+    """Start with ``with FakeLLMServer() as s:``; ``s.openai_url``, ``s.anthropic_url``."""
+
+    def __init__(self, api_key: str | None = None):
+        self.api_key = api_key
+        self.steps: deque[Reply | Status | Raw] = deque()
+        self.requests: list[dict[str, Any]] = []
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def openai_url(self) -> str:
+        return self.base_url + "/v1"
+
+    @property
+    def anthropic_url(self) -> str:
+        return self.base_url
+
+    def push(self, *steps: Reply | Status | Raw) -> None:
+        with self._lock:
+            self.steps.extend(steps)
+
+    def next_step(self) -> Reply | Status | Raw:
+        with self._lock:
+            return self.steps.popleft() if self.steps else Reply()
+
+    def start(self) -> FakeLLMServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> FakeLLMServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.requests[-1]
+
+
+def default_text(body: dict[str, Any]) -> str:
+    messages = body.get("messages", [])
+    last = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
+    if isinstance(last, list):
+        last = " ".join(p.get("text", "") for p in last)
+    n = len(messages) + (1 if body.get("system") else 0)
+    return f"You said: {last} (messages: {n})"
+
+
+def tokens(text: str) -> list[str]:
+    return re.findall(r"\s*\S+|\s+", text)
+
+
+def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        # --- plumbing -----------------------------------------------------------------------
+
+        def _chunk(self, data: bytes) -> None:
+            if data:
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+
+        def _end(self) -> None:
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+
+        def _start_stream(self, content_type: str = "text/event-stream") -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+
+        def _drop(self) -> None:
+            self.wfile.flush()
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.close_connection = True
+
+        def _send_status(self, step: Status, vendor: str) -> None:
+            body = step.body
+            if body is None:
+                body = _error_body(vendor, step.code)
+            data = (
+                body
+                if isinstance(body, bytes)
+                else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
+            )
+            self.send_response(step.code)
+            self.send_header("Content-Type", step.content_type)
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in step.headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        # --- requests -----------------------------------------------------------------------
+
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path.rstrip("/").endswith("/models"):
+                self._send_status(Status(200, {"object": "list", "data": []}), "openai")
+            else:
+                self._send_status(Status(404, {"error": "not found"}), "openai")
+
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length", 0))
+            raw = self.rfile.read(length)
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = {}
+            vendor = "anthropic" if self.path.endswith("/messages") else "openai"
+            server.requests.append(
+                {"path": self.path, "headers": dict(self.headers), "json": body, "vendor": vendor}
+            )
+            if self.path not in ("/v1/chat/completions", "/v1/messages"):
+                self._send_status(Status(404), vendor)
+                return
+            if server.api_key is not None:
+                given = (
+                    self.headers.get("x-api-key")
+                    if vendor == "anthropic"
+                    else (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                )
+                if given != server.api_key:
+                    # Like OpenAI, quote the key that was given: the client must not repeat it.
+                    self._send_status(
+                        Status(
+                            401, _error_body(vendor, 401, f"Incorrect API key provided: {given}")
+                        ),
+                        vendor,
+                    )
+                    return
+            step = server.next_step()
+            if isinstance(step, Status):
+                self._send_status(step, vendor)
+            elif isinstance(step, Raw):
+                self._start_stream(step.content_type)
+                self._chunk(step.body)
+                self._end()
+            elif vendor == "anthropic":
+                self._anthropic(step, body)
+            else:
+                self._openai(step, body)
+
+        def _frames(self, step: Reply, frames: list[tuple[str | None, dict[str, Any] | str]]):
+            """Write SSE frames the way ``step`` says."""
+            for event, payload in frames:
+                data = payload if isinstance(payload, str) else json.dumps(payload)
+                if step.multiline and not isinstance(payload, str):
+                    data = json.dumps(payload, indent=1)
+                lines = "".join(f"data: {line}\n" for line in data.split("\n"))
+                frame = (f"event: {event}\n" if event else "") + lines + "\n"
+                if step.comments:
+                    frame = ": keep-alive\n\n" + frame
+                encoded = frame.encode()
+                if step.split_frames:
+                    mid = max(len(encoded) // 2, 1)
+                    self._chunk(encoded[:mid])
+                    time.sleep(0.002)
+                    self._chunk(encoded[mid:])
+                else:
+                    self._chunk(encoded)
+
+        def _tokens(self, step: Reply, body: dict[str, Any]):
+            """Yield tokens with the step's timing; returns early on drop/stall."""
+            text = step.text if step.text is not None else default_text(body)
+            if step.first_token_delay:
+                time.sleep(step.first_token_delay)
+            for i, token in enumerate(tokens(text)):
+                if step.drop_after is not None and i >= step.drop_after:
+                    self._drop()
+                    return
+                if step.stall_after is not None and i >= step.stall_after:
+                    server.stopping.wait(60)
+                    self._drop()
+                    return
+                if step.delay:
+                    time.sleep(step.delay)
+                yield token
+
+        def _openai(self, step: Reply, body: dict[str, Any]) -> None:
+            self._start_stream()
+            model = body.get("model", "")
+            base = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+            }
+            role = {
+                **base,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": ""},
+                        "finish_reason": None,
+                    }
+                ],
+            }
+            self._frames(step, [(None, role)])
+            sent = 0
+            for token in self._tokens(step, body):
+                sent += 1
+                chunk = {
+                    **base,
+                    "choices": [{"index": 0, "delta": {"content": token}, "finish_reason": None}],
+                }
+                self._frames(step, [(None, chunk)])
+            if self.close_connection:
+                return
+            if step.error_event is not None:
+                self._frames(step, [(None, {"error": step.error_event})])
+                self._end()
+                return
+            stop = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            frames: list[tuple[str | None, Any]] = [(None, stop)] if step.done else []
+            if step.usage and (body.get("stream_options") or {}).get("include_usage"):
+                frames.append(
+                    (
+                        None,
+                        {
+                            **base,
+                            "choices": [],
+                            "usage": {
+                                "prompt_tokens": _count_in(body),
+                                "completion_tokens": sent,
+                                "total_tokens": _count_in(body) + sent,
+                            },
+                        },
+                    )
+                )
+            if step.done:
+                frames.append((None, "[DONE]"))
+            self._frames(step, frames)
+            self._end()
+
+        def _anthropic(self, step: Reply, body: dict[str, Any]) -> None:
+            self._start_stream()
+            start = {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_fake",
+                    "type": "message",
+                    "role": "assistant",
+                    "content": [],
+                    "model": body.get("model", ""),
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {
+                        "input_tokens": _count_in(body) if step.usage else 0,
+                        "output_tokens": 1,
+                    },
+                },
+            }
+            self._frames(
+                step,
+                [
+                    ("message_start", start),
+                    (
+                        "content_block_start",
+                        {
+                            "type": "content_block_start",
+                            "index": 0,
+                            "content_block": {"type": "text", "text": ""},
+                        },
+                    ),
+                    ("ping", {"type": "ping"}),
+                ],
+            )
+            sent = 0
+            for token in self._tokens(step, body):
+                sent += 1
+                self._frames(
+                    step,
+                    [
+                        (
+                            "content_block_delta",
+                            {
+                                "type": "content_block_delta",
+                                "index": 0,
+                                "delta": {"type": "text_delta", "text": token},
+                            },
+                        )
+                    ],
+                )
+            if self.close_connection:
+                return
+            if step.error_event is not None:
+                self._frames(step, [("error", {"type": "error", "error": step.error_event})])
+                self._end()
+                return
+            frames: list[tuple[str | None, Any]] = [
+                ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                (
+                    "message_delta",
+                    {
+                        "type": "message_delta",
+                        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                        "usage": {"output_tokens": sent},
+                    },
+                ),
+            ]
+            if step.done:
+                frames.append(("message_stop", {"type": "message_stop"}))
+            self._frames(step, frames)
+            self._end()
+
+    return Handler
+
+
+def _count_in(body: dict[str, Any]) -> int:
+    words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+    return words + len(str(body.get("system", "")).split())
+
+
+def _error_body(vendor: str, code: int, message: str | None = None) -> dict[str, Any]:
+    kinds = {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        413: "request_too_large",
+        429: "rate_limit_error",
+        500: "api_error",
+        529: "overloaded_error",
+    }
+    kind = kinds.get(code, "api_error")
+    message = message or {
+        404: "The model does not exist",
+        429: "Rate limit reached",
+        401: "Invalid API key",
+    }.get(code, f"Error {code}")
+    if vendor == "anthropic":
+        return {"type": "error", "error": {"type": kind, "message": message}}
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
