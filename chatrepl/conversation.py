@@ -9,6 +9,7 @@ an error.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -174,10 +175,9 @@ class _Flusher(threading.Thread):
         while not self.stopped.is_set():
             if self.dirty.wait(FLUSH_INTERVAL) and not self.stopped.is_set():
                 self.dirty.clear()
-                try:
+                # A failed flush is not fatal: the final write says so if the database is gone.
+                with contextlib.suppress(ChatreplError):
                     self.store.flush_response(self.response.id, self.response.text_so_far)
-                except ChatreplError:
-                    pass  # the final write will say so if the database is really gone
                 self.stopped.wait(FLUSH_INTERVAL)
 
     def stop(self) -> None:

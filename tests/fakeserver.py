@@ -11,6 +11,7 @@ with none queued, it answers ``You said: <prompt> (messages: N)``. Every request
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -154,10 +155,8 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
 
         def _drop(self) -> None:
             self.wfile.flush()
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             self.close_connection = True
 
         def _send_status(self, step: Status, vendor: str) -> None:
