@@ -172,13 +172,16 @@ class _Flusher(threading.Thread):
         self.start()
 
     def run(self) -> None:
-        while not self.stopped.is_set():
-            if self.dirty.wait(FLUSH_INTERVAL) and not self.stopped.is_set():
-                self.dirty.clear()
-                # A failed flush is not fatal: the final write says so if the database is gone.
-                with contextlib.suppress(ChatreplError):
-                    self.store.flush_response(self.response.id, self.response.text_so_far)
-                self.stopped.wait(FLUSH_INTERVAL)
+        try:
+            while not self.stopped.is_set():
+                if self.dirty.wait(FLUSH_INTERVAL) and not self.stopped.is_set():
+                    self.dirty.clear()
+                    # A failed flush is not fatal: the final write says so if the database is gone.
+                    with contextlib.suppress(ChatreplError):
+                        self.store.flush_response(self.response.id, self.response.text_so_far)
+                    self.stopped.wait(FLUSH_INTERVAL)
+        finally:
+            self.store.close()  # this thread's own connection
 
     def stop(self) -> None:
         self.stopped.set()

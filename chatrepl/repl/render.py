@@ -6,8 +6,9 @@ a rich ``Live`` region, cropped to the bottom of the screen, and redrawn at most
 second by ``feed`` itself, on an injectable clock (no refresh thread). Only the uncommitted
 tail is ever parsed again, so the cost grows with the answer, not with its square.
 
-A block is finished once the next block has started on a complete line: before that, ``1. a``
-followed by ``2`` could still turn into one list, and a fence runs until its closing fence.
+A block is finished once the next block has started on a complete line, judged on complete
+lines only: before that, ``para`` followed by ``#`` could still be one paragraph (``#hashtag``),
+and a fence runs until its closing fence.
 
 All model text goes through :func:`chatrepl.text.make_safe` first: an escape sequence from a
 model is shown as ``^[[2J`` and never reaches the terminal. Raw HTML is shown as text, and
@@ -216,21 +217,28 @@ class StreamRenderer:
 
     def _update(self) -> None:
         """Commit the blocks that are finished and redraw the live region once."""
-        self._tail += "".join(self._pending)
+        new = "".join(self._pending)
         self._pending.clear()
-        markdown = _Markdown(self._tail, self.code_theme)
-        starts = [
-            token.map[0]
-            for token in markdown.parsed
-            if token.level == 0 and token.nesting >= 0 and token.map
-        ]
+        self._tail += new
+        lines = self._tail.split("\n")
         done: Markdown | None = None
-        # The last block is finished only once the next one has started on a complete line.
-        if len(starts) >= 2 and starts[-1] < self._tail.count("\n"):
-            lines = self._tail.split("\n")
-            done = _Markdown("\n".join(lines[: starts[-1]]), self.code_theme)
-            self._tail = "\n".join(lines[starts[-1] :])
-            markdown = _Markdown(self._tail, self.code_theme)
+        if "\n" in new:
+            # Decide on complete lines only: a line not yet ended can still change the one
+            # before it ("| a |" becomes a table header once "|-|" follows). Every block but
+            # the last is finished, as the next one has begun.
+            tokens = _parser().parse("\n".join(lines[:-1]))
+            starts = [t.map[0] for t in tokens if t.level == 0 and t.nesting >= 0 and t.map]
+            if len(starts) >= 2:
+                done = _Markdown("\n".join(lines[: starts[-1]]), self.code_theme)
+                lines = lines[starts[-1] :]
+                self._tail = "\n".join(lines)
+        markdown = _Markdown(self._tail, self.code_theme)
+        # A long open code block: highlight only the lines that can be seen.
+        keep = self.console.size.height
+        last = markdown.parsed[-1] if markdown.parsed else None
+        if last and last.type == "fence" and last.map and len(lines) - last.map[0] > keep + 1:
+            view = "\n".join([lines[last.map[0]], *lines[-keep:]])
+            markdown = _Markdown(view, self.code_theme)
         self._view.markdown = markdown
         self.refreshes += 1
         if done is not None:
