@@ -156,6 +156,7 @@ class ConversationSummary:
     turns: int
     input_tokens: int
     output_tokens: int
+    title_source: str | None = None
 
 
 @dataclass
@@ -396,17 +397,36 @@ class Store:
             self.Conversation.insert(
                 id=summary.id,
                 title=summary.title,
-                title_source="user" if summary.title else None,
+                title_source=summary.title_source or ("user" if summary.title else None),
                 model=summary.model,
                 system=summary.system,
                 created=summary.created,
                 updated=summary.updated,
             ).execute()
-            for t in turns:
-                row = {k: v for k, v in vars(t).items() if k != "conversation_id"}
-                row["options"] = json.dumps(t.options, sort_keys=True, default=str)
-                self.Response.insert(conversation=summary.id, **row).execute()
+            self._insert_turns(summary.id, turns)
         return True
+
+    def add_turns(self, summary: ConversationSummary, turns: list[TurnRecord]) -> int:
+        """Append the turns not saved yet (by id) to an imported conversation; how many.
+
+        The conversation takes the model, persona and last activity of ``summary``.
+        """
+        R = self.Response
+        with self._errors(), self.db.atomic():
+            have = {r[0] for r in R.select(R.id).where(R.conversation == summary.id).tuples()}
+            new = [t for t in turns if t.id not in have]
+            if new:
+                self._insert_turns(summary.id, new)
+                self.Conversation.update(
+                    model=summary.model, system=summary.system, updated=summary.updated
+                ).where(self.Conversation.id == summary.id).execute()
+        return len(new)
+
+    def _insert_turns(self, conversation_id: str, turns: list[TurnRecord]) -> None:
+        for t in turns:
+            row = {k: v for k, v in vars(t).items() if k != "conversation_id"}
+            row["options"] = json.dumps(t.options, sort_keys=True, default=str)
+            self.Response.insert(conversation=conversation_id, **row).execute()
 
     # --- reading --------------------------------------------------------------------------
 
@@ -482,6 +502,7 @@ class Store:
                     s.turns if s else 0,
                     s.tin if s else 0,
                     s.tout if s else 0,
+                    c.title_source,
                 )
             )
         return out
