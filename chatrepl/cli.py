@@ -52,7 +52,8 @@ def chat_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run chatrepl; returns the exit status (0 ok, 1 error, 2 usage, 130 interrupted)."""
+    """Run chatrepl; returns the exit status (0 ok, 1 error, 2 usage, 130 interrupted, 141 the
+    reader of stdout went away)."""
     argv = sys.argv[1:] if argv is None else argv
     from .errors import ChatreplError
 
@@ -81,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`chatrepl -p … | head -1`): stop quietly, as other tools do,
+        # and keep Python from complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def read_stdin() -> str:
