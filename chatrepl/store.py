@@ -537,15 +537,20 @@ class Store:
         c.responses = [Response.from_record(c, t) for t in self.turns(cid, include_undone=True)]
         return c
 
-    def search(self, query: str, n: int = 20) -> list[SearchHit]:
-        """Round trips whose prompt or answer contain every word of ``query``, best first."""
+    def search(
+        self, query: str, n: int = 20, marks: tuple[str, str] = ("[", "]")
+    ) -> list[SearchHit]:
+        """Round trips whose prompt or answer contain every word of ``query``, best first.
+
+        ``marks`` go around each match in the snippets.
+        """
         words = [w for w in query.split() if w.strip('"')]
         if not words:
             return []
         match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
         sql = """
             SELECT r.conversation_id, c.title, r.id, r.started,
-                   snippet(responses_fts, -1, '[', ']', '…', 12)
+                   snippet(responses_fts, -1, ?, ?, '…', 12)
             FROM responses_fts
             JOIN responses r ON r.seq = responses_fts.rowid
             JOIN conversations c ON c.id = r.conversation_id
@@ -553,7 +558,7 @@ class Store:
             ORDER BY bm25(responses_fts), r.seq DESC
             LIMIT ?"""
         with self._errors():
-            rows = self.db.execute_sql(sql, (match, n)).fetchall()
+            rows = self.db.execute_sql(sql, (*marks, match, n)).fetchall()
         return [SearchHit(*row) for row in rows]
 
     def count(self) -> tuple[int, int]:
