@@ -1,0 +1,371 @@
+"""The interactive loop: read a line, run a command or send a message, stream the answer, save.
+
+Synchronous on purpose: ``PromptSession.prompt()`` reads a line; the answer streams in the main
+thread by iterating the ``Response``; Ctrl-C raises KeyboardInterrupt inside that iteration,
+the Response marks itself interrupted and saves what arrived, and the loop goes on.
+
+prompt-toolkit and rich are imported inside functions, so ``import chatrepl`` stays light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ChatreplError, ConfigError, StoreError
+from ..text import make_safe, shorten
+from .commands import dispatch
+from .keys import HOW_TO_LEAVE
+from .toolbar import SHORT_ID, fit, toolbar_text
+
+if TYPE_CHECKING:
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import History
+    from prompt_toolkit.input import Input
+    from prompt_toolkit.output import Output
+    from rich.console import Console
+
+    from ..conversation import Conversation, Response
+    from ..store import ConversationSummary, Store
+
+PROMPT = "> "
+CONTINUATION = "· "
+RECENT = 50  # conversations cached for completing /resume and /delete
+RESUME_TURNS = 3  # turns shown again on /resume and -c
+
+_NOTES = {
+    "interrupted": "interrupted: what arrived is saved (/retry asks again)",
+    "error": "failed",
+}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Chat interactively as ``args`` (-m, -s, -c, -r, --db) say; returns the exit status."""
+    from ..cli import open_conversation
+    from ..config import db_path, ensure_home
+    from ..store import Store
+
+    ensure_home()
+    store = Store(db_path(args.db))
+    conversation = open_conversation(args, store)
+    repl = Repl(store, conversation)
+    repl.welcome()
+    if args.cont and not conversation.responses:
+        repl.say("No saved conversation yet: this is a new one.", "dim")
+    elif conversation.responses:
+        repl.show_resumed()
+    repl.loop()
+    return 0
+
+
+class Repl:
+    """The running session: one live conversation, the store, the screen and the input line.
+
+    Args:
+        store: where conversations are saved.
+        conversation: the conversation to start with.
+        console: the rich console to write to (the terminal by default).
+        input, output: prompt-toolkit's input and output (the terminal by default; tests pass
+            ``create_pipe_input()`` and ``DummyOutput()``).
+        history: the input history (by default the ``history`` file in the home, mode 0600).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        conversation: Conversation,
+        *,
+        console: Console | None = None,
+        input: Input | None = None,  # noqa: A002 - prompt-toolkit's name
+        output: Output | None = None,
+        history: History | None = None,
+    ):
+        self.store = store
+        self.conversation = conversation
+        self.console = console if console is not None else make_console()
+        self.input, self.output = input, output
+        self.history = history
+        self.running = True
+        self.listed: list[str] = []  # ids of the last /list or /search, for /resume N
+        self.recent: list[ConversationSummary] = []  # cached for completion
+        self.toolbar = ""  # cached toolbar text
+        self._models: list[str] | None = None
+        self._session: PromptSession[str] | None = None
+        self.refresh()
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def loop(self) -> None:
+        """Read and handle lines until /exit or Ctrl-D."""
+        while self.running:
+            text = self.read()
+            if text is None:
+                break
+            self.handle(text)
+        if self.conversation.responses:
+            self.say(
+                f"Saved as {self.conversation.id[:SHORT_ID]}: chatrepl -c continues it.", "dim"
+            )
+
+    def read(self) -> str | None:
+        """The next line typed, ``""`` after Ctrl-C on an empty line, ``None`` on Ctrl-D."""
+        try:
+            return self.session.prompt([("class:prompt", PROMPT)])
+        except KeyboardInterrupt:
+            self.say(HOW_TO_LEAVE, "dim")
+            return ""
+        except EOFError:
+            return None
+
+    def handle(self, text: str) -> None:
+        """Run a command or send a message; nothing typed here can end in a traceback."""
+        text = text.strip()
+        if not text:
+            return
+        try:
+            if text.startswith("//"):
+                self.send(text[1:])
+            elif text.startswith("/"):
+                dispatch(self, text)
+            else:
+                self.send(text)
+        except KeyboardInterrupt:
+            self.say("Cancelled.", "dim")
+        except ChatreplError as exc:
+            self.error(str(exc))
+        except Exception as exc:  # a bug: say so in one line, keep the session alive
+            if os.environ.get("CHATREPL_DEBUG"):
+                traceback.print_exc()
+            self.error(
+                f"Something went wrong inside chatrepl ({type(exc).__name__}: {exc}); "
+                "everything saved so far is safe. Please report it."
+            )
+        self.refresh()
+
+    # --- talking to the model -----------------------------------------------------------------
+
+    def send(self, text: str) -> None:
+        """Send ``text`` as the next turn and show the answer as it streams."""
+        self.show(self.conversation.prompt(text))
+
+    def show(self, response: Response) -> None:
+        """Stream ``response`` to the screen; Ctrl-C stops it, keeping what arrived."""
+        from .interrupt import answering
+        from .render import StreamRenderer
+
+        renderer = StreamRenderer(self.console)
+        chunks = iter(response)
+        shown = 0
+        error: str | None = None
+        with answering():
+            try:
+                renderer.start()
+                for chunk in chunks:
+                    renderer.feed(chunk)
+                    shown += len(chunk)
+            except KeyboardInterrupt:
+                response.cancel()
+                chunks.close()  # the Response saves itself as interrupted
+            except ChatreplError as exc:
+                error = str(exc)
+            finally:
+                # What the database holds is what the screen shows, to the last chunk.
+                rest = response.text_so_far[shown:]
+                if rest:
+                    renderer.feed(rest)
+                note = _NOTES.get(response.status) if error is None else None
+                if note and response.status == "interrupted" and not response.text_so_far:
+                    note = "interrupted before the answer began (/retry asks again)"
+                renderer.finish(note=note)
+        if error is not None:
+            self.error(error, hint="/retry tries again")
+        self.console.print()
+        self.refresh()
+
+    # --- switching conversations --------------------------------------------------------------
+
+    def load(self, conversation_id: str) -> Conversation:
+        """A saved conversation; with the current model if its own cannot be used here."""
+        try:
+            return self.store.load(conversation_id)
+        except ConfigError as exc:
+            model = self.conversation.model
+            conversation = self.store.load(conversation_id, model=model)
+            self.error(f"{exc} Continuing with {model.full_name}.")
+            return conversation
+
+    def switch_to(self, conversation: Conversation) -> None:
+        """Make ``conversation`` the live one."""
+        self.conversation = conversation
+        self.refresh()
+
+    def show_resumed(self, n: int = RESUME_TURNS) -> None:
+        """Say which conversation this is and show its last ``n`` turns again."""
+        from .render import render_markdown
+
+        c = self.conversation
+        turns = c.turns
+        self.say(
+            f"Resumed: {_title(c.title)} ({c.id[:SHORT_ID]}, {len(turns)} turn"
+            f"{'s' if len(turns) != 1 else ''}, {c.model.full_name})",
+            "bold",
+        )
+        if c.system:
+            self.say(f"Persona: {make_safe(shorten(c.system, 70))}", "dim")
+        if len(turns) > n:
+            earlier = len(turns) - n
+            self.say(f"… {earlier} earlier turn{'s' if earlier != 1 else ''} not shown", "dim")
+        for turn in turns[-n:] if n else []:
+            self.echo_prompt(turn.prompt)
+            if turn.text_so_far:
+                render_markdown(self.console, turn.text_so_far)
+            if turn.status == "error":
+                self.error(turn.error or "This turn failed.")
+            elif note := _NOTES.get(turn.status):
+                self.say(note.split(":")[0], "dim")
+            self.console.print()
+
+    # --- small services for the commands ------------------------------------------------------
+
+    def say(self, message: str, style: str = "") -> None:
+        """Print one message (never parsed as rich markup)."""
+        from rich.text import Text
+
+        self.console.print(Text(message, style=style))
+
+    def error(self, message: str, hint: str = "") -> None:
+        """Print an error sentence on one line, in red when there is colour."""
+        from rich.text import Text
+
+        line = Text(make_safe(message), style="red")
+        if hint:
+            line.append(f"  {hint}", style="dim")
+        self.console.print(line)
+
+    def echo_prompt(self, text: str) -> None:
+        """Show a message as it looks when typed."""
+        from rich.text import Text
+
+        lines = make_safe(text).split("\n")
+        out = Text(PROMPT, style="bold")
+        out.append(lines[0])
+        for line in lines[1:]:
+            out.append("\n" + CONTINUATION, style="dim")
+            out.append(line)
+        self.console.print(out)
+
+    def confirm(self, question: str) -> bool:
+        """Ask a y/N question; anything but yes (Ctrl-C and Ctrl-D too) is no."""
+        from prompt_toolkit import PromptSession
+
+        session: PromptSession[str] = PromptSession(input=self.input, output=self.output)
+        try:
+            answer = session.prompt(f"{question} [y/N] ")
+        except (KeyboardInterrupt, EOFError):
+            return False
+        return answer.strip().lower() in ("y", "yes")
+
+    def refresh(self) -> None:
+        """Recompute what the toolbar and the completer show; after each turn or command."""
+        with contextlib.suppress(StoreError):  # keep the old list: completion is a nicety
+            self.recent = self.store.recent(RECENT)
+        self.toolbar = toolbar_text(self.conversation)
+
+    def models(self) -> list[str]:
+        """Model names to complete after /model (read once)."""
+        if self._models is None:
+            from ..config import load_config
+            from ..providers.registry import providers
+
+            names = [self.conversation.model.full_name]
+            try:
+                config = load_config()
+                for info in providers(config).values():
+                    names += [f"{info.name}:{m}" for m in info.models]
+                names += list(config.get("aliases", {}))
+            except ChatreplError:
+                pass
+            self._models = list(dict.fromkeys(names))
+        return self._models
+
+    def welcome(self) -> None:
+        """The first line: version, model, where help is."""
+        from .._version import __version__
+
+        self.say(
+            f"chatrepl {__version__} · {self.conversation.model.full_name} · "
+            "/help for commands, Ctrl-D to leave",
+            "dim",
+        )
+
+    # --- prompt-toolkit -----------------------------------------------------------------------
+
+    @property
+    def session(self) -> PromptSession[str]:
+        if self._session is None:
+            self._session = self._make_session()
+        return self._session
+
+    def _make_session(self) -> PromptSession[str]:
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.application import get_app
+        from prompt_toolkit.filters import Condition
+        from prompt_toolkit.styles import Style
+
+        from .commands import COMMANDS
+        from .completion import ChatCompleter
+        from .keys import key_bindings
+
+        def typing_command() -> bool:
+            text = get_app().current_buffer.text
+            return text.startswith("/") and not text.startswith("//") and "\n" not in text
+
+        def toolbar() -> str:
+            return fit(self.toolbar, get_app().output.get_size().columns)
+
+        return PromptSession(
+            multiline=True,
+            key_bindings=key_bindings(),
+            history=self.history if self.history is not None else _file_history(),
+            completer=ChatCompleter(COMMANDS, lambda: self.recent, self.models),
+            complete_while_typing=Condition(typing_command),
+            reserve_space_for_menu=6,
+            bottom_toolbar=toolbar,
+            prompt_continuation=lambda width, line, wrap: CONTINUATION.rjust(width),
+            enable_open_in_editor=True,
+            style=Style.from_dict({"prompt": "bold"}),
+            input=self.input,
+            output=self.output,
+        )
+
+
+def make_console() -> Console:
+    """The console answers are written to: the terminal, colour unless NO_COLOR."""
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _file_history() -> Any:
+    from prompt_toolkit.history import FileHistory
+
+    from ..config import history_path, private_file
+
+    try:
+        return FileHistory(str(private_file(history_path())))
+    except OSError:
+        from prompt_toolkit.history import InMemoryHistory
+
+        print(
+            "chatrepl: cannot write the input history file; history is kept for this run only.",
+            file=sys.stderr,
+        )
+        return InMemoryHistory()
+
+
+def _title(title: str | None) -> str:
+    return make_safe(shorten(title, 60)) if title else "(untitled)"

@@ -1,0 +1,637 @@
+"""The slash-commands: one function each, registered with its argument hint and help text.
+
+A command gets the running :class:`~chatrepl.repl.app.Repl` (console, store, the live
+conversation, the ids last listed) and the rest of its line. :func:`dispatch` parses a line,
+answers an unknown command with a suggestion, and turns every ChatreplError into one line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import ChatreplError, NotFoundError
+from ..text import make_safe, shorten
+from .toolbar import SHORT_ID
+
+if TYPE_CHECKING:
+    from ..store import ConversationSummary
+    from .app import Repl
+
+Handler = Callable[["Repl", str], None]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A slash-command.
+
+    Args:
+        name: what follows the ``/``.
+        func: called with the Repl and the rest of the line (stripped).
+        args: the argument hint shown in /help, e.g. ``[N]``.
+        help: one line for /help and the completion menu.
+        details: the longer text of ``/help NAME`` (the function's docstring).
+        aliases: other names that run it.
+        completes: what Tab offers after it: ``conversation``, ``model``, ``command`` or words.
+    """
+
+    name: str
+    func: Handler
+    args: str
+    help: str
+    details: str
+    aliases: tuple[str, ...] = ()
+    completes: str | tuple[str, ...] = ""
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(
+    name: str,
+    args: str = "",
+    help: str = "",  # noqa: A002 - the natural name
+    aliases: tuple[str, ...] = (),
+    completes: str | tuple[str, ...] = "",
+) -> Callable[[Handler], Handler]:
+    """Register the decorated function as ``/name``."""
+
+    def register(func: Handler) -> Handler:
+        details = inspect.cleandoc(func.__doc__ or "")
+        COMMANDS[name] = Command(name, func, args, help, details, aliases, completes)
+        return func
+
+    return register
+
+
+def lookup(name: str) -> Command | None:
+    """The command called ``name`` (or one of its aliases), ignoring case."""
+    name = name.lower()
+    for cmd in COMMANDS.values():
+        if name == cmd.name or name in cmd.aliases:
+            return cmd
+    return None
+
+
+def names() -> list[str]:
+    """Every name a command answers to."""
+    out = []
+    for cmd in COMMANDS.values():
+        out += [cmd.name, *cmd.aliases]
+    return out
+
+
+def unknown(name: str) -> str:
+    """The one-line answer to ``/name`` that is not a command, with a suggestion if there is one."""
+    shown = make_safe(shorten(name, 30))
+    lowered = name.lower()
+    starting = [n for n in names() if lowered and n.startswith(lowered)]
+    close = difflib.get_close_matches(lowered, names(), n=3, cutoff=0.6)
+    guesses = list(dict.fromkeys(starting + close))[:3]
+    if guesses:
+        options = [f"/{g}" for g in guesses]
+        said = options[0] if len(options) == 1 else ", ".join(options[:-1]) + " or " + options[-1]
+        return f"Unknown command /{shown}: did you mean {said}?"
+    if not name:
+        return "A command goes right after the /: /help lists them."
+    return f"Unknown command /{shown}: see /help (// sends a message that begins with /)."
+
+
+def split(line: str) -> tuple[str, str]:
+    """``"/name  the rest"`` → ``("name", "the rest")``; the rest keeps its inner new lines."""
+    match = re.match(r"/(\S*)\s*(.*)", line.strip(), re.DOTALL)
+    if not match:
+        return "", ""
+    return match.group(1), match.group(2).strip()
+
+
+def dispatch(repl: Repl, line: str) -> None:
+    """Run the command on ``line``; every error a user can cause becomes one line."""
+    name, arg = split(line)
+    cmd = lookup(name)
+    if cmd is None:
+        repl.error(unknown(name))
+        return
+    try:
+        cmd.func(repl, arg)
+    except ChatreplError as exc:
+        repl.error(str(exc))
+    except KeyboardInterrupt:
+        repl.say("Cancelled.", "dim")
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def ago(iso: str, now: datetime | None = None) -> str:
+    """A time as "just now", "5 min ago", "yesterday" … or a date."""
+    try:
+        then = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)
+    seconds = ((now or datetime.now(UTC)) - then).total_seconds()
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    if seconds < 2 * 86400:
+        return "yesterday"
+    if seconds < 7 * 86400:
+        return f"{int(seconds // 86400)} days ago"
+    return then.astimezone().strftime("%Y-%m-%d")
+
+
+def short_ids(ids: list[str], least: int = 8) -> dict[str, str]:
+    """Each id cut to the shortest prefix (at least ``least`` long) that tells it from the rest."""
+    out = {}
+    for i in ids:
+        n = least
+        while n < len(i) and any(o != i and o[:n] == i[:n] for o in ids):
+            n += 1
+        out[i] = i[:n]
+    return out
+
+
+def title_of(title: str | None, width: int = 60) -> str:
+    """A title safe to show on one line."""
+    return make_safe(shorten(title, width)) if title else "(untitled)"
+
+
+def _count(arg: str, default: int, what: str) -> int:
+    if not arg:
+        return default
+    try:
+        n = int(arg)
+    except ValueError:
+        raise ChatreplError(f"'{make_safe(shorten(arg, 20))}' is not a number: {what}.") from None
+    if n < 1:
+        raise ChatreplError(f"Give a number of 1 or more: {what}.")
+    return n
+
+
+def pick(repl: Repl, arg: str) -> str:
+    """The full id ``arg`` names: a number from the last list, ``last``, a ULID or a prefix."""
+    arg = arg.strip()
+    if arg.lower() == "last":
+        for s in repl.store.recent(2):
+            if s.id != repl.conversation.id:
+                return s.id
+        raise NotFoundError("There is no other saved conversation yet.")
+    if arg.isdigit() and len(arg) <= 3:  # a ULID prefix this short would match everything
+        n = int(arg)
+        listed = repl.listed or [s.id for s in repl.store.recent(max(n, 20))]
+        if not 1 <= n <= len(listed):
+            raise NotFoundError(
+                f"There is no number {n} in the list ({len(listed)} shown): see /list."
+            )
+        return listed[n - 1]
+    return repl.store.resolve(arg)
+
+
+def _persona_line(system: str | None) -> str:
+    return make_safe(shorten(system, 60)) if system else "none"
+
+
+# --- the commands -----------------------------------------------------------------------------
+
+
+@command("help", "[CMD]", "the commands and keys, or one command in detail", completes="command")
+def cmd_help(repl: Repl, arg: str) -> None:
+    """Without CMD: every command and key. With CMD (e.g. `/help resume`): that command in detail."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from .keys import KEYS
+
+    if arg:
+        cmd = lookup(arg.lstrip("/"))
+        if cmd is None:
+            repl.error(unknown(arg.lstrip("/")))
+            return
+        usage = "/" + cmd.name + (f" {cmd.args}" if cmd.args else "")
+        if cmd.aliases:
+            usage += "   (also " + ", ".join("/" + a for a in cmd.aliases) + ")"
+        repl.console.print(Text(usage, style="bold"))
+        repl.console.print(Text(cmd.details or cmd.help))
+        return
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for cmd in COMMANDS.values():
+        usage = ", ".join("/" + n for n in (cmd.name, *cmd.aliases))
+        if cmd.args:
+            usage += " " + cmd.args
+        table.add_row(Text(usage), Text(cmd.help))
+    repl.console.print(table)
+    repl.console.print()
+    keys = Table.grid(padding=(0, 2))
+    keys.add_column(style="bold", no_wrap=True)
+    keys.add_column()
+    for key, what in KEYS:
+        keys.add_row(Text(key), Text(what))
+    repl.console.print(keys)
+    repl.say("/help CMD tells more about one command.", "dim")
+
+
+@command("new", "", "start a new conversation (this one stays saved)")
+def cmd_new(repl: Repl, arg: str) -> None:
+    """Start a new conversation with the same model and persona; the current one stays saved and
+    `/resume last` brings it back. Use `/system --clear` for a fresh start without the persona."""
+    from ..conversation import Conversation
+
+    old = repl.conversation
+    repl.switch_to(Conversation(old.model, system=old.system, store=repl.store))
+    said = f"New conversation with {old.model.full_name}"
+    if old.system:
+        said += f", persona: {_persona_line(old.system)}"
+    if old.turns:
+        said += ". The previous one is saved: /resume last brings it back"
+    repl.say(said + ".")
+
+
+@command("list", "[N]", "recent conversations, numbered for /resume")
+def cmd_list(repl: Repl, arg: str) -> None:
+    """The N (default 20) most recently active conversations: number, id, title, model, turns and
+    when it was last active. `/resume N` continues the one numbered N."""
+    n = _count(arg, 20, "/list N shows the N most recent conversations")
+    rows = repl.store.recent(n)
+    if not rows:
+        repl.say("No saved conversations yet: say something to start one.")
+        return
+    show_table(repl, rows)
+    repl.say("/resume N continues one; /resume ID takes an id or a prefix.", "dim")
+
+
+def show_table(repl: Repl, rows: list[ConversationSummary]) -> None:
+    """Print ``rows`` numbered, and remember their ids for ``/resume N``."""
+    from rich.table import Table
+    from rich.text import Text
+
+    repl.listed = [r.id for r in rows]
+    short = short_ids(repl.listed)
+    table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
+    table.add_column("#", justify="right")
+    table.add_column("id", no_wrap=True)
+    table.add_column("title", overflow="ellipsis", no_wrap=True, ratio=1)
+    table.add_column("model", overflow="ellipsis", no_wrap=True)
+    table.add_column("turns", justify="right")
+    table.add_column("last active", no_wrap=True)
+    for i, r in enumerate(rows, 1):
+        current = r.id == repl.conversation.id
+        table.add_row(
+            str(i),
+            short[r.id],
+            Text(title_of(r.title) + (" (current)" if current else "")),
+            Text(r.model),
+            str(r.turns),
+            ago(r.updated),
+            style="bold" if current else None,
+        )
+    repl.console.print(table)
+
+
+@command(
+    "resume",
+    "ID",
+    "continue a saved conversation: N from /list, an id or prefix, or last",
+    completes="conversation",
+)
+def cmd_resume(repl: Repl, arg: str) -> None:
+    """Continue a saved conversation. ID is the number shown by the last `/list` (or `/search`),
+    a ULID or a unique prefix of one (any case), or `last` for the most recent other
+    conversation. The last few turns are shown again, and the conversation goes on with its
+    own model and persona. Tab completes ids and titles."""
+    if not arg:
+        rows = repl.store.recent(10)
+        if not rows:
+            repl.say("No saved conversations yet.")
+            return
+        show_table(repl, rows)
+        repl.say("Which one? /resume N, an id or a prefix, or last.", "dim")
+        return
+    cid = pick(repl, arg)
+    if cid == repl.conversation.id:
+        repl.say("That is the current conversation.")
+        return
+    repl.switch_to(repl.load(cid))
+    repl.show_resumed()
+
+
+@command("title", "[TEXT]", "set the title; without TEXT the model proposes one")
+def cmd_title(repl: Repl, arg: str) -> None:
+    """Set the conversation's title to TEXT. Without TEXT, the model reads the conversation and
+    proposes a title, which is set. A title you set is never replaced automatically."""
+    c = repl.conversation
+    if arg:
+        title = shorten(arg, 200)
+        c.set_title(title, "user")
+        note = "" if c.turns else " (saved with the first message)"
+        repl.say(f"Title: {title_of(title, 80)}{note}")
+        repl.refresh()
+        return
+    if not c.turns:
+        repl.say("Nothing to name yet: chat first, or give the title: /title TEXT.")
+        return
+    with repl.console.status("asking the model for a title…", spinner="dots"):
+        title = c.propose_title()
+    if not title:
+        repl.error("The model proposed no title: give one with /title TEXT.")
+        return
+    c.set_title(title, "model")
+    repl.say(f"Title: {title_of(title, 80)}")
+    repl.refresh()
+
+
+@command(
+    "system",
+    "[TEXT | --clear]",
+    "set the persona from the next turn on; show it; clear it",
+    completes=("--clear",),
+)
+def cmd_system(repl: Repl, arg: str) -> None:
+    """`/system TEXT` makes TEXT the persona (system prompt), sent with every turn from the next
+    one on; earlier turns keep the persona they were sent with. `/system` alone shows the
+    persona, `/system --clear` removes it. Esc-Enter adds lines to a long persona."""
+    c = repl.conversation
+    if not arg:
+        if c.system:
+            repl.say("Persona:", "bold")
+            repl.say(make_safe(c.system))
+        else:
+            repl.say("No persona: /system TEXT sets one.")
+        return
+    if arg == "--clear":
+        c.set_system(None)
+        repl.say("Persona cleared from the next turn on.")
+    else:
+        c.set_system(arg)
+        repl.say(f"Persona set from the next turn on: {_persona_line(arg)}")
+    repl.refresh()
+
+
+@command(
+    "model",
+    "[NAME]",
+    "switch model from the next turn on; without NAME list them",
+    completes="model",
+)
+def cmd_model(repl: Repl, arg: str) -> None:
+    """`/model NAME` answers with NAME (`provider:model` or an alias) from the next turn on; the
+    history stays and each turn remembers its model. `/model` alone lists the providers and
+    models chatrepl knows of. The openai, anthropic and ollama providers take any model name."""
+    from rich.text import Text
+
+    c = repl.conversation
+    if arg:
+        from ..providers.registry import get_model
+
+        model = get_model(arg)
+        c.set_model(model)
+        repl.say(f"Model: {model.full_name} from the next turn on.")
+        repl.refresh()
+        return
+    from ..providers.registry import providers
+
+    repl.say(f"Now: {c.model.full_name}", "bold")
+    for info in providers().values():
+        line = Text(f"  {info.name:<10} ")
+        if info.usable:
+            line.append(", ".join(info.models) or "(any model name)")
+        else:
+            env = info.settings.get("api_key_env")
+            line.append("needs a key" + (f": set {env}" if env else ""), style="dim")
+        repl.console.print(line)
+    repl.say("/model provider:name switches; Tab completes.", "dim")
+
+
+@command("retry", "", "ask the last prompt again (the old answer is set aside)")
+def cmd_retry(repl: Repl, arg: str) -> None:
+    """Send the last prompt again, with the current model and persona. The previous answer is
+    taken back (it stays in the database, marked undone) and the new one takes its place."""
+    last = repl.conversation.turns[-1] if repl.conversation.turns else None
+    if last is None:
+        repl.say("Nothing to retry yet.")
+        return
+    repl.say(f"Retrying: {make_safe(shorten(last.prompt, 70))}", "dim")
+    response = repl.conversation.retry()
+    if response is not None:
+        repl.show(response)
+
+
+@command("undo", "", "take back the last turn")
+def cmd_undo(repl: Repl, arg: str) -> None:
+    """Take back the last turn: it is no longer sent to the model (it stays in the database,
+    marked undone). Repeat to go further back."""
+    last = repl.conversation.undo()
+    if last is None:
+        repl.say("Nothing to undo.")
+        return
+    repl.say(f"Took back: {make_safe(shorten(last.prompt, 70))}")
+    left = len(repl.conversation.turns)
+    repl.say(f"{left} turn{'s' if left != 1 else ''} left.", "dim")
+    repl.refresh()
+
+
+@command("edit", "[TEXT]", "write the next message in $VISUAL / $EDITOR")
+def cmd_edit(repl: Repl, arg: str) -> None:
+    """Open $VISUAL (else $EDITOR, else editor, nano or vi) on a private temporary file, starting
+    with TEXT if given. When you save and quit, what you wrote is sent; an empty file sends
+    nothing."""
+    from .editor import edit
+
+    text = edit(arg + "\n" if arg else "").strip()
+    if not text:
+        repl.say("Nothing written: nothing sent.")
+        return
+    repl.echo_prompt(text)
+    repl.send(text)
+
+
+@command("copy", "[code]", "copy the last answer (or its last code block)", completes=("code",))
+def cmd_copy(repl: Repl, arg: str) -> None:
+    """Copy the last answer to the clipboard, through wl-copy, xclip, xsel or pbcopy when one is
+    there, else with the terminal's OSC 52 sequence. `/copy code` copies the last fenced code
+    block of the answer instead."""
+    from .clipboard import copy
+
+    turns = [t for t in repl.conversation.turns if t.text_so_far]
+    if not turns:
+        repl.say("No answer to copy yet.")
+        return
+    text = turns[-1].text_so_far
+    what = "the last answer"
+    if arg:
+        if arg.lower() != "code":
+            raise ChatreplError("/copy takes nothing, or `code` for the last code block.")
+        blocks = re.findall(r"^ *(```|~~~)[^\n]*\n(.*?)^ *\1", text, re.MULTILINE | re.DOTALL)
+        if not blocks:
+            repl.say("The last answer has no code block.")
+            return
+        text, what = blocks[-1][1], "the last code block"
+    how = copy(text, out=repl.console.file)
+    if how == "OSC 52":
+        repl.say(f"Sent {what} to the terminal's clipboard (OSC 52; some terminals ignore it).")
+    else:
+        repl.say(f"Copied {what} ({len(text):,} characters) with {how}.")
+
+
+@command("export", "[FILE]", "write the conversation as Markdown")
+def cmd_export(repl: Repl, arg: str) -> None:
+    """Write the conversation as a Markdown file (mode 0600): to FILE, or to TITLE-ID.md in the
+    current folder. Undone turns are left out; interrupted and failed ones are marked."""
+    from ..config import private_file
+    from ..export import to_markdown
+
+    c = repl.conversation
+    if not c.responses:
+        repl.say("Nothing to export yet: this conversation has no turns.")
+        return
+    if arg:
+        path = Path(arg).expanduser()
+    else:
+        slug = re.sub(r"[^a-z0-9]+", "-", (c.title or "").lower()).strip("-")[:40]
+        path = Path(f"{slug or 'conversation'}-{c.id[:SHORT_ID].lower()}.md")
+    if path.is_dir():
+        raise ChatreplError(f"{path} is a folder: give a file name.")
+    if path.exists() and not repl.confirm(f"{path} exists. Overwrite it?"):
+        repl.say("Not exported.")
+        return
+    text = to_markdown(repl.store.summary(c.id), repl.store.turns(c.id))
+    try:
+        private_file(path)
+        path.write_text(text, "utf-8")
+    except OSError as exc:
+        raise ChatreplError(f"Cannot write {path}: {exc.strerror}.") from exc
+    repl.say(f"Exported {len(c.turns)} turns to {path}")
+
+
+@command("search", "QUERY", "search every conversation; numbered for /resume")
+def cmd_search(repl: Repl, arg: str) -> None:
+    """Full-text search over the prompts and answers of every conversation. Each hit shows its
+    conversation's id and title and a snippet; `/resume N` continues the conversation of
+    hit N."""
+    from rich.text import Text
+
+    if not arg:
+        repl.say("Search for what? /search WORDS")
+        return
+    hits = repl.store.search(arg, 20)
+    if not hits:
+        repl.say(f"Nothing found for {make_safe(shorten(arg, 40))}.")
+        return
+    repl.listed = [h.conversation_id for h in hits]
+    short = short_ids(list(dict.fromkeys(repl.listed)))
+    for i, hit in enumerate(hits, 1):
+        line = Text(f"{i:>3}  ")
+        line.append(short[hit.conversation_id], style="bold")
+        line.append(f"  {title_of(hit.title, 50)}  ")
+        line.append(ago(hit.started), style="dim")
+        repl.console.print(line)
+        repl.console.print(_snippet(hit.snippet))
+    repl.say("/resume N continues the conversation of hit N.", "dim")
+
+
+def _snippet(snippet: str) -> object:
+    from rich.text import Text
+
+    out = Text("     ")
+    for i, part in enumerate(re.split(r"[\[\]]", make_safe(" ".join(snippet.split())))):
+        out.append(part, style="bold yellow" if i % 2 else "")
+    return out
+
+
+@command(
+    "delete",
+    "[ID]",
+    "delete a conversation (this one by default), after asking",
+    completes="conversation",
+)
+def cmd_delete(repl: Repl, arg: str) -> None:
+    """Delete a conversation and all its turns for good, after a y/N question. ID is as for
+    /resume; without ID, the current conversation (and a new one starts)."""
+    if arg:
+        cid = pick(repl, arg)
+    else:
+        if not repl.conversation.responses:
+            repl.say("This conversation is not saved yet: nothing to delete.")
+            return
+        cid = repl.conversation.id
+    s = repl.store.summary(cid)
+    question = f"Delete {title_of(s.title, 50)} ({s.id[:SHORT_ID]}, {s.turns} turns) for good?"
+    if not repl.confirm(question):
+        repl.say("Kept.")
+        return
+    repl.store.delete(cid)
+    repl.listed = [i for i in repl.listed if i != cid]
+    repl.say(f"Deleted {title_of(s.title, 50)}.")
+    if cid == repl.conversation.id:
+        from ..conversation import Conversation
+
+        old = repl.conversation
+        repl.switch_to(Conversation(old.model, system=old.system, store=repl.store))
+        repl.say("A new conversation starts.", "dim")
+    else:
+        repl.refresh()
+
+
+@command("info", "", "id, title, model, persona, turns and tokens")
+def cmd_info(repl: Repl, arg: str) -> None:
+    """Everything about the current conversation: id, title (and who chose it), model, persona,
+    turns, tokens, when it started, and the database it is saved in."""
+    from rich.table import Table
+    from rich.text import Text
+
+    c = repl.conversation
+    turns = c.turns
+    statuses = [t.status for t in turns]
+    detail = ", ".join(
+        f"{statuses.count(s)} {s}" for s in ("interrupted", "error") if statuses.count(s)
+    )
+    usage = c.tokens
+    source = {
+        "user": "set by you",
+        "model": "proposed by the model",
+        "prompt": "from the first prompt",
+    }
+    title = title_of(c.title, 80)
+    if c.title and c.title_source in source:
+        title += f" ({source[c.title_source]})"
+    rows = [
+        ("id", c.id + ("" if c.responses else " (not saved until the first message)")),
+        ("title", title),
+        ("model", c.model.full_name),
+        ("persona", make_safe(c.system) if c.system else "none"),
+        ("turns", f"{len(turns)}" + (f" ({detail})" if detail else "")),
+        ("tokens", f"{usage.input_tokens or 0:,} in, {usage.output_tokens or 0:,} out"),
+        ("started", _local(c.created)),
+        ("database", str(repl.store.path)),
+    ]
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, Text(value))
+    repl.console.print(table)
+
+
+def _local(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+@command("exit", "", "leave (Ctrl-D too); everything is saved", aliases=("quit",))
+def cmd_exit(repl: Repl, arg: str) -> None:
+    """Leave chatrepl. Everything is already saved: `chatrepl -c` continues where you left."""
+    repl.running = False

@@ -1,0 +1,86 @@
+"""The keys of the input line: Enter sends, Esc-Enter adds a line, Ctrl-C clears."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prompt_toolkit.key_binding import KeyBindings
+
+#: What each key does, for /help and the README.
+KEYS: tuple[tuple[str, str], ...] = (
+    ("Enter", "send the message (or run the command)"),
+    ("Esc Enter, Alt-Enter", "add a new line; a multi-line paste stays one message"),
+    ("Ctrl-C", "clear the line; while an answer streams, stop it (what arrived is kept)"),
+    ("Ctrl-D", "leave (on an empty line)"),
+    ("Tab", "complete commands, conversation ids and titles, model names"),
+    ("Up, Down", "earlier messages (history is kept across runs); Ctrl-R searches it"),
+    ("Ctrl-X Ctrl-E", "edit the line in $VISUAL / $EDITOR"),
+    ("//text", "send a message that begins with /"),
+)
+
+#: Shown when Ctrl-C is pressed on an empty line.
+HOW_TO_LEAVE = "(Ctrl-D or /exit leaves.)"
+
+
+def key_bindings() -> KeyBindings:
+    """Bindings over prompt-toolkit's defaults (the session is multi-line, so Enter is ours)."""
+    from prompt_toolkit.key_binding import KeyBindings
+
+    kb = KeyBindings()
+
+    # Enter and Esc-Enter carry the same (empty) filter: neither can shadow the other.
+    @kb.add("enter")
+    @kb.add("c-j")  # some terminals send LF for Enter
+    def _send(event) -> None:  # noqa: ANN001 - prompt-toolkit's KeyPressEvent
+        event.current_buffer.validate_and_handle()
+
+    @kb.add("escape", "enter")
+    def _newline(event) -> None:  # noqa: ANN001
+        event.current_buffer.insert_text("\n")
+
+    @kb.add("tab")
+    def _complete(event) -> None:  # noqa: ANN001
+        complete(event.current_buffer)
+
+    @kb.add("c-c")
+    def _clear(event) -> None:  # noqa: ANN001
+        buffer = event.current_buffer
+        if buffer.text:
+            buffer.reset()
+        else:
+            event.app.exit(exception=KeyboardInterrupt, style="class:aborting")
+
+    return kb
+
+
+def complete(buffer) -> None:  # noqa: ANN001 - prompt-toolkit's Buffer
+    """Tab as in a shell: one candidate is inserted, several insert what they share and show.
+
+    Completions are computed here, synchronously, rather than by prompt-toolkit's background
+    completion, which a fast typist's Tab could race (and lose) against complete-while-typing.
+    """
+    from prompt_toolkit.completion import CompleteEvent, get_common_complete_suffix
+
+    state = buffer.complete_state
+    if state is not None and state.completions:
+        if len(state.completions) == 1:
+            buffer.apply_completion(state.completions[0])
+        else:
+            buffer.complete_next()
+        return
+    if buffer.completer is None:
+        return
+    event = CompleteEvent(completion_requested=True)
+    completions = list(buffer.completer.get_completions(buffer.document, event))
+    if not completions:
+        if not buffer.text.startswith("/"):
+            buffer.insert_text("\t")
+        return
+    if len(completions) == 1:
+        buffer.apply_completion(completions[0])
+        return
+    if common := get_common_complete_suffix(buffer.document, completions):
+        buffer.insert_text(common, fire_event=False)
+        completions = list(buffer.completer.get_completions(buffer.document, event))
+    buffer.set_completions(completions)
