@@ -11,6 +11,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from .conversation import Conversation
+    from .repl.render import StreamRenderer
     from .store import Store
 
 #: Sub-commands, each implemented in chatrepl.manage.
@@ -126,31 +127,58 @@ def open_conversation(args: argparse.Namespace, store: Store) -> Conversation:
 
 
 def one_shot(args: argparse.Namespace, prompt: str) -> int:
-    """Answer ``prompt`` on stdout as it streams, save the round trip, and exit."""
+    """Answer ``prompt`` as it streams, save the round trip, and exit.
+
+    A terminal gets the answer rendered as Markdown; a pipe or a file gets the text as sent.
+    """
     from .config import db_path, ensure_home
     from .errors import ChatreplError
     from .store import Store
-    from .text import make_safe
 
     if not (args.db or os.environ.get("CHATREPL_DB")):
         ensure_home()
     store = Store(db_path(args.db))
     conversation = open_conversation(args, store)
     response = conversation.prompt(prompt)
-    out = sys.stdout
+    show: StreamRenderer | PipeWriter = terminal_renderer() if sys.stdout.isatty() else PipeWriter()
     try:
         for chunk in response:
-            out.write(make_safe(chunk) if out.isatty() else chunk)
-            out.flush()
+            show.feed(chunk)
     except ChatreplError as exc:
-        if response.text_so_far:
-            out.write("\n")
+        show.finish()
         print(f"chatrepl: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        out.write("\n")
+        show.finish(note="interrupted")
         print("chatrepl: interrupted; the partial answer was saved.", file=sys.stderr)
         return 130
-    if not response.text_so_far.endswith("\n"):
-        out.write("\n")
+    show.finish()
     return 0
+
+
+class PipeWriter:
+    """The answer written to stdout as it arrives, exactly as sent, ending with a newline."""
+
+    def __init__(self) -> None:
+        self.last = "\n"
+
+    def feed(self, chunk: str) -> None:
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+        self.last = chunk[-1:] or self.last
+
+    def finish(self, note: str | None = None) -> None:
+        if self.last != "\n":
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+
+def terminal_renderer() -> StreamRenderer:
+    """The streaming Markdown display on the terminal, already showing its spinner."""
+    from rich.console import Console
+
+    from .repl.render import StreamRenderer
+
+    renderer = StreamRenderer(Console(highlight=False))
+    renderer.start()
+    return renderer
