@@ -1,0 +1,501 @@
+"""Conversations from the ``llm`` tool's ``logs.db`` (simonw/llm), read without writing to it.
+
+llm has logged in two layouts, and a database that lived through an upgrade holds both:
+
+- up to llm 0.31: ``conversations`` (id, name, model) and ``responses`` (one row per prompt:
+  prompt, system, response, options_json, tokens, datetime_utc, duration_ms, with fragments
+  in ``prompt_fragments`` / ``system_fragments``);
+- from llm 0.32: ``threads`` (a conversation), ``turns`` (one model call) and a
+  content-addressed tree of ``messages`` and their ``parts``: a turn's input is the chain
+  ending at ``parent_message_hash``, its output the messages after that up to
+  ``tip_message_hash``. Text that borrows a fragment is stored as a ``text_ref`` list.
+
+A thread continued after the upgrade keeps the id of its legacy conversation, so both are
+merged by id; a legacy response that was also logged as a turn (same id) is read once.
+
+How llm's history becomes chatrepl's:
+
+- ids stay (upper-cased) where they are ULIDs; others get a ULID derived from the id and
+  the time, the same on every run, so importing twice imports nothing twice;
+- a turn's persona is the system prompt it was sent with: for the new layout the last
+  system message of its chain; for the old one its own ``system``, else the persona of
+  the turn before (llm's OpenAI models send an earlier system prompt again with ``-c``);
+- fragments are put back into the prompt and persona, as the model saw them;
+- a turn without prompt text (a step of a tool chain) is folded into the turn before;
+- llm's model ids become ``provider:model`` (see :func:`model_name`);
+- llm logs only answers that completed, so every turn is ``complete``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import ChatreplError
+from ..store import ConversationSummary, TurnRecord
+
+_OPENAI = re.compile(r"^(gpt-|chatgpt-|o\d|text-|davinci|babbage|ft:)")
+
+
+@dataclass
+class _Turn:
+    """One round trip as read from llm, before it becomes a TurnRecord."""
+
+    id: str
+    model: str
+    prompt: str
+    system: str | None
+    response: str
+    options: dict[str, Any]
+    input_tokens: int | None
+    output_tokens: int | None
+    started: str
+    duration_ms: int | None
+    legacy: bool = False
+    undone: bool = False
+
+
+@dataclass
+class _Conversation:
+    llm_id: str
+    names: list[str] = field(default_factory=list)  # best first
+    turns: list[_Turn] = field(default_factory=list)
+
+
+def read_conversations(
+    path: Path, known_providers: Iterable[str] | None = None
+) -> list[tuple[ConversationSummary, list[TurnRecord]]]:
+    """Every conversation in llm's database at ``path``, oldest first.
+
+    Args:
+        path: llm's ``logs.db``.
+        known_providers: provider names that model ids like ``name/model`` may start with
+            (default: the providers chatrepl knows, from config.toml too).
+
+    Raises:
+        ChatreplError: the file is missing, not SQLite, or not llm's.
+    """
+    if known_providers is None:
+        from ..providers.registry import providers
+
+        known_providers = providers().keys()
+    known = set(known_providers)
+    con = connect_read_only(path)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "responses" not in tables and "turns" not in tables:
+            raise ChatreplError(
+                f"{path} is an SQLite database but not llm's logs (it has no responses or "
+                "turns table)."
+            )
+        conversations: dict[str, _Conversation] = {}
+        turn_ids: set[str] = set()
+        if {"turns", "threads", "messages", "parts"} <= tables:
+            turn_ids = _read_current(con, tables, conversations)
+        if "responses" in tables:
+            _read_legacy(con, tables, conversations, turn_ids)
+    except sqlite3.DatabaseError as exc:
+        raise ChatreplError(f"Cannot read the llm database {path}: {exc}.") from exc
+    finally:
+        con.close()
+    out = [_finish(c, known) for c in conversations.values() if c.turns]
+    out.sort(key=lambda pair: (pair[0].created, pair[0].id))
+    return out
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the SQLite file ``path`` (which must exist)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ChatreplError(
+            f"There is no llm database at {path}: give the path of llm's logs.db "
+            "(`llm logs path` prints it)."
+        )
+    uri = path.resolve().as_uri()
+    try:
+        con = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=10)
+        con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        # A WAL database in a folder we may not write to: read it as it is on disk.
+        con = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=10)
+    try:
+        con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        con.close()
+        raise ChatreplError(f"{path} is not an SQLite database ({exc}).") from exc
+    con.row_factory = sqlite3.Row
+    return con
+
+
+def _columns(con: sqlite3.Connection, table: str) -> set[str]:
+    return {r[1] for r in con.execute(f'PRAGMA table_info("{table}")')}
+
+
+def _select(con: sqlite3.Connection, table: str, wanted: Iterable[str]) -> str:
+    """``col, ...`` with NULL for the columns an older llm did not have yet."""
+    have = _columns(con, table)
+    return ", ".join(f'"{c}"' if c in have else f'NULL AS "{c}"' for c in wanted)
+
+
+# --- llm up to 0.31: conversations and responses ------------------------------------------------
+
+
+def _read_legacy(
+    con: sqlite3.Connection,
+    tables: set[str],
+    conversations: dict[str, _Conversation],
+    skip: set[str],
+) -> None:
+    names: dict[str, str] = {}
+    if "conversations" in tables:
+        for row in con.execute("SELECT id, name FROM conversations"):
+            if row["name"]:
+                names[str(row["id"])] = row["name"]
+    fragments = _legacy_fragments(con, tables)
+    wanted = (
+        "id",
+        "model",
+        "prompt",
+        "system",
+        "options_json",
+        "response",
+        "conversation_id",
+        "duration_ms",
+        "datetime_utc",
+        "input_tokens",
+        "output_tokens",
+    )
+    sql = f"SELECT {_select(con, 'responses', wanted)} FROM responses ORDER BY rowid"
+    for row in con.execute(sql):
+        rid = str(row["id"])
+        if rid in skip:  # also logged as a turn by a newer llm: read there
+            continue
+        prompt_bits = [*fragments.get(("prompt", rid), []), row["prompt"] or ""]
+        prompt = "\n".join(b for b in prompt_bits if b)
+        system_bits = [*fragments.get(("system", rid), []), row["system"] or ""]
+        system = "\n\n".join(b.strip() for b in system_bits if b and b.strip()) or None
+        cid = str(row["conversation_id"]) if row["conversation_id"] else f"response:{rid}"
+        c = conversations.setdefault(cid, _Conversation(cid))
+        if cid in names and names[cid] not in c.names:
+            c.names.insert(0, names[cid])  # the legacy name is the original one
+        c.turns.append(
+            _Turn(
+                id=rid,
+                model=row["model"] or "",
+                prompt=prompt,
+                system=system,
+                response=row["response"] or "",
+                options=_options(row["options_json"]),
+                input_tokens=row["input_tokens"],
+                output_tokens=row["output_tokens"],
+                started=row["datetime_utc"] or "",
+                duration_ms=row["duration_ms"],
+                legacy=True,
+            )
+        )
+
+
+def _legacy_fragments(
+    con: sqlite3.Connection, tables: set[str]
+) -> dict[tuple[str, str], list[str]]:
+    out: dict[tuple[str, str], list[str]] = {}
+    if "fragments" not in tables:
+        return out
+    for kind in ("prompt", "system"):
+        table = f"{kind}_fragments"
+        if table not in tables:
+            continue
+        sql = f"""SELECT l.response_id, f.content FROM "{table}" l
+                  JOIN fragments f ON f.id = l.fragment_id ORDER BY l.response_id, l."order\""""
+        for row in con.execute(sql):
+            out.setdefault((kind, str(row[0])), []).append(row[1] or "")
+    return out
+
+
+# --- llm from 0.32: threads, turns, messages, parts ---------------------------------------------
+
+
+def _read_current(
+    con: sqlite3.Connection, tables: set[str], conversations: dict[str, _Conversation]
+) -> set[str]:
+    """Read every thread into ``conversations``; returns the ids of all turns."""
+    parents: dict[str, str | None] = {}
+    roles: dict[str, str] = {}
+    for row in con.execute("SELECT hash, parent_hash, role FROM messages"):
+        parents[row[0]] = row[1]
+        roles[row[0]] = row[2]
+    texts = _message_texts(con, tables)
+
+    persona_memo: dict[str | None, str | None] = {None: None}
+
+    def persona_at(h: str | None) -> str | None:
+        """The last system message on the chain ending at ``h``."""
+        path = []
+        while h not in persona_memo and h in parents:
+            path.append(h)
+            if roles.get(h) == "system":
+                break
+            h = parents[h]
+        found = persona_memo.get(h) if h in persona_memo else None
+        for node in reversed(path):
+            if roles.get(node) == "system":
+                found = texts.get(node, "") or None
+            persona_memo[node] = found
+        return found
+
+    def chain(tip: str | None) -> list[str]:
+        out, seen = [], set()
+        while tip is not None and tip in parents and tip not in seen:
+            seen.add(tip)
+            out.append(tip)
+            tip = parents[tip]
+        return out[::-1]
+
+    threads = {
+        row["id"]: row
+        for row in con.execute(
+            f"SELECT {_select(con, 'threads', ('id', 'name', 'tip_message_hash', 'forked_from'))}"
+            " FROM threads"
+        )
+    }
+    wanted = (
+        "id",
+        "thread_id",
+        "parent_message_hash",
+        "tip_message_hash",
+        "model",
+        "options_json",
+        "input_tokens",
+        "output_tokens",
+        "duration_ms",
+        "datetime_utc",
+    )
+    rows = list(
+        con.execute(f"SELECT {_select(con, 'turns', wanted)} FROM turns ORDER BY datetime_utc, id")
+    )
+    turns: dict[str, _Turn] = {}
+    for row in rows:
+        parent, tip = row["parent_message_hash"], row["tip_message_hash"]
+        prompt_bits: list[str] = []
+        h = parent
+        while h is not None and h in parents and roles.get(h) not in ("assistant", "system"):
+            if roles.get(h) == "user" and texts.get(h):
+                prompt_bits.append(texts[h])
+            h = parents[h]
+        answer_bits: list[str] = []
+        h, seen = tip, set()
+        while h is not None and h != parent and h in parents and h not in seen:
+            seen.add(h)
+            if roles.get(h) == "assistant" and texts.get(h):
+                answer_bits.append(texts[h])
+            h = parents[h]
+        turns[row["id"]] = _Turn(
+            id=row["id"],
+            model=row["model"] or "",
+            prompt="\n\n".join(reversed(prompt_bits)),
+            system=persona_at(parent),
+            response="".join(reversed(answer_bits)),
+            options=_options(row["options_json"]),
+            input_tokens=row["input_tokens"],
+            output_tokens=row["output_tokens"],
+            started=row["datetime_utc"] or "",
+            duration_ms=row["duration_ms"],
+        )
+    tips = {row["id"]: row["tip_message_hash"] for row in rows}
+    by_thread: dict[str, list[_Turn]] = {}
+    for row in rows:
+        by_thread.setdefault(row["thread_id"], []).append(turns[row["id"]])
+    for tid, thread in threads.items():
+        on_chain = set(chain(thread["tip_message_hash"]))
+        own = by_thread.get(tid, [])
+        c = conversations.setdefault(tid, _Conversation(tid))
+        if thread["name"]:
+            c.names.append(thread["name"])
+        inherited: list[_Turn] = []
+        ancestor, seen = thread["forked_from"], {tid}
+        while ancestor and ancestor in threads and ancestor not in seen:
+            # A fork shares its start with the thread it came from: copy those turns in.
+            seen.add(ancestor)
+            for row in rows:
+                if row["thread_id"] == ancestor and row["tip_message_hash"] in on_chain:
+                    t = turns[row["id"]]
+                    inherited.append(_Turn(**{**vars(t), "id": f"fork:{tid}:{t.id}"}))
+            ancestor = threads[ancestor]["forked_from"]
+        for t in own:
+            if thread["tip_message_hash"] and tips[t.id] not in on_chain:
+                t.undone = True  # no longer on the thread's history
+        c.turns.extend(inherited + own)
+    return set(turns)
+
+
+def _message_texts(con: sqlite3.Connection, tables: set[str]) -> dict[str, str]:
+    """The text of every message: its text parts joined, fragment references resolved."""
+    fragments: dict[int, str] = {}
+    if "fragments" in tables:
+        fragments = {r[0]: r[1] or "" for r in con.execute("SELECT id, content FROM fragments")}
+    texts: dict[str, list[str]] = {}
+    sql = """SELECT message_hash, text, payload FROM parts WHERE type = 'text'
+             ORDER BY message_hash, position"""
+    for h, text, payload in con.execute(sql):
+        if text is None and payload:
+            try:
+                refs = json.loads(payload).get("text_ref") or []
+            except (ValueError, AttributeError):
+                refs = []
+            text = "".join(
+                r.get("literal", "") if "literal" in r else fragments.get(r.get("fragment"), "")
+                for r in refs
+                if isinstance(r, dict)
+            )
+        texts.setdefault(h, []).append(text or "")
+    return {h: "".join(bits) for h, bits in texts.items()}
+
+
+# --- into chatrepl's shape ----------------------------------------------------------------------
+
+
+def _finish(c: _Conversation, known: set[str]) -> tuple[ConversationSummary, list[TurnRecord]]:
+    from ..text import shorten
+
+    seen: set[str] = set()
+    turns = []
+    for t in sorted(c.turns, key=lambda t: (_iso(t.started, t.id), t.id)):
+        if t.id not in seen:
+            seen.add(t.id)
+            turns.append(t)
+    merged: list[_Turn] = []
+    persona: str | None = None
+    for t in turns:
+        if t.legacy and not t.system:
+            t.system = persona
+        if not t.undone:
+            persona = t.system
+        prev = next((m for m in reversed(merged) if not m.undone), None)
+        if not t.prompt.strip() and prev is not None and not t.undone:
+            prev.response += t.response  # a tool-chain step continues the turn before it
+            prev.input_tokens = _add(prev.input_tokens, t.input_tokens)
+            prev.output_tokens = _add(prev.output_tokens, t.output_tokens)
+            prev.duration_ms = _add(prev.duration_ms, t.duration_ms)
+            continue
+        merged.append(t)
+    cid = ulid_for(c.llm_id, _iso(merged[0].started, merged[0].id))
+    records = [
+        TurnRecord(
+            id=ulid_for(t.id, _iso(t.started, t.id)),
+            conversation_id=cid,
+            model=model_name(t.model, known),
+            prompt=t.prompt,
+            system=t.system,
+            response=t.response,
+            options=t.options,
+            input_tokens=t.input_tokens,
+            output_tokens=t.output_tokens,
+            status="complete",
+            error=None,
+            started=_iso(t.started, t.id),
+            duration_ms=t.duration_ms,
+            ttft_ms=None,
+            undone=t.undone,
+        )
+        for t in merged
+    ]
+    live = [r for r in records if not r.undone] or records
+    title = next((n for n in c.names if n and n.strip()), None)
+    if title is None:
+        title = shorten(live[0].prompt, 60) or None
+    summary = ConversationSummary(
+        id=cid,
+        title=title,
+        model=live[-1].model,
+        system=live[-1].system,
+        created=min(r.started for r in records),
+        updated=max(r.started for r in records),
+        turns=len(live),
+        input_tokens=sum(r.input_tokens or 0 for r in live),
+        output_tokens=sum(r.output_tokens or 0 for r in live),
+        title_source="prompt" if title else None,
+    )
+    return summary, records
+
+
+def model_name(model_id: str, known: Iterable[str] = ()) -> str:
+    """llm's model id as a chatrepl name.
+
+    ``echo`` → ``echo:echo``; ``gpt-…``, ``o1…``, ``chatgpt-…`` → ``openai:…``; ``claude-…`` →
+    ``anthropic:…``; ``NAME/model`` → ``NAME:model`` when NAME is a provider chatrepl knows;
+    anything else → ``llm:ID`` (resume those with ``-m``).
+    """
+    m = (model_id or "").strip()
+    if not m:
+        return "llm:unknown"
+    if m == "echo":
+        return "echo:echo"
+    prefix, slash, rest = m.partition("/")
+    if slash and rest and prefix in set(known):
+        return f"{prefix}:{rest}"
+    if _OPENAI.match(m):
+        return f"openai:{m}"
+    if m.startswith("claude-"):
+        return f"anthropic:{m}"
+    return f"llm:{m}"
+
+
+def ulid_for(raw_id: str, started: str) -> str:
+    """``raw_id`` as a chatrepl id: itself upper-cased if it is a ULID, else a derived one.
+
+    A derived id carries the time ``started`` and a hash of ``raw_id``, so it is the same on
+    every import.
+    """
+    from ulid import ULID
+
+    try:
+        return str(ULID.from_str(raw_id.strip().upper()))
+    except ValueError:
+        pass
+    try:
+        ms = int(datetime.fromisoformat(started).timestamp() * 1000)
+    except ValueError:
+        ms = 0
+    digest = hashlib.blake2b(raw_id.encode("utf-8"), digest_size=10).digest()
+    return str(ULID.from_bytes(max(ms, 0).to_bytes(6, "big") + digest))
+
+
+def _iso(value: str, fallback_id: str = "") -> str:
+    """llm's timestamp (UTC, with or without zone, ``T`` or space) in chatrepl's form."""
+    moment = None
+    if value:
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            moment = None
+    if moment is None:
+        from ulid import ULID
+
+        try:
+            moment = ULID.from_str(fallback_id.upper()).datetime
+        except ValueError:
+            moment = datetime.fromtimestamp(0, UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def _options(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _add(a: int | None, b: int | None) -> int | None:
+    return None if a is None and b is None else (a or 0) + (b or 0)

@@ -1,0 +1,725 @@
+"""The sub-commands that work on saved conversations from the shell.
+
+``chatrepl list | show | search | export | title | delete | models | import | import-llm``:
+cli.py hands :func:`main` the arguments, the sub-command first. Each command prints a rich
+table (or rendered Markdown) on a terminal, plain tab-separated lines into a pipe, and stable
+JSON with ``--json``. The exit status is 0 on success, 1 on an error (one line on stderr,
+``chatrepl: ...``), 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ChatreplError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .store import ConversationSummary, Store, TurnRecord
+
+#: Fields of a conversation in ``list --json``, in this order.
+SUMMARY_FIELDS = (
+    "id",
+    "title",
+    "model",
+    "system",
+    "created",
+    "updated",
+    "turns",
+    "input_tokens",
+    "output_tokens",
+)
+#: Fields of a hit in ``search --json``, in this order.
+HIT_FIELDS = ("conversation_id", "title", "response_id", "started", "snippet")
+ALL = 0  # ``-n 0``: no limit
+
+
+class UsageError(ChatreplError):
+    """The command line asks for something that cannot be done as asked (exit status 2)."""
+
+
+# --- the parser --------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    """The parser of every sub-command."""
+    root = argparse.ArgumentParser(
+        prog="chatrepl",
+        description="Work with saved conversations from the shell.",
+    )
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument(
+        "--db", metavar="PATH", help="the database (default: $CHATREPL_DB, else the home's)"
+    )
+
+    def command(name: str, summary: str, example: str, handler: Callable[..., int]) -> Any:
+        p = commands.add_parser(
+            name,
+            parents=[db] if name != "models" else [],
+            help=summary,
+            description=summary,
+            epilog=f"example: {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(handler=handler)
+        return p
+
+    def count(p: argparse.ArgumentParser, what: str, default: int) -> None:
+        p.add_argument(
+            "-n",
+            type=_count,
+            default=default,
+            metavar="N",
+            help=f"show at most N {what} (default {default}; 0 for all)",
+        )
+
+    def json_flag(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", action="store_true", help="print stable JSON (see the README)")
+
+    p = command(
+        "list",
+        "The most recently active conversations: id, title, model, turns, last active.",
+        "chatrepl list -n 5",
+        cmd_list,
+    )
+    count(p, "conversations", 20)
+    json_flag(p)
+
+    p = command(
+        "show",
+        "One conversation, turn by turn (Markdown on a terminal; Markdown text into a pipe).",
+        "chatrepl show 01JD8X",
+        cmd_show,
+    )
+    p.add_argument("id", metavar="ID", help="a conversation id, or a unique prefix of one")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument(
+        "--json", action="store_true", help="everything saved, as `export --format json`"
+    )
+    form.add_argument("--markdown", action="store_true", help="the Markdown export, as text")
+
+    p = command(
+        "search",
+        "Full-text search over every prompt and answer, best matches first.",
+        "chatrepl search goat names",
+        cmd_search,
+    )
+    p.add_argument("query", nargs="+", metavar="QUERY", help="words that must all occur in a turn")
+    count(p, "matches", 20)
+    json_flag(p)
+
+    p = command(
+        "export",
+        "Write a conversation as Markdown (to read) or JSON (to import again).",
+        "chatrepl export 01JD8X --format json -o goat.json",
+        cmd_export,
+    )
+    p.add_argument("id", metavar="ID", help="a conversation id, or a unique prefix of one")
+    p.add_argument(
+        "--format",
+        choices=("markdown", "json"),
+        default="markdown",
+        help="markdown (the default) or json",
+    )
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE (mode 0600) instead of stdout"
+    )
+
+    p = command(
+        "title",
+        "Set a conversation's title.",
+        'chatrepl title 01JD8X "Goat names"',
+        cmd_title,
+    )
+    p.add_argument("id", metavar="ID", help="a conversation id, or a unique prefix of one")
+    p.add_argument("text", nargs="+", metavar="TEXT", help="the new title")
+
+    p = command(
+        "delete",
+        "Delete conversations and all their turns, after a confirmation.",
+        "chatrepl delete 01JD8X",
+        cmd_delete,
+    )
+    p.add_argument(
+        "ids", nargs="+", metavar="ID", help="conversation ids, or unique prefixes of them"
+    )
+    p.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="do not ask (required when stdin is not a terminal)",
+    )
+
+    p = command(
+        "models",
+        "The providers configured, whether each has its key, their models, aliases, the default.",
+        "chatrepl models",
+        cmd_models,
+    )
+    json_flag(p)
+
+    p = command(
+        "import",
+        "Import conversations exported with `chatrepl export --format json`.",
+        "chatrepl import goat.json",
+        cmd_import,
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="JSON exports; - reads stdin")
+
+    p = command(
+        "import-llm",
+        "Import the conversations logged by the `llm` tool (its logs.db is only read).",
+        "chatrepl import-llm ~/.config/io.datasette.llm/logs.db",
+        cmd_import_llm,
+    )
+    p.add_argument(
+        "path",
+        nargs="?",
+        metavar="PATH",
+        help="llm's logs.db or its folder (default: $LLM_USER_PATH/logs.db, else llm's own)",
+    )
+    return root
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("N cannot be negative")
+    return n
+
+
+def main(argv: list[str]) -> int:
+    """Run the sub-command ``argv[0]`` with its arguments; returns the exit status."""
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        return args.handler(args)
+    except UsageError as exc:
+        _error(str(exc))
+        return 2
+    except ChatreplError as exc:
+        _error(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``chatrepl list | head -1``): not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _error(message: str) -> None:
+    print(f"chatrepl: {' '.join(message.split())}", file=sys.stderr)
+
+
+# --- helpers shared by the commands -------------------------------------------------------------
+
+
+def open_store(args: argparse.Namespace, create: bool = False) -> Store:
+    """The database ``--db`` / ``$CHATREPL_DB`` / the home names; never created unless asked."""
+    from .config import db_path, ensure_home
+    from .store import Store
+
+    if create and not (args.db or os.environ.get("CHATREPL_DB")):
+        ensure_home()
+    return Store(db_path(args.db), create=create)
+
+
+def _terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(file=sys.stdout, highlight=False)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def _line(*cells: Any) -> str:
+    """One tab-separated line: every cell on one line, without tabs."""
+    return "\t".join(" ".join(str("" if c is None else c).split()) for c in cells)
+
+
+def _safe(text: str | None) -> str:
+    from .text import make_safe
+
+    return make_safe(text or "")
+
+
+def local_time(iso: str | None) -> str:
+    """A stored UTC timestamp in local time, as ``2025-01-31 14:02``."""
+    from datetime import UTC, datetime
+
+    if not iso:
+        return ""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def summary_json(s: ConversationSummary) -> dict[str, Any]:
+    """A conversation as ``list --json`` prints it."""
+    return {name: getattr(s, name) for name in SUMMARY_FIELDS}
+
+
+def _limit(n: int) -> int:
+    return 1_000_000_000 if n == ALL else n
+
+
+# --- list --------------------------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """``chatrepl list [-n N] [--json]``."""
+    store = open_store(args)
+    rows = store.recent(_limit(args.n))
+    if args.json:
+        _print_json([summary_json(s) for s in rows])
+    elif not _terminal():
+        for s in rows:
+            sys.stdout.write(_line(s.id, s.updated, s.turns, s.model, s.title) + "\n")
+    elif not rows:
+        print("No conversations yet: start one with `chatrepl`.")
+    else:
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        table.add_column("id", no_wrap=True, style="cyan")
+        table.add_column("title", overflow="ellipsis", no_wrap=True, ratio=1)
+        table.add_column("model", overflow="ellipsis", no_wrap=True, max_width=28)
+        table.add_column("turns", justify="right")
+        table.add_column("last active", no_wrap=True)
+        for s in rows:
+            table.add_row(
+                s.id,
+                Text(_safe(" ".join((s.title or "").split())) or "(untitled)"),
+                Text(_safe(s.model)),
+                str(s.turns),
+                local_time(s.updated),
+            )
+        _console().print(table)
+    return 0
+
+
+# --- show --------------------------------------------------------------------------------------
+
+
+def _conversation(
+    args: argparse.Namespace,
+) -> tuple[ConversationSummary, list[TurnRecord]]:
+    store = open_store(args)
+    cid = store.resolve(args.id)
+    return store.summary(cid), store.turns(cid, include_undone=True)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """``chatrepl show ID [--json | --markdown]``."""
+    from .export import to_json, to_markdown
+
+    summary, turns = _conversation(args)
+    if args.json:
+        _print_json(to_json(summary, turns))
+    elif args.markdown or not _terminal():
+        text = to_markdown(summary, turns)
+        sys.stdout.write(_safe(text) if _terminal() else text)
+    else:
+        render(summary, turns, _console())
+    return 0
+
+
+def render(summary: ConversationSummary, turns: list[TurnRecord], console: Console) -> None:
+    """A conversation for a terminal: a header, then each turn with its answer as Markdown."""
+    from rich.markdown import Markdown
+    from rich.rule import Rule
+    from rich.text import Text
+
+    from .export import close_fences, status_note
+
+    shown = [t for t in turns if not t.undone]
+    title = " ".join((summary.title or "").split()) or "Untitled conversation"
+    console.print(Rule(Text(_safe(title), style="bold"), align="left"))
+    facts = [summary.id, _safe(summary.model), f"{len(shown)} turns"]
+    if summary.input_tokens or summary.output_tokens:
+        facts.append(f"{summary.input_tokens} in / {summary.output_tokens} out tokens")
+    facts.append(f"started {local_time(summary.created)}")
+    console.print(Text(" · ".join(facts), style="dim"))
+    persona = None
+    for turn in shown:
+        console.print()
+        if turn.system != persona:
+            persona = turn.system
+            line = Text("persona: ", style="bold magenta")
+            line.append(_safe(persona) if persona else "(cleared)", style="magenta")
+            console.print(line)
+            console.print()
+        head = Text("You", style="bold cyan")
+        head.append(f"  {local_time(turn.started)}", style="dim")
+        console.print(head)
+        console.print(Text(_safe(turn.prompt.rstrip())))
+        console.print()
+        console.print(Text(_safe(turn.model), style="bold green"))
+        if turn.response.strip():
+            console.print(Markdown(_safe(close_fences(turn.response))))
+        if note := status_note(turn):
+            style = "red" if turn.status == "error" else "yellow"
+            console.print(Text(_safe(note.strip("*")), style=style))
+
+
+# --- search ------------------------------------------------------------------------------------
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """``chatrepl search QUERY [-n N] [--json]``."""
+    query = " ".join(" ".join(args.query).split())
+    if not query.strip('" '):
+        raise UsageError("search for what? Give one or more words.")
+    store = open_store(args)
+    terminal = _terminal() and not args.json
+    hits = store.search(query, _limit(args.n), MARKS if terminal else ("[", "]"))
+    if args.json:
+        _print_json([{name: getattr(h, name) for name in HIT_FIELDS} for h in hits])
+    elif not _terminal():
+        for h in hits:
+            sys.stdout.write(
+                _line(h.conversation_id, h.response_id, h.started, h.title, h.snippet) + "\n"
+            )
+    elif not hits:
+        print(f"No turn matches {_safe(query)!r}.")
+    else:
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(box=None, header_style="bold", pad_edge=False, show_lines=False)
+        table.add_column("conversation", no_wrap=True, style="cyan")
+        table.add_column("when", no_wrap=True)
+        table.add_column("title and match", ratio=1)
+        for h in hits:
+            cell = Text()
+            cell.append(_safe(" ".join((h.title or "(untitled)").split())), style="bold")
+            cell.append("\n")
+            cell.append_text(_highlighted(" ".join(h.snippet.split())))
+            table.add_row(h.conversation_id, local_time(h.started), cell)
+        _console().print(table)
+    return 0
+
+
+#: Private-use characters around the matches in a snippet shown on a terminal.
+MARKS = ("\ue000", "\ue001")
+
+
+def _highlighted(snippet: str) -> Any:
+    """The snippet with the matches (between :data:`MARKS`) in bold."""
+    from rich.text import Text
+
+    text = Text()
+    pos = 0
+    for m in re.finditer(f"{MARKS[0]}([^{MARKS[1]}]*){MARKS[1]}", snippet):
+        text.append(_safe(snippet[pos : m.start()]))
+        text.append(_safe(m.group(1)), style="bold yellow")
+        pos = m.end()
+    text.append(_safe(snippet[pos:]))
+    return text
+
+
+# --- export ------------------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``chatrepl export ID [--format markdown|json] [-o FILE]``."""
+    from .export import to_json, to_markdown
+
+    summary, turns = _conversation(args)
+    if args.format == "json":
+        text = json.dumps(to_json(summary, turns), indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = to_markdown(summary, turns)
+    if args.output in (None, "-"):
+        sys.stdout.write(_safe(text) if _terminal() else text)
+        return 0
+    path = write_private(Path(args.output).expanduser(), text)
+    if sys.stderr.isatty():
+        print(f"Exported {summary.id} ({args.format}) to {path}.", file=sys.stderr)
+    return 0
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path``, readable by the user only (mode 0600)."""
+    from .config import private_file
+
+    if path.is_dir():
+        raise ChatreplError(f"{path} is a folder: give a file name to export to.")
+    try:
+        private_file(path)
+        with path.open("w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise ChatreplError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
+    return path
+
+
+# --- title, delete -----------------------------------------------------------------------------
+
+
+def cmd_title(args: argparse.Namespace) -> int:
+    """``chatrepl title ID TEXT``."""
+    title = " ".join(" ".join(args.text).split())
+    if not title:
+        raise UsageError("the title is empty: give the new title after the id.")
+    store = open_store(args)
+    cid = store.resolve(args.id)
+    store.set_title(cid, title, "user")
+    if _terminal():
+        print(f"{cid} is now titled: {_safe(title)}")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    """``chatrepl delete ID... [--yes]``: asks on a terminal; refuses without one."""
+    store = open_store(args)
+    ids = list(dict.fromkeys(store.resolve(i) for i in args.ids))
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "not deleting without a confirmation: add --yes (stdin is not a terminal)."
+            )
+        if not _confirm(store, ids):
+            print("Nothing was deleted.", file=sys.stderr)
+            return 0
+    for cid in ids:
+        store.delete(cid)
+    if _terminal():
+        print(f"Deleted {len(ids)} conversation{'s' if len(ids) != 1 else ''}.")
+    return 0
+
+
+def _confirm(store: Store, ids: list[str]) -> bool:
+    for cid in ids:
+        s = store.summary(cid)
+        title = _safe(" ".join((s.title or "(untitled)").split()))
+        print(f"  {cid}  {title}  ({_plural(s.turns, 'turn')})", file=sys.stderr)
+    if len(ids) == 1:
+        question = "Delete this conversation and all its turns? [y/N] "
+    else:
+        question = f"Delete these {len(ids)} conversations and all their turns? [y/N] "
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+# --- models ------------------------------------------------------------------------------------
+
+
+def models_info() -> dict[str, Any]:
+    """What ``models --json`` prints: providers, their keys and models, aliases, the default."""
+    from .config import load_config
+    from .errors import ConfigError
+    from .providers.registry import default_model_name, providers, resolve_name
+
+    config = load_config()
+    known = providers(config)
+    name, offline = default_model_name(config)
+    try:
+        resolved: str | None = resolve_name(name, config)
+    except ConfigError:
+        resolved = None
+    out_providers = []
+    for info in known.values():
+        s = info.settings
+        names = list(dict.fromkeys([*info.models, *filter(None, [s.get("default_model")])]))
+        base = (os.environ.get(s["base_url_env"]) if s.get("base_url_env") else None) or s.get(
+            "base_url"
+        )
+        out_providers.append(
+            {
+                "name": info.name,
+                "type": info.type,
+                "key": ("set" if info.api_key else "missing") if info.needs_key else "not needed",
+                "key_env": s.get("api_key_env"),
+                "usable": info.usable,
+                "base_url": _without_userinfo(base) if base else None,
+                "models": [f"{info.name}:{m}" for m in names],
+            }
+        )
+    aliases = {str(k): str(v) for k, v in config.get("aliases", {}).items()}
+    return {
+        "default": name,
+        "default_resolved": resolved,
+        "offline_fallback": offline,
+        "providers": out_providers,
+        "aliases": aliases,
+    }
+
+
+def _without_userinfo(url: str) -> str:
+    return re.sub(r"//[^/@]*@", "//", url)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """``chatrepl models [--json]``."""
+    info = models_info()
+    if args.json:
+        _print_json(info)
+        return 0
+    usable = {p["name"]: p["usable"] for p in info["providers"]}
+    default = info["default_resolved"] or info["default"]
+
+    def status(model: str) -> str:
+        return "ready" if usable.get(model.partition(":")[0]) else "no-key"
+
+    if not _terminal():
+        listed = set()
+        for p in info["providers"]:
+            for m in p["models"]:
+                listed.add(m)
+                sys.stdout.write(_line(m, status(m), "default" if m == default else "") + "\n")
+        if default not in listed:
+            sys.stdout.write(_line(default, status(default), "default") + "\n")
+        for alias, target in info["aliases"].items():
+            sys.stdout.write(_line(alias, status(target), f"alias of {target}") + "\n")
+        return 0
+
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("provider", no_wrap=True, style="cyan")
+    table.add_column("key", no_wrap=True)
+    table.add_column("models", ratio=1)
+    for p in info["providers"]:
+        if p["key"] == "set":
+            key = Text("set", style="green")
+        elif p["key"] == "missing":
+            key = Text(f"missing ({p['key_env']})" if p["key_env"] else "missing", style="red")
+        else:
+            key = Text("not needed", style="dim")
+        models = Text()
+        for i, m in enumerate(p["models"]):
+            if i:
+                models.append(", ")
+            models.append(_safe(m), style="bold" if m == default else "")
+        table.add_row(Text(_safe(p["name"])), key, models)
+    console = _console()
+    console.print(table)
+    if info["aliases"]:
+        console.print()
+        for alias, target in info["aliases"].items():
+            console.print(Text(f"alias {_safe(alias)} → {_safe(target)}"))
+    console.print()
+    line = Text("default: ", style="bold")
+    line.append(_safe(info["default"]))
+    if info["default_resolved"] and info["default_resolved"] != info["default"]:
+        line.append(f" ({_safe(info['default_resolved'])})")
+    if info["default_resolved"] is None:
+        line.append(" (unknown: see config.toml)", style="red")
+    elif info["offline_fallback"]:
+        line.append(" (the offline model: no key is configured)", style="yellow")
+    console.print(line)
+    return 0
+
+
+# --- import, import-llm ------------------------------------------------------------------------
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """``chatrepl import FILE...``: JSON exports, each imported once."""
+    from .export import from_json
+
+    loaded = []
+    for name in args.files:
+        try:
+            text = sys.stdin.read() if name == "-" else Path(name).expanduser().read_text("utf-8")
+        except OSError as exc:
+            raise ChatreplError(f"Cannot read {name}: {exc.strerror or exc}.") from exc
+        except UnicodeDecodeError:
+            raise ChatreplError(f"{name} is not a chatrepl JSON export (not UTF-8 text).") from None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ChatreplError(f"{name} is not a chatrepl JSON export ({exc}).") from None
+        try:
+            loaded.append(from_json(data))
+        except ChatreplError as exc:
+            raise ChatreplError(f"{name}: {exc}") from None
+    store = open_store(args, create=True)
+    for summary, turns in loaded:
+        title = _safe(" ".join((summary.title or "(untitled)").split()))
+        if store.import_turns(summary, turns):
+            print(f"Imported {summary.id} ({len(turns)} turns): {title}")
+        else:
+            print(f"Already here, nothing imported: {summary.id} ({title})")
+    return 0
+
+
+def llm_logs_path(explicit: str | None = None) -> Path:
+    """llm's logs.db: ``explicit`` (a file or its folder), else where ``llm`` keeps it."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        return path / "logs.db" if path.is_dir() else path
+    if value := os.environ.get("LLM_USER_PATH"):
+        return Path(value).expanduser() / "logs.db"
+    # What click.get_app_dir("io.datasette.llm") answers, as llm asks it.
+    if sys.platform == "win32":
+        folder = Path(os.environ.get("APPDATA") or Path.home())
+    elif sys.platform == "darwin":
+        folder = Path.home() / "Library" / "Application Support"
+    else:
+        folder = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return folder / "io.datasette.llm" / "logs.db"
+
+
+def cmd_import_llm(args: argparse.Namespace) -> int:
+    """``chatrepl import-llm [PATH]``: llm's conversations, each turn imported once."""
+    from .importers.llm import read_conversations
+
+    path = llm_logs_path(args.path)
+    conversations = read_conversations(path)
+    store = open_store(args, create=True)
+    new = new_turns = grown = added = 0
+    for summary, turns in conversations:
+        if store.import_turns(summary, turns):
+            new, new_turns = new + 1, new_turns + len(turns)
+        elif n := store.add_turns(summary, turns):
+            grown, added = grown + 1, added + n
+    same = len(conversations) - new - grown
+    parts = [f"Imported {_plural(new, 'conversation')} ({_plural(new_turns, 'turn')})"]
+    if grown:
+        parts.append(f"added {_plural(added, 'new turn')} to {_plural(grown, 'conversation')}")
+    if same:
+        parts.append(f"{_plural(same, 'conversation')} already here")
+    print(f"{', '.join(parts)} from {path}.")
+    return 0
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
