@@ -115,6 +115,12 @@ def post_stream(
             )
         else:
             if response.status_code < 400:
+                if response.headers.get("content-type", "").startswith("text/html"):
+                    response.close()  # a login portal or a web server at the wrong address
+                    raise errors.StreamError(
+                        f"{endpoint.label} answered with a web page instead of a stream "
+                        f"(HTTP {response.status_code}): check the base URL {endpoint.base_url}."
+                    )
                 return response
             try:
                 raw = response.read()[:65536]
