@@ -128,8 +128,8 @@ def post_stream(
                 raw = b""
             finally:
                 response.close()
-            error = error_for_status(endpoint, response.status_code, raw, model)
             wait = retry_after(response.headers)
+            error = error_for_status(endpoint, response.status_code, raw, model, wait)
         if not error.retryable or attempt >= endpoint.max_retries:
             raise error
         if wait is None:
@@ -177,12 +177,16 @@ def error_detail(raw: bytes) -> str:
 
 
 def error_for_status(
-    endpoint: Endpoint, status: int, raw: bytes, model: str
+    endpoint: Endpoint, status: int, raw: bytes, model: str, wait: float | None = None
 ) -> errors.ProviderError:
-    """The error for an HTTP status and body, as one sentence without the key."""
+    """The error for an HTTP status and body, as one sentence without the key.
+
+    ``wait`` is the Retry-After the server sent: when it is too long to wait for, it is said.
+    """
     detail = endpoint.redact(error_detail(raw))
     said = f": {detail}" if detail else ""
     label = endpoint.label
+    later = f"try again in {_duration(wait)}" if wait and wait > LONGEST_RETRY_WAIT else ""
     if status in (401, 403):
         if not endpoint.api_key and endpoint.key_env:
             msg = f"{label} needs an API key (HTTP {status}){said}: set {endpoint.key_env}"
@@ -208,20 +212,30 @@ def error_for_status(
         )
     if status == 429:
         return errors.RateLimitError(
-            f"{label} is limiting requests (HTTP 429){said}: wait a little and try again.", status
+            f"{label} is limiting requests (HTTP 429){said}: "
+            f"{later or 'wait a little and try again'}.",
+            status,
         )
     if status in RETRY_STATUSES or status >= 500:
         reason = httpx.codes.get_reason_phrase(status)
+        then = later or "try again shortly"
         err = errors.ServerError(
-            f"{label} failed with HTTP {status} {reason}{said}: try again shortly.".replace(
-                "  ", " "
-            ),
+            f"{label} failed with HTTP {status} {reason}{said}: {then}.".replace("  ", " "),
             status,
         )
         return err
     return errors.BadRequestError(
         f"{label} refused the request for '{model}' (HTTP {status}){said}.", status
     )
+
+
+def _duration(seconds: float) -> str:
+    """``45 s``, ``60 min`` or ``3 h``: a wait as a person would say it."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 3 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h"
 
 
 def iter_lines(response: httpx.Response, endpoint: Endpoint) -> Iterator[str]:
