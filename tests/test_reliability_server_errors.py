@@ -1,0 +1,214 @@
+"""Server errors, through the real ``chatrepl -p`` process and its database.
+
+Every failure must give exactly one clear sentence on stderr (exit 1), save the turn with
+status ``error`` and that sentence, keep any text that arrived, and be retried only where
+trying again can help: 429 and 5xx before the answer starts, never a 4xx, never once the answer
+has started. (tests/test_providers.py checks the same at the provider level.)
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+import pytest
+from conftest import child_env
+from fakeserver import Raw, Reply, Status
+
+VENDORS = {"openai": "openai:gpt-test", "anthropic": "anthropic:claude-test"}
+HTML = "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+
+
+def chatrepl(model: str, db, prompt: str = "hello there") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chatrepl", "-m", model, "--db", str(db), "-p", prompt],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
+
+
+def saved(db) -> list[dict]:
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute("SELECT * FROM responses ORDER BY seq")]
+    finally:
+        con.close()
+
+
+def one_sentence(stderr: str) -> str:
+    """The single line on stderr, checked to read as one sentence and nothing more."""
+    assert "Traceback" not in stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    line = lines[0]
+    assert line.startswith("chatrepl: "), line
+    assert line.endswith((".", "?")), line
+    sentence = line.removeprefix("chatrepl: ")
+    assert sentence[0].isupper(), line
+    return sentence
+
+
+@dataclass
+class Case:
+    steps: list
+    says: list[str]  # words the sentence must contain
+    requests: int  # how many times the request went out
+    text: str = ""  # the text that arrived before the failure
+    vendors: tuple[str, ...] = ("openai",)  # both where the vendors' error shapes differ
+    never: list[str] = field(default_factory=lambda: ["{"])  # what must not be shown
+
+
+BOTH = ("openai", "anthropic")
+
+
+def times(n: int, step) -> list:
+    return [step] * n
+
+
+CASES = {
+    "401": Case(
+        times(3, Status(401)), ["rejected the API key", "HTTP 401", "_API_KEY"], 1, vendors=BOTH
+    ),
+    "403": Case(times(3, Status(403)), ["refused access", "HTTP 403", "permissions"], 1),
+    "404": Case(
+        times(3, Status(404)), ["has no model", "HTTP 404", "chatrepl models"], 1, vendors=BOTH
+    ),
+    "413": Case(times(3, Status(413)), ["too long", "/new"], 1),
+    "400-context": Case(
+        times(
+            3, Status(400, {"error": {"message": "This model's maximum context length is 8192"}})
+        ),
+        ["too long", "maximum context length"],
+        1,
+    ),
+    "400": Case(times(3, Status(400)), ["refused the request", "HTTP 400"], 1),
+    "429-retry-after": Case(
+        times(3, Status(429, headers={"Retry-After": "0"})),
+        ["limiting requests", "HTTP 429"],
+        3,
+        vendors=BOTH,
+    ),
+    "429-no-retry-after": Case(times(3, Status(429)), ["limiting requests", "HTTP 429"], 3),
+    "429-retry-after-an-hour": Case(
+        times(3, Status(429, headers={"Retry-After": "3600"})),
+        ["limiting requests", "HTTP 429", "60 min"],
+        1,
+        vendors=BOTH,
+    ),
+    "500": Case(times(3, Status(500)), ["HTTP 500 Internal Server Error", "try again"], 3),
+    "502-html": Case(
+        times(3, Status(502, HTML, {"Retry-After": "0"}, "text/html")),
+        ["HTTP 502 Bad Gateway"],
+        3,
+        never=["<", "nginx"],
+    ),
+    "503": Case(
+        times(3, Status(503, headers={"Retry-After": "0"})),
+        ["HTTP 503 Service Unavailable"],
+        3,
+        vendors=BOTH,
+    ),
+    "html-page-with-200": Case(
+        [Raw(HTML.encode(), content_type="text/html")],
+        ["web page", "base URL"],
+        1,
+        vendors=BOTH,
+        never=["<", "nginx", "empty"],
+    ),
+    "empty-stream": Case([Raw(b"")], ["empty stream"], 1),
+    "invalid-frame": Case(
+        [Raw(b'data: {"choices": [{"delta": {"content": "Hi "}}]}\n\ndata: {not json\n\n')],
+        ["malformed stream"],
+        1,
+        text="Hi ",
+        never=[],  # a short quote of the frame helps whoever runs the server
+    ),
+    "truncated-frame": Case(
+        [
+            Raw(
+                b'data: {"choices": [{"delta": {"content": "Hi "}}]}\n\n'
+                b'data: {"choices": [{"delta": {"content": "the'
+            )
+        ],
+        ["malformed stream"],
+        1,
+        text="Hi ",
+        never=[],  # a short quote of the frame helps whoever runs the server
+    ),
+    "no-end-of-stream": Case(
+        [Reply("one two three", done=False)], ["ended early"], 1, "one two three"
+    ),
+    "error-event-mid-answer": Case(
+        [Reply("one two three", error_event={"type": "overloaded_error", "message": "Overloaded"})],
+        ["Overloaded"],
+        1,
+        "one two three",
+        vendors=BOTH,
+    ),
+}
+
+PARAMS = [
+    pytest.param(name, vendor, id=f"{name}-{vendor}")
+    for name, case in CASES.items()
+    for vendor in case.vendors
+]
+
+
+@pytest.mark.parametrize(("name", "vendor"), PARAMS)
+def test_a_server_error_is_one_sentence_and_a_saved_failed_turn(name, vendor, openai_env, tmp_path):
+    server, case = openai_env, CASES[name]
+    server.push(*case.steps, Reply("should never be asked for"))
+    db = tmp_path / "errors.db"
+    out = chatrepl(VENDORS[vendor], db)
+
+    assert out.returncode == 1
+    sentence = one_sentence(out.stderr)
+    for words in case.says:
+        assert words in sentence
+    for shown in ["Traceback", *case.never]:
+        assert shown not in sentence
+    assert out.stdout == (case.text + "\n" if case.text else "")
+    assert len(server.requests) == case.requests
+
+    (turn,) = saved(db)
+    assert turn["prompt"] == "hello there"
+    assert turn["status"] == "error"
+    assert turn["error"] == sentence
+    assert turn["response"] == case.text
+
+
+def test_a_retried_error_that_clears_gives_one_complete_turn(openai_env, tmp_path):
+    server = openai_env
+    server.push(Status(503, headers={"Retry-After": "0"}), Status(429), Reply("at last"))
+    out = chatrepl(VENDORS["openai"], tmp_path / "ok.db")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "at last\n" and out.stderr == ""
+    assert len(server.requests) == 3
+    (turn,) = saved(tmp_path / "ok.db")
+    assert (turn["status"], turn["response"], turn["error"]) == ("complete", "at last", None)
+
+
+def test_the_server_refusing_connections_is_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key-0123456789")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # the discard port: closed
+    out = chatrepl(VENDORS["openai"], tmp_path / "down.db")
+    assert out.returncode == 1
+    assert "Cannot reach http://127.0.0.1:9/v1" in one_sentence(out.stderr)
+    (turn,) = saved(tmp_path / "down.db")
+    assert turn["status"] == "error" and turn["response"] == ""
+
+
+def test_an_error_body_that_is_not_the_vendor_shape(openai_env, tmp_path):
+    """Proxies answer with their own JSON: the detail is still one line, never the raw body."""
+    body = {"detail": "upstream\nfailed\n\twith\n\n newlines", "trace": ["a", "b"]}
+    openai_env.push(*times(3, Status(500, json.dumps(body), {"Retry-After": "0"})))
+    out = chatrepl(VENDORS["openai"], tmp_path / "proxy.db")
+    sentence = one_sentence(out.stderr)
+    assert "upstream failed with newlines" in sentence
+    assert "trace" not in sentence
