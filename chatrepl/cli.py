@@ -133,6 +133,7 @@ def one_shot(args: argparse.Namespace, prompt: str) -> int:
     """
     from .config import db_path, ensure_home
     from .errors import ChatreplError
+    from .repl.interrupt import answering
     from .store import Store
 
     if not (args.db or os.environ.get("CHATREPL_DB")):
@@ -142,8 +143,9 @@ def one_shot(args: argparse.Namespace, prompt: str) -> int:
     response = conversation.prompt(prompt)
     show: StreamRenderer | PipeWriter = terminal_renderer() if sys.stdout.isatty() else PipeWriter()
     try:
-        for chunk in response:
-            show.feed(chunk)
+        with answering(sys.stdout):  # no ^C echoed into the live display, one Ctrl-C only
+            for chunk in response:
+                show.feed(chunk)
     except ChatreplError as exc:
         show.finish()
         print(f"chatrepl: {exc}", file=sys.stderr)
