@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pexpect
+import pyte
 import pytest
 from conftest import child_env
 from fakeserver import FakeLLMServer, Reply
@@ -87,6 +88,7 @@ def ctrl_c_on_a_terminal(server: FakeLLMServer, db: Path) -> tuple[str, str]:
         sys.executable,
         ["-m", "chatrepl", "-m", MODEL, "--db", str(db), "-p", "count slowly"],
         env=child_env(),
+        dimensions=(40, 200),
         timeout=30,
     )
     child.expect(rb"w20 ")
@@ -96,10 +98,11 @@ def ctrl_c_on_a_terminal(server: FakeLLMServer, db: Path) -> tuple[str, str]:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 130
-    output = (output + child.before).decode()
-    shown, _, message = output.partition("chatrepl: ")
-    assert message.strip() == "interrupted; the partial answer was saved."
-    shown = shown.replace("^C", "").replace("\r\n", "\n").strip()
+    screen = pyte.Screen(200, 40)
+    pyte.ByteStream(screen).feed(output + child.before)
+    lines = [line.rstrip() for line in screen.display if line.strip()]
+    assert lines[-2:] == ["interrupted", "chatrepl: interrupted; the partial answer was saved."]
+    shown = " ".join(lines[:-2]).replace("^C", "").strip()
     assert shown.startswith(before.strip())
     return "interrupted", shown
 
