@@ -42,6 +42,13 @@ BUILTIN: dict[str, dict[str, Any]] = {
         "models": ["llama3.2"],
     },
     "echo": {"type": "echo", "label": "echo", "needs_key": False, "models": ["echo"]},
+    # GGUF models run in-process by llama-cpp-python; its models are listed by local.py
+    "local": {
+        "type": "local",
+        "label": "local",
+        "needs_key": False,
+        "default_model": "gemma3-270m",
+    },
 }
 
 #: Which provider a default model comes from when a key is present, in order.
@@ -68,7 +75,12 @@ class ProviderInfo:
 
     @property
     def models(self) -> list[str]:
-        return [str(m) for m in self.settings.get("models", [])]
+        names = [str(m) for m in self.settings.get("models", [])]
+        if self.type == "local":
+            from .local import available_models
+
+            names += [m for m in available_models() if m not in names]
+        return names
 
 
 def providers(config: dict[str, Any] | None = None) -> dict[str, ProviderInfo]:
@@ -131,8 +143,15 @@ def default_model_name(config: dict[str, Any] | None = None) -> tuple[str, bool]
 
 
 def offline_model_name() -> str:
-    """The model used when nothing is configured: a local model if installed, else ``echo``."""
-    return OFFLINE_MODEL
+    """The model used when nothing is configured: a local model if installed, else ``echo``.
+
+    ``CHATREPL_OFFLINE_MODEL`` overrides the choice (tests pin it to ``echo:echo``).
+    """
+    if name := os.environ.get("CHATREPL_OFFLINE_MODEL"):
+        return name
+    from .local import PACKAGED_MODEL, packaged_model_installed
+
+    return f"local:{PACKAGED_MODEL}" if packaged_model_installed() else OFFLINE_MODEL
 
 
 OFFLINE_ADVICE = (
@@ -168,9 +187,13 @@ def build(info: ProviderInfo, model_name: str) -> Model:
         from .echo import EchoModel
 
         return EchoModel(model_name, info.name, options)
+    if info.type == "local":
+        from .local import LocalModel
+
+        return LocalModel(model_name, info.name, options, settings=s)
     if info.type not in ("openai", "anthropic"):
         raise ConfigError(
-            f"Provider '{info.name}' has type '{info.type}': use openai, anthropic or echo."
+            f"Provider '{info.name}' has type '{info.type}': use openai, anthropic, local or echo."
         )
     from .http import Endpoint
 
