@@ -259,5 +259,5 @@ def parse_json(data: str, endpoint: Endpoint) -> Any:
         return json.loads(data)
     except ValueError as exc:
         raise errors.StreamError(
-            f"{endpoint.label} sent a malformed stream (not JSON: {data[:60]!r})."
+            f"{endpoint.label} sent a malformed stream (not JSON: {endpoint.redact(data)[:60]!r})."
         ) from exc
