@@ -8,7 +8,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -41,7 +41,7 @@ class Endpoint:
 
     label: str
     base_url: str
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never in a repr, log or traceback
     key_env: str | None = None
     unreachable_hint: str = "check the base URL and your network"
     connect_timeout: float = 10.0
