@@ -514,12 +514,13 @@ class Store:
 
     def turns(self, conversation_id: str, include_undone: bool = False) -> list[TurnRecord]:
         """The saved round trips of a conversation, oldest first."""
-        R = self.Response
-        query = R.select().where(R.conversation == conversation_id).order_by(R.seq)
+        # Plain rows: building a peewee model per row made loading 1,000 turns ~3× slower.
+        sql = f"SELECT {_TURN_COLUMNS} FROM responses WHERE conversation_id = ?"
         if not include_undone:
-            query = query.where(R.undone == False)  # noqa: E712
+            sql += " AND undone = 0"
         with self._errors():
-            return [_turn(r) for r in query]
+            rows = self.db.execute_sql(sql + " ORDER BY seq", (conversation_id,)).fetchall()
+        return [_turn(*row) for row in rows]
 
     def load(self, conversation_id: str, model: Model | None = None) -> Conversation:
         """A saved conversation, ready to continue (with its own model unless ``model``)."""
@@ -577,25 +578,19 @@ def _show(text: str) -> str:
     return make_safe(shorten(text, 40))
 
 
-def _turn(r: Any) -> TurnRecord:
+#: The columns of a TurnRecord, in its order.
+_TURN_COLUMNS = (
+    "id, conversation_id, model, prompt, system, response, options, input_tokens, "
+    "output_tokens, status, error, started, duration_ms, ttft_ms, undone"
+)
+
+
+def _turn(*row: Any) -> TurnRecord:
+    """A TurnRecord from a row of ``_TURN_COLUMNS``."""
+    t = TurnRecord(*row)
     try:
-        options = json.loads(r.options or "{}")
+        t.options = json.loads(t.options or "{}")
     except ValueError:
-        options = {}
-    return TurnRecord(
-        r.id,
-        r.conversation_id,
-        r.model,
-        r.prompt,
-        r.system,
-        r.response,
-        options,
-        r.input_tokens,
-        r.output_tokens,
-        r.status,
-        r.error,
-        r.started,
-        r.duration_ms,
-        r.ttft_ms,
-        bool(r.undone),
-    )
+        t.options = {}
+    t.undone = bool(t.undone)
+    return t
