@@ -541,9 +541,11 @@ class Store:
     def search(
         self, query: str, n: int = 20, marks: tuple[str, str] = ("[", "]")
     ) -> list[SearchHit]:
-        """Round trips whose prompt or answer contain every word of ``query``, best first.
+        """Round trips whose prompt or answer contain every word of ``query``, newest first.
 
-        ``marks`` go around each match in the snippets.
+        ``marks`` go around each match in the snippets. Newest first, not by relevance: FTS5
+        walks the index backwards and stops after ``n`` hits, where ranking (bm25) must score
+        every match first: 3 s for a common word in a million round trips.
         """
         words = [w for w in query.split() if w.strip('"')]
         if not words:
@@ -556,7 +558,7 @@ class Store:
             JOIN responses r ON r.seq = responses_fts.rowid
             JOIN conversations c ON c.id = r.conversation_id
             WHERE responses_fts MATCH ? AND r.undone = 0
-            ORDER BY bm25(responses_fts), r.seq DESC
+            ORDER BY responses_fts.rowid DESC
             LIMIT ?"""
         with self._errors():
             rows = self.db.execute_sql(sql, (*marks, match, n)).fetchall()
