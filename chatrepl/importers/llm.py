@@ -90,16 +90,20 @@ def read_conversations(
     con = connect_read_only(path)
     try:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if "responses" not in tables and "turns" not in tables:
+        current = {"turns", "threads", "messages", "parts"} <= tables
+        legacy = "responses" in tables and {"datetime_utc", "response"} <= _columns(
+            con, "responses"
+        )
+        if not (current or legacy):
             raise ChatreplError(
-                f"{path} is an SQLite database but not llm's logs (it has no responses or "
-                "turns table)."
+                f"{path} is an SQLite database but not llm's logs (it has neither llm's "
+                "responses nor its turns)."
             )
         conversations: dict[str, _Conversation] = {}
         turn_ids: set[str] = set()
-        if {"turns", "threads", "messages", "parts"} <= tables:
+        if current:
             turn_ids = _read_current(con, tables, conversations)
-        if "responses" in tables:
+        if legacy:
             _read_legacy(con, tables, conversations, turn_ids)
     except sqlite3.DatabaseError as exc:
         raise ChatreplError(f"Cannot read the llm database {path}: {exc}.") from exc
@@ -120,17 +124,24 @@ def connect_read_only(path: Path) -> sqlite3.Connection:
         )
     uri = path.resolve().as_uri()
     try:
-        con = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=10)
-        con.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.OperationalError:
-        # A WAL database in a folder we may not write to: read it as it is on disk.
-        con = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=10)
-    try:
-        con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        try:
+            con = _probe(f"{uri}?mode=ro")
+        except sqlite3.OperationalError:
+            # A WAL database in a folder we may not write to: read it as it is on disk.
+            con = _probe(f"{uri}?mode=ro&immutable=1")
     except sqlite3.DatabaseError as exc:
-        con.close()
         raise ChatreplError(f"{path} is not an SQLite database ({exc}).") from exc
     con.row_factory = sqlite3.Row
+    return con
+
+
+def _probe(uri: str) -> sqlite3.Connection:
+    con = sqlite3.connect(uri, uri=True, timeout=10)
+    try:
+        con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError:
+        con.close()
+        raise
     return con
 
 
