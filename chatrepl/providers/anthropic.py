@@ -73,9 +73,8 @@ class AnthropicModel(HTTPModelMixin, Model):
                 error = data.get("error") or {}
                 what = _ERROR_WORDS.get(error.get("type", ""), "reported an error")
                 detail = self.endpoint.redact(" ".join(str(error.get("message", "")).split()))
-                raise errors.ServerError(
-                    f"Anthropic {what} ({error.get('type', 'error')}: {detail[:200]})."
-                )
+                kind = self.endpoint.redact(str(error.get("type", "error")))
+                raise errors.ServerError(f"Anthropic {what} ({kind}: {detail[:200]}).")
             if kind == "message_start":
                 u = (data.get("message") or {}).get("usage") or {}
                 usage.input_tokens = u.get("input_tokens")

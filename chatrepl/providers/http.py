@@ -52,10 +52,13 @@ class Endpoint:
         return self.base_url.rstrip("/") + "/" + path.lstrip("/")
 
     def redact(self, text: str) -> str:
-        """``text`` with the API key blanked out."""
+        """``text`` from the server, fit to quote in a message: the API key blanked out and
+        terminal controls made visible (an error body must not clear the screen either)."""
+        from ..text import make_safe
+
         if self.api_key and len(self.api_key) >= 4:
             text = text.replace(self.api_key, "***")
-        return text
+        return make_safe(text)
 
 
 class HTTPModelMixin:
