@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 FLUSH_INTERVAL = 0.5  # seconds; the spec asks for at least once a second
 
+_OVER = threading.Event()  # the cancel signal of every response loaded finished from a store
+_OVER.set()
+
 
 def _new_id() -> str:
     from ulid import ULID
@@ -81,7 +84,7 @@ class Response:
         r.time_to_first_token = None if t.ttft_ms is None else t.ttft_ms / 1000
         r.undone = t.undone
         r._chunks = [t.response] if t.response else []
-        r._cancel = threading.Event()
+        r._cancel = _OVER  # a finished response never streams: no Event of its own to build
         r._begun = True
         return r
 
