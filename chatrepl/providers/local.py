@@ -491,8 +491,8 @@ class LocalModel(Model):
                     text = text.lstrip()
                     started = bool(text)
                 body = text.rstrip()
-                if body:
-                    yield Chunk(spaces + body)
+                if body:  # the usage so far rides along: an interrupted answer keeps its count
+                    yield Chunk(spaces + body, Usage(len(tokens), watch.count))
                     spaces = text[len(body) :]
                 else:
                     spaces += text
