@@ -222,7 +222,7 @@ def test_show_never_sends_control_characters_from_a_model_to_a_terminal(
 # --- search --------------------------------------------------------------------------------------
 
 
-def test_search_json_ranks_hits_with_snippets(run, history: History) -> None:  # type: ignore[no-untyped-def]
+def test_search_json_gives_hits_with_snippets(run, history: History) -> None:  # type: ignore[no-untyped-def]
     r = run("search", "capybara", "--json", *history.db())
     hits = json.loads(r.out)
     assert len(hits) == 1 and list(hits[0]) == list(manage.HIT_FIELDS)
