@@ -69,6 +69,8 @@ def load_config(folder: Path | None = None) -> dict[str, Any]:
     for section in ("providers", "aliases"):
         if not isinstance(data.get(section, {}), dict):
             raise ConfigError(f"{path}: [{section}] must be a table.")
+    if not isinstance(data.get("default_model", ""), str):
+        raise ConfigError(f'{path}: default_model must be text, e.g. "openai:gpt-4o-mini".')
     return data
 
 

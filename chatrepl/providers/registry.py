@@ -51,6 +51,25 @@ BUILTIN: dict[str, dict[str, Any]] = {
     },
 }
 
+#: What each setting of ``[providers.NAME]`` must be, and how to say it (others pass as they are).
+SETTING_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "type": (str, "text"),
+    "label": (str, "text"),
+    "base_url": (str, "text (a URL in quotes)"),
+    "base_url_env": (str, "text"),
+    "path": (str, "text"),
+    "api_key_env": (str, "text"),
+    "api_key": (str, "text"),
+    "hint": (str, "text"),
+    "default_model": (str, "text"),
+    "models": (list, "a list"),
+    "options": (dict, "a table"),
+    "needs_key": (bool, "true or false"),
+    "connect_timeout": ((int, float), "a number of seconds"),
+    "read_timeout": ((int, float), "a number of seconds"),
+    "max_retries": (int, "a whole number"),
+}
+
 #: Which provider a default model comes from when a key is present, in order.
 KEYED_DEFAULTS = ("openai", "anthropic")
 OFFLINE_MODEL = "echo:echo"
@@ -94,6 +113,13 @@ def providers(config: dict[str, Any] | None = None) -> dict[str, ProviderInfo]:
         extra = config.get("providers", {}).get(name, {})
         if not isinstance(extra, dict):
             raise ConfigError(f"config.toml: [providers.{name}] must be a table.")
+        for setting, value in extra.items():
+            want, said = SETTING_TYPES.get(setting, (object, ""))
+            if not isinstance(value, want):
+                shown = "" if setting == "api_key" else f", not {value!r}"
+                raise ConfigError(
+                    f"config.toml: [providers.{name}] {setting} must be {said}{shown}."
+                )
         settings.update(extra)
         kind = settings.get("type", "openai")
         key = None
@@ -206,6 +232,12 @@ def build(info: ProviderInfo, model_name: str) -> Model:
         base = "http://" + base
     base = base.rstrip("/") + s.get("path", "")
     timeout = os.environ.get("CHATREPL_TIMEOUT")
+    try:
+        read_timeout = float(timeout or s.get("read_timeout", 120))
+    except ValueError:
+        raise ConfigError(
+            f"CHATREPL_TIMEOUT must be a number of seconds, not {timeout!r}."
+        ) from None
     endpoint = Endpoint(
         label=s.get("label", info.name),
         base_url=base,
@@ -213,7 +245,7 @@ def build(info: ProviderInfo, model_name: str) -> Model:
         key_env=s.get("api_key_env"),
         unreachable_hint=s.get("hint", "check the base URL and your network"),
         connect_timeout=float(s.get("connect_timeout", 10)),
-        read_timeout=float(timeout or s.get("read_timeout", 120)),
+        read_timeout=read_timeout,
         max_retries=int(s.get("max_retries", 2)),
     )
     if info.type == "anthropic":
