@@ -574,20 +574,18 @@ def test_the_program_in_a_pipe_that_closes_early(history: History) -> None:
     assert p.stdout.startswith(history.evil) and "Traceback" not in p.stderr
 
 
-def test_output_cut_short_by_its_reader_ends_quietly(tmp_path: Path) -> None:
-    store = Store(tmp_path / "big.db")
-    c = Conversation(get_model("echo"), store=store)
-    c.prompt("line\n" * 400_000).text()  # 2 MB: far more than a pipe holds
-    p = subprocess.run(
-        ["bash", "-c", f"set -o pipefail; {sys.executable} -m chatrepl show {c.id} --db "
-         f"{tmp_path / 'big.db'} | head -1"],
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        timeout=60,
-    )  # fmt: skip
-    assert p.stdout.startswith("# line line line") and p.stdout.count("\n") == 1
-    assert p.stderr == "" and p.returncode == 141
+def test_output_cut_short_by_its_reader_ends_quietly(history: History) -> None:
+    # `true` leaves without reading: every write of chatrepl meets a closed pipe (`head`
+    # would not do here: some machines' pipes hold megabytes).
+    for argv in (f"list --db {history.path}", f"show {history.goat} --db {history.path}"):
+        p = subprocess.run(
+            ["bash", "-c", f"set -o pipefail; {sys.executable} -m chatrepl {argv} | true"],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            timeout=60,
+        )
+        assert p.stderr == "" and p.returncode == 141, argv
 
 
 def test_delete_on_a_real_terminal(history: History) -> None:
