@@ -288,7 +288,8 @@ class Conversation:
     def set_title(self, title: str, source: str = "user") -> None:
         """Set the title; ``source`` is who chose it: ``user``, ``model`` or ``prompt``."""
         self.title, self.title_source = title, source
-        self._save()
+        if self.store and self.responses:
+            self.store.set_title(self.id, title, source)
 
     def _save(self) -> None:
         if self.store and self.responses:

@@ -306,12 +306,13 @@ class Store:
     # --- writing --------------------------------------------------------------------------
 
     def save_conversation(self, conversation: Conversation) -> None:
-        """Insert or update the conversation's row."""
+        """Insert or update the conversation's row (a title already saved is kept)."""
         with self._errors(), self.db.atomic():
             self._upsert(conversation)
 
     def _upsert(self, c: Conversation) -> None:
-        self.Conversation.insert(
+        C = self.Conversation
+        C.insert(
             id=c.id,
             title=c.title,
             title_source=c.title_source,
@@ -320,14 +321,14 @@ class Store:
             created=c.created,
             updated=now(),
         ).on_conflict(
-            conflict_target=[self.Conversation.id],
-            preserve=[
-                self.Conversation.title,
-                self.Conversation.title_source,
-                self.Conversation.model,
-                self.Conversation.system,
-                self.Conversation.updated,
-            ],
+            conflict_target=[C.id],
+            preserve=[C.model, C.system, C.updated],
+            # Another process may have renamed it since this one loaded it: titles change only
+            # through set_title, never by writing back a stale copy.
+            update={
+                C.title: pw.fn.COALESCE(C.title, pw.EXCLUDED.title),
+                C.title_source: pw.fn.COALESCE(C.title_source, pw.EXCLUDED.title_source),
+            },
         ).execute()
 
     def begin_response(self, response: Response) -> None:
