@@ -1,0 +1,83 @@
+"""Several chatrepl processes on one database: every round trip kept whole, no write lost."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+from conftest import child_env
+from fakeserver import Reply
+
+from chatrepl.providers.registry import get_model
+from chatrepl.store import Store
+
+MODEL = "openai:gpt-test"
+SLOTS = 12
+
+
+def chatrepl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chatrepl", *args],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=120,
+    )
+
+
+def test_twelve_one_shot_processes_at_once_lose_nothing(openai_env, tmp_path):
+    """12 processes at once, 24 prompts: each asks, then continues its own conversation.
+
+    Answers stream slowly enough (~0.5 s) that the flushes and final writes of the 12
+    processes overlap, and the second prompts run while other first answers still stream.
+    """
+    server, db = openai_env, tmp_path / "shared.db"
+    Store(db).close()  # one creator: the test is about sharing, not about racing to migrate
+    server.push(*[Reply(None, delay=0.02) for _ in range(2 * SLOTS)])
+
+    def slot(i: int) -> str:
+        first = f"slot{i} " + " ".join(f"word{j}" for j in range(20))
+        out = chatrepl("-m", MODEL, "-p", first, "--db", str(db))
+        assert out.returncode == 0, out.stderr
+        (hit,) = Store(db).search(f"slot{i}")
+        out = chatrepl("-r", hit.conversation_id, "-p", f"slot{i} again", "--db", str(db))
+        assert out.returncode == 0, out.stderr
+        return hit.conversation_id
+
+    with ThreadPoolExecutor(SLOTS) as pool:
+        ids = list(pool.map(slot, range(SLOTS)))
+
+    store = Store(db)
+    assert store.count() == (SLOTS, 2 * SLOTS)
+    for i, cid in enumerate(ids):
+        first, second = store.turns(cid)
+        assert first.prompt.startswith(f"slot{i} ") and second.prompt == f"slot{i} again"
+        assert (first.status, second.status) == ("complete", "complete")
+        assert first.response == f"You said: {first.prompt} (messages: 1)"
+        assert second.response == f"You said: slot{i} again (messages: 3)"  # with its history
+        assert first.output_tokens and second.output_tokens
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert con.execute("SELECT count(*) FROM responses_fts").fetchone()[0] == 2 * SLOTS
+
+
+def test_a_title_set_elsewhere_survives_a_session_that_loaded_it_before(openai_env, tmp_path):
+    """A session holds a conversation; `chatrepl title` renames it from another shell; the
+    session's next prompt must not write its stale title back."""
+    db = tmp_path / "titles.db"
+    assert chatrepl("-m", MODEL, "-p", "first", "--db", str(db)).returncode == 0
+    store = Store(db)
+    session = store.load(store.last_id())
+    assert session.title == "first"
+
+    out = chatrepl("title", session.id, "Renamed", "elsewhere", "--db", str(db))
+    assert out.returncode == 0, out.stderr
+    session.prompt("second").text()
+    session.set_system("Be brief")
+    session.set_model(get_model(MODEL))
+
+    assert Store(db).summary(session.id).title == "Renamed elsewhere"
+    session.set_title("Renamed here")  # and the session's own rename still works
+    assert Store(db).summary(session.id).title == "Renamed here"
