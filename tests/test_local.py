@@ -140,6 +140,7 @@ def test_the_model_loads_once_per_process(capfd: pytest.CaptureFixture[str]) -> 
     gemma().conversation().prompt("Hi", max_tokens=4).text()
     capfd.readouterr()
     other = gemma()  # another Model object, as /model or a new conversation makes
+    other.preload()
     other.conversation().prompt("Hello", max_tokens=4).text()
     other.conversation().prompt("Hello again", max_tokens=4).text()
     assert "loading" not in capfd.readouterr().err
@@ -188,7 +189,10 @@ def test_cancel_from_another_thread_keeps_the_partial_answer() -> None:
 
 @needs_extra
 @pytest.mark.local
-def test_ctrl_c_between_tokens_and_inside_llama_cpp() -> None:
+def test_ctrl_c_between_tokens_and_inside_llama_cpp(monkeypatch: pytest.MonkeyPatch) -> None:
+    resets = []
+    real_forget = local._forget_state
+    monkeypatch.setattr(local, "_forget_state", lambda llm: resets.append(real_forget(llm)))
     c = gemma().conversation()
     # between tokens: the KeyboardInterrupt arrives in the consumer's loop
     r = c.prompt(LONG, max_tokens=200)
@@ -197,6 +201,7 @@ def test_ctrl_c_between_tokens_and_inside_llama_cpp() -> None:
             if n == 2:
                 raise KeyboardInterrupt
     assert r.status == "interrupted" and r.text_so_far
+    assert resets == []  # stopped between tokens: llama.cpp's state is whole, its cache kept
 
     # inside llama.cpp's own loop: the signal lands while a token is being made
     calls = 0
@@ -218,6 +223,7 @@ def test_ctrl_c_between_tokens_and_inside_llama_cpp() -> None:
     finally:
         local._Watch.__call__ = real
     assert r.status == "interrupted"
+    assert len(resets) == 1  # stopped inside llama.cpp: its state is started afresh
     # the model still answers, from a clean state
     after = c.prompt("What is the capital of France?", max_tokens=24, temperature=0, seed=1)
     assert after.text() and after.status == "complete"

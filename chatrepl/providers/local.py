@@ -445,6 +445,10 @@ class LocalModel(Model):
         from_settings = {k: self.settings[k] for k in LOAD_OPTIONS if k in self.settings}
         return {**defaults, **from_settings, **self.options}
 
+    def preload(self) -> None:
+        """Load the model now rather than at the first answer (for a front end's splash)."""
+        load(self.path, split_options(self._configured())[0])
+
     def stream(
         self, messages: list[Message], options: dict[str, Any], cancel: threading.Event
     ) -> Iterator[Chunk]:
