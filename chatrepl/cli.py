@@ -11,6 +11,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from .conversation import Conversation
+    from .providers.base import Model
     from .repl.render import StreamRenderer
     from .store import Store
 
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import ChatreplError
 
     try:
+        if len(argv) > 2 and argv[0] == "--db" and argv[2] in SUBCOMMANDS:
+            argv = [argv[2], *argv[:2], *argv[3:]]  # `chatrepl --db X list` reads naturally too
         if argv and argv[0] in SUBCOMMANDS:
             from .manage import main as manage
 
@@ -108,9 +111,7 @@ def open_conversation(args: argparse.Namespace, store: Store) -> Conversation:
     if args.cont:
         conversation_id = store.last_id()
     if conversation_id:
-        conversation = store.load(conversation_id, model=model)
-        if model is not None:
-            conversation.set_model(model)
+        conversation = load_conversation(store, conversation_id, model)
     else:
         if model is None:
             name, offline = default_model_name()
@@ -123,6 +124,26 @@ def open_conversation(args: argparse.Namespace, store: Store) -> Conversation:
         conversation = Conversation(model, store=store)
     if args.system is not None:
         conversation.system = args.system or None
+    return conversation
+
+
+def load_conversation(store: Store, conversation_id: str, model: Model | None) -> Conversation:
+    """A saved conversation, answered by ``model`` from now on if given.
+
+    When its own model cannot be built any more (a provider since removed from config.toml, or
+    an imported ``llm:`` model), the default model takes over, and stderr says so.
+    """
+    from .errors import ConfigError
+    from .providers.registry import default_model_name, get_model
+
+    if model is None:
+        try:
+            return store.load(conversation_id)
+        except ConfigError as exc:
+            model = get_model(default_model_name()[0])
+            print(f"chatrepl: {exc} Continuing with {model.full_name}.", file=sys.stderr)
+    conversation = store.load(conversation_id, model=model)
+    conversation.set_model(model)  # recorded: the conversation goes on with this model
     return conversation
 
 

@@ -119,3 +119,22 @@ def test_model_escape_sequences_are_raw_in_a_pipe_but_stored_whole(openai_env, t
     assert out.stdout == b"evil \x1b[2J text\n"  # a pipe gets the data as it is
     store = Store(tmp_path / "s.db")
     assert store.turns(store.last_id())[0].response == "evil \x1b[2J text"
+
+
+def test_continue_a_conversation_whose_model_is_gone(tmp_path):
+    db = str(tmp_path / "g.db")
+    assert chatrepl("-p", "first", "--db", db).returncode == 0
+    store = Store(db)
+    store.db.execute_sql("UPDATE conversations SET model = 'llm:gone-model'")
+    out = chatrepl("-c", "-p", "second", "--db", db)
+    assert out.returncode == 0, out.stderr
+    assert b"Continuing with echo:echo" in out.stderr
+    assert [t.prompt for t in store.turns(store.last_id())] == ["first", "second"]
+
+
+def test_db_before_a_subcommand(tmp_path):
+    db = str(tmp_path / "s.db")
+    chatrepl("-p", "listed", "--db", db)
+    out = chatrepl("--db", db, "list", "--json")
+    assert out.returncode == 0, out.stderr
+    assert b"listed" in out.stdout
