@@ -35,7 +35,7 @@ def test_twelve_one_shot_processes_at_once_lose_nothing(openai_env, tmp_path):
     """
     server, db = openai_env, tmp_path / "shared.db"
     Store(db).close()  # one creator: the test is about sharing, not about racing to migrate
-    server.push(*[Reply(None, delay=0.02) for _ in range(2 * SLOTS)])
+    server.push(*[Reply(None, delay=0.015) for _ in range(2 * SLOTS)])
 
     def slot(i: int) -> str:
         first = f"slot{i} " + " ".join(f"word{j}" for j in range(20))
