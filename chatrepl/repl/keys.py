@@ -82,5 +82,4 @@ def complete(buffer) -> None:  # noqa: ANN001 - prompt-toolkit's Buffer
         return
     if common := get_common_complete_suffix(buffer.document, completions):
         buffer.insert_text(common, fire_event=False)
-        completions = list(buffer.completer.get_completions(buffer.document, event))
-    buffer.set_completions(completions)
+    buffer.start_completion(complete_event=event)  # show the menu of what is left
