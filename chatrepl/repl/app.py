@@ -178,7 +178,7 @@ class Repl:
                 if rest:
                     renderer.feed(rest)
                 note = _NOTES.get(response.status) if error is None else None
-                if note and response.status == "interrupted" and not response.text_so_far:
+                if error is None and response.status != "complete" and not response.text_so_far:
                     note = "interrupted before the answer began (/retry asks again)"
                 renderer.finish(note=note)
         if error is not None:

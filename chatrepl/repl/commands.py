@@ -342,7 +342,9 @@ def cmd_title(repl: Repl, arg: str) -> None:
     if not c.turns:
         repl.say("Nothing to name yet: chat first, or give the title: /title TEXT.")
         return
-    with repl.console.status("asking the model for a title…", spinner="dots"):
+    from .interrupt import answering
+
+    with answering(), repl.console.status("asking the model for a title…", spinner="dots"):
         title = c.propose_title()
     if not title:
         repl.error("The model proposed no title: give one with /title TEXT.")
@@ -525,7 +527,7 @@ def cmd_search(repl: Repl, arg: str) -> None:
     if not arg:
         repl.say("Search for what? /search WORDS")
         return
-    hits = repl.store.search(arg, 20)
+    hits = repl.store.search(arg, 20, marks=MARKS)
     if not hits:
         repl.say(f"Nothing found for {make_safe(shorten(arg, 40))}.")
         return
@@ -541,12 +543,16 @@ def cmd_search(repl: Repl, arg: str) -> None:
     repl.say("/resume N continues the conversation of hit N.", "dim")
 
 
+#: Around each match in a search snippet: control characters, unlike brackets, are rare in text.
+MARKS = ("\x02", "\x03")
+
+
 def _snippet(snippet: str) -> object:
     from rich.text import Text
 
     out = Text("     ")
-    for i, part in enumerate(re.split(r"[\[\]]", make_safe(" ".join(snippet.split())))):
-        out.append(part, style="bold yellow" if i % 2 else "")
+    for i, part in enumerate(re.split("[" + "".join(MARKS) + "]", " ".join(snippet.split()))):
+        out.append(make_safe(part), style="bold yellow" if i % 2 else "")
     return out
 
 
