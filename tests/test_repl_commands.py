@@ -379,12 +379,12 @@ def test_export_writes_private_markdown(
 
 
 def test_search_numbers_hits_for_resume(h: Harness) -> None:
-    h.run("the capybara is large")
+    h.run("the [big] capybara is large")
     cid = h.conversation.id
     h.run("/new")
     h.run("nothing to see")
     out = h.run("/search capybara")
-    assert "capybara" in out and cid[:8] in out
+    assert "the [big] capybara is large" in out and cid[:8] in out
     assert "Nothing found" in h.run("/search zebra")
     h.run("/search capybara")
     h.run("/resume 1")
