@@ -367,7 +367,7 @@ def test_export_writes_private_markdown(
     h.run("/title Goats")
     h.run("three goat names")
     target = tmp_path / "goats.md"
-    assert "Exported 1 turns" in h.run(f"/export {target}")
+    assert "Exported 1 turn to" in h.run(f"/export {target}")
     text = target.read_text()
     assert text.startswith("# Goats") and "three goat names" in text
     assert stat.S_IMODE(target.stat().st_mode) == 0o600

@@ -13,12 +13,13 @@ import argparse
 import contextlib
 import os
 import sys
+import threading
 import traceback
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ChatreplError, ConfigError, StoreError
 from ..text import make_safe, shorten
-from .commands import dispatch
+from .commands import dispatch, plural
 from .keys import HOW_TO_LEAVE
 from .toolbar import SHORT_ID, fit, toolbar_text
 
@@ -94,6 +95,7 @@ class Repl:
         self.recent: list[ConversationSummary] = []  # cached for completion
         self.toolbar = ""  # cached toolbar text
         self._models: list[str] | None = None
+        self._warmed: object = None  # the model last preloaded
         self._session: PromptSession[str] | None = None
         self.refresh()
 
@@ -210,15 +212,15 @@ class Repl:
         c = self.conversation
         turns = c.turns
         self.say(
-            f"Resumed: {_title(c.title)} ({c.id[:SHORT_ID]}, {len(turns)} turn"
-            f"{'s' if len(turns) != 1 else ''}, {c.model.full_name})",
+            f"Resumed: {_title(c.title)} ({c.id[:SHORT_ID]}, {plural(len(turns), 'turn')}, "
+            f"{c.model.full_name})",
             "bold",
         )
         if c.system:
             self.say(f"Persona: {make_safe(shorten(c.system, 70))}", "dim")
         if len(turns) > n:
             earlier = len(turns) - n
-            self.say(f"… {earlier} earlier turn{'s' if earlier != 1 else ''} not shown", "dim")
+            self.say(f"… {plural(earlier, 'earlier turn')} not shown", "dim")
         for turn in turns[-n:] if n else []:
             self.echo_prompt(turn.prompt)
             if turn.text_so_far:
@@ -274,6 +276,21 @@ class Repl:
         with contextlib.suppress(StoreError):  # keep the old list: completion is a nicety
             self.recent = self.store.recent(RECENT)
         self.toolbar = toolbar_text(self.conversation)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Load an in-process model in the background while the user types its first prompt."""
+        model = self.conversation.model
+        preload = getattr(model, "preload", None)
+        if preload is None or model is self._warmed:
+            return
+        self._warmed = model
+
+        def run() -> None:
+            with contextlib.suppress(Exception):  # the first answer reports it properly
+                preload()
+
+        threading.Thread(target=run, name="preload", daemon=True).start()
 
     def models(self) -> list[str]:
         """Model names to complete after /model (read once)."""

@@ -162,6 +162,11 @@ def short_ids(ids: list[str], least: int = 8) -> dict[str, str]:
     return out
 
 
+def plural(n: int, word: str) -> str:
+    """``1 turn``, ``2 turns``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def title_of(title: str | None, width: int = 60) -> str:
     """A title safe to show on one line."""
     return make_safe(shorten(title, width)) if title else "(untitled)"
@@ -439,8 +444,7 @@ def cmd_undo(repl: Repl, arg: str) -> None:
         repl.say("Nothing to undo.")
         return
     repl.say(f"Took back: {make_safe(shorten(last.prompt, 70))}")
-    left = len(repl.conversation.turns)
-    repl.say(f"{left} turn{'s' if left != 1 else ''} left.", "dim")
+    repl.say(f"{plural(len(repl.conversation.turns), 'turn')} left.", "dim")
     repl.refresh()
 
 
@@ -514,7 +518,7 @@ def cmd_export(repl: Repl, arg: str) -> None:
         path.write_text(text, "utf-8")
     except OSError as exc:
         raise ChatreplError(f"Cannot write {path}: {exc.strerror}.") from exc
-    repl.say(f"Exported {len(c.turns)} turns to {path}")
+    repl.say(f"Exported {plural(len(c.turns), 'turn')} to {path}")
 
 
 @command("search", "QUERY", "search every conversation; numbered for /resume")
@@ -573,13 +577,15 @@ def cmd_delete(repl: Repl, arg: str) -> None:
             return
         cid = repl.conversation.id
     s = repl.store.summary(cid)
-    question = f"Delete {title_of(s.title, 50)} ({s.id[:SHORT_ID]}, {s.turns} turns) for good?"
+    question = (
+        f"Delete “{title_of(s.title, 50)}” ({s.id[:SHORT_ID]}, {plural(s.turns, 'turn')}) for good?"
+    )
     if not repl.confirm(question):
         repl.say("Kept.")
         return
     repl.store.delete(cid)
     repl.listed = [i for i in repl.listed if i != cid]
-    repl.say(f"Deleted {title_of(s.title, 50)}.")
+    repl.say(f"Deleted “{title_of(s.title, 50)}”.")
     if cid == repl.conversation.id:
         from ..conversation import Conversation
 

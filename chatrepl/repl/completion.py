@@ -104,7 +104,7 @@ class ChatCompleter(Completer):
                     s.id,
                     start_position=-len(arg),
                     display=f"{s.id[:10]}  {label}",
-                    display_meta=f"{s.turns} turns · {s.model}",
+                    display_meta=f"{s.turns} turn{'' if s.turns == 1 else 's'} · {s.model}",
                 )
         if "last".startswith(typed):
             yield Completion(
