@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return manage(argv)
         args = chat_parser().parse_args(argv)
+        args.prompt, args.system = as_text(args.prompt), as_text(args.system)
         prompt = args.prompt
         if prompt is None and not sys.stdin.isatty():
             prompt = read_stdin().strip()
@@ -91,6 +92,14 @@ def main(argv: list[str] | None = None) -> int:
         # and keep Python from complaining again when it flushes stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+
+
+def as_text(arg: str | None) -> str | None:
+    """A command-line argument as text: bytes that were not UTF-8 (which Python keeps as lone
+    surrogates, and SQLite refuses) are replaced, as on stdin."""
+    if arg is None:
+        return None
+    return arg.encode("utf-8", "surrogateescape").decode("utf-8", errors="replace")
 
 
 def read_stdin() -> str:
