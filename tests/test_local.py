@@ -149,6 +149,24 @@ def test_the_model_loads_once_per_process(capfd: pytest.CaptureFixture[str]) -> 
 
 @needs_extra
 @pytest.mark.local
+def test_a_background_preload_is_quiet_and_shared(capfd: pytest.CaptureFixture[str]) -> None:
+    model = gemma(n_ctx=512)  # options of its own: not loaded yet
+    before = set(local._CACHE)
+    preloading = threading.Thread(target=model.preload)
+    preloading.start()
+    # asked at once, the answer waits for that load instead of loading a second copy
+    r = model.conversation().prompt("Hi", max_tokens=4)
+    r.text()
+    preloading.join()
+    assert r.status == "complete"
+    assert len(set(local._CACHE) - before) == 1
+    err = capfd.readouterr().err.splitlines()
+    # silent unless the answer had to wait, and then one line from the answer, not the preload
+    assert len(err) <= 1 and all(line.startswith("chatrepl: loading gemma3-270m… ") for line in err)
+
+
+@needs_extra
+@pytest.mark.local
 def test_context_size_and_threads_come_from_config(home: Path) -> None:
     home.mkdir(parents=True, exist_ok=True)
     (home / "config.toml").write_text("[providers.local]\nn_ctx = 768\nn_threads = 1\n")

@@ -272,31 +272,50 @@ def _quiet_llama() -> None:
 
     _log_callback = callback  # keep a reference: C holds only a pointer
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    # With verbose=False, llama-cpp-python also points file descriptors 1 and 2 at /dev/null
+    # while it loads a model. With the C logging routed above, that hides nothing, and done
+    # from a background thread (the REPL preloads while the user types) it would swallow the
+    # terminal's output for that second.
+    import llama_cpp._internals
+    import llama_cpp.llama
+
+    for module in (llama_cpp.llama, llama_cpp._internals):
+        if hasattr(module, "suppress_stdout_stderr"):
+            module.suppress_stdout_stderr = _no_redirect
 
 
-def load(path: Path | None, options: dict[str, Any]) -> Loaded:
-    """The model at ``path`` (``None``: the packaged one), loaded once per process."""
+def _no_redirect(disable: bool = True) -> contextlib.nullcontext[None]:
+    return contextlib.nullcontext()
+
+
+def load(path: Path | None, options: dict[str, Any], progress: bool | None = None) -> Loaded:
+    """The model at ``path`` (``None``: the packaged one), loaded once per process.
+
+    Says on stderr that it is loading, and how long it took, when ``progress`` (default
+    :data:`PROGRESS`) and the caller has to wait: also while another thread is loading it.
+    """
     key = (str(path or PACKAGED_MODEL), tuple(sorted(options.items())))
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
-        label = PACKAGED_MODEL if path is None else path.name
-        started = time.monotonic()
-        if PROGRESS:
-            sys.stderr.write(f"chatrepl: loading {label}… ")
+    if (hit := _CACHE.get(key)) is not None:
+        return hit
+    progress = PROGRESS if progress is None else progress
+    label = PACKAGED_MODEL if path is None else path.name
+    started = time.monotonic()
+    if progress:
+        sys.stderr.write(f"chatrepl: loading {label}… ")
+        sys.stderr.flush()
+    try:
+        with _CACHE_LOCK:  # held by whoever is loading: a second caller waits for that load
+            if (loaded := _CACHE.get(key)) is None:
+                loaded = _CACHE[key] = _load(path, label, options)
+    except BaseException:
+        if progress:
+            sys.stderr.write("failed.\n")
             sys.stderr.flush()
-        try:
-            loaded = _load(path, label, options)
-        except BaseException:
-            if PROGRESS:
-                sys.stderr.write("failed.\n")
-                sys.stderr.flush()
-            raise
-        if PROGRESS:
-            sys.stderr.write(f"done in {time.monotonic() - started:.1f} s.\n")
-            sys.stderr.flush()
-        _CACHE[key] = loaded
-        return loaded
+        raise
+    if progress:
+        sys.stderr.write(f"done in {time.monotonic() - started:.1f} s.\n")
+        sys.stderr.flush()
+    return loaded
 
 
 def _load(path: Path | None, label: str, options: dict[str, Any]) -> Loaded:
@@ -446,8 +465,11 @@ class LocalModel(Model):
         return {**defaults, **from_settings, **self.options}
 
     def preload(self) -> None:
-        """Load the model now rather than at the first answer (for a front end's splash)."""
-        load(self.path, split_options(self._configured())[0])
+        """Load the model now, quietly, e.g. in a background thread while the user types.
+
+        An answer asked for before it is done waits for it (and says it is loading).
+        """
+        load(self.path, split_options(self._configured())[0], progress=False)
 
     def stream(
         self, messages: list[Message], options: dict[str, Any], cancel: threading.Event
