@@ -119,7 +119,7 @@ def open_conversation(args: argparse.Namespace, store: Store) -> Conversation:
     conversation_id = args.resume
     if args.cont:
         conversation_id = store.last_id()
-    if conversation_id:
+    if conversation_id is not None:  # `-r ""` (an unset $ID) is a bad id, not a new chat
         conversation = load_conversation(store, conversation_id, model)
     else:
         if model is None:
