@@ -221,6 +221,7 @@ def test_new_list_and_resume_by_number_prefix_and_last(h: Harness) -> None:
     assert "current conversation" in h.run(f"/resume {first}")
     assert "No conversation" in h.run("/resume 7ZZZZZZZ")
     assert "no number 9" in h.run("/resume 9")
+    assert "matches several" in h.run("/resume 01")  # a prefix: no list number starts with 0
 
 
 def test_resume_continues_with_the_history(h: Harness, openai_env: FakeLLMServer) -> None:

@@ -192,7 +192,8 @@ def pick(repl: Repl, arg: str) -> str:
             if s.id != repl.conversation.id:
                 return s.id
         raise NotFoundError("There is no other saved conversation yet.")
-    if arg.isdigit() and len(arg) <= 3:  # a ULID prefix this short would match everything
+    # A list number: ids start with 0 for decades yet, and so does no number in a list.
+    if arg.isdigit() and len(arg) <= 3 and not arg.startswith("0"):
         n = int(arg)
         listed = repl.listed or [s.id for s in repl.store.recent(max(n, 20))]
         if not 1 <= n <= len(listed):
