@@ -38,10 +38,7 @@ CONTINUATION = "· "
 RECENT = 50  # conversations cached for completing /resume and /delete
 RESUME_TURNS = 3  # turns shown again on /resume and -c
 
-_NOTES = {
-    "interrupted": "interrupted: what arrived is saved (/retry asks again)",
-    "error": "failed",
-}
+_NOTES = {"interrupted": "interrupted: what arrived is saved (/retry asks again)"}
 
 
 def run(args: argparse.Namespace) -> int:
