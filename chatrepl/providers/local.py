@@ -28,6 +28,7 @@ a forum user talking about itself ("I'm a student at Berkeley"), and Gemma's own
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib.util
 import os
@@ -306,6 +307,10 @@ def load(path: Path | None, options: dict[str, Any], progress: bool | None = Non
     try:
         with _CACHE_LOCK:  # held by whoever is loading: a second caller waits for that load
             if (loaded := _CACHE.get(key)) is None:
+                if not _CACHE:
+                    # freed before the interpreter tears modules down, or llama-cpp-python's
+                    # __del__ prints "Exception ignored … 'NoneType' object is not callable"
+                    atexit.register(unload)
                 loaded = _CACHE[key] = _load(path, label, options)
     except BaseException:
         if progress:
@@ -384,12 +389,24 @@ def _model_formatter(llm: Any) -> Any:
 
 
 def unload() -> None:
-    """Free every loaded model (the next answer loads its model again)."""
-    with _CACHE_LOCK:
+    """Free every loaded model (the next answer loads its model again).
+
+    A model still busy after a few seconds (an answer streaming in another thread) is left be.
+    """
+    atexit.unregister(unload)
+    if not _CACHE_LOCK.acquire(timeout=10):
+        return
+    try:
         for loaded in _CACHE.values():
-            with loaded.lock, contextlib.suppress(Exception):
-                loaded.llm.close()
+            if loaded.lock.acquire(timeout=2):
+                try:
+                    with contextlib.suppress(Exception):  # freeing is best effort
+                        loaded.llm.close()
+                finally:
+                    loaded.lock.release()
         _CACHE.clear()
+    finally:
+        _CACHE_LOCK.release()
 
 
 # --- prompts --------------------------------------------------------------------------------
