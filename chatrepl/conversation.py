@@ -289,7 +289,7 @@ class Conversation:
         """Set the title; ``source`` is who chose it: ``user``, ``model`` or ``prompt``."""
         self.title, self.title_source = title, source
         if self.store and self.responses:
-            self.store.set_title(self.id, title, source)
+            self.store.save_conversation(self, title=True)
 
     def _save(self) -> None:
         if self.store and self.responses:

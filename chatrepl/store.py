@@ -305,13 +305,19 @@ class Store:
 
     # --- writing --------------------------------------------------------------------------
 
-    def save_conversation(self, conversation: Conversation) -> None:
-        """Insert or update the conversation's row (a title already saved is kept)."""
+    def save_conversation(self, conversation: Conversation, title: bool = False) -> None:
+        """Insert or update the conversation's row; a title already saved is kept unless
+        ``title`` (this is a rename)."""
         with self._errors(), self.db.atomic():
-            self._upsert(conversation)
+            self._upsert(conversation, title)
 
-    def _upsert(self, c: Conversation) -> None:
+    def _upsert(self, c: Conversation, title: bool = False) -> None:
         C = self.Conversation
+        keep = {C.title: pw.EXCLUDED.title, C.title_source: pw.EXCLUDED.title_source}
+        if not title:
+            # Another process may have renamed it since this one loaded it: a stale title in
+            # memory fills an empty one and never overwrites.
+            keep = {field: pw.fn.COALESCE(field, value) for field, value in keep.items()}
         C.insert(
             id=c.id,
             title=c.title,
@@ -323,12 +329,7 @@ class Store:
         ).on_conflict(
             conflict_target=[C.id],
             preserve=[C.model, C.system, C.updated],
-            # Another process may have renamed it since this one loaded it: titles change only
-            # through set_title, never by writing back a stale copy.
-            update={
-                C.title: pw.fn.COALESCE(C.title, pw.EXCLUDED.title),
-                C.title_source: pw.fn.COALESCE(C.title_source, pw.EXCLUDED.title_source),
-            },
+            update=keep,
         ).execute()
 
     def begin_response(self, response: Response) -> None:
