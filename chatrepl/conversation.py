@@ -230,11 +230,12 @@ class Conversation:
         The prompt is saved (with a store) before this returns; the answer streams when the
         returned Response is iterated.
         """
-        if system is not None:
-            self.system = system or None
-        if self.title is None and text.strip():
-            from .text import shorten
+        from .text import shorten, valid_text
 
+        text = valid_text(text)
+        if system is not None:
+            self.system = valid_text(system) or None
+        if self.title is None and text.strip():
             self.title, self.title_source = shorten(text, 60), "prompt"
         response = Response(self, text, self.system, dict(options), self.model)
         self.responses.append(response)
@@ -277,7 +278,9 @@ class Conversation:
 
     def set_system(self, system: str | None) -> None:
         """Set the persona from the next turn on; ``None`` or ``""`` clears it."""
-        self.system = system or None
+        from .text import valid_text
+
+        self.system = valid_text(system or "") or None
         self._save()
 
     def set_model(self, model: Model) -> None:
@@ -287,7 +290,9 @@ class Conversation:
 
     def set_title(self, title: str, source: str = "user") -> None:
         """Set the title; ``source`` is who chose it: ``user``, ``model`` or ``prompt``."""
-        self.title, self.title_source = title, source
+        from .text import valid_text
+
+        self.title, self.title_source = valid_text(title), source
         if self.store and self.responses:
             self.store.save_conversation(self, title=True)
 

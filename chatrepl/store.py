@@ -549,7 +549,9 @@ class Store:
         walks the index backwards and stops after ``n`` hits, where ranking (bm25) must score
         every match first: 3 s for a common word in a million round trips.
         """
-        words = [w for w in query.split() if w.strip('"')]
+        from .text import valid_text
+
+        words = [w for w in valid_text(query).split() if w.strip('"')]
         if not words:
             return []
         match = " ".join('"' + w.replace('"', '""') + '"' for w in words)

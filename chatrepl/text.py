@@ -6,6 +6,7 @@ import re
 
 # C0 controls except tab and newline, DEL, and the C1 range (which some terminals obey too).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _visible(match: re.Match[str]) -> str:
@@ -27,6 +28,16 @@ def make_safe(text: str) -> str:
     A carriage return becomes ``^M`` so a line cannot be overwritten either.
     """
     return _CONTROL.sub(_visible, text)
+
+
+def valid_text(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD.
+
+    Python keeps bytes that were not UTF-8 (typed in a terminal, given on the command line) as
+    lone surrogates, which SQLite and a UTF-8 terminal refuse; they become the replacement
+    character, as invalid UTF-8 on stdin does.
+    """
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
 
 
 def shorten(text: str, width: int) -> str:
