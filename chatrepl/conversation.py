@@ -238,9 +238,9 @@ class Conversation:
         if self.title is None and text.strip():
             self.title, self.title_source = shorten(text, 60), "prompt"
         response = Response(self, text, self.system, dict(options), self.model)
-        self.responses.append(response)
         if self.store:
-            self.store.begin_response(response)
+            self.store.begin_response(response)  # a prompt that cannot be saved is not asked
+        self.responses.append(response)
         return response
 
     def messages_for(self, response: Response) -> list[Message]:
