@@ -10,6 +10,7 @@ an error.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -27,10 +28,26 @@ _OVER = threading.Event()  # the cancel signal of every response loaded finished
 _OVER.set()
 
 
-def _new_id() -> str:
-    from ulid import ULID
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # base32 as ULIDs are written
+_last_id = [0, 0]  # milliseconds and randomness of the last id made here
+_id_lock = threading.Lock()
 
-    return str(ULID())
+
+def _new_id() -> str:
+    """A new ULID, monotonic within the process as python-ulid's ``ULID()`` is.
+
+    Made here: importing python-ulid costs ~45 ms of start-up (it reads its own version
+    through importlib.metadata), and every chat starts by making an id.
+    """
+    with _id_lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _last_id[0]:  # the same millisecond: count up from the last id
+            ms, randomness = _last_id[0], _last_id[1] + 1
+        else:
+            randomness = int.from_bytes(os.urandom(10), "big")
+        _last_id[:] = ms, randomness
+    n = ms << 80 | randomness
+    return "".join(_CROCKFORD[n >> shift & 31] for shift in range(125, -1, -5))
 
 
 def _now() -> str:
