@@ -87,7 +87,8 @@ class Response:
         self.undone = False
         self._chunks: list[str] = []
         self._cancel = threading.Event()
-        self._begun = False
+        self._begun = False  # iteration has started (or the response was cancelled first)
+        self._streaming = False  # iteration is under way right now
 
     @classmethod
     def from_record(cls, conversation: Conversation, t: TurnRecord) -> Response:
@@ -102,7 +103,7 @@ class Response:
         r.undone = t.undone
         r._chunks = [t.response] if t.response else []
         r._cancel = _OVER  # a finished response never streams: no Event of its own to build
-        r._begun = True
+        r._begun, r._streaming = True, False
         return r
 
     # --- reading the answer -------------------------------------------------------------------
@@ -118,13 +119,16 @@ class Response:
 
     def __iter__(self) -> Iterator[str]:
         if self._begun:
-            if self.status == "pending":
+            if self._streaming:
                 raise RuntimeError("this response is already being streamed")
             if self._chunks:
                 yield self.text_so_far
             return
-        self._begun = True
-        yield from self._stream()
+        self._begun = self._streaming = True
+        try:
+            yield from self._stream()
+        finally:
+            self._streaming = False
 
     def text(self) -> str:
         """The whole answer (streaming it first if needed); raises if the request failed."""
@@ -135,17 +139,26 @@ class Response:
         return self.text_so_far
 
     def cancel(self) -> None:
-        """Stop the answer; what arrived is kept and the response is marked interrupted."""
+        """Stop the answer; what arrived is kept and the response is marked interrupted.
+
+        A response cancelled before it began streaming is finished (and saved) at once.
+        """
         self._cancel.set()
+        if not self._begun:
+            self._begun = True
+            self.status, self.duration = "interrupted", 0.0
+            if self.conversation.store:
+                self.conversation.store.finish_response(self)
 
     # --- streaming ----------------------------------------------------------------------------
 
     def _stream(self) -> Iterator[str]:
         store = self.conversation.store
-        messages = self.conversation.messages_for(self)
-        flusher = _Flusher(store, self) if store else None
+        flusher = None
         start = time.monotonic()
         try:
+            messages = self.conversation.messages_for(self)
+            flusher = _Flusher(store, self) if store else None
             for chunk in self.model.stream(messages, self.options, self._cancel):
                 if chunk.usage:
                     if chunk.usage.input_tokens is not None:

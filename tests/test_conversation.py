@@ -176,3 +176,28 @@ def test_propose_title_asks_the_model(openai_env):
     server.push(Reply('"Goat Facts"\n'))
     assert c.propose_title() == "Goat Facts"
     assert len(c.turns) == 1
+
+
+def test_cancel_before_streaming_finishes_the_turn(tmp_path):
+    store = Store(tmp_path / "c.db")
+    c = chatrepl.get_model("echo").conversation(store=store)
+    r = c.prompt("never sent")
+    r.cancel()
+    assert r.status == "interrupted" and list(r) == []
+    assert store.turns(c.id)[0].status == "interrupted"
+
+
+def test_a_turn_left_pending_by_a_crash_is_readable_and_in_the_history(tmp_path):
+    store = Store(tmp_path / "c.db")
+    c = chatrepl.get_model("echo").conversation(store=store)
+    r = c.prompt("crashed")
+    store.flush_response(r.id, "half an ans")  # what a killed process leaves behind
+    again = store.load(c.id)
+    (turn,) = again.turns
+    assert turn.status == "pending" and list(turn) == ["half an ans"]
+    again.prompt("next").text()
+    assert [m.content for m in again.messages_for(again.turns[-1])] == [
+        "crashed",
+        "half an ans",
+        "next",
+    ]
