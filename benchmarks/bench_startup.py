@@ -9,45 +9,80 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import resource
 import sqlite3
 import subprocess
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
-from .common import BIN, Section, interleaved, ratio
+from .common import BIN, Section, Stat, interleaved, ratio
 from .llm_env import llm_bin, llm_versions
 
 #: What the interactive prompt of each program looks like on the screen.
-CHATREPL_PROMPT = re.compile(rb"\xe2\x80\xba|> ")  # "› " or "> ", whichever app.py draws
+# prompt-toolkit draws "> " as ">" and a cursor move, then shows the cursor: ready to type.
+CHATREPL_PROMPT = re.compile(rb">[^\r\n]*?\x1b\[\?25h")
 LLM_PROMPT = re.compile(rb"> ")
 CPR_REQUEST = re.compile(rb"\x1b\[6n")  # prompt-toolkit asks where the cursor is
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without keys or chatrepl settings, plus ``extra``."""
+    """The environment without keys or chatrepl settings, plus ``extra``.
+
+    Python's bytecode is cached as on a user's machine: PYTHONDONTWRITEBYTECODE (set in some
+    sandboxes and CI) would compile every chatrepl module from source at each start.
+    """
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.endswith("_API_KEY") and not k.startswith(("CHATREPL_", "LLM_"))
     }
     env.update(TERM="xterm-256color", LANG="C.UTF-8", LC_ALL="C.UTF-8", **extra)
-    env.pop("NO_COLOR", None)
+    for name in ("NO_COLOR", "PYTHONDONTWRITEBYTECODE", "PYTHONPROFILEIMPORTTIME"):
+        env.pop(name, None)
     return env
 
 
-def timed(argv: list[str], env: dict[str, str], stdin: int | None = subprocess.DEVNULL) -> float:
+def compile_bytecode() -> None:
+    """Write chatrepl's bytecode cache, as pip does when it installs a package."""
+    import chatrepl
+
+    subprocess.run(
+        [str(BIN / "python"), "-m", "compileall", "-q", str(Path(chatrepl.__file__).parent)],
+        check=True,
+        env=clean_env(),
+    )
+
+
+#: CPU seconds (user + system) of each case's runs, beside the wall times.
+CPU: dict[str, list[float]] = {}
+
+
+def timed(name: str, argv: list[str], env: dict[str, str]) -> float:
     """Seconds from spawning ``argv`` to its exit; fails loudly on a non-zero status."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(argv, env=env, stdin=stdin, stdout=subprocess.DEVNULL,
+    done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE)  # fmt: skip
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr.decode()[-500:]}")
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    CPU.setdefault(name, []).append(cpu)
     return elapsed
 
 
-def prompt_ready(argv: list[str], env: dict[str, str], prompt: re.Pattern[bytes]) -> float:
+def _cpu_of(pid: int) -> float:
+    """CPU seconds ``pid`` has used so far (user + system; the kernel counts in ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def prompt_ready(
+    name: str, argv: list[str], env: dict[str, str], prompt: re.Pattern[bytes]
+) -> float:
     """Seconds from spawning ``argv`` in a pseudo-terminal until ``prompt`` is on the screen.
 
     prompt-toolkit asks the terminal where the cursor is (``ESC[6n``) and this answers as a
@@ -61,6 +96,7 @@ def prompt_ready(argv: list[str], env: dict[str, str], prompt: re.Pattern[bytes]
         while child.expect([CPR_REQUEST, prompt]) == 0:
             child.send(b"\x1b[1;1R")
         elapsed = time.perf_counter() - start
+        CPU.setdefault(name, []).append(_cpu_of(child.pid))
         child.sendeof()
         with contextlib.suppress(pexpect.TIMEOUT):
             child.expect(pexpect.EOF, timeout=5)
@@ -77,19 +113,24 @@ def run(repeat: int = 15, quick: bool = False) -> Section:
     home, llm_home = work / "chatrepl-home", work / "llm-home"
     env = clean_env(CHATREPL_HOME=str(home), LLM_USER_PATH=str(llm_home))
 
-    cases = {
-        "python": lambda: timed([str(BIN / "python"), "-c", "pass"], env),
-        "chatrepl --version": lambda: timed([chatrepl, "--version"], env),
-        "llm --version": lambda: timed([llm, "--version"], env),
-        "chatrepl -m echo -p hi": lambda: timed([chatrepl, "-m", "echo", "-p", "hi"], env),
-        "llm -m echo hi": lambda: timed([llm, "-m", "echo", "hi"], env),
+    commands = {
+        "python": [str(BIN / "python"), "-c", "pass"],
+        "chatrepl --version": [chatrepl, "--version"],
+        "llm --version": [llm, "--version"],
+        "chatrepl -m echo -p hi": [chatrepl, "-m", "echo", "-p", "hi"],
+        "llm -m echo hi": [llm, "-m", "echo", "hi"],
     }
+    cases = {name: partial(timed, name, argv, env) for name, argv in commands.items()}
     interactive = _has_repl()
     if interactive:
-        cases["chatrepl (prompt)"] = lambda: prompt_ready([chatrepl], env, CHATREPL_PROMPT)
-        cases["llm chat (prompt)"] = lambda: prompt_ready(
-            [llm, "chat", "-m", "echo"], env, LLM_PROMPT
+        cases["chatrepl (prompt)"] = partial(
+            prompt_ready, "chatrepl (prompt)", [chatrepl], env, CHATREPL_PROMPT
         )
+        cases["llm chat (prompt)"] = partial(
+            prompt_ready, "llm chat (prompt)", [llm, "chat", "-m", "echo"], env, LLM_PROMPT
+        )
+    CPU.clear()
+    compile_bytecode()
     stats = interleaved(cases, repeat)
 
     floor = stats["python"]
@@ -136,11 +177,17 @@ def run(repeat: int = 15, quick: bool = False) -> Section:
             "The interactive prompt was not measured: chatrepl.repl.app is missing."
         )
 
+    cpu = ", ".join(f"{name} {Stat(v[1:]).fmt()}" for name, v in CPU.items())
+    section.notes.append(
+        "CPU time (user + system, median; what the wall time tends to on an idle machine; "
+        f"the prompt's in 10 ms ticks, until it is drawn): {cpu}."
+    )
     section.notes.append(
         f"Each figure: {repeat} fresh processes after one warm-up, interleaved with their llm "
         f"counterpart; the wall time from spawn to exit (the prompt: from spawn until the "
         f"prompt is drawn in an 80×24 pseudo-terminal). Compared with {llm_versions()}, "
-        f"installed in its own environment ({Path(llm).parent.parent})."
+        f"installed in its own environment ({Path(llm).parent.parent}). Bytecode is cached "
+        "for both, as after a pip install."
     )
     return section
 

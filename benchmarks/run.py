@@ -60,6 +60,19 @@ def table(section: Section) -> str:
     return "\n".join(lines)
 
 
+def targets(sections: list[Section]) -> str:
+    """Every target at a glance: what, the figure, the target, met or not."""
+    lines = ["## Targets", "", "| measure | figure | target | met |", "|---|---:|---|---|"]
+    for section in sections:
+        for row in section.rows:
+            if row.met is None:
+                continue
+            figure = row.stat.fmt() if row.stat else row.value
+            met = "yes" if row.met else "**no**"
+            lines.append(f"| {section.title}: {row.what} | {figure} | {row.target} | {met} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0]
@@ -97,9 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- machine: {machine()}",
         f"- load average (1, 5, 15 min): {load_before} before, {load()} after",
         f"- code: {git_commit()}",
-        f"- command: `python -m benchmarks.run {' '.join(argv or sys.argv[1:])}`".replace(
-            "run `", "run`"
-        ),
+        "- command: `" + " ".join(["python -m benchmarks.run", *(argv or sys.argv[1:])]) + "`",
         "",
         "Each figure is the median of repeated runs, with the min and max beside it; every "
         "comparison was measured interleaved in the same invocation.",
@@ -112,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(summary)
     if output:
-        body = "\n\n".join(table(s) for s in sections)
+        body = "\n\n".join([targets(sections), *(table(s) for s in sections)])
         output.write_text("\n".join(header) + "\n\n" + summary + "\n\n" + body + "\n", "utf-8")
         print(f"wrote {output}", file=sys.stderr)
     return 0
