@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -9,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from conftest import child_env
 from fakeserver import Reply
+from test_repl_e2e import chatrepl as repl
+from test_repl_e2e import db, say
 
 from chatrepl.providers.registry import get_model
 from chatrepl.store import Store
@@ -81,3 +84,40 @@ def test_a_title_set_elsewhere_survives_a_session_that_loaded_it_before(openai_e
     assert Store(db).summary(session.id).title == "Renamed elsewhere"
     session.set_title("Renamed here")  # and the session's own rename still works
     assert Store(db).summary(session.id).title == "Renamed here"
+
+
+def test_two_interactive_sessions_on_one_database_both_keep_working(home, openai_env):
+    """Two REPLs on one database, typed at in turn: each keeps its own conversation going, sees
+    the other's in /list and /search, and can join it without undoing the other's rename."""
+    with repl(home) as a, repl(home) as b:
+        for i in range(3):
+            say(a, f"from A {i}", f"You said: from A {i} (messages: {2 * i + 1})")
+            say(b, f"from B {i}", f"You said: from B {i} (messages: {2 * i + 1})")
+        say(a, "/title Alpha", "Title: Alpha")
+        say(b, "/list", "/resume N continues one")
+        assert re.search(r"[12] +\w{8,} +Alpha +openai:test +3", b.text()), b.text()
+        say(b, "/search from A 2", "from A 2")
+
+        store = db(home)
+        alpha = next(s.id for s in store.recent() if s.title == "Alpha")
+        say(b, f"/resume {alpha}", "Resumed: Alpha")
+        say(a, "/title Alpha renamed", "Title: Alpha renamed")
+        say(b, "from B in Alpha", "You said: from B in Alpha (messages: 7)")
+        say(a, "from A 3", "You said: from A 3 (messages: 7)")  # A's own view of it goes on
+        for t in (a, b):
+            t.line("/exit")
+            assert t.wait_exit() == 0
+
+    store = db(home)
+    beta = next(s.id for s in store.recent() if s.id != alpha)
+    assert store.summary(alpha).title == "Alpha renamed"
+    assert [(t.prompt, t.status) for t in store.turns(alpha)] == [
+        *[(f"from A {i}", "complete") for i in range(3)],
+        ("from B in Alpha", "complete"),
+        ("from A 3", "complete"),
+    ]
+    assert [(t.prompt, t.status) for t in store.turns(beta)] == [
+        (f"from B {i}", "complete") for i in range(3)
+    ]
+    con = sqlite3.connect(home / "chatrepl.db")
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
