@@ -9,6 +9,7 @@ a fault too: it must not print a traceback.
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -21,6 +22,8 @@ import pyte
 import pytest
 from conftest import child_env
 from fakeserver import FakeLLMServer, Reply
+from test_repl_e2e import chatrepl as repl
+from test_repl_e2e import say
 
 from chatrepl.store import Store
 
@@ -212,4 +215,56 @@ def test_a_reader_that_goes_away_is_not_a_traceback(tmp_path):
     assert row["prompt"] == prompt
     assert row["status"] == "interrupted"
     assert prompt.startswith(row["response"]) and row["response"]
+    assert integrity(db) == "ok"
+
+
+# --- the same faults in the REPL, and /retry after a restart ----------------------------------
+
+
+@pytest.mark.parametrize("fault", ["ctrl-c", "kill -9", "stall"])
+def test_a_fault_in_the_repl_then_retry_after_a_restart(fault, home, openai_env):
+    server, db = openai_env, home / "chatrepl.db"
+    if fault == "stall":
+        server.push(Reply(WORDS, stall_after=25))
+    else:
+        server.push(Reply(WORDS, delay=0.03))
+    with repl(home, **({"CHATREPL_TIMEOUT": "1"} if fault == "stall" else {})) as t:
+        t.line("count slowly")
+        t.wait_for(r"w20\b")
+        if fault == "ctrl-c":
+            t.key("ctrl-c")
+            t.wait_for("interrupted: what arrived is saved")
+        elif fault == "kill -9":
+            wait_for_saved_text(db, 40)
+            os.kill(t.child.pid, signal.SIGKILL)
+            t.wait_exit()
+        else:
+            t.wait_for("stopped answering for 1 s")
+        if t.child.isalive():
+            t.wait_prompt()
+            shown = t.scrollback()
+            t.line("/exit")
+            assert t.wait_exit() == 0
+        else:
+            shown = t.scrollback()
+
+    (row,) = saved(db)
+    status = {"ctrl-c": "interrupted", "kill -9": "pending", "stall": "error"}[fault]
+    assert (row["prompt"], row["status"]) == ("count slowly", status)
+    assert WORDS.startswith(row["response"]) and len(row["response"]) >= 40
+    assert row["response"] in shown.replace("\n", " ")  # what was saved had been shown
+    assert integrity(db) == "ok"
+
+    server.push(Reply("a whole answer"))
+    with repl(home, "-c") as t:
+        assert "Resumed: count slowly" in t.text()
+        say(t, "/retry", "a whole answer")
+        t.line("/exit")
+        assert t.wait_exit() == 0
+    assert server.last["json"]["messages"] == [{"role": "user", "content": "count slowly"}]
+    turns = Store(db).turns(Store(db).last_id(), include_undone=True)
+    assert [(t.prompt, t.status, t.undone) for t in turns] == [
+        ("count slowly", status, True),
+        ("count slowly", "complete", False),
+    ]
     assert integrity(db) == "ok"
