@@ -9,11 +9,13 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
+
+if TYPE_CHECKING:  # httpx is imported where a request is made: ~100 ms of start-up
+    import httpx
 
 MAX_RETRIES = 2
 RETRY_STATUSES = {408, 409, 429}
@@ -69,6 +71,8 @@ class HTTPModelMixin:
 
     def client(self) -> httpx.Client:
         if self._client is None:
+            import httpx
+
             e = self.endpoint
             self._client = httpx.Client(
                 timeout=httpx.Timeout(e.read_timeout, connect=e.connect_timeout),
@@ -97,6 +101,8 @@ def post_stream(
     honouring ``retry-after-ms`` and ``Retry-After``, else backing off ``min(0.5·2ⁿ, 8)`` s with
     jitter. Returns ``None`` if ``cancel`` was set while waiting. The caller closes the response.
     """
+    import httpx
+
     url = endpoint.url(path)
     attempt = 0
     while True:
@@ -220,7 +226,7 @@ def error_for_status(
             status,
         )
     if status in RETRY_STATUSES or status >= 500:
-        reason = httpx.codes.get_reason_phrase(status)
+        reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
         then = later or "try again shortly"
         err = errors.ServerError(
             f"{label} failed with HTTP {status} {reason}{said}: {then}.".replace("  ", " "),
@@ -243,6 +249,8 @@ def _duration(seconds: float) -> str:
 
 def iter_lines(response: httpx.Response, endpoint: Endpoint) -> Iterator[str]:
     """The body's lines, with transport failures turned into chatrepl errors."""
+    import httpx
+
     try:
         yield from response.iter_lines()
     except httpx.TimeoutException as exc:
