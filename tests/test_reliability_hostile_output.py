@@ -17,6 +17,8 @@ import pyte
 import pytest
 from conftest import child_env
 from fakeserver import Reply, Status
+from test_repl_e2e import chatrepl as repl
+from test_repl_e2e import say
 
 ROWS, COLS = 50, 160
 
@@ -126,3 +128,48 @@ def test_an_error_event_mid_answer_is_shown_not_obeyed(openai_env, tmp_path):
     assert status == 1
     assert_not_obeyed(raw, screen)
     assert "^[]0;pwned title^G" in shown(screen)
+
+
+# --- the REPL ---------------------------------------------------------------------------------
+
+
+class Recorder:
+    """Stands in for the Terminal's pyte stream: keeps every byte the program writes."""
+
+    def __init__(self, stream: pyte.ByteStream):
+        self.stream, self.raw = stream, bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self.raw += data
+        self.stream.feed(data)
+
+
+#: What must never reach the terminal from the REPL. (prompt-toolkit itself asks for the cursor
+#: position and moves the cursor, so those are checked on the screen, not in the bytes.)
+NEVER = ["\x1b[2J", "\x1b]0;pwned", "\x1b]2;pwned", "\x1b]52;c;cm0g", "\x1bP+q544e", "\x9b2J"]
+
+
+def test_a_repl_answer_and_a_proposed_title_are_shown_not_obeyed(home, openai_env):
+    server = openai_env
+    with repl(home) as t:
+        t.stream = Recorder(t.stream)
+        server.push(Reply(answer()))
+        say(t, "hi", "evil.example/login")
+        text = t.scrollback()
+        for visible in [*ESCAPES.values(), *MARKUP.values(), *MARKDOWN.values()]:
+            assert visible in text, visible
+        assert text.count("Careful:") == 1
+
+        server.push(Reply("\x1b]0;pwned title\x07Nice \x1b[2J[bold]title[/bold]"))
+        say(t, "/title", "Title: ")
+        say(t, "/list", "/resume N continues one")
+        say(t, "/info", "id")
+        text = t.text()
+        assert "^[]0;pwned title^GNice ^[[2J[bold]title[/bold]" in text  # /info, uncut
+        assert "│ ^[]0;pwned title^GNice" in text  # the toolbar
+        t.key("ctrl-d")
+        t.wait_exit()
+    raw = bytes(t.stream.raw)
+    for hostile in NEVER:
+        assert hostile.encode() not in raw, hostile
+    assert t.screen.title == "" and t.screen.icon_name == ""
