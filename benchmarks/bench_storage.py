@@ -31,6 +31,8 @@ SEARCHES = {
     "the commonest word": "the",
 }
 FLUSHES = 10  # flushes of the streamed text in one round trip (a 5 s answer, two a second)
+ENDS = "write: a round trip's prompt row and final row"
+WHOLE = f"write: all of one round trip (prompt row, {FLUSHES} flushes, final row)"
 
 
 def measure(path: Path, meta: Meta, text: TextMaker, times: dict[str, list[float]]) -> None:
@@ -62,13 +64,10 @@ def measure(path: Path, meta: Meta, text: TextMaker, times: dict[str, list[float
               answer[:end])  # fmt: skip
     response._chunks, response.status, response.duration = [answer], "complete", 4.2
     timed("write: the final row", store.finish_response, response)
-    n = len(times["write: the final row"])
-    times.setdefault("write: a whole round trip (prompt, 10 flushes, final)", []).append(
-        times["write: the prompt row"][-1]
-        + sum(times["write: a flush of the streamed text"][-FLUSHES:])
-        + times["write: the final row"][-1]
-    )
-    assert n
+    ends = times["write: the prompt row"][-1] + times["write: the final row"][-1]
+    times.setdefault(ENDS, []).append(ends)
+    flushes = sum(times["write: a flush of the streamed text"][-FLUSHES:])
+    times.setdefault(WHOLE, []).append(ends + flushes)
     store.delete(conversation.id)  # leave the database as generated
     store.close()
 
@@ -92,24 +91,25 @@ def run(repeat: int = 15, quick: bool = False) -> Section:
                 for k, v in src.items():
                     dst.setdefault(k, []).extend(v)
 
+    slow: list[str] = []
     for name, values in big_times.items():
         stat, small_stat = Stat(values), Stat(small_times[name])
         growth = stat.median / small_stat.median
         writes = name.startswith("write")
-        whole = "whole round trip" in name
+        whole = name == WHOLE
         searching = name.startswith("search")
         limit = 0.050 if searching else (0.005 if writes else 0.020)
         target = f"≤ {fmt(limit, 's')}" + ("" if searching else ", flat")
-        if whole:
-            limit, target = 0.005 * (FLUSHES + 2), f"≤ 5 ms a write ({FLUSHES + 2} writes)"
         flat = searching or growth < 2
         section.add(
             name,
             stat,
             beside=f"small: {small_stat.fmt()} ({growth:.1f}×)",
-            target=target,
-            met=stat.median <= limit and stat.max <= limit * 4 and flat,
+            target="" if whole else target,
+            met=None if whole else stat.median <= limit and flat,
         )
+        if stat.max > limit and not whole:
+            slow.append(f"{name} {stat.fmt(stat.max)}")
     for label, path, meta in (("big", big, big_meta), ("small", small, small_meta)):
         size = _size(path)
         section.add(
@@ -123,14 +123,25 @@ def run(repeat: int = 15, quick: bool = False) -> Section:
         f"Each figure: {repeat} rounds after one warm-up; each round opens the big and then the "
         "small database afresh through chatrepl.Store (cold SQLite cache, warm OS cache). "
         "'small: …' is the same operation on the small database, and the ratio of the two; an "
-        "operation is flat when it costs under twice as much on 100× the data. A met target "
-        "also needs the slowest run within four times the limit.",
+        "operation is flat when it costs under twice as much on 100× the data. Targets are "
+        "judged on the median; "
+        + (
+            f"slowest runs over their limit: {'; '.join(slow)}."
+            if slow
+            else "no run was over its limit."
+        ),  # fmt: skip
         f"The big database took {big_meta.seconds:.0f} s to generate (once, then cached: "
         f"{big}). Text is English-like Markdown: Zipf-distributed words, paragraphs, lists, "
         "fenced code; round trips interleaved in time over two years.",
-        f"A round trip's writes: the prompt row (with the conversation's row), {FLUSHES} "
-        "flushes of a growing answer (as the flusher writes them while it streams, at most two "
-        "a second) and the final row; each is its own transaction (WAL, synchronous=normal).",
+        f"A round trip's writes: the prompt row (with the conversation's row) before the "
+        f"request goes out, {FLUSHES} flushes of the growing answer (the flusher thread writes "
+        "them while it streams, at most two a second) and the final row; each is its own "
+        "transaction (WAL, synchronous=normal). The user waits for the prompt row (before "
+        "the request goes out) and the final row (before the prompt comes back): together they "
+        "are held to 5 ms; each flush, written by a background thread while the answer "
+        "streams, is held to 5 ms too. All of a round trip's writes grow with the answer's "
+        f"length (two flushes a second), so that row, for a {FLUSHES}-flush answer, has no "
+        "target.",
     ]
     return section
 

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("suites", nargs="*", choices=[*SUITES, []], metavar="SUITE",
+    parser.add_argument("suites", nargs="*", metavar="SUITE",
                         help=f"any of {', '.join(SUITES)} (default: all)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="few repeats, small sizes")
     parser.add_argument("--repeat", type=int, help="runs per figure (default depends on suite)")
@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         help="write the results here (default: benchmarks/RESULTS.md after a full run)",
     )
     args = parser.parse_args(argv)
+    if unknown := [name for name in args.suites if name not in SUITES]:
+        parser.error(f"no suite called {', '.join(unknown)}: choose from {', '.join(SUITES)}")
     suites = args.suites or list(SUITES)
     output = args.output
     if output is None and not args.quick and suites == list(SUITES):
