@@ -72,6 +72,7 @@ def session(server, reply, text: str) -> dict[str, float]:
     child = pexpect.spawn(
         str(BIN / "chatrepl"), ["-m", "openai:bench"], env=env, dimensions=(30, 100), timeout=30
     )
+    child.delaybeforesend = None
     try:
         while child.expect([CPR_REQUEST, CHATREPL_PROMPT]) == 0:
             child.send(b"\x1b[1;1R")

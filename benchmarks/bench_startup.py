@@ -92,6 +92,7 @@ def prompt_ready(
 
     start = time.perf_counter()
     child = pexpect.spawn(argv[0], argv[1:], env=env, dimensions=(24, 80), timeout=15)
+    child.delaybeforesend = None  # pexpect sleeps 50 ms before each send otherwise
     try:
         while child.expect([CPR_REQUEST, prompt]) == 0:
             child.send(b"\x1b[1;1R")
