@@ -25,9 +25,10 @@ def make_safe(text: str) -> str:
 
     Newlines and tabs are kept; ESC becomes ``^[``, so an escape sequence from a model is shown
     as text and can never move the cursor, clear the screen, set a title or write the clipboard.
-    A carriage return becomes ``^M`` so a line cannot be overwritten either.
+    A carriage return becomes ``^M`` so a line cannot be overwritten either, and a lone
+    surrogate (a byte that was not UTF-8) becomes U+FFFD, which a terminal can be sent.
     """
-    return _CONTROL.sub(_visible, text)
+    return _CONTROL.sub(_visible, valid_text(text))
 
 
 def valid_text(text: str) -> str:
