@@ -14,10 +14,13 @@ import sys
 
 import pytest
 from conftest import child_env
+from fakeserver import Reply
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prompt_toolkit.input import create_pipe_input
 from test_repl_commands import Harness, make
+from test_repl_e2e import chatrepl as repl
+from test_repl_e2e import say
 
 from chatrepl import errors
 from chatrepl.providers.registry import get_model
@@ -300,3 +303,64 @@ def test_ids_that_do_not_exist_or_are_ambiguous(tmp_path):
         assert out.returncode == 1, (args, err)
         assert one_line(err).startswith("chatrepl: ") and says in err, (args, err)
     assert Store(db).count() == (3, 3)  # nothing was added or deleted
+
+
+# --- typed into the real REPL -----------------------------------------------------------------
+
+
+def test_bad_input_typed_and_pasted_into_the_repl(home, openai_env):
+    """Bytes that are not UTF-8, control characters, unknown commands and a 1 MB paste, in a
+    pseudo-terminal: each gets an answer or one sentence, and the session goes on."""
+    big = ("y" * 99 + "\n") * 10_000
+    with repl(home) as t:
+        t.child.send(b"caf\xe9 \xff\xfe")  # a terminal set to Latin-1, or a stray byte
+        t.line("")
+        t.wait_for("You said: caf\ufffd \ufffd\ufffd")
+        t.wait_prompt()
+        for line in (
+            b"/system \xff persona",
+            b"/title caf\xe9",
+            b"/search caf\xe9",
+            b"/resume \xff",
+        ):
+            t.child.send(line)
+            t.line("")
+            t.settle()
+            t.wait_prompt()
+        t.paste("bell\x07 nul\x00 esc\x1b[2J del\x7f")
+        t.line("")
+        t.wait_for(r"You said: bell\^G nul\^@ esc\^\[\[2J del\^\?")
+        t.wait_prompt()
+        for line in ("/nosuch", "/resum 1", "/list lots", "/" + "z" * 5000):
+            t.line(line)
+            t.settle()
+            t.wait_prompt()
+        # The answer is kept short: this is about the input (a long single-paragraph answer
+        # streamed over the network is slow to render; see README-reliability.md).
+        openai_env.push(Reply("got the big one"))
+        t.paste(big)
+        t.wait_for("^· y")
+        t.settle(quiet=0.5, timeout=30)
+        t.line("")
+        t.wait_for("got the big one", timeout=60)
+        t.wait_prompt()
+        assert len(openai_env.last["json"]["messages"][-1]["content"]) == len(big.strip())
+        say(t, "still here?", "You said: still here?")
+        screen = t.scrollback()
+        t.key("ctrl-d")
+        assert t.wait_exit() == 0
+    assert BROKEN not in screen and "Traceback" not in screen
+    assert screen.count("Unknown command /") == 3  # /nosuch, /resum, /zzz…
+    assert "did you mean /resume?" in screen
+    store = Store(home / "chatrepl.db")
+    cid = store.last_id()
+    summary = store.summary(cid)
+    assert (summary.title, summary.system) == ("caf\ufffd", "\ufffd persona")
+    prompts = [turn.prompt for turn in store.turns(cid)]
+    assert prompts == [
+        "caf\ufffd \ufffd\ufffd",
+        "bell\x07 nul\x00 esc\x1b[2J del\x7f",
+        big.strip(),
+        "still here?",
+    ]
+    assert all(turn.status == "complete" for turn in store.turns(cid))
