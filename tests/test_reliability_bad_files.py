@@ -23,6 +23,9 @@ import pytest
 from conftest import child_env
 from fakeserver import Reply
 
+from chatrepl import store as store_module
+from chatrepl.errors import StoreError
+from chatrepl.providers.registry import get_model
 from chatrepl.store import SCHEMA_VERSION, Store
 
 MODEL = "openai:gpt-test"
@@ -319,3 +322,24 @@ def test_a_home_folder_that_cannot_be_written(tmp_path):
     )
     assert "Cannot create the database" in sentence and str(home) in sentence
     assert list(home.iterdir()) == []
+
+
+def test_a_prompt_that_cannot_be_saved_does_not_join_the_conversation(tmp_path, monkeypatch):
+    """With the database locked past the busy timeout the prompt fails in one sentence, and the
+    conversation in memory stays as the database has it: /undo and /retry see saved turns only."""
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 1)
+    db = tmp_path / "held.db"
+    store = Store(db)
+    conversation = get_model("echo").conversation(store=store)
+    conversation.prompt("kept").text()
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(StoreError, match="stayed locked by another program for over 1 s"):
+        conversation.prompt("never saved")
+    holder.execute("ROLLBACK")
+    assert [t.prompt for t in conversation.turns] == ["kept"]
+    assert conversation.retry().text() == "kept"
+    assert [(t.prompt, t.undone) for t in store.turns(conversation.id, include_undone=True)] == [
+        ("kept", True),
+        ("kept", False),
+    ]
