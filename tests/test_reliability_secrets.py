@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import child_env
 from fakeserver import Raw, Reply, Status
+from test_repl_e2e import chatrepl as repl
+from test_repl_e2e import say
 
 from chatrepl.providers.registry import get_model
 
@@ -152,3 +154,76 @@ def test_files_holding_keys_or_conversations_are_private_even_with_umask_0(home)
         "chatrepl.db-shm": "0o600",
     }
     assert json.loads((home / "keys.json").read_text()) == {"openai": KEY, "anthropic": KEY}
+
+
+# --- the REPL: history, /edit and /copy -------------------------------------------------------
+
+RECORDER = """#!{python}
+import json, sys, pathlib
+log = pathlib.Path({log!r})
+entry = {{"argv": sys.argv[1:], "stdin": None if sys.stdin.isatty() else sys.stdin.read()}}
+if {append!r} and len(sys.argv) > 1:
+    entry["file"] = pathlib.Path(sys.argv[-1]).read_text()
+    with open(sys.argv[-1], "a") as f:
+        f.write(" and from the editor")
+with log.open("a") as f:
+    f.write(json.dumps(entry) + "\\n")
+"""
+
+SHELL_BAIT = "$(touch pwned1) `touch pwned2`; touch pwned3 | touch pwned4 && touch pwned5"
+
+
+def recorder(folder: Path, name: str, append: bool = False) -> tuple[Path, Path]:
+    """A program that writes down how it was called (and, as an editor, edits its file)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / f"{name}.log"
+    program = folder / name
+    program.write_text(RECORDER.format(python=sys.executable, log=str(log), append=append))
+    program.chmod(0o755)
+    return program, log
+
+
+def calls(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_edit_and_copy_never_pass_text_through_a_shell(keyed, home, tmp_path):
+    """The text (and $EDITOR's own words) reach the editor and the clipboard tool as they are:
+    shell syntax in them runs nothing."""
+    server, bin_dir = keyed, tmp_path / "bin"
+    editor, edits = recorder(bin_dir, "my editor", append=True)  # a space in its path, too
+    _, copies = recorder(bin_dir, "xclip")
+    work = home.parent  # the REPL's working folder, where a `touch` would land
+    env = {
+        "EDITOR": f"'{editor}' --wait;touch pwned6",
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "DISPLAY": ":0",
+    }
+    with repl(home, **env) as t:
+        say(t, f"/edit {SHELL_BAIT}", "(messages: 1)")
+        sent = server.last["json"]["messages"][-1]["content"]
+        assert sent == f"{SHELL_BAIT}\n and from the editor"
+        server.push(Reply(f"Run {SHELL_BAIT}"))
+        say(t, "ok?", "pwned5")
+        say(t, "/copy", "Copied the last answer")
+        t.key("ctrl-d")
+        assert t.wait_exit() == 0
+    (edit,) = calls(edits)
+    assert edit["argv"][:2] == ["--wait;touch", "pwned6"] and len(edit["argv"]) == 3
+    assert edit["file"] == SHELL_BAIT + "\n"
+    (copy,) = calls(copies)
+    assert copy == {"argv": ["-selection", "clipboard"], "stdin": f"Run {SHELL_BAIT}"}
+    for folder in (work, home, tmp_path, bin_dir, Path.cwd()):
+        assert not list(folder.glob("pwned*")), folder
+
+
+def test_the_history_file_is_private_and_holds_no_key(keyed, home):
+    with repl(home) as t:
+        say(t, "a private thought", "You said: a private thought")
+        t.line("/exit")
+        assert t.wait_exit() == 0
+    history = home / "history"
+    assert oct(history.stat().st_mode & 0o777) == "0o600"
+    assert "a private thought" in history.read_text()
+    for path in home.iterdir():
+        no_key_in(path.read_bytes(), path)
