@@ -34,6 +34,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own CHATREPL_HOME and no keys from the outside world."""
     for name in _ISOLATE:
         monkeypatch.delenv(name, raising=False)
+    # The offline fallback is echo, deterministic, even where the local extra is installed;
+    # tests of the local model choose it by name (or delete this variable).
+    monkeypatch.setenv("CHATREPL_OFFLINE_MODEL", "echo:echo")
     folder = tmp_path / "home"
     monkeypatch.setenv("CHATREPL_HOME", str(folder))
     return folder

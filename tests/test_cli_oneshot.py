@@ -67,7 +67,7 @@ def test_continue_and_resume_carry_history(openai_env, tmp_path):
     store = Store(db)
     cid = store.last_id()
     chatrepl("-m", "anthropic:claude-test", "-p", "new one", "--db", db, env=env)
-    out = chatrepl("-r", cid[:8].lower(), "-p", "three", "--db", db, env=env)
+    out = chatrepl("-r", cid.lower(), "-p", "three", "--db", db, env=env)
     assert out.returncode == 0, out.stderr
     assert [t.prompt for t in store.turns(cid)] == ["one", "two", "three"]
     assert server.last["vendor"] == "openai"
