@@ -204,3 +204,10 @@ def test_killed_mid_stream_keeps_prompt_and_flushed_text(tmp_path, openai_env):
     assert len(response) >= 40 and words.startswith(response)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert len(Store(path).recent(5)) == 1  # and the next start works
+
+
+def test_search_ranks_the_better_match_first(tmp_path):
+    store = Store(tmp_path / "x.db")
+    strong = chat(store, "goat goat goat goat milk")
+    weak = chat(store, "a long sentence that mentions a goat once among many other words here")
+    assert [h.conversation_id for h in store.search("goat")] == [strong.id, weak.id]
