@@ -110,7 +110,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = command(
         "search",
-        "Full-text search over every prompt and answer, newest matches first.",
+        "Full-text search over every prompt and answer, best matches first.",
         "chatrepl search goat names",
         cmd_search,
     )
