@@ -546,7 +546,7 @@ class Store:
     ) -> list[SearchHit]:
         """Round trips whose prompt or answer contain every word of ``query``, best first.
 
-        Ranked by relevance (bm25) among the newest ``SEARCH_WINDOW`` matches: ranking every
+        Ranked by relevance (bm25) among the newest ``max(SEARCH_WINDOW, n)`` matches: ranking every
         match of a common word costs seconds in a million round trips, and FTS5 finds the
         newest matches by walking its index backwards. ``marks`` go around each match in the
         snippets.
@@ -567,7 +567,7 @@ class Store:
             ORDER BY recent.score, recent.rowid DESC
             LIMIT ?"""
         with self._errors():
-            seqs = [row[0] for row in self.db.execute_sql(best, (match, SEARCH_WINDOW, n))]
+            seqs = [row[0] for row in self.db.execute_sql(best, (match, max(SEARCH_WINDOW, n), n))]
             if not seqs:
                 return []
             snippets = f"""
