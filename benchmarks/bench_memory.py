@@ -119,6 +119,10 @@ def run(repeat: int = 3) -> Section:
         beside=f"at the prompt before it: {Stat([r['idle_peak'] for r in runs], 'B').fmt()}",
         target="≤ 80 MB",
         met=peak.median <= 80e6,
+        if_missed="Compare with the figure at the prompt before the answer: the growth is what "
+        "the answer cost. tracemalloc's top statistics in a session (or `python -X "
+        "tracemalloc`) show which objects hold it: the text should be held once or twice, not "
+        "once per redraw.",
     )
     section.add(
         "RSS at the prompt after the answer",

@@ -31,6 +31,23 @@ SEARCHES = {
     "the commonest word": "the",
 }
 FLUSHES = 10  # flushes of the streamed text in one round trip (a 5 s answer, two a second)
+SEARCH_COST = (
+    "bm25 weighs each word by the number of rows that contain it, and FTS5 counts them by "
+    "walking the word's whole index, even though only the newest matches are ranked: for a "
+    "word in most of a million round trips that count is the cost, and it grows with the "
+    "database. What it would take: rank the newest matches without FTS5's bm25 (word counts "
+    "of the candidates in Python, or weights estimated from the candidates), or newest first."
+)
+FSYNC = (
+    "The session's first write re-creates the WAL file and SQLite syncs it (two fdatasync "
+    "calls): its cost is the disk's, high while other processes sync. The later turn's prompt "
+    "row shows the write itself; if that one is slow too, profile Store.begin_response."
+)
+CPU_BOUND = (
+    "CPU-bound (SQLite reading the rows, Python building their objects): compare with the "
+    "small database, which does the same work; if both are slow the machine was busy, if only "
+    "the big one is, a query lost its index (EXPLAIN QUERY PLAN)."
+)
 PROMPT_FIRST = "write: the prompt row, the session's first"
 PROMPT_LATER = "write: the prompt row, a later turn"
 FLUSH = "write: a flush of the streamed text"
@@ -115,6 +132,7 @@ def run(repeat: int = 15, quick: bool = False) -> Section:
             beside=f"small: {small_stat.fmt()} ({growth:.1f}×)",
             target="" if whole else target,
             met=None if whole else stat.median <= limit and flat,
+            if_missed=SEARCH_COST if searching else (FSYNC if writes else CPU_BOUND),
         )
         if stat.max > limit and not whole:
             slow.append(f"{name} {stat.fmt(stat.max)}")

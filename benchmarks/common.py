@@ -85,6 +85,7 @@ class Row:
         beside: what it is compared with, e.g. ``llm --version 1.12 s (18.3× slower)``.
         target: the target in words, e.g. ``≤ 60 ms``.
         met: whether the target is met; ``None`` when there is no target.
+        if_missed: said under the table when the target is missed: why, and what it would take.
     """
 
     what: str
@@ -93,6 +94,7 @@ class Row:
     target: str = ""
     met: bool | None = None
     value: str = ""  # shown instead of the median when there is no Stat
+    if_missed: str = ""  # why the target can be missed and what it would take, when it is
 
 
 @dataclass

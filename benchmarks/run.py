@@ -54,9 +54,11 @@ def table(section: Section) -> str:
         spread = row.stat.spread() if row.stat else ""
         met = {True: "yes", False: "**no**", None: ""}[row.met]
         lines.append(f"| {row.what} | {median} | {spread} | {row.beside} | {row.target} | {met} |")
-    if section.notes:
+    missed = [f"**Missed: {r.what}.** {r.if_missed}".rstrip() for r in section.rows
+              if r.met is False]  # fmt: skip
+    if section.notes or missed:
         lines.append("")
-        lines += [f"- {note}" for note in section.notes]
+        lines += [f"- {note}" for note in missed + section.notes]
     return "\n".join(lines)
 
 
