@@ -3,6 +3,7 @@
     python -m benchmarks.run                  # everything; writes benchmarks/RESULTS.md
     python -m benchmarks.run startup storage  # some of them (prints only)
     python -m benchmarks.run --quick          # fewer repeats and a small database (prints only)
+    python benchmarks/run.py startup          # the same, run as a file
 
 Benchmarks: startup, render, storage, memory. See benchmarks/README.md.
 """
@@ -15,7 +16,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .common import Section, git_commit, load, machine
+if not __package__:  # run as a file: python benchmarks/run.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    __package__ = "benchmarks"  # noqa: A001 - so the relative imports below resolve
+
+from .common import Section, git_commit, load, machine  # noqa: E402
 
 SUITES = ("startup", "render", "storage", "memory")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
