@@ -17,18 +17,36 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import child_env
-from fakeserver import Reply
+from fakeserver import FakeLLMServer, Reply
 
 from chatrepl import store as store_module
+from chatrepl.cli import main
 from chatrepl.errors import StoreError
 from chatrepl.providers.registry import get_model
 from chatrepl.store import SCHEMA_VERSION, Store
 
 MODEL = "openai:gpt-test"
+
+
+@pytest.fixture(scope="module")
+def module_server() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as s:
+        yield s
+
+
+@pytest.fixture
+def server(module_server: FakeLLMServer) -> FakeLLMServer:
+    """conftest's fake server, one per module and cleared for each test: stopping a server
+    waits out its half-second poll interval, and these tests are many."""
+    module_server.steps.clear()
+    module_server.requests.clear()
+    module_server.api_key = None
+    return module_server
 
 
 def chatrepl(*args: str, prefix: list[str] | None = None, **env: str):
@@ -39,6 +57,13 @@ def chatrepl(*args: str, prefix: list[str] | None = None, **env: str):
         env=child_env(**env),
         timeout=60,
     )
+
+
+def in_process(capsys, *args: str) -> subprocess.CompletedProcess[str]:
+    """``chatrepl ARGS`` run by its own main() in this process: the same code, no start-up."""
+    status = main(list(args))
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, status, out.out, out.err)
 
 
 def one_sentence(out: subprocess.CompletedProcess[str]) -> str:
@@ -64,7 +89,8 @@ def untouched(folder: Path, before: dict[str, str], new_database: bool = False) 
     beside any database it opens: an empty -wal and the -shm index (both rebuilt at will), and
     with ``new_database`` the home's new (empty) database."""
     after = snapshot(folder)
-    new = set(after) - set(before) - ({"chatrepl.db"} if new_database else set())
+    fresh = {"chatrepl.db", "chatrepl.db-wal", "chatrepl.db-shm"} if new_database else set()
+    new = set(after) - set(before) - fresh
     empty = hashlib.sha256(b"").hexdigest()
     return all(after.get(name) == digest for name, digest in before.items()) and all(
         name.endswith("-shm") or (name.endswith("-wal") and after[name] == empty) for name in new
@@ -122,12 +148,7 @@ def test_a_bad_database_is_refused_and_left_untouched(make, openai_env, tmp_path
     db = folder / "chatrepl.db"
     make(db)
     before = snapshot(folder)
-    for args in (
-        ["-m", MODEL, "-p", "hello"],
-        ["-c", "-p", "hello"],
-        ["list"],
-        ["search", "words"],
-    ):
+    for args in (["-c", "-m", MODEL, "-p", "hello"], ["search", "words"]):
         sentence = one_sentence(chatrepl(*args, "--db", str(db)))
         assert DATABASES[make] in sentence
         assert str(db) in sentence
@@ -269,30 +290,31 @@ CONFIGS = {
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_a_malformed_config_is_one_sentence_and_left_as_it_was(name, home, openai_env):
+def test_a_malformed_config_is_one_sentence_and_left_as_it_was(name, home, openai_env, capsys):
     text, says = CONFIGS[name]
     home.mkdir(parents=True)
     (home / "config.toml").write_text(text)
     before = snapshot(home)
     model = ["-m", "mine:x"] if "mine" in text else ["-m", MODEL] if "[providers." in text else []
-    sentence = one_sentence(chatrepl(*model, "-p", "hello"))
+    sentence = one_sentence(in_process(capsys, *model, "-p", "hello"))
     assert says in sentence
     assert "12345678" not in sentence
     assert untouched(home, before, new_database=True)
     assert openai_env.requests == []
 
 
-def test_a_bad_timeout_in_the_environment_is_one_sentence(openai_env):
-    sentence = one_sentence(chatrepl("-m", MODEL, "-p", "hello", CHATREPL_TIMEOUT="soon"))
+def test_a_bad_timeout_in_the_environment_is_one_sentence(openai_env, capsys, monkeypatch):
+    monkeypatch.setenv("CHATREPL_TIMEOUT", "soon")
+    sentence = one_sentence(in_process(capsys, "-m", MODEL, "-p", "hello"))
     assert sentence == "CHATREPL_TIMEOUT must be a number of seconds, not 'soon'."
     assert openai_env.requests == []
 
 
-def test_a_malformed_keys_file_is_one_sentence_and_left_as_it_was(home):
+def test_a_malformed_keys_file_is_one_sentence_and_left_as_it_was(home, capsys):
     home.mkdir(parents=True)
     (home / "keys.json").write_text('{"openai": "sk-half-written')
     before = snapshot(home)
-    sentence = one_sentence(chatrepl("-p", "hello"))
+    sentence = one_sentence(in_process(capsys, "-p", "hello"))
     assert "keys.json" in sentence
     assert "sk-half-written" not in sentence
     assert untouched(home, before, new_database=True)

@@ -8,13 +8,15 @@ characters and a 1 MB paste on stdin, bad and ambiguous ids.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 from conftest import child_env
-from fakeserver import Reply
+from fakeserver import FakeLLMServer, Reply
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prompt_toolkit.input import create_pipe_input
@@ -29,6 +31,22 @@ from chatrepl.store import Store
 
 CONTROL = "".join(map(chr, [*range(0, 9), *range(11, 32), 127, *range(0x80, 0xA0)]))
 BROKEN = "Something went wrong inside chatrepl"
+
+
+@pytest.fixture(scope="module")
+def module_server() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as s:
+        yield s
+
+
+@pytest.fixture
+def server(module_server: FakeLLMServer) -> FakeLLMServer:
+    """conftest's fake server, one per module and cleared for each test: stopping a server
+    waits out its half-second poll interval, and these tests are many."""
+    module_server.steps.clear()
+    module_server.requests.clear()
+    module_server.api_key = None
+    return module_server
 
 
 def chatrepl(*args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -317,24 +335,27 @@ def test_bad_input_typed_and_pasted_into_the_repl(home, openai_env):
         t.line("")
         t.wait_for("You said: caf\ufffd \ufffd\ufffd")
         t.wait_prompt()
-        for line in (
-            b"/system \xff persona",
-            b"/title caf\xe9",
-            b"/search caf\xe9",
-            b"/resume \xff",
+        for line, answer in (
+            (b"/system \xff persona", "Persona set from the next turn on: \ufffd persona"),
+            (b"/title caf\xe9", "Title: caf\ufffd"),
+            (b"/search caf\xe9", "caf\ufffd"),
+            (b"/resume \xff", "'\ufffd' is not a conversation id"),
         ):
             t.child.send(line)
             t.line("")
-            t.settle()
+            t.wait_for(re.escape(answer))
             t.wait_prompt()
         t.paste("bell\x07 nul\x00 esc\x1b[2J del\x7f")
         t.line("")
         t.wait_for(r"You said: bell\^G nul\^@ esc\^\[\[2J del\^\?")
         t.wait_prompt()
-        for line in ("/nosuch", "/resum 1", "/list lots", "/" + "z" * 5000):
-            t.line(line)
-            t.settle()
-            t.wait_prompt()
+        for line, answer in (
+            ("/nosuch", "Unknown command /nosuch: see /help"),
+            ("/resum 1", "Unknown command /resum: did you mean /resume?"),
+            ("/list lots", "'lots' is not a number"),
+            ("/" + "z" * 5000, "Unknown command /zzzz"),
+        ):
+            say(t, line, answer)
         # The answer is kept short: this is about the input (a long single-paragraph answer
         # streamed over the network is slow to render; see README-reliability.md).
         openai_env.push(Reply("got the big one"))

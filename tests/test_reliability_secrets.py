@@ -12,14 +12,16 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import child_env
-from fakeserver import Raw, Reply, Status
+from fakeserver import FakeLLMServer, Raw, Reply, Status
 from test_repl_e2e import chatrepl as repl
 from test_repl_e2e import say
 
+from chatrepl.cli import main
 from chatrepl.providers.registry import get_model
 
 KEY = "sk-proj-Zq8vR2mN5tX1wY7kQ3pL"
@@ -27,19 +29,34 @@ PIECES = {KEY[i : i + 8] for i in range(len(KEY) - 7)}
 VENDORS = ("openai:gpt-test", "anthropic:claude-test")
 
 
+@pytest.fixture(scope="module")
+def module_server() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as s:
+        yield s
+
+
+@pytest.fixture
+def server(module_server: FakeLLMServer) -> FakeLLMServer:
+    """conftest's fake server, one per module and cleared for each test: stopping a server
+    waits out its half-second poll interval, and these tests are many."""
+    module_server.steps.clear()
+    module_server.requests.clear()
+    module_server.api_key = None
+    return module_server
+
+
 def no_key_in(haystack: bytes, where: object) -> None:
     if found := sorted(piece for piece in PIECES if piece.encode() in haystack):
         pytest.fail(f"pieces of the key leaked into {where}: {found}")
 
 
-def run(*args: str, db: Path) -> subprocess.CompletedProcess[bytes]:
+def run(capsys, *args: str, db: Path) -> tuple[int, str]:
+    """``chatrepl ARGS`` run in this process (the same code as the command, without its start-up
+    cost); the exit status and everything it printed."""
     where = [] if args[0] == "models" else ["--db", str(db)]
-    return subprocess.run(
-        [sys.executable, "-m", "chatrepl", *args, *where],
-        capture_output=True,
-        env=child_env(),
-        timeout=60,
-    )
+    status = main([*args, *where])
+    out = capsys.readouterr()
+    return status, out.out + out.err
 
 
 @pytest.fixture
@@ -49,7 +66,7 @@ def keyed(openai_env, monkeypatch):
     return openai_env
 
 
-def test_the_key_is_never_saved_exported_or_shown(keyed, tmp_path, home):
+def test_the_key_is_never_saved_exported_or_shown(keyed, tmp_path, home, capsys):
     server = keyed
     db = tmp_path / "secrets.db"
     printed = []
@@ -57,8 +74,7 @@ def test_the_key_is_never_saved_exported_or_shown(keyed, tmp_path, home):
     def chat(model: str, prompt: str, *steps) -> None:
         server.push(*steps)
         again = ["-c"] if db.exists() else []  # one conversation holds every turn
-        out = run(*again, "-m", model, "-p", prompt, db=db)
-        printed.append(out.stdout + out.stderr)
+        printed.append(run(capsys, *again, "-m", model, "-p", prompt, db=db)[1])
 
     for model in VENDORS:
         # A 401 that quotes the key, as OpenAI does.
@@ -68,7 +84,7 @@ def test_the_key_is_never_saved_exported_or_shown(keyed, tmp_path, home):
         chat(
             model,
             "error body",
-            *[Status(500, {"error": {"message": f"upstream refused key {KEY}"}})] * 3,
+            *[Status(500, {"error": {"message": f"refused key {KEY}"}}, {"Retry-After": "0"})] * 3,
         )
         chat(
             model,
@@ -80,7 +96,7 @@ def test_the_key_is_never_saved_exported_or_shown(keyed, tmp_path, home):
     chat(VENDORS[0], "bad frame", Raw(f"data: {'x' * 50} {KEY} tail\n\n".encode()))
     chat(VENDORS[1], "bad event", Raw(f"event: error\ndata: oops {KEY}\n\n".encode()))
 
-    (cid,) = [line.split()[0] for line in run("list", db=db).stdout.decode().splitlines()]
+    (cid,) = [line.split()[0] for line in run(capsys, "list", db=db)[1].splitlines()]
     for args in (
         ("list", "--json"),
         ("show", cid),
@@ -89,16 +105,16 @@ def test_the_key_is_never_saved_exported_or_shown(keyed, tmp_path, home):
         ("export", cid, "--format", "markdown", "-o", str(tmp_path / "export.md")),
         ("models",),
     ):
-        out = run(*args, db=db)
-        assert out.returncode == 0, (args, out.stderr)
-        printed.append(out.stdout + out.stderr)
+        status, out = run(capsys, *args, db=db)
+        assert status == 0, (args, out)
+        printed.append(out)
 
     # Every failure reached the database with its sentence, so the search below means something.
     turns = json.loads((tmp_path / "export.json").read_text())["turns"]
     assert [t["status"] for t in turns].count("error") == 8
     assert all(t["error"] for t in turns if t["status"] == "error")
 
-    no_key_in(b"".join(printed), "what chatrepl printed")
+    no_key_in("".join(printed).encode(), "what chatrepl printed")
     written = [p for p in tmp_path.rglob("*") if p.is_file()] + [
         p for p in home.rglob("*") if p.is_file()
     ]

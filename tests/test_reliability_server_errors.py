@@ -9,17 +9,36 @@ has started. (tests/test_providers.py checks the same at the provider level.)
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pytest
-from conftest import child_env
-from fakeserver import Raw, Reply, Status
+from conftest import _ISOLATE, child_env
+from fakeserver import FakeLLMServer, Raw, Reply, Status
 
 VENDORS = {"openai": "openai:gpt-test", "anthropic": "anthropic:claude-test"}
 HTML = "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+
+
+@pytest.fixture(scope="module")
+def module_server() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as s:
+        yield s
+
+
+@pytest.fixture
+def server(module_server: FakeLLMServer) -> FakeLLMServer:
+    """conftest's fake server, one per module and cleared for each test: stopping a server
+    waits out its half-second poll interval, and these tests are many."""
+    module_server.steps.clear()
+    module_server.requests.clear()
+    module_server.api_key = None
+    return module_server
 
 
 def chatrepl(model: str, db, prompt: str = "hello there") -> subprocess.CompletedProcess[str]:
@@ -60,7 +79,7 @@ class Case:
     says: list[str]  # words the sentence must contain
     requests: int  # how many times the request went out
     text: str = ""  # the text that arrived before the failure
-    vendors: tuple[str, ...] = ("openai",)  # both where the vendors' error shapes differ
+    vendors: tuple[str, ...] = ("openai",)  # both where the vendors differ on this path
     never: list[str] = field(default_factory=lambda: ["{"])  # what must not be shown
 
 
@@ -72,13 +91,9 @@ def times(n: int, step) -> list:
 
 
 CASES = {
-    "401": Case(
-        times(3, Status(401)), ["rejected the API key", "HTTP 401", "_API_KEY"], 1, vendors=BOTH
-    ),
+    "401": Case(times(3, Status(401)), ["rejected the API key", "HTTP 401", "_API_KEY"], 1),
     "403": Case(times(3, Status(403)), ["refused access", "HTTP 403", "permissions"], 1),
-    "404": Case(
-        times(3, Status(404)), ["has no model", "HTTP 404", "chatrepl models"], 1, vendors=BOTH
-    ),
+    "404": Case(times(3, Status(404)), ["has no model", "HTTP 404", "chatrepl models"], 1),
     "413": Case(times(3, Status(413)), ["too long", "/new"], 1),
     "400-context": Case(
         times(
@@ -99,7 +114,6 @@ CASES = {
         times(3, Status(429, headers={"Retry-After": "3600"})),
         ["limiting requests", "HTTP 429", "60 min"],
         1,
-        vendors=BOTH,
     ),
     "500": Case(times(3, Status(500)), ["HTTP 500 Internal Server Error", "try again"], 3),
     "502-html": Case(
@@ -112,7 +126,6 @@ CASES = {
         times(3, Status(503, headers={"Retry-After": "0"})),
         ["HTTP 503 Service Unavailable"],
         3,
-        vendors=BOTH,
     ),
     "html-page-with-200": Case(
         [Raw(HTML.encode(), content_type="text/html")],
@@ -160,23 +173,62 @@ PARAMS = [
 ]
 
 
-@pytest.mark.parametrize(("name", "vendor"), PARAMS)
-def test_a_server_error_is_one_sentence_and_a_saved_failed_turn(name, vendor, openai_env, tmp_path):
-    server, case = openai_env, CASES[name]
-    server.push(*case.steps, Reply("should never be asked for"))
-    db = tmp_path / "errors.db"
-    out = chatrepl(VENDORS[vendor], db)
+@dataclass
+class Run:
+    """What one case left: the process's output, the requests it made, the turns it saved."""
 
-    assert out.returncode == 1
-    sentence = one_sentence(out.stderr)
+    out: subprocess.CompletedProcess[str]
+    requests: int
+    turns: list[dict]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[tuple[str, str], Run]:
+    """Every case at once, each its own chatrepl process against its own fake server: the cases
+    are independent, and the back-offs of the retried ones overlap instead of adding up."""
+    folder = tmp_path_factory.mktemp("server-errors")
+    env = {k: v for k, v in os.environ.items() if k not in _ISOLATE and not k.startswith("PYTEST_")}
+
+    def run(name: str, vendor: str) -> Run:
+        with FakeLLMServer() as server:
+            server.push(*CASES[name].steps, Reply("should never be asked for"))
+            db = folder / f"{name}-{vendor}.db"
+            out = subprocess.run(
+                [sys.executable, "-m", "chatrepl", "-m", VENDORS[vendor], "--db", str(db)]
+                + ["-p", "hello there"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env={
+                    **env,
+                    "CHATREPL_HOME": str(folder / "home"),
+                    "OPENAI_BASE_URL": server.openai_url,
+                    "OPENAI_API_KEY": "sk-test-key-0123456789",
+                    "ANTHROPIC_BASE_URL": server.anthropic_url,
+                    "ANTHROPIC_API_KEY": "sk-ant-test-key-0123456789",
+                },
+            )
+            return Run(out, len(server.requests), saved(db))
+
+    with ThreadPoolExecutor(8) as pool:
+        futures = {p.values: pool.submit(run, *p.values) for p in PARAMS}
+    return {key: future.result() for key, future in futures.items()}
+
+
+@pytest.mark.parametrize(("name", "vendor"), PARAMS)
+def test_a_server_error_is_one_sentence_and_a_saved_failed_turn(name, vendor, runs):
+    case, run = CASES[name], runs[(name, vendor)]
+
+    assert run.out.returncode == 1
+    sentence = one_sentence(run.out.stderr)
     for words in case.says:
         assert words in sentence
     for shown in ["Traceback", *case.never]:
         assert shown not in sentence
-    assert out.stdout == (case.text + "\n" if case.text else "")
-    assert len(server.requests) == case.requests
+    assert run.out.stdout == (case.text + "\n" if case.text else "")
+    assert run.requests == case.requests
 
-    (turn,) = saved(db)
+    (turn,) = run.turns
     assert turn["prompt"] == "hello there"
     assert turn["status"] == "error"
     assert turn["error"] == sentence
