@@ -427,3 +427,34 @@ def test_html_and_angle_brackets_are_shown_as_written() -> None:
     assert "Vec<T> or Vec<T> here." in text
     assert "<div>hidden?</div>" in text
     assert screen_lines(stream(split_randomly(answer, 2, 3))) == rendered_once(answer)
+
+
+def test_blocks_after_a_closed_fence_are_committed_while_streaming() -> None:
+    console, out = make_console()
+    renderer = StreamRenderer(console, clock=FakeClock(1.0))
+    renderer.start()
+    for line in ["```", "code line", "```", "First paragraph.", "", "Second paragraph.", ""]:
+        renderer.feed(line + "\n")
+    # Before the end, the fence and the first paragraph are in the scrollback for good: only
+    # the unfinished last block is still live.
+    assert "code line" not in renderer._view.markdown.markup
+    assert "First paragraph." not in renderer._view.markdown.markup
+    renderer.finish()
+    assert screen_lines(out.getvalue()) == rendered_once(
+        "```\ncode line\n```\nFirst paragraph.\n\nSecond paragraph.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "long_block",
+    [
+        "word " * 1500,  # one long paragraph line
+        "\n".join(f"line {i} of a soft-wrapped paragraph" for i in range(300)),
+        "```python\n" + "\n".join(f"x_{i} = f({i})" for i in range(300)) + "\n```",
+    ],
+    ids=["long line", "soft-wrapped", "long fence"],
+)
+def test_a_long_block_streams_to_the_same_result(long_block: str) -> None:
+    text = f"Intro.\n\n{long_block}\n\nAfter.\n"
+    raw = stream(split_randomly(text, seed=3, longest=40), clock=FakeClock(0.05))
+    assert screen_lines(raw) == rendered_once(text)

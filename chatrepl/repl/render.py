@@ -17,6 +17,7 @@ links as ``text (url)``, so what the model wrote is what the user sees.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from functools import cache
@@ -39,6 +40,12 @@ __all__ = ["DEFAULT_CODE_THEME", "StreamRenderer", "render_markdown"]
 
 DEFAULT_CODE_THEME = "monokai"  # a dark background of its own: readable on dark and light
 REFRESH_INTERVAL = 1 / 15  # seconds between two redraws of the live region
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")  # a fenced code block opens (at the tail's start)
+_BLOCK_START = re.compile(r" {0,3}([#>*+=|`~_<-]|\d{1,9}[.)])")  # a line that may open a block
+# Redraws wait at least this many times their own cost, so the display stays under ~5% of a
+# core even when a redraw is expensive (a screenful of highlighted code costs ~10 ms).
+_BUSY_RATIO = 20
+_LOOKBEHIND = 256  # characters before the new text in which a line may have ended
 
 Line = list[Segment]
 
@@ -135,6 +142,8 @@ class StreamRenderer:
         self._printed = False  # something is in the scrollback already
         self._ends_line = True  # plain mode: the output ends with a newline
         self._last_refresh = float("-inf")
+        self._cost = 0.0  # seconds the last redraw took: an expensive one waits longer
+        self._fence_closed = False  # the tail opens with a fence, and its closing line is in
         self._view = _Tail()
         self._live: Live | None = None
         self._started = False
@@ -169,9 +178,11 @@ class StreamRenderer:
             return
         self._pending.append(safe)
         now = self.clock()
-        if now - self._last_refresh >= self.refresh_interval:
+        if now - self._last_refresh >= max(self.refresh_interval, _BUSY_RATIO * self._cost):
             self._last_refresh = now
+            began = time.perf_counter()
             self._update()
+            self._cost = time.perf_counter() - began
 
     def finish(self, note: str | None = None) -> None:
         """Flush what is left, show ``note`` dimmed below the answer, and stop. Idempotent."""
@@ -220,31 +231,63 @@ class StreamRenderer:
         new = "".join(self._pending)
         self._pending.clear()
         self._tail += new
-        lines = self._tail.split("\n")
         done: Markdown | None = None
-        if "\n" in new:
+        if "\n" in new and self._may_have_ended(new):
             # Decide on complete lines only: a line not yet ended can still change the one
             # before it ("| a |" becomes a table header once "|-|" follows). Every block but
             # the last is finished, as the next one has begun.
+            lines = self._tail.split("\n")
             tokens = _parser().parse("\n".join(lines[:-1]))
             starts = [t.map[0] for t in tokens if t.level == 0 and t.nesting >= 0 and t.map]
             if len(starts) >= 2:
                 done = _Markdown("\n".join(lines[: starts[-1]]), self.code_theme)
-                lines = lines[starts[-1] :]
-                self._tail = "\n".join(lines)
-        markdown = _Markdown(self._tail, self.code_theme)
-        # A long open code block: highlight only the lines that can be seen.
-        keep = self.console.size.height
-        last = markdown.parsed[-1] if markdown.parsed else None
-        if last and last.type == "fence" and last.map and len(lines) - last.map[0] > keep + 1:
-            view = "\n".join([lines[last.map[0]], *lines[-keep:]])
-            markdown = _Markdown(view, self.code_theme)
-        self._view.markdown = markdown
+                self._tail = "\n".join(lines[starts[-1] :])
+                self._fence_closed = False  # the tail is a new block now
+        self._view.markdown = _Markdown(self._preview(), self.code_theme)
         self.refreshes += 1
         if done is not None:
             self._commit(done)  # printing above a live region redraws it too
         elif self._live is not None:
             self._live.refresh()
+
+    def _may_have_ended(self, new: str) -> bool:
+        """Whether the lines just completed can have begun a new block (so a parse is due).
+
+        Parsing is what costs; skipping it while one long block grows keeps the cost linear.
+        An open fence ends only at a closing fence line; any other block can only be followed
+        by a new one after a blank line or at a line that starts like a block.
+        """
+        recent = self._tail[-(len(new) + _LOOKBEHIND) :].split("\n")[1:-1]
+        opening = _FENCE.match(self._tail)
+        if opening and not self._fence_closed:
+            closing = re.compile(
+                rf" {{0,3}}{re.escape(opening.group(1)[0])}{{{len(opening.group(1))},}}[ \t]*$"
+            )
+            self._fence_closed = any(closing.match(line) for line in recent)
+            return self._fence_closed
+        return bool(opening) or any(not line.strip() or _BLOCK_START.match(line) for line in recent)
+
+    def _preview(self) -> str:
+        """The part of the unfinished block worth rendering: what fits on the screen.
+
+        An open fence is cut to its opening line (so the code is still highlighted) and its
+        last screenful of lines; any other long block to its last screenful of lines and
+        characters. One redraw then costs the same however long the block has grown.
+        """
+        height, width = self.console.size.height, self.console.size.width
+        last = self._tail.rsplit("\n", height)  # the last `height` lines, and what is before
+        if _FENCE.match(self._tail):
+            if len(last) <= height:
+                return self._tail
+            return "\n".join([self._tail[: self._tail.find("\n")], *last[1:]])
+        budget = height * width
+        if len(self._tail) <= budget:
+            return self._tail
+        text = "\n".join(last[1:]) if len(last) > height else self._tail
+        if len(text) > budget:
+            text = text[-budget:]
+            text = text[text.find(" ") + 1 :]  # start on a whole word
+        return text
 
     def _commit(self, markdown: Markdown) -> None:
         """Print finished blocks to the scrollback, one blank line after what is there."""
