@@ -17,12 +17,11 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import child_env
-from fakeserver import FakeLLMServer, Reply
+from fakeserver import Reply
 
 from chatrepl import store as store_module
 from chatrepl.cli import main
@@ -31,22 +30,6 @@ from chatrepl.providers.registry import get_model
 from chatrepl.store import SCHEMA_VERSION, Store
 
 MODEL = "openai:gpt-test"
-
-
-@pytest.fixture(scope="module")
-def module_server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as s:
-        yield s
-
-
-@pytest.fixture
-def server(module_server: FakeLLMServer) -> FakeLLMServer:
-    """conftest's fake server, one per module and cleared for each test: stopping a server
-    waits out its half-second poll interval, and these tests are many."""
-    module_server.steps.clear()
-    module_server.requests.clear()
-    module_server.api_key = None
-    return module_server
 
 
 def chatrepl(*args: str, prefix: list[str] | None = None, **env: str):

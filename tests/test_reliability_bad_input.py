@@ -12,11 +12,10 @@ import re
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 from conftest import child_env
-from fakeserver import FakeLLMServer, Reply
+from fakeserver import Reply
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prompt_toolkit.input import create_pipe_input
@@ -31,22 +30,6 @@ from chatrepl.store import Store
 
 CONTROL = "".join(map(chr, [*range(0, 9), *range(11, 32), 127, *range(0x80, 0xA0)]))
 BROKEN = "Something went wrong inside chatrepl"
-
-
-@pytest.fixture(scope="module")
-def module_server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as s:
-        yield s
-
-
-@pytest.fixture
-def server(module_server: FakeLLMServer) -> FakeLLMServer:
-    """conftest's fake server, one per module and cleared for each test: stopping a server
-    waits out its half-second poll interval, and these tests are many."""
-    module_server.steps.clear()
-    module_server.requests.clear()
-    module_server.api_key = None
-    return module_server
 
 
 def chatrepl(*args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:

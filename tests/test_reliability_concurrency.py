@@ -6,12 +6,10 @@ import re
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 from conftest import child_env
-from fakeserver import FakeLLMServer, Reply
+from fakeserver import Reply
 from test_repl_e2e import chatrepl as repl
 from test_repl_e2e import db, say
 
@@ -20,22 +18,6 @@ from chatrepl.store import Store
 
 MODEL = "openai:gpt-test"
 SLOTS = 12
-
-
-@pytest.fixture(scope="module")
-def module_server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as s:
-        yield s
-
-
-@pytest.fixture
-def server(module_server: FakeLLMServer) -> FakeLLMServer:
-    """conftest's fake server, one per module and cleared for each test: stopping a server
-    waits out its half-second poll interval, and these tests are many."""
-    module_server.steps.clear()
-    module_server.requests.clear()
-    module_server.api_key = None
-    return module_server
 
 
 def chatrepl(*args: str) -> subprocess.CompletedProcess[str]:

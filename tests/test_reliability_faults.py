@@ -15,7 +15,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pexpect
@@ -30,22 +29,6 @@ from chatrepl.store import Store
 
 WORDS = " ".join(f"w{i}" for i in range(300))  # 300 tokens; at 0.03 s each, ~9 s in all
 MODEL = "openai:gpt-test"
-
-
-@pytest.fixture(scope="module")
-def module_server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as s:
-        yield s
-
-
-@pytest.fixture
-def server(module_server: FakeLLMServer) -> FakeLLMServer:
-    """conftest's fake server, one per module and cleared for each test: stopping a server
-    waits out its half-second poll interval, and these tests are many."""
-    module_server.steps.clear()
-    module_server.requests.clear()
-    module_server.api_key = None
-    return module_server
 
 
 def chatrepl(*args: str, db: Path, **kwargs) -> subprocess.Popen[bytes]:

@@ -11,13 +11,12 @@ writes are checked for the hostile sequences and read through pyte to see what a
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 
 import pexpect
 import pyte
 import pytest
 from conftest import child_env
-from fakeserver import FakeLLMServer, Reply, Status
+from fakeserver import Reply, Status
 from test_repl_e2e import chatrepl as repl
 from test_repl_e2e import say
 
@@ -47,22 +46,6 @@ MARKDOWN = {
     '<span style="display:none">hidden</span>': '<span style="display:none">hidden</span>',
     "[https://bank.example](https://evil.example/login)": "https://evil.example/login",
 }
-
-
-@pytest.fixture(scope="module")
-def module_server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as s:
-        yield s
-
-
-@pytest.fixture
-def server(module_server: FakeLLMServer) -> FakeLLMServer:
-    """conftest's fake server, one per module and cleared for each test: stopping a server
-    waits out its half-second poll interval, and these tests are many."""
-    module_server.steps.clear()
-    module_server.requests.clear()
-    module_server.api_key = None
-    return module_server
 
 
 def answer() -> str:

@@ -12,12 +12,11 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import child_env
-from fakeserver import FakeLLMServer, Raw, Reply, Status
+from fakeserver import Raw, Reply, Status
 from test_repl_e2e import chatrepl as repl
 from test_repl_e2e import say
 
@@ -27,22 +26,6 @@ from chatrepl.providers.registry import get_model
 KEY = "sk-proj-Zq8vR2mN5tX1wY7kQ3pL"
 PIECES = {KEY[i : i + 8] for i in range(len(KEY) - 7)}
 VENDORS = ("openai:gpt-test", "anthropic:claude-test")
-
-
-@pytest.fixture(scope="module")
-def module_server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as s:
-        yield s
-
-
-@pytest.fixture
-def server(module_server: FakeLLMServer) -> FakeLLMServer:
-    """conftest's fake server, one per module and cleared for each test: stopping a server
-    waits out its half-second poll interval, and these tests are many."""
-    module_server.steps.clear()
-    module_server.requests.clear()
-    module_server.api_key = None
-    return module_server
 
 
 def no_key_in(haystack: bytes, where: object) -> None:

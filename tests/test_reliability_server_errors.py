@@ -13,7 +13,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -23,22 +22,6 @@ from fakeserver import FakeLLMServer, Raw, Reply, Status
 
 VENDORS = {"openai": "openai:gpt-test", "anthropic": "anthropic:claude-test"}
 HTML = "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
-
-
-@pytest.fixture(scope="module")
-def module_server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as s:
-        yield s
-
-
-@pytest.fixture
-def server(module_server: FakeLLMServer) -> FakeLLMServer:
-    """conftest's fake server, one per module and cleared for each test: stopping a server
-    waits out its half-second poll interval, and these tests are many."""
-    module_server.steps.clear()
-    module_server.requests.clear()
-    module_server.api_key = None
-    return module_server
 
 
 def chatrepl(model: str, db, prompt: str = "hello there") -> subprocess.CompletedProcess[str]:
