@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._version import __version__
@@ -57,32 +58,17 @@ def main(argv: list[str] | None = None) -> int:
     """Run chatrepl; returns the exit status (0 ok, 1 error, 2 usage, 130 interrupted, 141 the
     reader of stdout went away)."""
     argv = sys.argv[1:] if argv is None else argv
+    return guarded(lambda: _main(argv))
+
+
+def guarded(action: Callable[[], int]) -> int:
+    """Run ``action``: an error a user can cause becomes one line on stderr and an exit status."""
     from .errors import ChatreplError
 
     try:
-        if len(argv) > 2 and argv[0] == "--db" and argv[2] in SUBCOMMANDS:
-            argv = [argv[2], *argv[:2], *argv[3:]]  # `chatrepl --db X list` reads naturally too
-        if argv and argv[0] in SUBCOMMANDS:
-            from .manage import main as manage
-
-            return manage(argv)
-        args = chat_parser().parse_args(argv)
-        args.prompt, args.system = as_text(args.prompt), as_text(args.system)
-        prompt = args.prompt
-        if prompt is None and not sys.stdin.isatty():
-            prompt = read_stdin().strip()
-            if not prompt.strip():
-                print(
-                    "chatrepl: nothing to answer: the prompt on stdin was empty.", file=sys.stderr
-                )
-                return 2
-        if prompt is not None:
-            return one_shot(args, prompt)
-        from .repl.app import run
-
-        return run(args)
+        return action()
     except ChatreplError as exc:
-        print(f"chatrepl: {exc}", file=sys.stderr)
+        print(f"chatrepl: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(file=sys.stderr)
@@ -92,6 +78,28 @@ def main(argv: list[str] | None = None) -> int:
         # and keep Python from complaining again when it flushes stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) > 2 and argv[0] == "--db" and argv[2] in SUBCOMMANDS:
+        argv = [argv[2], *argv[:2], *argv[3:]]  # `chatrepl --db X list` reads naturally too
+    if argv and argv[0] in SUBCOMMANDS:
+        from .manage import main as manage
+
+        return manage(argv)
+    args = chat_parser().parse_args(argv)
+    args.prompt, args.system = as_text(args.prompt), as_text(args.system)
+    prompt = args.prompt
+    if prompt is None and not sys.stdin.isatty():
+        prompt = read_stdin().strip()
+        if not prompt.strip():
+            print("chatrepl: nothing to answer: the prompt on stdin was empty.", file=sys.stderr)
+            return 2
+    if prompt is not None:
+        return one_shot(args, prompt)
+    from .repl.app import run
+
+    return run(args)
 
 
 def as_text(arg: str | None) -> str | None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, fields
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from .errors import ChatreplError
 from .store import STATUSES, ConversationSummary, TurnRecord
+from .text import parse_time
 
 FORMAT_VERSION = 1
 _STATUS_NOTE = {
@@ -84,14 +85,9 @@ def close_fences(text: str) -> str:
 
 def readable_time(iso: str | None) -> str:
     """A stored UTC timestamp as ``2025-01-31 14:02:05 UTC`` (unchanged if it is not ISO)."""
-    if not iso:
-        return "unknown"
-    try:
-        moment = datetime.fromisoformat(iso)
-    except ValueError:
-        return iso
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+    moment = parse_time(iso)
+    if moment is None:
+        return iso or "unknown"
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 

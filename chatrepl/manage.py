@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .cli import guarded
 from .errors import ChatreplError
 
 if TYPE_CHECKING:
@@ -207,22 +208,15 @@ def main(argv: list[str]) -> int:
         args = parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
         return exc.code if isinstance(exc.code, int) else 2
+    return guarded(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.handler(args)
     except UsageError as exc:
         _error(str(exc))
         return 2
-    except ChatreplError as exc:
-        _error(str(exc))
-        return 1
-    except KeyboardInterrupt:
-        print(file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader went away (``chatrepl list | head -1``): stop quietly with 141, as the
-        # chat form does, and keep Python from complaining when it flushes stdout at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
 
 
 def _error(message: str) -> None:
@@ -269,16 +263,11 @@ def _safe(text: str | None) -> str:
 
 def local_time(iso: str | None) -> str:
     """A stored UTC timestamp in local time, as ``2025-01-31 14:02``."""
-    from datetime import UTC, datetime
+    from .text import parse_time
 
-    if not iso:
-        return ""
-    try:
-        moment = datetime.fromisoformat(iso)
-    except ValueError:
-        return iso
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+    moment = parse_time(iso)
+    if moment is None:
+        return iso or ""
     return moment.astimezone().strftime("%Y-%m-%d %H:%M")
 
 

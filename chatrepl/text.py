@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 # C0 controls except tab and newline, DEL, and the C1 range (which some terminals obey too).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -45,3 +49,16 @@ def shorten(text: str, width: int) -> str:
     """One line of at most ``width`` characters, whitespace collapsed, with an ellipsis if cut."""
     line = " ".join(text.split())
     return line if len(line) <= width else line[: max(width - 1, 0)] + "…"
+
+
+def parse_time(iso: str | None) -> datetime | None:
+    """A stored timestamp as an aware datetime (UTC when it names no zone), or ``None``."""
+    from datetime import UTC, datetime
+
+    if not iso:
+        return None
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

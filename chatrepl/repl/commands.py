@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ChatreplError, NotFoundError
-from ..text import make_safe, shorten
+from ..text import make_safe, parse_time, shorten
 from .toolbar import SHORT_ID
 
 if TYPE_CHECKING:
@@ -131,12 +131,9 @@ def dispatch(repl: Repl, line: str) -> None:
 
 def ago(iso: str, now: datetime | None = None) -> str:
     """A time as "just now", "5 min ago", "yesterday" … or a date."""
-    try:
-        then = datetime.fromisoformat(iso)
-    except ValueError:
+    then = parse_time(iso)
+    if then is None:
         return iso
-    if then.tzinfo is None:
-        then = then.replace(tzinfo=UTC)
     seconds = ((now or datetime.now(UTC)) - then).total_seconds()
     if seconds < 60:
         return "just now"
