@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,3 +66,32 @@ def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.update(extra)
     return env
+
+
+def run_chatrepl(
+    *args: str,
+    input: str | bytes | None = None,
+    text: bool = True,
+    env: dict[str, str] | None = None,
+    prefix: list[str] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess:
+    """``python -m chatrepl ARGS`` as a user runs it, in the isolated environment."""
+    return subprocess.run(
+        [*(prefix or []), sys.executable, "-m", "chatrepl", *args],
+        input=input,
+        capture_output=True,
+        text=text,
+        env=env or child_env(),
+        timeout=timeout,
+    )
+
+
+def saved_rows(db: str | os.PathLike[str]) -> list[dict]:
+    """Every row of the responses table, oldest first, read with plain sqlite3."""
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute("SELECT * FROM responses ORDER BY seq")]
+    finally:
+        con.close()

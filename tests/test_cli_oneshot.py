@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-from conftest import child_env
+from conftest import child_env, run_chatrepl
 from fakeserver import Reply
 
 from chatrepl.store import Store
 
 
 def chatrepl(*args, input=None, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "chatrepl", *args],
-        input=input if isinstance(input, bytes | None) else input.encode(),
-        capture_output=True,
-        env=env or child_env(),
-        timeout=60,
-    )
+    return run_chatrepl(*args, input=input, text=False, env=env)
 
 
 def test_version():

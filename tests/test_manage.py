@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import child_env
+from conftest import child_env, run_chatrepl
 
 from chatrepl import manage
 from chatrepl.conversation import Conversation
@@ -543,14 +543,7 @@ def test_help_has_an_example_for_every_command(run) -> None:  # type: ignore[no-
 
 
 def chatrepl(*argv: str, **kw) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
-    return subprocess.run(
-        [sys.executable, "-m", "chatrepl", *argv],
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        timeout=60,
-        **kw,
-    )
+    return run_chatrepl(*argv, **kw)
 
 
 def test_the_program_exits_1_with_one_line_and_no_traceback(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import child_env
+from conftest import child_env, run_chatrepl
 from fakeserver import Reply
 
 from chatrepl import store as store_module
@@ -33,13 +33,7 @@ MODEL = "openai:gpt-test"
 
 
 def chatrepl(*args: str, prefix: list[str] | None = None, **env: str):
-    return subprocess.run(
-        [*(prefix or []), sys.executable, "-m", "chatrepl", *args],
-        capture_output=True,
-        text=True,
-        env=child_env(**env),
-        timeout=60,
-    )
+    return run_chatrepl(*args, prefix=prefix, env=child_env(**env))
 
 
 def in_process(capsys, *args: str) -> subprocess.CompletedProcess[str]:

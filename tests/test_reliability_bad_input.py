@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import child_env
+from conftest import child_env, run_chatrepl
 from fakeserver import Reply
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,13 +33,7 @@ BROKEN = "Something went wrong inside chatrepl"
 
 
 def chatrepl(*args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "chatrepl", *args],
-        input=input,
-        capture_output=True,
-        env=child_env(),
-        timeout=60,
-    )
+    return run_chatrepl(*args, input=input, text=False)
 
 
 def one_line(text: str) -> str:

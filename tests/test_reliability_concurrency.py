@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 import sqlite3
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import child_env
+from conftest import run_chatrepl
 from fakeserver import Reply
 from test_repl_e2e import chatrepl as repl
 from test_repl_e2e import db, say
@@ -21,13 +20,7 @@ SLOTS = 12
 
 
 def chatrepl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chatrepl", *args],
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        timeout=120,
-    )
+    return run_chatrepl(*args, timeout=120)
 
 
 def test_twelve_one_shot_processes_at_once_lose_nothing(openai_env, tmp_path):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pexpect
 import pyte
 import pytest
-from conftest import child_env
+from conftest import child_env, saved_rows
 from fakeserver import FakeLLMServer, Reply
 from test_repl_e2e import chatrepl as repl
 from test_repl_e2e import say
@@ -40,15 +40,6 @@ def chatrepl(*args: str, db: Path, **kwargs) -> subprocess.Popen[bytes]:
     )
 
 
-def saved(db: Path) -> list[dict]:
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute("SELECT * FROM responses ORDER BY seq")]
-    finally:
-        con.close()
-
-
 def integrity(db: Path) -> str:
     con = sqlite3.connect(db)
     try:
@@ -63,7 +54,7 @@ def wait_for_saved_text(db: Path, at_least: int, timeout: float = 30) -> str:
     while time.monotonic() < deadline:
         if db.exists():
             try:
-                rows = saved(db)
+                rows = saved_rows(db)
             except sqlite3.OperationalError:
                 rows = []
             if rows and len(rows[-1]["response"]) >= at_least:
@@ -118,7 +109,7 @@ def kill_9(server: FakeLLMServer, db: Path) -> tuple[str, str]:
     proc.send_signal(signal.SIGKILL)
     shown = proc.stdout.read().decode()
     proc.wait()
-    after = saved(db)[-1]["response"]
+    after = saved_rows(db)[-1]["response"]
     assert after.startswith(before)  # the flushed text never shrinks
     assert shown.startswith(after)  # and it is what was on the screen, up to the last flush
     return "pending", after
@@ -153,7 +144,7 @@ def test_a_fault_mid_answer_keeps_the_turn_and_the_next_start_can_retry(
     db = tmp_path / "faults.db"
     status, shown = fault(server, db)
 
-    (row,) = saved(db)
+    (row,) = saved_rows(db)
     assert row["prompt"] == "count slowly"
     assert row["status"] == status
     assert row["response"].strip() == shown
@@ -211,7 +202,7 @@ def test_a_reader_that_goes_away_is_not_a_traceback(tmp_path):
     proc.wait(timeout=30)
     assert "Traceback" not in err and "BrokenPipe" not in err and "Exception" not in err
     assert proc.returncode != 0
-    (row,) = saved(db)
+    (row,) = saved_rows(db)
     assert row["prompt"] == prompt
     assert row["status"] == "interrupted"
     assert prompt.startswith(row["response"]) and row["response"]
@@ -248,7 +239,7 @@ def test_a_fault_in_the_repl_then_retry_after_a_restart(fault, home, openai_env)
         else:
             shown = t.scrollback()
 
-    (row,) = saved(db)
+    (row,) = saved_rows(db)
     status = {"ctrl-c": "interrupted", "kill -9": "pending", "stall": "error"}[fault]
     assert (row["prompt"], row["status"]) == ("count slowly", status)
     assert WORDS.startswith(row["response"]) and len(row["response"]) >= 40

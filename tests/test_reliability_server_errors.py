@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pytest
-from conftest import _ISOLATE, child_env
+from conftest import _ISOLATE, run_chatrepl, saved_rows
 from fakeserver import FakeLLMServer, Raw, Reply, Status
 
 VENDORS = {"openai": "openai:gpt-test", "anthropic": "anthropic:claude-test"}
@@ -25,22 +24,7 @@ HTML = "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>ng
 
 
 def chatrepl(model: str, db, prompt: str = "hello there") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chatrepl", "-m", model, "--db", str(db), "-p", prompt],
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        timeout=60,
-    )
-
-
-def saved(db) -> list[dict]:
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute("SELECT * FROM responses ORDER BY seq")]
-    finally:
-        con.close()
+    return run_chatrepl("-m", model, "--db", str(db), "-p", prompt)
 
 
 def one_sentence(stderr: str) -> str:
@@ -191,7 +175,7 @@ def runs(tmp_path_factory) -> dict[tuple[str, str], Run]:
                     "ANTHROPIC_API_KEY": "sk-ant-test-key-0123456789",
                 },
             )
-            return Run(out, len(server.requests), saved(db))
+            return Run(out, len(server.requests), saved_rows(db))
 
     with ThreadPoolExecutor(8) as pool:
         futures = {p.values: pool.submit(run, *p.values) for p in PARAMS}
@@ -225,7 +209,7 @@ def test_a_retried_error_that_clears_gives_one_complete_turn(openai_env, tmp_pat
     assert out.returncode == 0, out.stderr
     assert out.stdout == "at last\n" and out.stderr == ""
     assert len(server.requests) == 3
-    (turn,) = saved(tmp_path / "ok.db")
+    (turn,) = saved_rows(tmp_path / "ok.db")
     assert (turn["status"], turn["response"], turn["error"]) == ("complete", "at last", None)
 
 
@@ -235,7 +219,7 @@ def test_the_server_refusing_connections_is_one_sentence(tmp_path, monkeypatch):
     out = chatrepl(VENDORS["openai"], tmp_path / "down.db")
     assert out.returncode == 1
     assert "Cannot reach http://127.0.0.1:9/v1" in one_sentence(out.stderr)
-    (turn,) = saved(tmp_path / "down.db")
+    (turn,) = saved_rows(tmp_path / "down.db")
     assert turn["status"] == "error" and turn["response"] == ""
 
 
