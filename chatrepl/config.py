@@ -54,6 +54,19 @@ def private_file(path: Path) -> Path:
     return path
 
 
+def write_private(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` (an export), readable by the user only (mode 0600)."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder: give a file name to export to.")
+    try:
+        private_file(path)
+        with path.open("w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise ConfigError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
+    return path
+
+
 def load_config(folder: Path | None = None) -> dict[str, Any]:
     """The parsed ``config.toml`` of the home folder, or ``{}`` when there is none."""
     path = (folder or home()) / "config.toml"

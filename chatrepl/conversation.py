@@ -323,12 +323,12 @@ class Conversation:
         from .text import valid_text
 
         self.title, self.title_source = valid_text(title), source
-        if self.store and self.responses:
-            self.store.save_conversation(self, title=True)
+        self._save(title=True)
 
-    def _save(self) -> None:
+    def _save(self, title: bool = False) -> None:
+        """Save the conversation's row once it has one; ``title``: this is a rename."""
         if self.store and self.responses:
-            self.store.save_conversation(self)
+            self.store.save_conversation(self, title=title)
 
     def propose_title(self) -> str:
         """A short title for the conversation, asked of the model (not saved as a turn)."""

@@ -451,25 +451,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output in (None, "-"):
         sys.stdout.write(_safe(text) if _terminal() else text)
         return 0
+    from .config import write_private
+
     path = write_private(Path(args.output).expanduser(), text)
     if sys.stderr.isatty():
         print(f"Exported {summary.id} ({args.format}) to {path}.", file=sys.stderr)
     return 0
-
-
-def write_private(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path``, readable by the user only (mode 0600)."""
-    from .config import private_file
-
-    if path.is_dir():
-        raise ChatreplError(f"{path} is a folder: give a file name to export to.")
-    try:
-        private_file(path)
-        with path.open("w", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as exc:
-        raise ChatreplError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
-    return path
 
 
 # --- title, delete -----------------------------------------------------------------------------

@@ -493,7 +493,7 @@ def cmd_copy(repl: Repl, arg: str) -> None:
 def cmd_export(repl: Repl, arg: str) -> None:
     """Write the conversation as a Markdown file (mode 0600): to FILE, or to TITLE-ID.md in the
     current folder. Undone turns are left out; interrupted and failed ones are marked."""
-    from ..config import private_file
+    from ..config import write_private
     from ..export import to_markdown
 
     c = repl.conversation
@@ -505,17 +505,10 @@ def cmd_export(repl: Repl, arg: str) -> None:
     else:
         slug = re.sub(r"[^a-z0-9]+", "-", (c.title or "").lower()).strip("-")[:40]
         path = Path(f"{slug or 'conversation'}-{c.id[:SHORT_ID].lower()}.md")
-    if path.is_dir():
-        raise ChatreplError(f"{path} is a folder: give a file name.")
-    if path.exists() and not repl.confirm(f"{path} exists. Overwrite it?"):
+    if path.is_file() and not repl.confirm(f"{path} exists. Overwrite it?"):
         repl.say("Not exported.")
         return
-    text = to_markdown(repl.store.summary(c.id), repl.store.turns(c.id))
-    try:
-        private_file(path)
-        path.write_text(text, "utf-8")
-    except OSError as exc:
-        raise ChatreplError(f"Cannot write {path}: {exc.strerror}.") from exc
+    write_private(path, to_markdown(repl.store.summary(c.id), repl.store.turns(c.id)))
     repl.say(f"Exported {plural(len(c.turns), 'turn')} to {path}")
 
 
