@@ -45,6 +45,7 @@ _BLOCK_START = re.compile(r" {0,3}([#>*+=|`~_<-]|\d{1,9}[.)])")  # a line that m
 # Redraws wait at least this many times their own cost, so the display stays under ~5% of a
 # core even when a redraw is expensive (a screenful of highlighted code costs ~10 ms).
 _BUSY_RATIO = 20
+_LONGEST_WAIT = 0.5  # but redraw at least twice a second (a first redraw also pays for imports)
 _LOOKBEHIND = 256  # characters before the new text in which a line may have ended
 
 Line = list[Segment]
@@ -178,7 +179,8 @@ class StreamRenderer:
             return
         self._pending.append(safe)
         now = self.clock()
-        if now - self._last_refresh >= max(self.refresh_interval, _BUSY_RATIO * self._cost):
+        wait = min(max(self.refresh_interval, _BUSY_RATIO * self._cost), _LONGEST_WAIT)
+        if now - self._last_refresh >= wait:
             self._last_refresh = now
             began = time.perf_counter()
             self._update()
