@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .errors import ChatreplError, ProviderError
-from .providers.base import Message, Model, Usage
+from .providers.base import Model
+from .records import Message, TextDelta, Usage
 
 if TYPE_CHECKING:
     from .store import Store, TurnRecord
@@ -159,19 +160,19 @@ class Response:
         try:
             messages = self.conversation.messages_for(self)
             flusher = _Flusher(store, self) if store else None
-            for chunk in self.model.stream(messages, self.options, self._cancel):
-                if chunk.usage:
-                    if chunk.usage.input_tokens is not None:
-                        self.usage.input_tokens = chunk.usage.input_tokens
-                    if chunk.usage.output_tokens is not None:
-                        self.usage.output_tokens = chunk.usage.output_tokens
-                if chunk.text:
+            for event in self.model.stream(messages, self.options, self._cancel):
+                if isinstance(event, Usage):
+                    if event.input_tokens is not None:
+                        self.usage.input_tokens = event.input_tokens
+                    if event.output_tokens is not None:
+                        self.usage.output_tokens = event.output_tokens
+                elif isinstance(event, TextDelta) and event.text:
                     if self.time_to_first_token is None:
                         self.time_to_first_token = time.monotonic() - start
-                    self._chunks.append(chunk.text)
+                    self._chunks.append(event.text)
                     if flusher:
                         flusher.dirty.set()
-                    yield chunk.text
+                    yield event.text
                 if self._cancel.is_set():
                     break
             self.status = "interrupted" if self._cancel.is_set() else "complete"
@@ -351,7 +352,11 @@ class Conversation:
             ),
             Message("user", f"Name this conversation:\n\n{excerpt}"),
         ]
-        text = "".join(c.text for c in self.model.stream(messages, {}, threading.Event()))
+        text = "".join(
+            e.text
+            for e in self.model.stream(messages, {}, threading.Event())
+            if isinstance(e, TextDelta)
+        )
         title = next((line for line in text.splitlines() if line.strip()), "")
         return shorten(title.strip().strip("\"'*#").strip(), 60)
 

@@ -20,7 +20,7 @@ from conftest import child_env
 from chatrepl import errors
 from chatrepl.conversation import Conversation
 from chatrepl.providers import local, registry
-from chatrepl.providers.base import Message
+from chatrepl.records import Message
 from chatrepl.store import Store
 
 needs_extra = pytest.mark.skipif(

@@ -20,8 +20,9 @@ from chatrepl import manage
 from chatrepl.conversation import Conversation
 from chatrepl.errors import ProviderError, ServerError
 from chatrepl.export import to_json, to_markdown
-from chatrepl.providers.base import Chunk, Model
+from chatrepl.providers.base import Model
 from chatrepl.providers.registry import get_model
+from chatrepl.records import TextDelta
 from chatrepl.store import Store
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)")
@@ -69,8 +70,8 @@ def run(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
 class Broken(Model):
     """A model that fails after a few words."""
 
-    def stream(self, messages, options, cancel) -> Iterator[Chunk]:  # type: ignore[no-untyped-def]
-        yield Chunk("partial ")
+    def stream(self, messages, options, cancel) -> Iterator[TextDelta]:  # type: ignore[no-untyped-def]
+        yield TextDelta("partial ")
         raise ServerError("The server failed (HTTP 500): try again.")
 
 

@@ -20,8 +20,9 @@ from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
 from chatrepl.conversation import Conversation
-from chatrepl.providers.base import Chunk, Message, Model
+from chatrepl.providers.base import Model
 from chatrepl.providers.registry import get_model
+from chatrepl.records import Message, TextDelta
 from chatrepl.repl import commands
 from chatrepl.repl.app import Repl
 from chatrepl.store import Store
@@ -149,9 +150,9 @@ class Interrupted(Model):
 
     def stream(
         self, messages: list[Message], options: dict[str, Any], cancel: threading.Event
-    ) -> Iterator[Chunk]:
-        yield Chunk("partial ")
-        yield Chunk("answer")
+    ) -> Iterator[TextDelta]:
+        yield TextDelta("partial ")
+        yield TextDelta("answer")
         raise KeyboardInterrupt
 
 

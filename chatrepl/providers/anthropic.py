@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import errors
-from .base import Chunk, Message, Model, Usage
+from ..records import Event, Message, TextDelta, ToolSpec, Usage
+from .base import Model
 from .http import Endpoint, HTTPModelMixin, iter_lines, parse_json, post_stream
 from .sse import iter_events
 
@@ -29,8 +30,12 @@ class AnthropicModel(HTTPModelMixin, Model):
     endpoint: Endpoint = field(default_factory=lambda: Endpoint("Anthropic", ""))
 
     def stream(
-        self, messages: list[Message], options: dict[str, Any], cancel: threading.Event
-    ) -> Iterator[Chunk]:
+        self,
+        messages: list[Message],
+        options: dict[str, Any],
+        cancel: threading.Event,
+        tools: list[ToolSpec] | None = None,
+    ) -> Iterator[Event]:
         system = "\n\n".join(m.content for m in messages if m.role == "system")
         body: dict[str, Any] = {
             "model": self.name,
@@ -57,7 +62,7 @@ class AnthropicModel(HTTPModelMixin, Model):
         finally:
             response.close()
 
-    def _read(self, response: Any, cancel: threading.Event) -> Iterator[Chunk]:
+    def _read(self, response: Any, cancel: threading.Event) -> Iterator[Event]:
         usage = Usage()
         finished = False
         seen_any = False
@@ -82,7 +87,7 @@ class AnthropicModel(HTTPModelMixin, Model):
             elif kind == "content_block_delta":
                 delta = data.get("delta") or {}
                 if delta.get("type") == "text_delta" and delta.get("text"):
-                    yield Chunk(delta["text"])
+                    yield TextDelta(delta["text"])
             elif kind == "message_delta":
                 u = data.get("usage") or {}
                 if u.get("output_tokens") is not None:
@@ -95,7 +100,7 @@ class AnthropicModel(HTTPModelMixin, Model):
         if not seen_any:
             raise errors.StreamError("Anthropic answered with an empty stream.")
         if usage.input_tokens is not None or usage.output_tokens is not None:
-            yield Chunk("", usage)
+            yield usage
         if not finished and not cancel.is_set():
             raise errors.StreamError(
                 "The answer from Anthropic ended early; the text that arrived was kept."

@@ -1,4 +1,4 @@
-"""The small interface every provider implements: messages in, a stream of chunks out."""
+"""The small interface every provider implements: messages in, a stream of events out."""
 
 from __future__ import annotations
 
@@ -7,33 +7,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..records import Event, Message, ToolSpec
+
 if TYPE_CHECKING:
     from ..conversation import Conversation
     from ..store import Store
-
-
-@dataclass(frozen=True)
-class Message:
-    """One message of a chat: ``role`` is ``system``, ``user`` or ``assistant``."""
-
-    role: str
-    content: str
-
-
-@dataclass
-class Usage:
-    """Token counts as the service reported them (``None`` where it did not)."""
-
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-
-
-@dataclass
-class Chunk:
-    """A piece of a streamed answer: some text, and/or the usage once it is known."""
-
-    text: str = ""
-    usage: Usage | None = None
 
 
 @dataclass
@@ -59,8 +37,10 @@ class Model:
         messages: list[Message],
         options: dict[str, Any],
         cancel: threading.Event,
-    ) -> Iterator[Chunk]:
-        """Send ``messages`` and yield the answer as it arrives; stop soon after ``cancel`` is set.
+        tools: list[ToolSpec] | None = None,
+    ) -> Iterator[Event]:
+        """Send ``messages`` and yield the answer's events as they arrive (text, reasoning,
+        tool calls, usage, how it finished); stop soon after ``cancel`` is set.
 
         Raises:
             ProviderError: any failure, as one sentence a user can act on.

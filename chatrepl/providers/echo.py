@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .base import Chunk, Message, Model, Usage
+from ..records import Event, Message, TextDelta, ToolSpec, Usage
+from .base import Model
 
 
 @dataclass
@@ -20,8 +21,12 @@ class EchoModel(Model):
     """
 
     def stream(
-        self, messages: list[Message], options: dict[str, Any], cancel: threading.Event
-    ) -> Iterator[Chunk]:
+        self,
+        messages: list[Message],
+        options: dict[str, Any],
+        cancel: threading.Event,
+        tools: list[ToolSpec] | None = None,
+    ) -> Iterator[Event]:
         prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
         delay = float(options.get("delay", self.options.get("delay", 0)))
         pieces = re.findall(r"\s*\S+|\s+", prompt) or [""]
@@ -30,6 +35,6 @@ class EchoModel(Model):
                 return
             if delay:
                 time.sleep(delay)
-            yield Chunk(piece)
+            yield TextDelta(piece)
         words_in = sum(len(m.content.split()) for m in messages)
-        yield Chunk("", Usage(words_in, len(prompt.split())))
+        yield Usage(words_in, len(prompt.split()))

@@ -44,7 +44,8 @@ from typing import Any
 
 from .. import errors
 from ..errors import ConfigError
-from .base import Chunk, Message, Model, Usage
+from ..records import Event, Message, TextDelta, ToolSpec, Usage
+from .base import Model
 
 #: The model that comes with the ``local`` extra, and the package that ships it.
 PACKAGED_MODEL = "gemma3-270m"
@@ -489,8 +490,12 @@ class LocalModel(Model):
         load(self.path, split_options(self._configured())[0], progress=False)
 
     def stream(
-        self, messages: list[Message], options: dict[str, Any], cancel: threading.Event
-    ) -> Iterator[Chunk]:
+        self,
+        messages: list[Message],
+        options: dict[str, Any],
+        cancel: threading.Event,
+        tools: list[ToolSpec] | None = None,
+    ) -> Iterator[Event]:
         load_options, sampling = split_options({**self._configured(), **options})
         if cancel.is_set():
             return
@@ -513,7 +518,7 @@ class LocalModel(Model):
         sampling: dict[str, Any],
         watch: _Watch,
         cancel: threading.Event,
-    ) -> Iterator[Chunk]:
+    ) -> Iterator[Event]:
         from llama_cpp import StoppingCriteriaList
 
         llm = loaded.llm
@@ -535,7 +540,8 @@ class LocalModel(Model):
                     started = bool(text)
                 body = text.rstrip()
                 if body:  # the usage so far rides along: an interrupted answer keeps its count
-                    yield Chunk(spaces + body, Usage(len(tokens), watch.count))
+                    yield TextDelta(spaces + body)
+                    yield Usage(len(tokens), watch.count)
                     spaces = text[len(body) :]
                 else:
                     spaces += text
@@ -558,7 +564,7 @@ class LocalModel(Model):
             parts.close()
             if not clean:
                 _forget_state(llm)  # interrupted inside llama.cpp: its cache may be half-written
-        yield Chunk("", Usage(len(tokens), watch.count))
+        yield Usage(len(tokens), watch.count)
 
 
 def _forget_state(llm: Any) -> None:

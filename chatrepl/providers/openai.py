@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import errors
-from .base import Chunk, Message, Model, Usage
+from ..records import Event, Message, TextDelta, ToolSpec, Usage
+from .base import Model
 from .http import Endpoint, HTTPModelMixin, iter_lines, parse_json, post_stream
 from .sse import iter_events
 
@@ -22,8 +23,12 @@ class OpenAIModel(HTTPModelMixin, Model):
     usage_option: bool = True
 
     def stream(
-        self, messages: list[Message], options: dict[str, Any], cancel: threading.Event
-    ) -> Iterator[Chunk]:
+        self,
+        messages: list[Message],
+        options: dict[str, Any],
+        cancel: threading.Event,
+        tools: list[ToolSpec] | None = None,
+    ) -> Iterator[Event]:
         body: dict[str, Any] = {
             "model": self.name,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
@@ -55,7 +60,7 @@ class OpenAIModel(HTTPModelMixin, Model):
         finally:
             response.close()
 
-    def _read(self, response: Any, cancel: threading.Event) -> Iterator[Chunk]:
+    def _read(self, response: Any, cancel: threading.Event) -> Iterator[Event]:
         finished = False
         seen_any = False
         for event in iter_events(iter_lines(response, self.endpoint)):
@@ -85,8 +90,10 @@ class OpenAIModel(HTTPModelMixin, Model):
                 text += delta.get("content") or ""
                 if choice.get("finish_reason"):
                     finished = True
-            if text or usage:
-                yield Chunk(text, usage)
+            if text:
+                yield TextDelta(text)
+            if usage:
+                yield usage
         if not seen_any:
             raise errors.StreamError(f"{self.endpoint.label} answered with an empty stream.")
         if not finished and not cancel.is_set():
