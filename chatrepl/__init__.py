@@ -16,8 +16,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from .conversation import Conversation, Response
     from .errors import ChatreplError
-    from .providers.base import Model
-    from .providers.registry import get_model
+    from .models import Model, get_model
     from .store import Store
 
 __all__ = [
@@ -34,8 +33,8 @@ _WHERE = {
     "Conversation": "conversation",
     "Response": "conversation",
     "ChatreplError": "errors",
-    "Model": "providers.base",
-    "get_model": "providers.registry",
+    "Model": "models",
+    "get_model": "models",
     "Store": "store",
 }
 

@@ -1,54 +1,56 @@
-"""Conversation and Response: the history, the persona and the turns, with or without a store.
+"""Conversation and Response: a tree of turns, the persona, and the model calls of each turn.
 
-A ``Response`` is lazy: the request goes out when it is first iterated (or ``text()`` is
-called). With a store, its row is written when the prompt is made, the text is flushed while it
-streams (at least once a second, from a small background thread) and finalised at the end,
-whatever the end is: complete, interrupted (``cancel()``, Ctrl-C, leaving the loop early) or
-an error.
+A conversation is a tree: every turn has a parent (none for the first), and the conversation a
+head. What is sent with a new prompt is the persona, then the path from the root to the head.
+``retry`` and ``edit`` make siblings, ``undo`` moves the head back, ``switch`` moves it to
+another branch: nothing is deleted.
+
+A ``Response`` (one turn) is lazy: the request goes out when it is first iterated (or
+``text()`` is called). With a store, the turn is written when the prompt is made, what arrives
+is flushed while it streams (at least once a second, from a small background thread) and the
+turn is finalised at the end, whatever the end is.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
+import json
 import threading
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import ChatreplError, ProviderError
-from .providers.base import Model
-from .records import Message, TextDelta, Usage
+from .errors import ChatreplError, NotFoundError, ProviderError
+from .ids import new_id
+from .records import (
+    CallRecord,
+    ConversationRecord,
+    Event,
+    Finish,
+    Message,
+    Part,
+    ReasoningDelta,
+    RefusalDelta,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    TreeNode,
+    TurnRecord,
+    Usage,
+)
 
 if TYPE_CHECKING:
-    from .store import Store, TurnRecord
+    from .providers.base import Model
+    from .store import Store
 
 FLUSH_INTERVAL = 0.5  # seconds; the spec asks for at least once a second
+CHAIN_LIMIT = 10  # model calls in one turn that runs tools
 
-_OVER = threading.Event()  # the cancel signal of every response loaded finished from a store
-_OVER.set()
-
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # base32 as ULIDs are written
-_last_id = [0, 0]  # milliseconds and randomness of the last id made here
-_id_lock = threading.Lock()
-
-
-def _new_id() -> str:
-    """A new ULID, monotonic within the process as python-ulid's ``ULID()`` is.
-
-    Made here: importing python-ulid costs ~45 ms of start-up (it reads its own version
-    through importlib.metadata), and every chat starts by making an id.
-    """
-    with _id_lock:
-        ms = time.time_ns() // 1_000_000
-        if ms <= _last_id[0]:  # the same millisecond: count up from the last id
-            ms, randomness = _last_id[0], _last_id[1] + 1
-        else:
-            randomness = int.from_bytes(os.urandom(10), "big")
-        _last_id[:] = ms, randomness
-    n = ms << 80 | randomness
-    return "".join(_CROCKFORD[n >> shift & 31] for shift in range(125, -1, -5))
+#: The status a turn ends with, by the finish reason of its last model call.
+_ENDINGS = {"length": "cut_off", "filtered": "filtered", "refused": "refused"}
+#: Parts the model produced that make a turn worth sending again.
+_SUBSTANCE = ("text", "refusal", "tool_call")
 
 
 def _now() -> str:
@@ -57,90 +59,184 @@ def _now() -> str:
     return now()
 
 
-class Response:
-    """One round trip: a prompt and the answer streaming back.
+class Toolbox(Protocol):
+    """What a turn that may call tools needs: the tools' specs, and a way to run a call."""
 
-    Iterate it for the text as it arrives; ``text()`` waits for all of it. After the end,
-    ``status`` is ``complete``, ``interrupted`` or ``error`` (with ``error`` the sentence).
+    def specs(self) -> list[ToolSpec]: ...
+
+    def run(self, call: ToolCall, cancel: threading.Event) -> Part:
+        """Run ``call`` (after asking, where the user wants to be asked); a tool_result part."""
+        ...
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """An event of a turn that runs tools: a tool's result has been added to the turn."""
+
+    part: Part
+
+
+class Response:
+    """One turn: a prompt and what the model produces, across one or more model calls.
+
+    Iterate it for the answer text as it arrives, or ``events()`` for everything (reasoning,
+    tool calls and results, how each call finished); ``text()`` waits for the whole answer.
+    After the end, ``status`` is ``complete``, ``cut_off``, ``filtered``, ``refused``,
+    ``interrupted`` or ``error`` (then ``error`` holds the sentence).
     """
 
     def __init__(
         self,
         conversation: Conversation,
         prompt: str,
+        *,
+        parent_id: str | None,
         system: str | None,
         options: dict[str, Any],
         model: Model,
+        attachments: list[Part] | None = None,
+        toolbox: Toolbox | None = None,
+        chain: bool = False,
+        chain_limit: int = CHAIN_LIMIT,
     ):
         self.conversation = conversation
+        self.id = new_id()
+        self.parent_id = parent_id
         self.prompt = prompt
         self.system = system
         self.options = options
         self.model = model
         self.model_name = model.full_name
-        self.id = _new_id()
+        self.kind = "turn"
         self.started = _now()
         self.status = "pending"
         self.error: str | None = None
         self.usage = Usage()
         self.duration: float | None = None
         self.time_to_first_token: float | None = None
-        self.undone = False
-        self._chunks: list[str] = []
+        self.parts: list[Part] = [Part("prompt", prompt), *(attachments or [])]
+        self.calls: list[CallRecord] = []
+        self.toolbox = toolbox
+        self.chain = chain
+        self.chain_limit = chain_limit
         self._cancel = threading.Event()
-        self._begun = False  # iteration has started (or the response was cancelled first)
-        self._streaming = False  # iteration is under way right now
+        self._lock = threading.Lock()  # the parts, between the stream and the flusher
+        self._buffer: list[str] = []  # pieces of the part still arriving (the last one)
+        self._open = False  # the last part is still arriving
+        self._saved = len(self.parts)  # parts before this index are saved for good
+        self._begun = False  # streaming has started (or the response was cancelled first)
+        self._streaming = False  # streaming is under way right now
 
     @classmethod
     def from_record(cls, conversation: Conversation, t: TurnRecord) -> Response:
-        """A finished response rebuilt from its saved row."""
+        """A finished turn rebuilt from its saved record."""
         r = cls.__new__(cls)
-        r.conversation, r.prompt, r.system, r.options = conversation, t.prompt, t.system, t.options
+        r.conversation, r.id, r.parent_id = conversation, t.id, t.parent_id
+        r.prompt, r.system, r.options, r.kind = t.prompt, t.system, t.options, t.kind
         r.model, r.model_name = conversation.model, t.model
-        r.id, r.started, r.status, r.error = t.id, t.started, t.status, t.error
+        r.started, r.status, r.error = t.started, t.status, t.error
         r.usage = Usage(t.input_tokens, t.output_tokens)
         r.duration = None if t.duration_ms is None else t.duration_ms / 1000
         r.time_to_first_token = None if t.ttft_ms is None else t.ttft_ms / 1000
-        r.undone = t.undone
-        r._chunks = [t.response] if t.response else []
-        r._cancel = _OVER  # a finished response never streams: no Event of its own to build
+        r.parts, r.calls = list(t.parts), list(t.calls)
+        if not r.parts:
+            r.parts = [Part("prompt", t.prompt)] + (
+                [Part("text", t.response, call=1)] * bool(t.response)
+            )
+        r.toolbox, r.chain, r.chain_limit = None, False, CHAIN_LIMIT
+        r._cancel = threading.Event()
+        r._cancel.set()
+        r._lock = threading.Lock()
+        r._buffer, r._open, r._saved = [], False, len(r.parts)
         r._begun, r._streaming = True, False
         return r
 
-    # --- reading the answer -------------------------------------------------------------------
+    def record(self) -> TurnRecord:
+        """The turn as the store keeps it."""
+        with self._lock:
+            self._sync()
+            parts = list(self.parts)
+        return TurnRecord(
+            id=self.id,
+            conversation_id=self.conversation.id,
+            parent_id=self.parent_id,
+            model=self.model_name,
+            prompt=self.prompt,
+            system=self.system,
+            response=_joined(parts, "text"),
+            options=self.options,
+            input_tokens=self.usage.input_tokens,
+            output_tokens=self.usage.output_tokens,
+            status=self.status,
+            error=self.error,
+            started=self.started,
+            duration_ms=_ms(self.duration),
+            ttft_ms=_ms(self.time_to_first_token),
+            parts=parts,
+            calls=list(self.calls),
+            kind=self.kind,
+        )
+
+    # --- reading what arrived -----------------------------------------------------------------
 
     @property
     def text_so_far(self) -> str:
-        """The text that has arrived so far."""
-        return "".join(self._chunks)
+        """The answer text that has arrived so far (every call's, in order)."""
+        with self._lock:
+            self._sync()
+            return _joined(self.parts, "text")
+
+    @property
+    def reasoning(self) -> str:
+        """The reasoning that has arrived so far."""
+        with self._lock:
+            self._sync()
+            return _joined(self.parts, "reasoning", "\n\n")
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The tool calls the model asked for in this turn."""
+        return [
+            ToolCall(str(p.data.get("id", "")), str(p.data.get("name", "")), _arguments(p))
+            for p in self.parts
+            if p.kind == "tool_call"
+        ]
 
     @property
     def done(self) -> bool:
         return self.status != "pending"
 
     def __iter__(self) -> Iterator[str]:
+        for event in self.events():
+            if isinstance(event, TextDelta):
+                yield event.text
+
+    def events(self) -> Iterator[Event | ToolResult]:
+        """Everything as it arrives: text, reasoning, refusals, tool calls, tool results
+        (``ToolResult``), usage, and how each model call finished."""
         if self._begun:
             if self._streaming:
                 raise RuntimeError("this response is already being streamed")
-            if self._chunks:
-                yield self.text_so_far
+            text = self.text_so_far
+            if text:
+                yield TextDelta(text)
             return
         self._begun = self._streaming = True
         try:
-            yield from self._stream()
+            yield from self._run()
         finally:
             self._streaming = False
 
     def text(self) -> str:
         """The whole answer (streaming it first if needed); raises if the request failed."""
-        for _ in self:
+        for _ in self.events():
             pass
-        if self.status == "error" and not self._chunks and self.error:
+        if self.status == "error" and not self.text_so_far and self.error:
             raise ProviderError(self.error)
         return self.text_so_far
 
     def cancel(self) -> None:
-        """Stop the answer; what arrived is kept and the response is marked interrupted.
+        """Stop the answer (and any tool running); what arrived is kept, marked interrupted.
 
         A response cancelled before it began streaming is finished (and saved) at once.
         """
@@ -149,33 +245,49 @@ class Response:
             self._begun = True
             self.status, self.duration = "interrupted", 0.0
             if self.conversation.store:
-                self.conversation.store.finish_response(self)
+                self.conversation.store.finish_turn(self.record())
 
     # --- streaming ----------------------------------------------------------------------------
 
-    def _stream(self) -> Iterator[str]:
+    def _run(self) -> Iterator[Event | ToolResult]:
         store = self.conversation.store
-        flusher = None
+        flusher = _Flusher(store, self) if store else None
         start = time.monotonic()
         try:
-            messages = self.conversation.messages_for(self)
-            flusher = _Flusher(store, self) if store else None
-            for event in self.model.stream(messages, self.options, self._cancel):
-                if isinstance(event, Usage):
-                    if event.input_tokens is not None:
-                        self.usage.input_tokens = event.input_tokens
-                    if event.output_tokens is not None:
-                        self.usage.output_tokens = event.output_tokens
-                elif isinstance(event, TextDelta) and event.text:
-                    if self.time_to_first_token is None:
-                        self.time_to_first_token = time.monotonic() - start
-                    self._chunks.append(event.text)
+            seen: dict[str, int] = {}
+            while True:
+                call = CallRecord(len(self.calls) + 1, self.model.full_name)
+                self.calls.append(call)
+                asked = yield from self._call(call, start, flusher)
+                if not (self.chain and asked and self.toolbox) or self._cancel.is_set():
+                    break
+                for tool_call in asked:
+                    part = self._run_tool(tool_call, seen)
+                    self._add(part)
                     if flusher:
                         flusher.dirty.set()
-                    yield event.text
+                    yield ToolResult(part)
+                    if self._cancel.is_set():
+                        break
                 if self._cancel.is_set():
                     break
-            self.status = "interrupted" if self._cancel.is_set() else "complete"
+                if len(self.calls) >= self.chain_limit:
+                    self._add(
+                        Part(
+                            "notice",
+                            f"Stopped after {self.chain_limit} model calls in one turn "
+                            "(the chain limit).",
+                            {"reason": "chain_limit"},
+                            call.index,
+                        )
+                    )
+                    break
+            if self._cancel.is_set():
+                self.status = "interrupted"
+            else:
+                reason = self.calls[-1].finish_reason if self.calls else None
+                refused = any(p.kind == "refusal" for p in self.parts)
+                self.status = _ENDINGS.get(reason or "", "refused" if refused else "complete")
         except ChatreplError as exc:
             self.status, self.error = "error", str(exc)
             raise
@@ -186,17 +298,146 @@ class Response:
             if self.status == "pending":
                 self.status = "interrupted"
             self.duration = time.monotonic() - start
+            with self._lock:
+                self._sync()
+                self._open = False
+                self._close_unanswered()
             if flusher:
                 flusher.stop()
             if store:
-                store.finish_response(self)
+                store.finish_turn(self.record())
+
+    def _call(
+        self, call: CallRecord, start: float, flusher: _Flusher | None
+    ) -> Iterator[Event | ToolResult]:
+        """One model call; returns the tool calls it asked for."""
+        messages = self.conversation.messages_for(self)
+        specs = self.toolbox.specs() if self.toolbox else None
+        began = time.monotonic()
+        asked: list[ToolCall] = []
+        try:
+            extra = {"tools": specs} if specs else {}  # a provider without tools needs none
+            stream = self.model.stream(messages, self.options, self._cancel, **extra)
+            for event in stream:
+                if isinstance(event, Usage):
+                    self._count(call, event)
+                elif isinstance(event, Finish):
+                    call.finish_reason = event.reason
+                elif isinstance(event, ToolCall):
+                    asked.append(event)
+                    data = {"id": event.id, "name": event.name, "arguments": event.arguments}
+                    if event.raw is not None:
+                        data["raw"] = event.raw
+                    self._add(Part("tool_call", "", data, call.index))
+                else:
+                    piece = event.text
+                    kind = _KINDS[type(event)]
+                    if kind == "text" and piece and self.time_to_first_token is None:
+                        self.time_to_first_token = time.monotonic() - start
+                    if call.ttft_ms is None and piece:
+                        call.ttft_ms = _ms(time.monotonic() - began)
+                    self._append(kind, piece, call.index, event)
+                if flusher:
+                    flusher.dirty.set()
+                yield event
+                if self._cancel.is_set():
+                    break
+        finally:
+            call.duration_ms = _ms(time.monotonic() - began)
+        return asked
+
+    def _count(self, call: CallRecord, u: Usage) -> None:
+        for name in ("input_tokens", "output_tokens", "reasoning_tokens", "cost"):
+            value = getattr(u, name)
+            if value is not None:
+                setattr(call, name, value)
+        for name in ("input_tokens", "output_tokens"):
+            values = [getattr(c, name) for c in self.calls if getattr(c, name) is not None]
+            setattr(self.usage, name, sum(values) if values else None)
+
+    def _run_tool(self, call: ToolCall, seen: dict[str, int]) -> Part:
+        key = json.dumps([call.name, call.arguments], sort_keys=True, default=str)
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > 2:
+            return Part(
+                "tool_result",
+                "This exact call was already made twice in this turn; its result is above. "
+                "Answer with what you have.",
+                {"call_id": call.id, "name": call.name, "is_error": True},
+                len(self.calls),
+            )
+        assert self.toolbox is not None
+        part = self.toolbox.run(call, self._cancel)
+        part.call = len(self.calls)
+        return part
+
+    # --- parts --------------------------------------------------------------------------------
+
+    def _append(self, kind: str, piece: str, call: int, event: Event) -> None:
+        """Add streamed text to the part arriving, or start a new part of ``kind``."""
+        with self._lock:
+            last = self.parts[-1]
+            if not (self._open and last.kind == kind and last.call == call):
+                self._sync()
+                self.parts.append(Part(kind, "", {}, call))
+                self._buffer, self._open = [], True
+                last = self.parts[-1]
+            if piece:
+                self._buffer.append(piece)
+            if isinstance(event, ReasoningDelta) and (event.signature or event.redacted):
+                if event.signature:
+                    last.data["signature"] = event.signature
+                if event.redacted:
+                    last.data["redacted"] = event.redacted
+                last.data["provider"] = getattr(self.model, "wire", self.model.provider)
+                self._sync()
+                self._open = False  # a signed block is whole: the next one is a new part
+
+    def _add(self, part: Part) -> None:
+        with self._lock:
+            self._sync()
+            self._open = False
+            self.parts.append(part)
+
+    def _sync(self) -> None:
+        """Write the pieces of the part still arriving into it (the lock is held)."""
+        if self._open and self._buffer:
+            self.parts[-1].text = "".join(self._buffer)
+            self._buffer = [self.parts[-1].text]
+
+    def _close_unanswered(self) -> None:
+        """Give every tool call without a result an error result, so the history stays one
+        providers accept."""
+        answered = {p.data.get("call_id") for p in self.parts if p.kind == "tool_result"}
+        for p in list(self.parts):
+            if p.kind == "tool_call" and p.data.get("id") not in answered and self.chain:
+                self.parts.append(
+                    Part(
+                        "tool_result",
+                        "The call was stopped before it ran to the end.",
+                        {"call_id": p.data.get("id"), "name": p.data.get("name"), "is_error": True},
+                        p.call,
+                    )
+                )
+
+    def progress(self) -> tuple[str, int, list[Part]]:
+        """What to flush: the answer text so far, and the parts from the first unsaved one."""
+        with self._lock:
+            self._sync()
+            start = self._saved
+            parts = list(self.parts)
+            self._saved = len(parts) - 1 if self._open else len(parts)
+            return _joined(parts, "text"), start, parts
 
     def __repr__(self) -> str:
         return f"<Response {self.id} {self.status} {self.text_so_far[:30]!r}>"
 
 
+_KINDS: dict[type, str] = {TextDelta: "text", ReasoningDelta: "reasoning", RefusalDelta: "refusal"}
+
+
 class _Flusher(threading.Thread):
-    """Writes the text that has arrived to the store every FLUSH_INTERVAL while it changes."""
+    """Writes what has arrived to the store every FLUSH_INTERVAL while it changes."""
 
     def __init__(self, store: Store, response: Response):
         super().__init__(name=f"flush-{response.id}", daemon=True)
@@ -210,9 +451,10 @@ class _Flusher(threading.Thread):
             while not self.stopped.is_set():
                 if self.dirty.wait(FLUSH_INTERVAL) and not self.stopped.is_set():
                     self.dirty.clear()
+                    text, start, parts = self.response.progress()
                     # A failed flush is not fatal: the final write says so if the database is gone.
                     with contextlib.suppress(ChatreplError):
-                        self.store.flush_response(self.response.id, self.response.text_so_far)
+                        self.store.save_progress(self.response.id, text, start, parts)
                     self.stopped.wait(FLUSH_INTERVAL)
         finally:
             self.store.close()  # this thread's own connection
@@ -224,12 +466,13 @@ class _Flusher(threading.Thread):
 
 
 class Conversation:
-    """A chat with a model: its persona, its turns, and (optionally) the store that keeps them.
+    """A chat with a model: its persona, its tree of turns, and (optionally) the store that
+    keeps them.
 
     Args:
         model: the model answering; can be switched between turns.
         system: the persona, sent first with every turn from now on.
-        store: where every round trip is saved; ``None`` keeps it in memory only.
+        store: where every turn is saved; ``None`` keeps it in memory only.
     """
 
     def __init__(
@@ -239,28 +482,114 @@ class Conversation:
         store: Store | None = None,
         id: str | None = None,  # noqa: A002 - the conversation's id is called id everywhere
     ):
-        self.model = model
+        self.model = _provider_model(model)
         self.system = system or None
         self.store = store
-        self.id = id or _new_id()
+        self.id = id or new_id()
         self.title: str | None = None
         self.title_source: str | None = None
         self.created = _now()
-        self.responses: list[Response] = []
+        self.forked_from: str | None = None
+        self.path: list[Response] = []  # the turns from the root to the head
+        self._known: dict[str, Response] = {}  # every turn met: the tree without a store
 
-    # --- turns --------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, store: Store, conversation_id: str, model: Model | None = None) -> Conversation:
+        """A saved conversation (id or unique prefix) at its head, ready to continue.
+
+        It answers with its own model unless ``model`` is given.
+
+        Raises:
+            ConfigError: its own model cannot be built here (pass ``model``).
+        """
+        record = store.conversation(conversation_id)
+        if model is None:
+            from .providers.registry import get_model
+
+            model = get_model(record.model)
+        c = cls(model, system=record.system, store=store, id=record.id)
+        c.title, c.title_source, c.created = record.title, record.title_source, record.created
+        c.forked_from = record.forked_from
+        c._set_path(store.path_to(record.head))
+        return c
+
+    def record(self) -> ConversationRecord:
+        """The conversation's own row, as the store keeps it."""
+        return ConversationRecord(
+            id=self.id,
+            title=self.title,
+            title_source=self.title_source,
+            model=self.model.full_name,
+            system=self.system,
+            created=self.created,
+            updated=_now(),
+            head=self.head,
+            forked_from=self.forked_from,
+        )
+
+    # --- the path and the tree ----------------------------------------------------------------
+
+    @property
+    def head(self) -> str | None:
+        """The id of the turn the next prompt follows (``None``: the start)."""
+        return self.path[-1].id if self.path else None
 
     @property
     def turns(self) -> list[Response]:
-        """The responses that count: every one not undone."""
-        return [r for r in self.responses if not r.undone]
+        """The turns on the current path, oldest first."""
+        return list(self.path)
 
-    def prompt(self, text: str, system: str | None = None, **options: Any) -> Response:
-        """Ask ``text``; ``system`` (if given) becomes the persona from this turn on.
+    #: The same as ``turns`` (the name of the first release).
+    responses = turns
 
+    def prompt(
+        self,
+        text: str,
+        system: str | None = None,
+        *,
+        tools: list[Any] | None = None,
+        attachments: list[Part] | None = None,
+        **options: Any,
+    ) -> Response:
+        """Ask ``text`` after the head; ``system`` (if given) becomes the persona from now on.
+
+        With ``tools``, the model may ask for calls (``response.tool_calls``), which are not run.
         The prompt is saved (with a store) before this returns; the answer streams when the
         returned Response is iterated.
         """
+        return self._ask(text, system, tools, attachments, options, chain=False)
+
+    def chain(
+        self,
+        text: str,
+        system: str | None = None,
+        *,
+        tools: list[Any],
+        approve: Callable[[ToolCall], Any] | None = None,
+        chain_limit: int = CHAIN_LIMIT,
+        attachments: list[Part] | None = None,
+        **options: Any,
+    ) -> Response:
+        """Ask ``text`` and run the tool calls the model asks for, sending their results back,
+        until it answers without a call (or ``chain_limit`` model calls).
+
+        ``approve`` is asked before each call; by default every call runs.
+        """
+        from .tools import toolbox
+
+        box = toolbox(tools, approve=approve)
+        return self._ask(text, system, box, attachments, options, chain=True, limit=chain_limit)
+
+    def _ask(
+        self,
+        text: str,
+        system: str | None,
+        tools: Any,
+        attachments: list[Part] | None,
+        options: dict[str, Any],
+        chain: bool,
+        limit: int = CHAIN_LIMIT,
+    ) -> Response:
         from .text import shorten, valid_text
 
         text = valid_text(text)
@@ -268,42 +597,149 @@ class Conversation:
             self.system = valid_text(system) or None
         if self.title is None and text.strip():
             self.title, self.title_source = shorten(text, 60), "prompt"
-        response = Response(self, text, self.system, dict(options), self.model)
-        if self.store:
-            self.store.begin_response(response)  # a prompt that cannot be saved is not asked
-        self.responses.append(response)
+        if tools is not None and not hasattr(tools, "specs"):
+            from .tools import toolbox
+
+            tools = toolbox(tools)
+        response = Response(
+            self,
+            text,
+            parent_id=self.head,
+            system=self.system,
+            options=dict(options),
+            model=self.model,
+            attachments=attachments,
+            toolbox=tools,
+            chain=chain,
+            chain_limit=limit,
+        )
+        if self.store:  # a prompt that cannot be saved is not asked
+            self.store.begin_turn(self.record(), response.record())
+        self.path.append(response)
+        self._known[response.id] = response
         return response
 
     def messages_for(self, response: Response) -> list[Message]:
-        """What is sent for ``response``: the persona, the earlier turns, then its prompt."""
-        messages = [Message("system", response.system)] if response.system else []
-        for earlier in self.turns:
-            if earlier is response:
-                break
-            answer = earlier.text_so_far
-            if not answer:
+        """What is sent for ``response``: the persona, the path before it, then its prompt and
+        what its earlier model calls produced."""
+        earlier = self.path[: self.path.index(response)] if response in self.path else self.path
+        system = response.system
+        start = 0
+        for n, turn in enumerate(earlier):
+            if turn.kind == "summary":  # a compaction: it stands for every turn before it
+                start = n + 1
+                summary = _joined(turn.parts, "summary")
+                note = f"Summary of the conversation so far:\n{summary}"
+                system = f"{system}\n\n{note}" if system else note
+        messages = [Message("system", system)] if system else []
+        for turn in earlier[start:]:
+            if turn.kind == "summary" or not any(p.kind in _SUBSTANCE for p in turn.parts):
                 continue  # a failed, pending or empty turn is not part of the history
-            messages += [Message("user", earlier.prompt), Message("assistant", answer)]
-        messages.append(Message("user", response.prompt))
+            messages += _turn_messages(turn.parts, closed=True)
+        messages += _turn_messages(response.parts, closed=False)
         return messages
 
     def undo(self) -> Response | None:
-        """Take back the last turn; it stays saved but is no longer sent."""
-        turns = self.turns
-        if not turns:
+        """Go back one turn: the head moves to the turn before (nothing is deleted)."""
+        if not self.path:
             return None
-        last = turns[-1]
-        last.undone = True
-        if self.store:
-            self.store.set_undone(last.id)
+        last = self.path.pop()
+        self._save_head()
         return last
 
     def retry(self, **options: Any) -> Response | None:
-        """Ask the last prompt again: the last turn is undone and a new one takes its place."""
+        """Ask the last prompt again, as a sibling of the last turn (which stays, one step away)."""
         last = self.undo()
         if last is None:
             return None
-        return self.prompt(last.prompt, **{**last.options, **options})
+        attachments = [p for p in last.parts if p.kind == "attachment"]
+        return self.prompt(last.prompt, attachments=attachments, **{**last.options, **options})
+
+    def edit(self, turn_id: str, text: str, **options: Any) -> Response:
+        """Ask ``text`` in place of the prompt of ``turn_id`` (a turn on the path): a new branch
+        from that point; the old one stays."""
+        index = next((n for n, t in enumerate(self.path) if t.id == turn_id), None)
+        if index is None:
+            raise NotFoundError("That turn is not on the current path.")
+        old = self.path[index]
+        del self.path[index:]
+        return self.prompt(text, **{**old.options, **options})
+
+    def alternatives(self, turn_id: str | None = None) -> list[Response | TurnRecord]:
+        """The turns that share a parent with ``turn_id`` (default: the head), itself included,
+        oldest first."""
+        turn_id = turn_id or self.head
+        if turn_id is None:
+            return []
+        turn = self._turn(turn_id)
+        if self.store:
+            return list(self.store.children(turn.parent_id, self.id))
+        return [t for t in self._known.values() if t.parent_id == turn.parent_id]
+
+    def switch(self, turn_id: str) -> None:
+        """Go on from the branch through ``turn_id``: the head moves to its newest leaf."""
+        self._turn(turn_id)  # it belongs here
+        if self.store:
+            leaf = self.store.latest_leaf(turn_id)
+            self._set_path(self.store.path_to(leaf))
+        else:
+            leaf_id = turn_id
+            while children := [t for t in self._known.values() if t.parent_id == leaf_id]:
+                leaf_id = children[-1].id
+            chain = []
+            node: Response | None = self._known[leaf_id]
+            while node is not None:
+                chain.append(node)
+                node = self._known.get(node.parent_id or "")
+            self.path = chain[::-1]
+        self._save_head()
+
+    def tree(self) -> list[TreeNode]:
+        """Every turn of the conversation, oldest first, for a tree view."""
+        if self.store and self.path:
+            return self.store.tree(self.id)
+        return [
+            TreeNode(t.id, t.parent_id, t.prompt[:200], t.status, t.started, t.kind)
+            for t in self._known.values()
+        ]
+
+    def fork(self) -> Conversation:
+        """A new conversation holding a copy of the current path (saved, with a store)."""
+        c = Conversation(self.model, system=self.system, store=self.store)
+        c.title = f"{self.title} (fork)" if self.title else None
+        c.title_source = "user" if self.title else None
+        c.forked_from = self.id
+        parent = None
+        copies = []
+        for turn in self.path:
+            t = turn.record() if isinstance(turn, Response) else turn
+            t.id, t.conversation_id, t.parent_id = new_id(), c.id, parent
+            copies.append(t)
+            parent = t.id
+        if self.store and copies:
+            record = c.record()
+            record.head = parent
+            self.store.import_conversation(record, copies)
+        c._set_path(copies)
+        return c
+
+    def _turn(self, turn_id: str) -> Response | TurnRecord:
+        found = self._known.get(turn_id)
+        if found is not None:
+            return found
+        if self.store:
+            t = self.store.turn(turn_id)
+            if t.conversation_id == self.id:
+                return t
+        raise NotFoundError("That turn is not part of this conversation.")
+
+    def _set_path(self, records: list[TurnRecord]) -> None:
+        self.path = [Response.from_record(self, t) for t in records]
+        self._known.update((r.id, r) for r in self.path)
+
+    def _save_head(self) -> None:
+        if self.store:
+            self.store.set_head(self.id, self.head)
 
     # --- conversation state -------------------------------------------------------------------
 
@@ -316,7 +752,7 @@ class Conversation:
 
     def set_model(self, model: Model) -> None:
         """Answer with ``model`` from the next turn on; the history stays."""
-        self.model = model
+        self.model = _provider_model(model)
         self._save()
 
     def set_title(self, title: str, source: str = "user") -> None:
@@ -324,12 +760,12 @@ class Conversation:
         from .text import valid_text
 
         self.title, self.title_source = valid_text(title), source
-        self._save(title=True)
+        self._save(rename=True)
 
-    def _save(self, title: bool = False) -> None:
-        """Save the conversation's row once it has one; ``title``: this is a rename."""
-        if self.store and self.responses:
-            self.store.save_conversation(self, title=title)
+    def _save(self, rename: bool = False) -> None:
+        """Save the conversation's row once it has one; ``rename``: this is a rename."""
+        if self.store and self._known:
+            self.store.save_conversation(self.record(), rename=rename)
 
     def propose_title(self) -> str:
         """A short title for the conversation, asked of the model (not saved as a turn)."""
@@ -362,11 +798,71 @@ class Conversation:
 
     @property
     def tokens(self) -> Usage:
-        """Input and output tokens of all turns so far."""
+        """Input and output tokens of the turns on the current path."""
         return Usage(
             sum(t.usage.input_tokens or 0 for t in self.turns),
             sum(t.usage.output_tokens or 0 for t in self.turns),
         )
 
     def __repr__(self) -> str:
-        return f"<Conversation {self.id} {self.model.full_name} turns={len(self.turns)}>"
+        return f"<Conversation {self.id} {self.model.full_name} turns={len(self.path)}>"
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _provider_model(model: Any) -> Model:
+    """The provider's model behind ``model`` (the public ``chatrepl.Model`` wraps one)."""
+    return getattr(model, "backend", model)
+
+
+def _joined(parts: list[Part], kind: str, between: str = "") -> str:
+    return between.join(p.text for p in parts if p.kind == kind)
+
+
+def _arguments(p: Part) -> dict[str, Any]:
+    value = p.data.get("arguments")
+    return value if isinstance(value, dict) else {}
+
+
+def _turn_messages(parts: list[Part], closed: bool) -> list[Message]:
+    """A turn's parts as messages: the user's prompt and attachments, then for each model call
+    an assistant message (its text, reasoning and tool calls) and a tool message (its results).
+
+    A tool call left without a result gets one (``closed``: the turn is over), so the history
+    stays one that providers accept.
+    """
+    user = [p for p in parts if p.call == 0]
+    prompt = _joined(user, "prompt")
+    messages = [Message("user", prompt, tuple(p for p in user if p.kind == "attachment"))]
+    calls = sorted({p.call for p in parts if p.call > 0})
+    for n in calls:
+        own = [p for p in parts if p.call == n]
+        text = _joined(own, "text") + _joined(own, "refusal")
+        extra = tuple(p for p in own if p.kind in ("reasoning", "tool_call"))
+        if text or any(p.kind == "tool_call" for p in extra):
+            messages.append(Message("assistant", text, extra))
+        results = [p for p in own if p.kind == "tool_result"]
+        answered = {p.data.get("call_id") for p in results}
+        if closed:
+            for p in own:
+                if p.kind == "tool_call" and p.data.get("id") not in answered:
+                    results.append(
+                        Part(
+                            "tool_result",
+                            "The call was not run.",
+                            {
+                                "call_id": p.data.get("id"),
+                                "name": p.data.get("name"),
+                                "is_error": True,
+                            },
+                            n,
+                        )
+                    )
+        if results:
+            messages.append(Message("tool", "", tuple(results)))
+    return messages
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)

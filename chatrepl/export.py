@@ -8,49 +8,123 @@ from datetime import UTC
 from typing import Any
 
 from .errors import ChatreplError
-from .store import STATUSES, ConversationSummary, TurnRecord
+from .ids import parse_id
+from .records import (
+    STATUSES,
+    CallRecord,
+    ConversationSummary,
+    Part,
+    TurnRecord,
+    linear_parents,
+)
 from .text import parse_time
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a tree of turns with parts and calls; 1: a straight line, still read
 _STATUS_NOTE = {
     "interrupted": "*(interrupted: the answer stopped here)*",
     "error": "*(failed: {error})*",
+    "cut_off": "*(cut off at the token limit)*",
+    "filtered": "*(stopped by the provider's content filter)*",
+    "refused": "*(the model refused)*",
 }
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_HEADING = re.compile(r"^( {0,3})(#{1,6})(?=\s|$)", re.MULTILINE)
 
 
-def to_markdown(summary: ConversationSummary, turns: list[TurnRecord]) -> str:
-    """A readable Markdown document: title, model, persona, then each turn (undone ones left out)."""
-    shown = [t for t in turns if not t.undone]
-    models = list(dict.fromkeys(t.model for t in shown)) or [summary.model]
+def to_markdown(
+    summary: ConversationSummary, turns: list[TurnRecord], all_turns: list[TurnRecord] | None = None
+) -> str:
+    """A readable Markdown document: title, model, persona, then each turn of the path.
+
+    With ``all_turns`` (every turn of the conversation), the branches off the path follow, each
+    under a heading that says where it branches off.
+    """
+    models = list(dict.fromkeys(t.model for t in turns)) or [summary.model]
     title = " ".join((summary.title or "").split()) or "Untitled conversation"
     lines = [f"# {title}", ""]
     lines += [
         f"- id: `{summary.id}`",
         f"- model: {', '.join(f'`{m}`' for m in models)}",
         f"- started: {readable_time(summary.created)}",
-        f"- turns: {len(shown)}",
+        f"- turns: {len(turns)}",
     ]
-    tokens_in = sum(t.input_tokens or 0 for t in shown)
-    tokens_out = sum(t.output_tokens or 0 for t in shown)
+    tokens_in = sum(t.input_tokens or 0 for t in turns)
+    tokens_out = sum(t.output_tokens or 0 for t in turns)
     if tokens_in or tokens_out:
         lines.append(f"- tokens: {tokens_in} in, {tokens_out} out")
     lines.append("")
+    lines += _turns_markdown(turns, "##")
+    if all_turns:
+        on_path = {t.id for t in turns}
+        number = {t.id: n for n, t in enumerate(all_turns, 1)}
+        others = [t for t in all_turns if t.id not in on_path]
+        if others:
+            lines += ["## Other branches", ""]
+            for t in others:
+                where = (
+                    f"after turn {number[t.parent_id]}" if t.parent_id in number else "at the start"
+                )
+                lines += [f"### Branch {number[t.id]} ({where})", ""]
+                lines += _turns_markdown([t], "####")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _turns_markdown(turns: list[TurnRecord], level: str) -> list[str]:
+    lines: list[str] = []
     persona = None
-    for turn in shown:
+    for turn in turns:
         if turn.system != persona:
             persona = turn.system
             if persona:
                 lines += ["> **Persona:** " + persona.rstrip().replace("\n", "\n> "), ""]
             else:
                 lines += ["> *(persona cleared)*", ""]
-        lines += [f"## User · {readable_time(turn.started)}", "", close_fences(turn.prompt), ""]
-        lines += [f"## Assistant · `{turn.model}`", ""]
-        if turn.response.strip():
-            lines += [close_fences(turn.response), ""]
+        lines += [f"{level} User · {readable_time(turn.started)}", ""]
+        lines += [_below(close_fences(turn.prompt), level), ""]
+        for p in turn.parts:
+            if p.kind == "attachment":
+                lines += [
+                    f"- attached: `{p.data.get('name', 'file')}` ({p.data.get('mime', '')})",
+                    "",
+                ]
+        lines += [f"{level} Assistant · `{turn.model}`", ""]
+        for p in turn.parts:
+            if p.kind == "text" and p.text.strip():
+                lines += [_below(close_fences(p.text), level), ""]
+            elif p.kind == "refusal":
+                lines += ["> *Refused:* " + " ".join(p.text.split()), ""]
+            elif p.kind == "tool_call":
+                args = p.data.get("raw") or _compact(p.data.get("arguments", {}))
+                lines += [f"- tool call `{p.data.get('name')}`: `{args}`", ""]
+            elif p.kind == "tool_result":
+                lines += [
+                    f"- result of `{p.data.get('name')}`:",
+                    "",
+                    "```",
+                    p.text.rstrip(),
+                    "```",
+                    "",
+                ]
+            elif p.kind == "summary":
+                lines += ["*Summary of the earlier turns:*", "", _below(p.text, level), ""]
+        if not turn.parts and turn.response.strip():
+            lines += [_below(close_fences(turn.response), level), ""]
         if note := status_note(turn):
             lines += [note, ""]
-    return "\n".join(lines).rstrip() + "\n"
+    return lines
+
+
+def _below(text: str, level: str) -> str:
+    """``text`` with its own Markdown headings pushed below ``level``, so a prompt's headings
+    never pose as turns."""
+    depth = len(level)
+    return _HEADING.sub(lambda m: m.group(1) + "#" * min(6, len(m.group(2)) + depth), text)
+
+
+def _compact(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def status_note(turn: TurnRecord) -> str | None:
@@ -92,7 +166,7 @@ def readable_time(iso: str | None) -> str:
 
 
 def to_json(summary: ConversationSummary, turns: list[TurnRecord]) -> dict[str, Any]:
-    """Everything saved about a conversation, undone turns included, as plain JSON data."""
+    """Everything saved about a conversation (every branch, every part) as plain JSON data."""
     conversation = {
         k: v
         for k, v in asdict(summary).items()
@@ -107,6 +181,7 @@ def to_json(summary: ConversationSummary, turns: list[TurnRecord]) -> dict[str, 
 
 _TURN_TYPES: dict[str, tuple[type, ...]] = {
     "id": (str,),
+    "parent_id": (str, type(None)),
     "model": (str,),
     "prompt": (str,),
     "system": (str, type(None)),
@@ -119,9 +194,12 @@ _TURN_TYPES: dict[str, tuple[type, ...]] = {
     "started": (str,),
     "duration_ms": (int, type(None)),
     "ttft_ms": (int, type(None)),
-    "undone": (bool,),
+    "parts": (list,),
+    "calls": (list,),
+    "kind": (str,),
 }
-_OPTIONAL = {
+_OPTIONAL: dict[str, Any] = {
+    "parent_id": None,
     "system": None,
     "response": "",
     "options": {},
@@ -131,12 +209,14 @@ _OPTIONAL = {
     "error": None,
     "duration_ms": None,
     "ttft_ms": None,
-    "undone": False,
+    "parts": [],
+    "calls": [],
+    "kind": "turn",
 }
 
 
 def from_json(data: Any) -> tuple[ConversationSummary, list[TurnRecord]]:
-    """The conversation in an export made by :func:`to_json`.
+    """The conversation in an export made by :func:`to_json` (this format or format 1).
 
     Raises:
         ChatreplError: the data is not a chatrepl export, is of a newer format, or is damaged
@@ -144,9 +224,10 @@ def from_json(data: Any) -> tuple[ConversationSummary, list[TurnRecord]]:
     """
     if not isinstance(data, dict) or "chatrepl_export" not in data:
         raise ChatreplError("That file is not a chatrepl JSON export.")
-    if data["chatrepl_export"] != FORMAT_VERSION:
+    version = data["chatrepl_export"]
+    if version not in (1, FORMAT_VERSION) or isinstance(version, bool):
         raise ChatreplError(
-            f"That export has format {data['chatrepl_export']}; this chatrepl reads format "
+            f"That export has format {_said(version)}; this chatrepl reads formats 1 to "
             f"{FORMAT_VERSION}: upgrade chatrepl."
         )
     c = data.get("conversation")
@@ -157,22 +238,21 @@ def from_json(data: Any) -> tuple[ConversationSummary, list[TurnRecord]]:
             raise ChatreplError(f"That chatrepl export is damaged: the conversation has no {key}.")
     cid = _ulid(c["id"], "the conversation id")
     summary = ConversationSummary(
-        cid,
-        _opt_str(c, "title"),
-        c["model"],
-        _opt_str(c, "system"),
-        c["created"],
-        c["updated"],
-        0,
-        0,
-        0,
-        _opt_str(c, "title_source"),
+        id=cid,
+        title=_opt_str(c, "title"),
+        title_source=_opt_str(c, "title_source"),
+        model=c["model"],
+        system=_opt_str(c, "system"),
+        created=c["created"],
+        updated=c["updated"],
+        head=_opt_str(c, "head"),
+        forked_from=_opt_str(c, "forked_from"),
     )
     raw_turns = data.get("turns")
     if not isinstance(raw_turns, list):
         raise ChatreplError("That chatrepl export is damaged: it has no list of turns.")
     names = {f.name for f in fields(TurnRecord)} - {"conversation_id"}
-    turns = []
+    turns, undone = [], []
     for n, t in enumerate(raw_turns, 1):
         if not isinstance(t, dict):
             raise ChatreplError(f"That chatrepl export is damaged: turn {n} is not an object.")
@@ -181,16 +261,70 @@ def from_json(data: Any) -> tuple[ConversationSummary, list[TurnRecord]]:
             if key not in row:
                 raise ChatreplError(f"That chatrepl export is damaged: turn {n} has no {key}.")
             value = row[key]
-            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            if not isinstance(value, types) or isinstance(value, bool):
                 raise ChatreplError(f"That chatrepl export is damaged: turn {n} has a wrong {key}.")
         if row["status"] not in STATUSES:
             raise ChatreplError(
                 f"That chatrepl export is damaged: turn {n} has an unknown status "
-                f"'{row['status']}'."
+                f"'{_said(row['status'])}'."
             )
         row["id"] = _ulid(row["id"], f"the id of turn {n}")
-        turns.append(TurnRecord(conversation_id=cid, **row))
+        if row["parent_id"] is not None:
+            row["parent_id"] = _ulid(row["parent_id"], f"the parent of turn {n}")
+        row["parts"] = [_part(p, n) for p in row["parts"]]
+        row["calls"] = [_call(c, n) for c in row["calls"]]
+        turn = TurnRecord(conversation_id=cid, **row)
+        if not turn.parts:  # format 1: the prompt and the answer only
+            turn.parts = [Part("prompt", turn.prompt)]
+            if turn.response:
+                turn.parts.append(Part("text", turn.response, call=1))
+        turns.append(turn)
+        undone.append(t.get("undone") is True)
+    if version == 1:
+        parents, summary.head = linear_parents(
+            [(t.id, u) for t, u in zip(turns, undone, strict=True)]
+        )
+        for turn, parent in zip(turns, parents, strict=True):
+            turn.parent_id = parent
+    ids = {t.id for t in turns}
+    if summary.head is not None and summary.head not in ids:
+        raise ChatreplError("That chatrepl export is damaged: its head is not one of its turns.")
+    for n, t in enumerate(turns, 1):
+        if t.parent_id is not None and t.parent_id not in ids:
+            raise ChatreplError(f"That chatrepl export is damaged: turn {n} has an unknown parent.")
     return summary, turns
+
+
+def _part(value: Any, n: int) -> Part:
+    if not isinstance(value, dict) or not isinstance(value.get("kind"), str):
+        raise ChatreplError(f"That chatrepl export is damaged: a part of turn {n} is wrong.")
+    text, data, call = value.get("text", ""), value.get("data", {}), value.get("call", 0)
+    if not isinstance(text, str) or not isinstance(data, dict) or type(call) is not int:
+        raise ChatreplError(f"That chatrepl export is damaged: a part of turn {n} is wrong.")
+    return Part(value["kind"], text, data, call)
+
+
+def _call(value: Any, n: int) -> CallRecord:
+    names = [f.name for f in fields(CallRecord)]
+    if (
+        not isinstance(value, dict)
+        or type(value.get("index")) is not int
+        or not isinstance(value.get("model"), str)
+    ):
+        raise ChatreplError(f"That chatrepl export is damaged: a model call of turn {n} is wrong.")
+    for key in names[2:]:
+        v = value.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, str))):
+            raise ChatreplError(
+                f"That chatrepl export is damaged: a model call of turn {n} is wrong."
+            )
+    return CallRecord(**{k: value.get(k) for k in names})
+
+
+def _said(value: Any) -> str:
+    from .text import make_safe, shorten
+
+    return make_safe(shorten(str(value), 40))
 
 
 def _opt_str(d: dict[str, Any], key: str) -> str | None:
@@ -201,9 +335,7 @@ def _opt_str(d: dict[str, Any], key: str) -> str | None:
 
 
 def _ulid(value: str, what: str) -> str:
-    from ulid import ULID
-
     try:
-        return str(ULID.from_str(value.strip().upper()))
-    except (ValueError, TypeError, AttributeError):
+        return parse_id(value)
+    except ValueError:
         raise ChatreplError(f"That chatrepl export is damaged: {what} is not a ULID.") from None

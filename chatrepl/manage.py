@@ -18,13 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cli import guarded
 from .errors import ChatreplError
+from .frontend import guarded, say_error
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .store import ConversationSummary, Store, TurnRecord
+    from .records import ConversationSummary, TurnRecord
+    from .store import Store
 
 #: Fields of a conversation in ``list --json``, in this order.
 SUMMARY_FIELDS = (
@@ -84,6 +85,13 @@ def parser() -> argparse.ArgumentParser:
             help=f"show at most N {what} (default {default}; 0 for all)",
         )
 
+    def branches(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--all-branches",
+            action="store_true",
+            help="Markdown: every branch, not only the current path",
+        )
+
     def json_flag(p: argparse.ArgumentParser) -> None:
         p.add_argument("--json", action="store_true", help="print stable JSON (see the README)")
 
@@ -108,6 +116,7 @@ def parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="everything saved, as `export --format json`"
     )
     form.add_argument("--markdown", action="store_true", help="the Markdown export, as text")
+    branches(p)
 
     p = command(
         "search",
@@ -135,6 +144,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-o", "--output", metavar="FILE", help="write to FILE (mode 0600) instead of stdout"
     )
+    branches(p)
 
     p = command(
         "title",
@@ -215,12 +225,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return args.handler(args)
     except UsageError as exc:
-        _error(str(exc))
+        say_error(str(exc))
         return 2
-
-
-def _error(message: str) -> None:
-    print(f"chatrepl: {' '.join(message.split())}", file=sys.stderr)
 
 
 # --- helpers shared by the commands -------------------------------------------------------------
@@ -228,12 +234,9 @@ def _error(message: str) -> None:
 
 def open_store(args: argparse.Namespace, create: bool = False) -> Store:
     """The database ``--db`` / ``$CHATREPL_DB`` / the home names; never created unless asked."""
-    from .config import db_path, ensure_home
-    from .store import Store
+    from .frontend import open_store as opened
 
-    if create and not (args.db or os.environ.get("CHATREPL_DB")):
-        ensure_home()
-    return Store(db_path(args.db), create=create)
+    return opened(args.db, create=create)
 
 
 def _terminal() -> bool:
@@ -321,24 +324,31 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _conversation(
     args: argparse.Namespace,
-) -> tuple[ConversationSummary, list[TurnRecord]]:
+) -> tuple[ConversationSummary, list[TurnRecord], list[TurnRecord]]:
+    """The conversation ``args.id`` names: its summary, the turns of its current path, and
+    every turn."""
     store = open_store(args)
     cid = store.resolve(args.id)
-    return store.summary(cid), store.turns(cid, include_undone=True)
+    return store.summary(cid), store.turns(cid), store.turns(cid, all_branches=True)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     """``chatrepl show ID [--json | --markdown]``."""
     from .export import to_json, to_markdown
 
-    summary, turns = _conversation(args)
+    summary, turns, every = _conversation(args)
     if args.json:
-        _print_json(to_json(summary, turns))
+        _print_json(to_json(summary, every))
     elif args.markdown or not _terminal():
-        text = to_markdown(summary, turns)
+        text = to_markdown(summary, turns, every if args.all_branches else None)
         sys.stdout.write(_safe(text) if _terminal() else text)
     else:
         render(summary, turns, _console())
+        if len(every) > len(turns):
+            _console().print(
+                f"[dim]{len(every) - len(turns)} more turns on other branches: "
+                "chatrepl show --markdown --all-branches shows them.[/dim]"
+            )
     return 0
 
 
@@ -350,7 +360,7 @@ def render(summary: ConversationSummary, turns: list[TurnRecord], console: Conso
 
     from .export import close_fences, status_note
 
-    shown = [t for t in turns if not t.undone]
+    shown = turns
     title = " ".join((summary.title or "").split()) or "Untitled conversation"
     console.print(Rule(Text(_safe(title), style="bold"), align="left"))
     facts = [summary.id, _safe(summary.model), f"{len(shown)} turns"]
@@ -443,11 +453,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     """``chatrepl export ID [--format markdown|json] [-o FILE]``."""
     from .export import to_json, to_markdown
 
-    summary, turns = _conversation(args)
+    summary, turns, every = _conversation(args)
     if args.format == "json":
-        text = json.dumps(to_json(summary, turns), indent=2, ensure_ascii=False) + "\n"
+        text = json.dumps(to_json(summary, every), indent=2, ensure_ascii=False) + "\n"
     else:
-        text = to_markdown(summary, turns)
+        text = to_markdown(summary, turns, every if args.all_branches else None)
     if args.output in (None, "-"):
         sys.stdout.write(_safe(text) if _terminal() else text)
         return 0
@@ -650,7 +660,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     store = open_store(args, create=True)
     for summary, turns in loaded:
         title = _safe(" ".join((summary.title or "(untitled)").split()))
-        if store.import_turns(summary, turns):
+        if store.import_conversation(summary, turns):
             print(f"Imported {summary.id} ({len(turns)} turns): {title}")
         else:
             print(f"Already here, nothing imported: {summary.id} ({title})")
@@ -683,7 +693,7 @@ def cmd_import_llm(args: argparse.Namespace) -> int:
     store = open_store(args, create=True)
     new = new_turns = grown = added = 0
     for summary, turns in conversations:
-        if store.import_turns(summary, turns):
+        if store.import_conversation(summary, turns):
             new, new_turns = new + 1, new_turns + len(turns)
         elif n := store.add_turns(summary, turns):
             grown, added = grown + 1, added + n

@@ -139,3 +139,122 @@ class Finish:
 
 
 Event = TextDelta | ReasoningDelta | RefusalDelta | ToolCall | Usage | Finish
+
+
+# --- what the store keeps: records in, records out ----------------------------------------------
+
+#: How a turn ended. ``cut_off``: at the token limit; ``filtered``: by the provider's filter;
+#: ``refused``: the model declined.
+STATUSES = ("pending", "complete", "cut_off", "filtered", "refused", "interrupted", "error")
+
+
+@dataclass
+class ConversationRecord:
+    """A saved conversation's own row; ``head`` is the turn the conversation goes on from."""
+
+    id: str
+    title: str | None
+    title_source: str | None
+    model: str
+    system: str | None
+    created: str
+    updated: str
+    head: str | None = None
+    forked_from: str | None = None
+
+
+@dataclass
+class ConversationSummary(ConversationRecord):
+    """A row of a listing: the conversation, the turns on its current path, tokens of all turns."""
+
+    turns: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass
+class CallRecord:
+    """One model call within a turn (a turn that runs tools makes several)."""
+
+    index: int
+    model: str
+    finish_reason: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cost: float | None = None
+    duration_ms: int | None = None
+    ttft_ms: int | None = None
+
+
+@dataclass
+class TurnRecord:
+    """One saved turn: the user's prompt and what the model produced, in typed parts.
+
+    ``prompt`` and ``response`` repeat the prompt text and the answer text of the parts, for
+    listing and search. ``kind`` is ``turn``, or ``summary`` for a compaction summary.
+    """
+
+    id: str
+    conversation_id: str
+    parent_id: str | None
+    model: str
+    prompt: str
+    system: str | None
+    response: str
+    options: dict[str, Any]
+    input_tokens: int | None
+    output_tokens: int | None
+    status: str
+    error: str | None
+    started: str
+    duration_ms: int | None
+    ttft_ms: int | None
+    parts: list[Part] = field(default_factory=list)
+    calls: list[CallRecord] = field(default_factory=list)
+    kind: str = "turn"
+
+
+@dataclass
+class TreeNode:
+    """A turn as the tree view shows it."""
+
+    id: str
+    parent_id: str | None
+    prompt: str
+    status: str
+    started: str
+    kind: str = "turn"
+
+
+@dataclass
+class SearchHit:
+    """A search result: the turn, its conversation and a snippet with marks around hits."""
+
+    conversation_id: str
+    title: str | None
+    response_id: str
+    started: str
+    snippet: str
+
+
+def linear_parents(turns: list[tuple[str, bool]]) -> tuple[list[str | None], str | None]:
+    """Parents for turns kept in a straight line with ``undone`` flags (schema 1, old exports,
+    llm's logs), and the head: nothing lost, undone turns become side branches.
+
+    A turn's parent is the last turn before it that was not undone; an undone turn that follows
+    another undone turn hangs from it (the user took back several). So a retry (the old answer
+    undone, the same prompt asked again) becomes two siblings.
+
+    Args:
+        turns: ``(id, undone)`` of each turn, oldest first.
+    """
+    parents: list[str | None] = []
+    head: str | None = None
+    previous: tuple[str, bool] | None = None
+    for turn_id, undone in turns:
+        parents.append(previous[0] if previous and previous[1] and undone else head)
+        if not undone:
+            head = turn_id
+        previous = (turn_id, undone)
+    return parents, head

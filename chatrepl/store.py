@@ -1,35 +1,48 @@
-"""The SQLite database: peewee models, forward-only migrations, and the questions the app asks.
+"""The SQLite database: forward-only migrations, and the questions the app asks, in plain records.
 
-This is the only module that speaks SQL. Every write runs in a ``BEGIN IMMEDIATE``
-transaction on a WAL database with a busy timeout, so several chatrepl processes can share
-one file without losing a write.
+This is the only module that speaks SQL. It takes and returns the records of
+``chatrepl.records`` and knows nothing of conversations as objects or of providers. Every write
+runs in a ``BEGIN IMMEDIATE`` transaction on a WAL database with a busy timeout, so several
+chatrepl processes can share one file without losing a write.
+
+A conversation is a tree of turns: each turn has a parent (none for the first) and the
+conversation a ``head``; the turns sent with the next prompt are the path from the root to the
+head. A turn's typed parts and its model calls have tables of their own.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-import re
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import peewee as pw
 
 from .errors import AmbiguousIdError, NewerDatabaseError, NotFoundError, StoreError
+from .ids import ID_CHARS
+from .records import (
+    STATUSES,
+    CallRecord,
+    ConversationRecord,
+    ConversationSummary,
+    Part,
+    SearchHit,
+    TreeNode,
+    TurnRecord,
+    linear_parents,
+)
 
-if TYPE_CHECKING:
-    from .conversation import Conversation, Response
-    from .providers.base import Model
+__all__ = ["STATUSES", "Store", "now"]
 
 BUSY_TIMEOUT_S = 10
 SEARCH_WINDOW = 300  # search ranks the newest this many matches
-STATUSES = ("pending", "complete", "interrupted", "error")
-_ID_CHARS = re.compile(r"^[0-9A-HJKMNP-TV-Z]+$")  # Crockford base32, as ULIDs are written
 
 
 def now() -> str:
@@ -91,105 +104,141 @@ def m001_initial(db: pw.SqliteDatabase) -> None:
         db.execute_sql(statement)
 
 
-MIGRATIONS: list[Callable[[pw.SqliteDatabase], None]] = [m001_initial]
+def m002_tree(db: pw.SqliteDatabase) -> None:
+    """Turns in a tree with typed parts and model calls; undone turns become side branches."""
+    for statement in (
+        "ALTER TABLE conversations ADD COLUMN head TEXT",
+        "ALTER TABLE conversations ADD COLUMN forked_from TEXT",
+        """CREATE TABLE turns (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            parent_id TEXT,
+            depth INTEGER NOT NULL DEFAULT 0,
+            kind TEXT NOT NULL DEFAULT 'turn',
+            model TEXT NOT NULL,
+            prompt TEXT NOT NULL,
+            system TEXT,
+            response TEXT NOT NULL DEFAULT '',
+            extra TEXT NOT NULL DEFAULT '',
+            options TEXT NOT NULL DEFAULT '{}',
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            status TEXT NOT NULL DEFAULT 'pending',
+            error TEXT,
+            started TEXT NOT NULL,
+            duration_ms INTEGER,
+            ttft_ms INTEGER)""",
+        "CREATE INDEX turns_conversation ON turns (conversation_id, seq)",
+        "CREATE INDEX turns_parent ON turns (parent_id)",
+        """CREATE TABLE parts (
+            turn_seq INTEGER NOT NULL REFERENCES turns (seq) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            call INTEGER NOT NULL DEFAULT 0,
+            kind TEXT NOT NULL,
+            text TEXT NOT NULL DEFAULT '',
+            data TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (turn_seq, position)) WITHOUT ROWID""",
+        """CREATE TABLE calls (
+            turn_seq INTEGER NOT NULL REFERENCES turns (seq) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            model TEXT NOT NULL,
+            finish_reason TEXT,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            reasoning_tokens INTEGER,
+            cost REAL,
+            duration_ms INTEGER,
+            ttft_ms INTEGER,
+            PRIMARY KEY (turn_seq, idx)) WITHOUT ROWID""",
+        """CREATE TABLE attachments (
+            sha256 TEXT PRIMARY KEY,
+            mime TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            content BLOB NOT NULL)""",
+    ):
+        db.execute_sql(statement)
+    _copy_v1_turns(db)
+    for statement in (
+        "DROP TRIGGER responses_ai",
+        "DROP TRIGGER responses_ad",
+        "DROP TRIGGER responses_au",
+        "DROP TABLE responses_fts",
+        "DROP TABLE responses",
+        """CREATE VIRTUAL TABLE turns_fts USING fts5(
+            prompt, response, extra, content='turns', content_rowid='seq',
+            tokenize='unicode61 remove_diacritics 2')""",
+        "INSERT INTO turns_fts (turns_fts) VALUES ('rebuild')",
+        """CREATE TRIGGER turns_ai AFTER INSERT ON turns BEGIN
+            INSERT INTO turns_fts (rowid, prompt, response, extra)
+            VALUES (new.seq, new.prompt, new.response, new.extra);
+        END""",
+        """CREATE TRIGGER turns_ad AFTER DELETE ON turns BEGIN
+            INSERT INTO turns_fts (turns_fts, rowid, prompt, response, extra)
+            VALUES ('delete', old.seq, old.prompt, old.response, old.extra);
+        END""",
+        """CREATE TRIGGER turns_au AFTER UPDATE OF prompt, response, extra ON turns BEGIN
+            INSERT INTO turns_fts (turns_fts, rowid, prompt, response, extra)
+            VALUES ('delete', old.seq, old.prompt, old.response, old.extra);
+            INSERT INTO turns_fts (rowid, prompt, response, extra)
+            VALUES (new.seq, new.prompt, new.response, new.extra);
+        END""",
+    ):
+        db.execute_sql(statement)
+
+
+def _copy_v1_turns(db: pw.SqliteDatabase) -> None:
+    """Schema 1's straight lines into trees, losing nothing (see ``linear_parents``)."""
+    rows = db.execute_sql(
+        "SELECT seq, id, conversation_id, undone, prompt, response, model, input_tokens, "
+        "output_tokens, duration_ms, ttft_ms FROM responses ORDER BY conversation_id, seq"
+    ).fetchall()
+    db.execute_sql(
+        """INSERT INTO turns (seq, id, conversation_id, model, prompt, system, response, options,
+            input_tokens, output_tokens, status, error, started, duration_ms, ttft_ms)
+        SELECT seq, id, conversation_id, model, prompt, system, response, options, input_tokens,
+            output_tokens, status, error, started, duration_ms, ttft_ms FROM responses"""
+    )
+    links, parts, calls, heads = [], [], [], []
+    for cid, group in itertools.groupby(rows, key=lambda r: r[2]):
+        turns = list(group)
+        parents, head = linear_parents([(r[1], bool(r[3])) for r in turns])
+        heads.append((head, cid))
+        depth: dict[str | None, int] = {None: -1}
+        for row, parent in zip(turns, parents, strict=True):
+            seq, tid, _, _, prompt, response, model, tin, tout, dur, ttft = row
+            depth[tid] = depth[parent] + 1
+            links.append((parent, depth[tid], seq))
+            parts.append((seq, 0, 0, "prompt", prompt, "{}"))
+            if response:
+                parts.append((seq, 1, 1, "text", response, "{}"))
+            calls.append((seq, 1, model, tin, tout, dur, ttft))
+    cursor = db.cursor()
+    cursor.executemany("UPDATE turns SET parent_id = ?, depth = ? WHERE seq = ?", links)
+    cursor.executemany(
+        "INSERT INTO parts (turn_seq, position, call, kind, text, data) VALUES (?, ?, ?, ?, ?, ?)",
+        parts,
+    )
+    cursor.executemany(
+        "INSERT INTO calls (turn_seq, idx, model, input_tokens, output_tokens, duration_ms, "
+        "ttft_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        calls,
+    )
+    cursor.executemany("UPDATE conversations SET head = ? WHERE id = ?", heads)
+
+
+MIGRATIONS: list[Callable[[pw.SqliteDatabase], None]] = [m001_initial, m002_tree]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-# --- the peewee models, bound to one database per Store ---------------------------------------
+# --- the columns of each record, in its order --------------------------------------------------
 
-
-def _models(db: pw.SqliteDatabase) -> tuple[type[pw.Model], type[pw.Model]]:
-    class Base(pw.Model):
-        class Meta:
-            database = db
-
-    class ConversationRow(Base):
-        id = pw.TextField(primary_key=True)
-        title = pw.TextField(null=True)
-        title_source = pw.TextField(null=True)
-        model = pw.TextField()
-        system = pw.TextField(null=True)
-        created = pw.TextField()
-        updated = pw.TextField()
-
-        class Meta:
-            table_name = "conversations"
-
-    class ResponseRow(Base):
-        seq = pw.AutoField()
-        id = pw.TextField(unique=True)
-        conversation = pw.ForeignKeyField(
-            ConversationRow, column_name="conversation_id", on_delete="CASCADE"
-        )
-        model = pw.TextField()
-        prompt = pw.TextField()
-        system = pw.TextField(null=True)
-        response = pw.TextField(default="")
-        options = pw.TextField(default="{}")
-        input_tokens = pw.IntegerField(null=True)
-        output_tokens = pw.IntegerField(null=True)
-        status = pw.TextField(default="pending")
-        error = pw.TextField(null=True)
-        started = pw.TextField()
-        duration_ms = pw.IntegerField(null=True)
-        ttft_ms = pw.IntegerField(null=True)
-        undone = pw.BooleanField(default=False)
-
-        class Meta:
-            table_name = "responses"
-
-    return ConversationRow, ResponseRow
-
-
-# --- what the queries return ------------------------------------------------------------------
-
-
-@dataclass
-class ConversationSummary:
-    """A row of ``recent()``: enough to list and pick a conversation."""
-
-    id: str
-    title: str | None
-    model: str
-    system: str | None
-    created: str
-    updated: str
-    turns: int
-    input_tokens: int
-    output_tokens: int
-    title_source: str | None = None
-
-
-@dataclass
-class TurnRecord:
-    """One saved round trip."""
-
-    id: str
-    conversation_id: str
-    model: str
-    prompt: str
-    system: str | None
-    response: str
-    options: dict[str, Any]
-    input_tokens: int | None
-    output_tokens: int | None
-    status: str
-    error: str | None
-    started: str
-    duration_ms: int | None
-    ttft_ms: int | None
-    undone: bool
-
-
-@dataclass
-class SearchHit:
-    """A search result: the turn, its conversation and a snippet with ``[`` ``]`` around hits."""
-
-    conversation_id: str
-    title: str | None
-    response_id: str
-    started: str
-    snippet: str
+_CONVERSATION_COLUMNS = [f.name for f in fields(ConversationRecord)]
+_TURN_COLUMNS = [
+    f.name for f in fields(TurnRecord) if f.name not in ("parts", "calls", "conversation_id")
+]
+_TURN_SELECT = "t.seq, t.conversation_id, " + ", ".join(f"t.{c}" for c in _TURN_COLUMNS)
+_CALL_COLUMNS = [f.name for f in fields(CallRecord)]
 
 
 class Store:
@@ -229,7 +278,6 @@ class Store:
             lock_type="IMMEDIATE",
             check_same_thread=False,
         )
-        self.Conversation, self.Response = _models(self.db)
         with self._errors():
             self._migrate()
 
@@ -270,6 +318,8 @@ class Store:
             )
         if "readonly" in text or "read-only" in text or "unable to open" in text:
             return f"Cannot write to {self.path}: check its permissions and free space."
+        if "full" in text:
+            return f"The disk holding {self.path} is full: free some space and try again."
         return f"The database {self.path} failed: {exc}."
 
     @contextmanager
@@ -278,6 +328,12 @@ class Store:
             yield
         except (pw.DatabaseError, pw.OperationalError, sqlite3.DatabaseError) as exc:
             raise StoreError(self._unusable(exc)) from exc
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write transaction (BEGIN IMMEDIATE), failures as one sentence."""
+        with self._errors(), self.db.atomic():
+            yield
 
     def _migrate(self) -> None:
         version = self.db.execute_sql("PRAGMA user_version").fetchone()[0]
@@ -304,152 +360,218 @@ class Store:
         """Close this thread's connection."""
         self.db.close()
 
+    def _sql(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._errors():
+            return self.db.execute_sql(sql, tuple(params)).fetchall()
+
     # --- writing --------------------------------------------------------------------------
 
-    def save_conversation(self, conversation: Conversation, title: bool = False) -> None:
-        """Insert or update the conversation's row; a title already saved is kept unless
-        ``title`` (this is a rename)."""
-        with self._errors(), self.db.atomic():
-            self._upsert(conversation, title)
+    def save_conversation(self, c: ConversationRecord, rename: bool = False) -> None:
+        """Insert or update a conversation's row.
 
-    def _upsert(self, c: Conversation, title: bool = False) -> None:
-        C = self.Conversation
-        keep = {C.title: pw.EXCLUDED.title, C.title_source: pw.EXCLUDED.title_source}
-        if not title:
-            # Another process may have renamed it since this one loaded it: a stale title in
-            # memory fills an empty one and never overwrites.
-            keep = {field: pw.fn.COALESCE(field, value) for field, value in keep.items()}
-        C.insert(
-            id=c.id,
-            title=c.title,
-            title_source=c.title_source,
-            model=c.model.full_name,
-            system=c.system,
-            created=c.created,
-            updated=now(),
-        ).on_conflict(
-            conflict_target=[C.id],
-            preserve=[C.model, C.system, C.updated],
-            update=keep,
-        ).execute()
+        A title already saved is kept unless ``rename``: another process may have renamed it
+        since this one loaded it, so a stale title in memory fills an empty one and never
+        overwrites.
+        """
+        with self._writing():
+            self._upsert(c, rename)
 
-    def begin_response(self, response: Response) -> None:
-        """Write the prompt row (status pending) before the request goes out."""
-        with self._errors(), self.db.atomic():
-            self._upsert(response.conversation)
-            self.Response.insert(
-                id=response.id,
-                conversation=response.conversation.id,
-                model=response.model_name,
-                prompt=response.prompt,
-                system=response.system,
-                response=response.text_so_far,
-                options=json.dumps(response.options, sort_keys=True, default=str),
-                status=response.status,
-                started=response.started,
-                undone=response.undone,
-            ).execute()
+    def _upsert(self, c: ConversationRecord, rename: bool = False) -> None:
+        keep = "excluded.{0}" if rename else "COALESCE(conversations.{0}, excluded.{0})"
+        self.db.execute_sql(
+            f"""INSERT INTO conversations ({", ".join(_CONVERSATION_COLUMNS)})
+            VALUES ({", ".join("?" * len(_CONVERSATION_COLUMNS))})
+            ON CONFLICT (id) DO UPDATE SET
+                title = {keep.format("title")}, title_source = {keep.format("title_source")},
+                model = excluded.model, system = excluded.system, head = excluded.head,
+                updated = excluded.updated""",
+            [*(getattr(c, name) for name in _CONVERSATION_COLUMNS[:-3]), now(), c.head]
+            + [c.forked_from],
+        )
 
-    def flush_response(self, response_id: str, text: str) -> None:
-        """Save the text that has arrived so far."""
-        with self._errors(), self.db.atomic():
-            self.Response.update(response=text).where(self.Response.id == response_id).execute()
+    def begin_turn(self, conversation: ConversationRecord, turn: TurnRecord) -> None:
+        """Write a new turn with its prompt parts and make it the head, before the request goes
+        out: a prompt that cannot be saved is not asked."""
+        with self._writing():
+            self._upsert(conversation)
+            self._insert_turn(turn)
+            self._set_head(conversation.id, turn.id)
 
-    def finish_response(self, response: Response) -> None:
-        """Save the final text, status, error, usage and timings."""
-        R = self.Response
-        with self._errors(), self.db.atomic():
-            R.update(
-                response=response.text_so_far,
-                status=response.status,
-                error=response.error,
-                input_tokens=response.usage.input_tokens,
-                output_tokens=response.usage.output_tokens,
-                duration_ms=_ms(response.duration),
-                ttft_ms=_ms(response.time_to_first_token),
-            ).where(R.id == response.id).execute()
-            self.Conversation.update(updated=now()).where(
-                self.Conversation.id == response.conversation.id
-            ).execute()
+    def _insert_turn(self, t: TurnRecord) -> int:
+        depth = 0
+        if t.parent_id:
+            row = self.db.execute_sql(
+                "SELECT depth FROM turns WHERE id = ?", (t.parent_id,)
+            ).fetchone()
+            depth = row[0] + 1 if row else 0
+        values = _turn_values(t)
+        cursor = self.db.execute_sql(
+            f"""INSERT INTO turns (conversation_id, depth, extra, {", ".join(_TURN_COLUMNS)})
+            VALUES (?, ?, ?, {", ".join("?" * len(_TURN_COLUMNS))})""",
+            [t.conversation_id, depth, _extra(t.parts), *values],
+        )
+        seq = cursor.lastrowid
+        self._write_parts(seq, 0, t.parts)
+        self._write_calls(seq, t.calls)
+        return seq
 
-    def set_undone(self, response_id: str, undone: bool = True) -> None:
-        """Take a turn back (or give it back): undone turns are not sent again."""
-        with self._errors(), self.db.atomic():
-            self.Response.update(undone=undone).where(self.Response.id == response_id).execute()
+    def save_progress(self, turn_id: str, response: str, start: int, parts: list[Part]) -> None:
+        """Save what has arrived: the answer text so far and the parts from ``start`` on."""
+        with self._writing():
+            seq = self._seq(turn_id)
+            self.db.execute_sql("UPDATE turns SET response = ? WHERE seq = ?", (response, seq))
+            self._write_parts(seq, start, parts[start:])
+
+    def finish_turn(self, t: TurnRecord) -> None:
+        """Save the turn as it ended: every part, every call, status, usage, timings."""
+        with self._writing():
+            seq = self._seq(t.id)
+            self.db.execute_sql(
+                """UPDATE turns SET response = ?, extra = ?, status = ?, error = ?,
+                    input_tokens = ?, output_tokens = ?, duration_ms = ?, ttft_ms = ?
+                WHERE seq = ?""",
+                (
+                    t.response,
+                    _extra(t.parts),
+                    t.status,
+                    t.error,
+                    t.input_tokens,
+                    t.output_tokens,
+                    t.duration_ms,
+                    t.ttft_ms,
+                    seq,
+                ),
+            )
+            self.db.execute_sql("DELETE FROM parts WHERE turn_seq = ?", (seq,))
+            self._write_parts(seq, 0, t.parts)
+            self.db.execute_sql("DELETE FROM calls WHERE turn_seq = ?", (seq,))
+            self._write_calls(seq, t.calls)
+            self.db.execute_sql(
+                "UPDATE conversations SET updated = ? WHERE id = ?", (now(), t.conversation_id)
+            )
+
+    def _seq(self, turn_id: str) -> int:
+        row = self.db.execute_sql("SELECT seq FROM turns WHERE id = ?", (turn_id,)).fetchone()
+        if row is None:
+            raise StoreError(
+                f"The turn {turn_id} is no longer in {self.path}: was the database replaced "
+                "or its conversation deleted?"
+            )
+        return int(row[0])
+
+    def _write_parts(self, seq: int, start: int, parts: list[Part]) -> None:
+        self.db.cursor().executemany(
+            """INSERT INTO parts (turn_seq, position, call, kind, text, data)
+            VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (turn_seq, position) DO UPDATE SET
+                call = excluded.call, kind = excluded.kind, text = excluded.text,
+                data = excluded.data""",
+            [(seq, start + n, p.call, p.kind, p.text, _dumps(p.data)) for n, p in enumerate(parts)],
+        )
+
+    def _write_calls(self, seq: int, calls: list[CallRecord]) -> None:
+        self.db.cursor().executemany(
+            f"""INSERT INTO calls (turn_seq, idx, {", ".join(_CALL_COLUMNS[1:])})
+            VALUES (?, {", ".join("?" * len(_CALL_COLUMNS))})""",
+            [(seq, *(getattr(c, name) for name in _CALL_COLUMNS)) for c in calls],
+        )
+
+    def set_head(self, conversation_id: str, turn_id: str | None) -> None:
+        """Go on from ``turn_id`` (``None``: from the start) with the next prompt."""
+        with self._writing():
+            self._set_head(conversation_id, turn_id)
+
+    def _set_head(self, conversation_id: str, turn_id: str | None) -> None:
+        self.db.execute_sql(
+            "UPDATE conversations SET head = ?, updated = ? WHERE id = ?",
+            (turn_id, now(), conversation_id),
+        )
 
     def set_title(self, conversation_id: str, title: str, source: str = "user") -> None:
         """Set a conversation's title; ``source`` says who chose it (user, model, prompt)."""
-        C = self.Conversation
         cid = self.resolve(conversation_id)
-        with self._errors(), self.db.atomic():
-            C.update(title=title, title_source=source).where(C.id == cid).execute()
+        with self._writing():
+            self.db.execute_sql(
+                "UPDATE conversations SET title = ?, title_source = ? WHERE id = ?",
+                (title, source, cid),
+            )
 
     def delete(self, conversation_id: str) -> str:
-        """Delete a conversation and its turns; returns the full id."""
+        """Delete a conversation, its turns and their parts; returns the full id."""
         cid = self.resolve(conversation_id)
-        with self._errors(), self.db.atomic():
-            self.Response.delete().where(self.Response.conversation == cid).execute()
-            self.Conversation.delete().where(self.Conversation.id == cid).execute()
+        with self._writing():
+            self.db.execute_sql("DELETE FROM turns WHERE conversation_id = ?", (cid,))
+            self.db.execute_sql("DELETE FROM conversations WHERE id = ?", (cid,))
         return cid
 
-    def import_turns(self, summary: ConversationSummary, turns: list[TurnRecord]) -> bool:
+    def import_conversation(self, c: ConversationRecord, turns: list[TurnRecord]) -> bool:
         """Insert a whole conversation as it was; ``False`` if its id is already here."""
-        with self._errors(), self.db.atomic():
-            if self.Conversation.get_or_none(self.Conversation.id == summary.id):
+        with self._writing():
+            if self.db.execute_sql("SELECT 1 FROM conversations WHERE id = ?", (c.id,)).fetchone():
                 return False
-            self.Conversation.insert(
-                id=summary.id,
-                title=summary.title,
-                title_source=summary.title_source or ("user" if summary.title else None),
-                model=summary.model,
-                system=summary.system,
-                created=summary.created,
-                updated=summary.updated,
-            ).execute()
-            self._insert_turns(summary.id, turns)
+            self.db.execute_sql(
+                f"""INSERT INTO conversations ({", ".join(_CONVERSATION_COLUMNS)})
+                VALUES ({", ".join("?" * len(_CONVERSATION_COLUMNS))})""",
+                [getattr(c, name) for name in _CONVERSATION_COLUMNS],
+            )
+            for t in _parents_first(turns):
+                self._insert_turn(t)
         return True
 
-    def add_turns(self, summary: ConversationSummary, turns: list[TurnRecord]) -> int:
-        """Append the turns not saved yet (by id) to an imported conversation; how many.
+    def add_turns(self, c: ConversationRecord, turns: list[TurnRecord]) -> int:
+        """Add the turns not saved yet (by id) to an imported conversation; how many.
 
-        The conversation takes the model, persona and last activity of ``summary``.
+        The conversation takes the model, persona, head and last activity of ``c``.
         """
-        R = self.Response
-        with self._errors(), self.db.atomic():
-            have = {r[0] for r in R.select(R.id).where(R.conversation == summary.id).tuples()}
+        with self._writing():
+            have = {
+                r[0]
+                for r in self.db.execute_sql(
+                    "SELECT id FROM turns WHERE conversation_id = ?", (c.id,)
+                ).fetchall()
+            }
             new = [t for t in turns if t.id not in have]
+            for t in _parents_first(new):
+                self._insert_turn(t)
             if new:
-                self._insert_turns(summary.id, new)
-                self.Conversation.update(
-                    model=summary.model, system=summary.system, updated=summary.updated
-                ).where(self.Conversation.id == summary.id).execute()
+                self.db.execute_sql(
+                    "UPDATE conversations SET model = ?, system = ?, head = ?, updated = ? "
+                    "WHERE id = ?",
+                    (c.model, c.system, c.head, c.updated, c.id),
+                )
         return len(new)
 
-    def _insert_turns(self, conversation_id: str, turns: list[TurnRecord]) -> None:
-        for t in turns:
-            row = {k: v for k, v in vars(t).items() if k != "conversation_id"}
-            row["options"] = json.dumps(t.options, sort_keys=True, default=str)
-            self.Response.insert(conversation=conversation_id, **row).execute()
+    def put_attachment(self, sha256: str, mime: str, content: bytes) -> None:
+        """Keep an attachment's bytes once, by their hash."""
+        with self._writing():
+            self.db.execute_sql(
+                "INSERT INTO attachments (sha256, mime, size, content) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (sha256) DO NOTHING",
+                (sha256, mime, len(content), content),
+            )
+
+    def attachment(self, sha256: str) -> bytes | None:
+        """An attachment's bytes, if kept."""
+        rows = self._sql("SELECT content FROM attachments WHERE sha256 = ?", (sha256,))
+        return bytes(rows[0][0]) if rows else None
 
     # --- reading --------------------------------------------------------------------------
 
     def resolve(self, id_or_prefix: str) -> str:
         """The full id of the one conversation whose id starts with ``id_or_prefix``."""
         prefix = id_or_prefix.strip().upper()
-        if not prefix or len(prefix) > 26 or not _ID_CHARS.match(prefix):
+        if not prefix or len(prefix) > 26 or not ID_CHARS.match(prefix):
             raise NotFoundError(
                 f"'{_show(id_or_prefix)}' is not a conversation id: ids are 26 letters and "
                 "digits (a unique prefix will do)."
             )
-        C = self.Conversation
-        with self._errors():
-            if len(prefix) == 26:
-                rows = list(C.select(C.id).where(C.id == prefix).tuples())
-            else:
-                upper = prefix + "\U0010ffff"
-                rows = list(
-                    C.select(C.id).where((C.id >= prefix) & (C.id < upper)).limit(6).tuples()
-                )
+        if len(prefix) == 26:
+            rows = self._sql("SELECT id FROM conversations WHERE id = ?", (prefix,))
+        else:
+            rows = self._sql(
+                "SELECT id FROM conversations WHERE id >= ? AND id < ? ORDER BY id LIMIT 6",
+                (prefix, prefix + "\U0010ffff"),
+            )
         ids = [r[0] for r in rows]
         if not ids:
             raise NotFoundError(f"No conversation has an id starting with '{prefix}'.")
@@ -460,94 +582,150 @@ class Store:
             )
         return ids[0]
 
+    def conversation(self, conversation_id: str) -> ConversationRecord:
+        """A conversation's own row (id or unique prefix)."""
+        cid = self.resolve(conversation_id)
+        rows = self._sql(
+            f"SELECT {', '.join(_CONVERSATION_COLUMNS)} FROM conversations WHERE id = ?", (cid,)
+        )
+        return ConversationRecord(*rows[0])
+
     def summary(self, conversation_id: str) -> ConversationSummary:
         """The summary of one conversation (id or unique prefix)."""
         cid = self.resolve(conversation_id)
-        return self._summaries(self.Conversation.id == cid, 1)[0]
+        return self._summaries("WHERE c.id = ?", (cid,), 1)[0]
 
     def recent(self, n: int = 20) -> list[ConversationSummary]:
         """The ``n`` conversations most recently active, newest first."""
-        return self._summaries(None, n)
+        return self._summaries("", (), n)
 
-    def _summaries(self, where: Any, n: int) -> list[ConversationSummary]:
-        C, R = self.Conversation, self.Response
-        counts = (
-            R.select(
-                R.conversation,
-                pw.fn.COUNT(R.id).alias("turns"),
-                pw.fn.COALESCE(pw.fn.SUM(R.input_tokens), 0).alias("tin"),
-                pw.fn.COALESCE(pw.fn.SUM(R.output_tokens), 0).alias("tout"),
-            )
-            .where(R.undone == False)  # noqa: E712 - peewee expression
-            .group_by(R.conversation)
+    def _summaries(self, where: str, params: tuple[Any, ...], n: int) -> list[ConversationSummary]:
+        columns = ", ".join(f"c.{name}" for name in _CONVERSATION_COLUMNS)
+        rows = self._sql(
+            f"""SELECT {columns}, COALESCE((SELECT depth + 1 FROM turns WHERE id = c.head), 0)
+            FROM conversations c {where} ORDER BY c.updated DESC, c.id DESC LIMIT ?""",
+            (*params, n),
         )
-        query = C.select(C).order_by(C.updated.desc(), C.id.desc()).limit(n)
-        if where is not None:
-            query = query.where(where)
-        with self._errors():
-            rows = list(query)
-            if not rows:
-                return []
-            stats = {
-                r.conversation_id: r for r in counts.where(R.conversation.in_([c.id for c in rows]))
-            }
-        out = []
-        for c in rows:
-            s = stats.get(c.id)
-            out.append(
-                ConversationSummary(
-                    c.id,
-                    c.title,
-                    c.model,
-                    c.system,
-                    c.created,
-                    c.updated,
-                    s.turns if s else 0,
-                    s.tin if s else 0,
-                    s.tout if s else 0,
-                    c.title_source,
-                )
+        if not rows:
+            return []
+        ids = [r[0] for r in rows]
+        tokens = {
+            cid: (tin, tout)
+            for cid, tin, tout in self._sql(
+                f"""SELECT conversation_id, COALESCE(SUM(input_tokens), 0),
+                    COALESCE(SUM(output_tokens), 0) FROM turns
+                WHERE conversation_id IN ({",".join("?" * len(ids))}) GROUP BY conversation_id""",
+                ids,
             )
-        return out
+        }
+        return [
+            ConversationSummary(*row[:-1], row[-1], *tokens.get(row[0], (0, 0))) for row in rows
+        ]
 
     def last_id(self) -> str | None:
         """The id of the most recently active conversation, if any."""
-        recent = self.recent(1)
-        return recent[0].id if recent else None
+        rows = self._sql("SELECT id FROM conversations ORDER BY updated DESC, id DESC LIMIT 1")
+        return rows[0][0] if rows else None
 
-    def turns(self, conversation_id: str, include_undone: bool = False) -> list[TurnRecord]:
-        """The saved round trips of a conversation, oldest first."""
-        # Plain rows: building a peewee model per row made loading 1,000 turns ~3× slower.
-        sql = f"SELECT {_TURN_COLUMNS} FROM responses WHERE conversation_id = ?"
-        if not include_undone:
-            sql += " AND undone = 0"
-        with self._errors():
-            rows = self.db.execute_sql(sql + " ORDER BY seq", (conversation_id,)).fetchall()
-        return [_turn(*row) for row in rows]
+    def path_to(self, head: str | None) -> list[TurnRecord]:
+        """The turns from the root to ``head``, oldest first, with their parts and calls."""
+        if head is None:
+            return []
+        return self._turns(
+            f"""WITH RECURSIVE up(id) AS (
+                SELECT ? UNION ALL
+                SELECT t.parent_id FROM turns t JOIN up ON t.id = up.id
+                WHERE t.parent_id IS NOT NULL)
+            SELECT {_TURN_SELECT} FROM up JOIN turns t ON t.id = up.id ORDER BY t.depth""",
+            (head,),
+        )
 
-    def load(self, conversation_id: str, model: Model | None = None) -> Conversation:
-        """A saved conversation, ready to continue (with its own model unless ``model``)."""
-        from .conversation import Conversation, Response
+    def turns(self, conversation_id: str, all_branches: bool = False) -> list[TurnRecord]:
+        """The turns of a conversation: those on the path to its head, or every one (oldest
+        first)."""
+        if not all_branches:
+            rows = self._sql("SELECT head FROM conversations WHERE id = ?", (conversation_id,))
+            return self.path_to(rows[0][0] if rows else None)
+        return self._turns(
+            f"SELECT {_TURN_SELECT} FROM turns t WHERE t.conversation_id = ? ORDER BY t.seq",
+            (conversation_id,),
+        )
 
-        cid = self.resolve(conversation_id)
-        with self._errors():
-            row = self.Conversation.get(self.Conversation.id == cid)
-        if model is None:
-            from .providers.registry import get_model
+    def turn(self, turn_id: str) -> TurnRecord:
+        """One turn by its full id."""
+        found = self._turns(f"SELECT {_TURN_SELECT} FROM turns t WHERE t.id = ?", (turn_id,))
+        if not found:
+            raise NotFoundError(f"No turn has the id {_show(turn_id)}.")
+        return found[0]
 
-            model = get_model(row.model)
-        c = Conversation(model, system=row.system, store=self, id=row.id)
-        c.title, c.title_source, c.created = row.title, row.title_source, row.created
-        c.responses = [Response.from_record(c, t) for t in self.turns(cid, include_undone=True)]
-        return c
+    def children(self, turn_id: str | None, conversation_id: str) -> list[TurnRecord]:
+        """The turns that follow ``turn_id`` (the first turns when ``None``), oldest first."""
+        if turn_id is None:
+            where, params = "t.conversation_id = ? AND t.parent_id IS NULL", (conversation_id,)
+        else:
+            where, params = "t.parent_id = ?", (turn_id,)
+        return self._turns(
+            f"SELECT {_TURN_SELECT} FROM turns t WHERE {where} ORDER BY t.seq", params
+        )
+
+    def latest_leaf(self, turn_id: str) -> str:
+        """The newest turn at the end of the branch through ``turn_id``: its newest child, that
+        child's newest child, and so on."""
+        while True:
+            rows = self._sql(
+                "SELECT id FROM turns WHERE parent_id = ? ORDER BY seq DESC LIMIT 1", (turn_id,)
+            )
+            if not rows:
+                return turn_id
+            turn_id = rows[0][0]
+
+    def tree(self, conversation_id: str) -> list[TreeNode]:
+        """Every turn of a conversation in the shape the tree view needs, oldest first."""
+        rows = self._sql(
+            "SELECT id, parent_id, substr(prompt, 1, 200), status, started, kind FROM turns "
+            "WHERE conversation_id = ? ORDER BY seq",
+            (conversation_id,),
+        )
+        return [TreeNode(*row) for row in rows]
+
+    def _turns(self, sql: str, params: tuple[Any, ...]) -> list[TurnRecord]:
+        rows = self._sql(sql, params)
+        if not rows:
+            return []
+        seqs = [r[0] for r in rows]
+        marks = ",".join("?" * len(seqs))
+        parts: dict[int, list[Part]] = {s: [] for s in seqs}
+        for seq, call, kind, text, data in self._sql(
+            f"SELECT turn_seq, call, kind, text, data FROM parts WHERE turn_seq IN ({marks}) "
+            "ORDER BY turn_seq, position",
+            seqs,
+        ):
+            parts[seq].append(Part(kind, text, _loads(data), call))
+        calls: dict[int, list[CallRecord]] = {s: [] for s in seqs}
+        for seq, *values in self._sql(
+            f"SELECT turn_seq, {', '.join('idx' if c == 'index' else c for c in _CALL_COLUMNS)} "
+            f"FROM calls WHERE turn_seq IN ({marks}) ORDER BY turn_seq, idx",
+            seqs,
+        ):
+            calls[seq].append(CallRecord(*values))
+        out = []
+        for seq, cid, *values in rows:
+            t = TurnRecord(None, cid, *([None] * 13))  # type: ignore[arg-type]
+            for name, value in zip(_TURN_COLUMNS, values, strict=True):
+                setattr(t, name, value)
+            t.options = _loads(t.options)
+            t.parts, t.calls = parts[seq], calls[seq]
+            out.append(t)
+        return out
 
     def search(
         self, query: str, n: int = 20, marks: tuple[str, str] = ("[", "]")
     ) -> list[SearchHit]:
-        """Round trips whose prompt or answer contain every word of ``query``, best first.
+        """Turns whose prompt, answer or tool results contain every word of ``query``, best
+        first.
 
-        Ranked by relevance (bm25) among the newest ``max(SEARCH_WINDOW, n)`` matches: ranking every
-        match of a common word costs seconds in a million round trips, and FTS5 finds the
+        Ranked by relevance (bm25) among the newest ``max(SEARCH_WINDOW, n)`` matches: ranking
+        every match of a common word costs seconds in a million turns, and FTS5 finds the
         newest matches by walking its index backwards. ``marks`` go around each match in the
         snippets.
         """
@@ -558,60 +736,78 @@ class Store:
             return []
         match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
         best = """
-            SELECT recent.rowid FROM (
-                SELECT rowid, bm25(responses_fts) AS score FROM responses_fts
-                WHERE responses_fts MATCH ? ORDER BY rowid DESC LIMIT ?
-            ) AS recent
-            JOIN responses r ON r.seq = recent.rowid
-            WHERE r.undone = 0
-            ORDER BY recent.score, recent.rowid DESC
-            LIMIT ?"""
-        with self._errors():
-            seqs = [row[0] for row in self.db.execute_sql(best, (match, max(SEARCH_WINDOW, n), n))]
-            if not seqs:
-                return []
-            snippets = f"""
-                SELECT responses_fts.rowid, r.conversation_id, c.title, r.id, r.started,
-                       snippet(responses_fts, -1, ?, ?, '…', 12)
-                FROM responses_fts
-                JOIN responses r ON r.seq = responses_fts.rowid
-                JOIN conversations c ON c.id = r.conversation_id
-                WHERE responses_fts MATCH ? AND responses_fts.rowid IN ({",".join("?" * len(seqs))})"""
-            found = {
-                row[0]: SearchHit(*row[1:])
-                for row in self.db.execute_sql(snippets, (*marks, match, *seqs))
-            }
+            SELECT rowid FROM (
+                SELECT rowid, bm25(turns_fts) AS score FROM turns_fts
+                WHERE turns_fts MATCH ? ORDER BY rowid DESC LIMIT ?
+            ) ORDER BY score, rowid DESC LIMIT ?"""
+        seqs = [row[0] for row in self._sql(best, (match, max(SEARCH_WINDOW, n), n))]
+        if not seqs:
+            return []
+        snippets = f"""
+            SELECT turns_fts.rowid, t.conversation_id, c.title, t.id, t.started,
+                   snippet(turns_fts, -1, ?, ?, '…', 12)
+            FROM turns_fts
+            JOIN turns t ON t.seq = turns_fts.rowid
+            JOIN conversations c ON c.id = t.conversation_id
+            WHERE turns_fts MATCH ? AND turns_fts.rowid IN ({",".join("?" * len(seqs))})"""
+        found = {row[0]: SearchHit(*row[1:]) for row in self._sql(snippets, (*marks, match, *seqs))}
         return [found[seq] for seq in seqs if seq in found]
 
     def count(self) -> tuple[int, int]:
-        """How many conversations and round trips the database holds."""
-        with self._errors():
-            return self.Conversation.select().count(), self.Response.select().count()
+        """How many conversations and turns the database holds."""
+        conversations = self._sql("SELECT COUNT(*) FROM conversations")[0][0]
+        return conversations, self._sql("SELECT COUNT(*) FROM turns")[0][0]
 
 
-def _ms(seconds: float | None) -> int | None:
-    return None if seconds is None else round(seconds * 1000)
+def _turn_values(t: TurnRecord) -> list[Any]:
+    row = asdict(t)
+    row["options"] = _dumps(t.options)
+    return [row[name] for name in _TURN_COLUMNS]
+
+
+def _extra(parts: list[Part]) -> str:
+    """What search finds besides prompt and answer: tool results and attachment names."""
+    return "\n".join(
+        p.text if p.kind == "tool_result" else str(p.data.get("name", ""))
+        for p in parts
+        if p.kind in ("tool_result", "attachment")
+    )
+
+
+def _parents_first(turns: list[TurnRecord]) -> list[TurnRecord]:
+    """``turns`` ordered so that each comes after its parent (when its parent is among them)."""
+    ids = {t.id for t in turns}
+    done: set[str] = set()
+    ordered: list[TurnRecord] = []
+    pending = list(turns)
+    while pending:
+        rest = []
+        for t in pending:
+            if t.parent_id is None or t.parent_id not in ids or t.parent_id in done:
+                ordered.append(t)
+                done.add(t.id)
+            else:
+                rest.append(t)
+        if len(rest) == len(pending):  # a cycle in damaged data: keep the order given
+            ordered += rest
+            break
+        pending = rest
+    return ordered
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
+
+
+def _loads(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _show(text: str) -> str:
     from .text import make_safe, shorten
 
     return make_safe(shorten(text, 40))
-
-
-#: The columns of a TurnRecord, in its order.
-_TURN_COLUMNS = (
-    "id, conversation_id, model, prompt, system, response, options, input_tokens, "
-    "output_tokens, status, error, started, duration_ms, ttft_ms, undone"
-)
-
-
-def _turn(*row: Any) -> TurnRecord:
-    """A TurnRecord from a row of ``_TURN_COLUMNS``."""
-    t = TurnRecord(*row)
-    try:
-        t.options = json.loads(t.options or "{}")
-    except ValueError:
-        t.options = {}
-    t.undone = bool(t.undone)
-    return t

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ChatreplError
-from ..store import ConversationSummary, TurnRecord
+from ..records import ConversationSummary, Part, TurnRecord, linear_parents
 
 _OPENAI = re.compile(r"^(gpt-|chatgpt-|o\d|text-|davinci|babbage|ft:)")
 
@@ -397,10 +397,13 @@ def _finish(c: _Conversation, known: set[str]) -> tuple[ConversationSummary, lis
             continue
         merged.append(t)
     cid = ulid_for(c.llm_id, _iso(merged[0].started, merged[0].id))
+    ids = [ulid_for(t.id, _iso(t.started, t.id)) for t in merged]
+    parents, head = linear_parents([(i, t.undone) for i, t in zip(ids, merged, strict=True)])
     records = [
         TurnRecord(
-            id=ulid_for(t.id, _iso(t.started, t.id)),
+            id=turn_id,
             conversation_id=cid,
+            parent_id=parent,
             model=model_name(t.model, known),
             prompt=t.prompt,
             system=t.system,
@@ -413,11 +416,12 @@ def _finish(c: _Conversation, known: set[str]) -> tuple[ConversationSummary, lis
             started=_iso(t.started, t.id),
             duration_ms=t.duration_ms,
             ttft_ms=None,
-            undone=t.undone,
+            parts=[Part("prompt", t.prompt)]
+            + ([Part("text", t.response, call=1)] if t.response else []),
         )
-        for t in merged
+        for turn_id, parent, t in zip(ids, parents, merged, strict=True)
     ]
-    live = [r for r in records if not r.undone] or records
+    live = [r for r, t in zip(records, merged, strict=True) if not t.undone] or records
     title = next((n for n in c.names if n and n.strip()), None)
     if title is None:
         title = shorten(live[0].prompt, 60) or None
@@ -432,6 +436,7 @@ def _finish(c: _Conversation, known: set[str]) -> tuple[ConversationSummary, lis
         input_tokens=sum(r.input_tokens or 0 for r in live),
         output_tokens=sum(r.output_tokens or 0 for r in live),
         title_source="prompt" if title else None,
+        head=head,
     )
     return summary, records
 

@@ -5,13 +5,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..records import Event, Message, ToolSpec
-
-if TYPE_CHECKING:
-    from ..conversation import Conversation
-    from ..store import Store
 
 
 @dataclass
@@ -49,12 +45,6 @@ class Model:
 
     def close(self) -> None:
         """Release connections or loaded weights; the model may be used again afterwards."""
-
-    def conversation(self, system: str | None = None, store: Store | None = None) -> Conversation:
-        """A new conversation with this model."""
-        from ..conversation import Conversation
-
-        return Conversation(self, system=system, store=store)
 
     def __str__(self) -> str:
         return self.full_name

@@ -15,10 +15,13 @@ import os
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ChatreplError, ConfigError, StoreError
+from ..errors import ChatreplError, StoreError
+from ..frontend import ENDINGS
 from ..text import make_safe, shorten
+from .branching import cmd_alt  # noqa: F401 - registers the tree's commands
 from .commands import dispatch, plural
 from .keys import HOW_TO_LEAVE
 from .toolbar import SHORT_ID, fit, toolbar_text
@@ -31,25 +34,23 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..conversation import Conversation, Response
-    from ..store import ConversationSummary, Store
+    from ..records import ConversationSummary
+    from ..store import Store
 
 PROMPT = "> "
 CONTINUATION = "· "
 RECENT = 50  # conversations cached for completing /resume and /delete
 RESUME_TURNS = 3  # turns shown again on /resume and -c
 
-_NOTES = {"interrupted": "interrupted: what arrived is saved (/retry asks again)"}
-
 
 def run(args: argparse.Namespace) -> int:
     """Chat interactively as ``args`` (-m, -s, -c, -r, --db) say; returns the exit status."""
-    from ..cli import open_conversation
-    from ..config import db_path, ensure_home
-    from ..store import Store
+    from ..frontend import open_conversation, open_store
 
-    ensure_home()
-    store = Store(db_path(args.db))
-    conversation = open_conversation(args, store)
+    store = open_store(args.db)
+    conversation = open_conversation(
+        store, model_name=args.model, resume=args.resume, latest=args.cont, system=args.system
+    )
     repl = Repl(store, conversation)
     repl.welcome()
     if args.cont and not conversation.responses:
@@ -94,6 +95,7 @@ class Repl:
         self._models: list[str] | None = None
         self._warmed: object = None  # the model last preloaded
         self._session: PromptSession[str] | None = None
+        self._prefill: tuple[str, Callable[[str], None]] | None = None
         self.refresh()
 
     # --- the loop -----------------------------------------------------------------------------
@@ -112,9 +114,11 @@ class Repl:
 
     def read(self) -> str | None:
         """The next line typed, ``""`` after Ctrl-C on an empty line, ``None`` on Ctrl-D."""
+        default = self._prefill[0] if self._prefill else ""
         try:
-            return self.session.prompt([("class:prompt", PROMPT)])
+            return self.session.prompt([("class:prompt", PROMPT)], default=default)
         except KeyboardInterrupt:
+            self._prefill = None
             self.say(HOW_TO_LEAVE, "dim")
             return ""
         except EOFError:
@@ -123,10 +127,13 @@ class Repl:
     def handle(self, text: str) -> None:
         """Run a command or send a message; nothing typed here can end in a traceback."""
         text = text.strip()
+        rewrite, self._prefill = self._prefill, None
         if not text:
             return
         try:
-            if text.startswith("//"):
+            if rewrite and not (text.startswith("/") and not text.startswith("//")):
+                rewrite[1](text[1:] if text.startswith("//") else text)
+            elif text.startswith("//"):
                 self.send(text[1:])
             elif text.startswith("/"):
                 dispatch(self, text)
@@ -153,49 +160,32 @@ class Repl:
 
     def show(self, response: Response) -> None:
         """Stream ``response`` to the screen; Ctrl-C stops it, keeping what arrived."""
+        from ..frontend import stream_answer
         from .interrupt import answering
         from .render import StreamRenderer
 
         renderer = StreamRenderer(self.console)
-        chunks = iter(response)
-        shown = 0
-        error: str | None = None
         with answering():
-            try:
-                renderer.start()
-                for chunk in chunks:
-                    renderer.feed(chunk)
-                    shown += len(chunk)
-            except KeyboardInterrupt:
-                response.cancel()
-                chunks.close()  # the Response saves itself as interrupted
-            except ChatreplError as exc:
-                error = str(exc)
-            finally:
-                # What the database holds is what the screen shows, to the last chunk.
-                rest = response.text_so_far[shown:]
-                if rest:
-                    renderer.feed(rest)
-                note = _NOTES.get(response.status) if error is None else None
-                if error is None and response.status != "complete" and not response.text_so_far:
-                    note = "interrupted before the answer began (/retry asks again)"
-                renderer.finish(note=note)
+            renderer.start()
+            error = stream_answer(response, renderer)
         if error is not None:
             self.error(error, hint="/retry tries again")
         self.console.print()
         self.refresh()
 
+    def prefill(self, text: str, send: Callable[[str], None]) -> None:
+        """Start the next input line with ``text``; a message sent from it goes to ``send``."""
+        self._prefill = (text, send)
+
     # --- switching conversations --------------------------------------------------------------
 
     def load(self, conversation_id: str) -> Conversation:
         """A saved conversation; with the current model if its own cannot be used here."""
-        try:
-            return self.store.load(conversation_id)
-        except ConfigError as exc:
-            model = self.conversation.model
-            conversation = self.store.load(conversation_id, model=model)
-            self.error(f"{exc} Continuing with {model.full_name}.")
-            return conversation
+        from ..frontend import load_conversation
+
+        return load_conversation(
+            self.store, conversation_id, fallback=self.conversation.model, warn=self.error
+        )
 
     def switch_to(self, conversation: Conversation) -> None:
         """Make ``conversation`` the live one."""
@@ -224,7 +214,7 @@ class Repl:
                 render_markdown(self.console, turn.text_so_far)
             if turn.status == "error":
                 self.error(turn.error or "This turn failed.")
-            elif note := _NOTES.get(turn.status):
+            elif note := ENDINGS.get(turn.status):
                 self.say(note.split(":")[0], "dim")
             self.console.print()
 

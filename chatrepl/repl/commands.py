@@ -1,7 +1,7 @@
 """The slash-commands: one function each, registered with its argument hint and help text.
 
-A command gets the running :class:`~chatrepl.repl.app.Repl` (console, store, the live
-conversation, the ids last listed) and the rest of its line. :func:`dispatch` parses a line,
+A command gets the running session (:class:`~chatrepl.repl.session.Session`: console, store,
+the live conversation, the ids last listed) and the rest of its line. :func:`dispatch` parses a line,
 answers an unknown command with a suggestion, and turns every ChatreplError into one line.
 """
 
@@ -21,10 +21,10 @@ from ..text import make_safe, parse_time, shorten
 from .toolbar import SHORT_ID
 
 if TYPE_CHECKING:
-    from ..store import ConversationSummary
-    from .app import Repl
+    from ..records import ConversationSummary
+    from .session import Session
 
-Handler = Callable[["Repl", str], None]
+Handler = Callable[["Session", str], None]
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Command:
 
     Args:
         name: what follows the ``/``.
-        func: called with the Repl and the rest of the line (stripped).
+        func: called with the session and the rest of the line (stripped).
         args: the argument hint shown in /help, e.g. ``[N]``.
         help: one line for /help and the completion menu.
         details: the longer text of ``/help NAME`` (the function's docstring).
@@ -111,7 +111,7 @@ def split(line: str) -> tuple[str, str]:
     return match.group(1), match.group(2).strip()
 
 
-def dispatch(repl: Repl, line: str) -> None:
+def dispatch(repl: Session, line: str) -> None:
     """Run the command on ``line``; every error a user can cause becomes one line."""
     name, arg = split(line)
     cmd = lookup(name)
@@ -181,7 +181,7 @@ def _count(arg: str, default: int, what: str) -> int:
     return n
 
 
-def pick(repl: Repl, arg: str) -> str:
+def pick(repl: Session, arg: str) -> str:
     """The full id ``arg`` names: a number from the last list, ``last``, a ULID or a prefix."""
     arg = arg.strip()
     if arg.lower() == "last":
@@ -209,7 +209,7 @@ def _persona_line(system: str | None) -> str:
 
 
 @command("help", "[CMD]", "the commands and keys, or one command in detail", completes="command")
-def cmd_help(repl: Repl, arg: str) -> None:
+def cmd_help(repl: Session, arg: str) -> None:
     """Without CMD: every command and key. With CMD (e.g. `/help resume`): that command in detail."""
     from rich.table import Table
     from rich.text import Text
@@ -247,7 +247,7 @@ def cmd_help(repl: Repl, arg: str) -> None:
 
 
 @command("new", "", "start a new conversation (this one stays saved)")
-def cmd_new(repl: Repl, arg: str) -> None:
+def cmd_new(repl: Session, arg: str) -> None:
     """Start a new conversation with the same model and persona; the current one stays saved and
     `/resume last` brings it back. Use `/system --clear` for a fresh start without the persona."""
     from ..conversation import Conversation
@@ -263,7 +263,7 @@ def cmd_new(repl: Repl, arg: str) -> None:
 
 
 @command("list", "[N]", "recent conversations, numbered for /resume")
-def cmd_list(repl: Repl, arg: str) -> None:
+def cmd_list(repl: Session, arg: str) -> None:
     """The N (default 20) most recently active conversations: number, id, title, model, turns and
     when it was last active. `/resume N` continues the one numbered N."""
     n = _count(arg, 20, "/list N shows the N most recent conversations")
@@ -275,7 +275,7 @@ def cmd_list(repl: Repl, arg: str) -> None:
     repl.say("/resume N continues one; /resume ID takes an id or a prefix.", "dim")
 
 
-def show_table(repl: Repl, rows: list[ConversationSummary]) -> None:
+def show_table(repl: Session, rows: list[ConversationSummary]) -> None:
     """Print ``rows`` numbered, and remember their ids for ``/resume N``."""
     from rich.table import Table
     from rich.text import Text
@@ -309,7 +309,7 @@ def show_table(repl: Repl, rows: list[ConversationSummary]) -> None:
     "continue a saved conversation: N from /list, an id or prefix, or last",
     completes="conversation",
 )
-def cmd_resume(repl: Repl, arg: str) -> None:
+def cmd_resume(repl: Session, arg: str) -> None:
     """Continue a saved conversation. ID is the number shown by the last `/list` (or `/search`),
     a ULID or a unique prefix of one (any case), or `last` for the most recent other
     conversation. The last few turns are shown again, and the conversation goes on with its
@@ -331,7 +331,7 @@ def cmd_resume(repl: Repl, arg: str) -> None:
 
 
 @command("title", "[TEXT]", "set the title; without TEXT the model proposes one")
-def cmd_title(repl: Repl, arg: str) -> None:
+def cmd_title(repl: Session, arg: str) -> None:
     """Set the conversation's title to TEXT. Without TEXT, the model reads the conversation and
     proposes a title, which is set. A title you set is never replaced automatically."""
     c = repl.conversation
@@ -363,7 +363,7 @@ def cmd_title(repl: Repl, arg: str) -> None:
     "set the persona from the next turn on; show it; clear it",
     completes=("--clear",),
 )
-def cmd_system(repl: Repl, arg: str) -> None:
+def cmd_system(repl: Session, arg: str) -> None:
     """`/system TEXT` makes TEXT the persona (system prompt), sent with every turn from the next
     one on; earlier turns keep the persona they were sent with. `/system` alone shows the
     persona, `/system --clear` removes it. Esc-Enter adds lines to a long persona."""
@@ -390,7 +390,7 @@ def cmd_system(repl: Repl, arg: str) -> None:
     "switch model from the next turn on; without NAME list them",
     completes="model",
 )
-def cmd_model(repl: Repl, arg: str) -> None:
+def cmd_model(repl: Session, arg: str) -> None:
     """`/model NAME` answers with NAME (`provider:model` or an alias) from the next turn on; the
     history stays and each turn remembers its model. `/model` alone lists the providers and
     models chatrepl knows of. The openai, anthropic and ollama providers take any model name."""
@@ -419,10 +419,10 @@ def cmd_model(repl: Repl, arg: str) -> None:
     repl.say("/model provider:name switches; Tab completes.", "dim")
 
 
-@command("retry", "", "ask the last prompt again (the old answer is set aside)")
-def cmd_retry(repl: Repl, arg: str) -> None:
-    """Send the last prompt again, with the current model and persona. The previous answer is
-    taken back (it stays in the database, marked undone) and the new one takes its place."""
+@command("retry", "", "ask the last prompt again (the old answer stays, one /alt away)")
+def cmd_retry(repl: Session, arg: str) -> None:
+    """Send the last prompt again, with the current model and persona. The new answer is a
+    sibling of the old one, which stays: `/alt` lists them and switches between them."""
     last = repl.conversation.turns[-1] if repl.conversation.turns else None
     if last is None:
         repl.say("Nothing to retry yet.")
@@ -433,10 +433,11 @@ def cmd_retry(repl: Repl, arg: str) -> None:
         repl.show(response)
 
 
-@command("undo", "", "take back the last turn")
-def cmd_undo(repl: Repl, arg: str) -> None:
-    """Take back the last turn: it is no longer sent to the model (it stays in the database,
-    marked undone). Repeat to go further back."""
+@command("undo", "", "go back one turn (it stays saved, on its branch)")
+def cmd_undo(repl: Session, arg: str) -> None:
+    """Go back one turn: the conversation goes on from the turn before, and the turn taken back
+    is no longer sent to the model. Nothing is deleted: it stays on its branch (`/tree`,
+    `/alt`). Repeat to go further back."""
     last = repl.conversation.undo()
     if last is None:
         repl.say("Nothing to undo.")
@@ -447,7 +448,7 @@ def cmd_undo(repl: Repl, arg: str) -> None:
 
 
 @command("edit", "[TEXT]", "write the next message in $VISUAL / $EDITOR")
-def cmd_edit(repl: Repl, arg: str) -> None:
+def cmd_edit(repl: Session, arg: str) -> None:
     """Open $VISUAL (else $EDITOR, else editor, nano or vi) on a private temporary file, starting
     with TEXT if given. When you save and quit, what you wrote is sent; an empty file sends
     nothing."""
@@ -462,7 +463,7 @@ def cmd_edit(repl: Repl, arg: str) -> None:
 
 
 @command("copy", "[code]", "copy the last answer (or its last code block)", completes=("code",))
-def cmd_copy(repl: Repl, arg: str) -> None:
+def cmd_copy(repl: Session, arg: str) -> None:
     """Copy the last answer to the clipboard, through wl-copy, xclip, xsel or pbcopy when one is
     there, else with the terminal's OSC 52 sequence. `/copy code` copies the last fenced code
     block of the answer instead."""
@@ -490,7 +491,7 @@ def cmd_copy(repl: Repl, arg: str) -> None:
 
 
 @command("export", "[FILE]", "write the conversation as Markdown")
-def cmd_export(repl: Repl, arg: str) -> None:
+def cmd_export(repl: Session, arg: str) -> None:
     """Write the conversation as a Markdown file (mode 0600): to FILE, or to TITLE-ID.md in the
     current folder. Undone turns are left out; interrupted and failed ones are marked."""
     from ..config import write_private
@@ -513,7 +514,7 @@ def cmd_export(repl: Repl, arg: str) -> None:
 
 
 @command("search", "QUERY", "search every conversation; numbered for /resume")
-def cmd_search(repl: Repl, arg: str) -> None:
+def cmd_search(repl: Session, arg: str) -> None:
     """Full-text search over the prompts and answers of every conversation. Each hit shows its
     conversation's id and title and a snippet; `/resume N` continues the conversation of
     hit N."""
@@ -557,7 +558,7 @@ def _snippet(snippet: str) -> object:
     "delete a conversation (this one by default), after asking",
     completes="conversation",
 )
-def cmd_delete(repl: Repl, arg: str) -> None:
+def cmd_delete(repl: Session, arg: str) -> None:
     """Delete a conversation and all its turns for good, after a y/N question. ID is as for
     /resume; without ID, the current conversation (and a new one starts)."""
     if arg:
@@ -588,7 +589,7 @@ def cmd_delete(repl: Repl, arg: str) -> None:
 
 
 @command("info", "", "id, title, model, persona, turns and tokens")
-def cmd_info(repl: Repl, arg: str) -> None:
+def cmd_info(repl: Session, arg: str) -> None:
     """Everything about the current conversation: id, title (and who chose it), model, persona,
     turns, tokens, when it started, and the database it is saved in."""
     from rich.table import Table
@@ -635,6 +636,6 @@ def _local(iso: str) -> str:
 
 
 @command("exit", "", "leave (Ctrl-D too); everything is saved", aliases=("quit",))
-def cmd_exit(repl: Repl, arg: str) -> None:
+def cmd_exit(repl: Session, arg: str) -> None:
     """Leave chatrepl. Everything is already saved: `chatrepl -c` continues where you left."""
     repl.running = False

@@ -1,0 +1,173 @@
+"""What both front ends (the REPL and the shell commands) share: opening the store, opening or
+loading a conversation with its model fallback, the error-to-exit-status guard, and streaming
+an answer to a screen so that the screen shows what was saved."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import ChatreplError
+
+if TYPE_CHECKING:
+    from .conversation import Conversation, Response
+    from .providers.base import Model
+    from .store import Store
+
+#: What the screen says after an answer that did not end normally.
+ENDINGS = {
+    "interrupted": "interrupted: what arrived is saved (/retry asks again)",
+    "cut_off": "cut off at the token limit (/continue asks for the rest)",
+    "filtered": "stopped by the provider's content filter",
+    "refused": "the model refused to answer",
+}
+
+
+def say_error(message: str) -> None:
+    """One line on stderr: ``chatrepl: message``, cleaned of anything that drives a terminal."""
+    from .text import make_safe
+
+    print(f"chatrepl: {make_safe(' '.join(str(message).split()))}", file=sys.stderr)
+
+
+def guarded(action: Callable[[], int]) -> int:
+    """Run ``action``: an error a user can cause becomes one line on stderr and an exit status
+    (1 an error, 130 interrupted, 141 the reader of stdout went away)."""
+    try:
+        return action()
+    except ChatreplError as exc:
+        say_error(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`chatrepl -p … | head -1`): stop quietly, as other tools do,
+        # and keep Python from complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def open_store(db: str | None, create: bool = True) -> Store:
+    """The database ``--db`` / ``$CHATREPL_DB`` / the home names.
+
+    With ``create`` a missing one is made (and the home folder with it, when the database is
+    the default one); without, a missing database is an error, so read-only commands leave
+    nothing behind.
+    """
+    from .config import db_path, ensure_home
+    from .store import Store
+
+    if create and not (db or os.environ.get("CHATREPL_DB")):
+        ensure_home()
+    return Store(db_path(db), create=create)
+
+
+def open_conversation(
+    store: Store,
+    *,
+    model_name: str | None = None,
+    resume: str | None = None,
+    latest: bool = False,
+    system: str | None = None,
+) -> Conversation:
+    """The conversation the command line asks for: ``resume`` (an id or prefix), the
+    ``latest`` one, or a new one; answered by ``model_name`` if given.
+
+    Says once on stderr when the offline model is used because nothing is configured.
+    """
+    from .conversation import Conversation
+    from .providers.registry import OFFLINE_ADVICE, default_model_name, get_model
+
+    model = get_model(model_name) if model_name else None
+    conversation_id = store.last_id() if latest else resume
+    if conversation_id is not None:  # `-r ""` (an unset $ID) is a bad id, not a new chat
+        conversation = load_conversation(store, conversation_id, model)
+    else:
+        if model is None:
+            name, offline = default_model_name()
+            model = get_model(name)
+            if offline:
+                from .config import home
+
+                say_error(OFFLINE_ADVICE.format(model=name, config=home() / "config.toml"))
+        conversation = Conversation(model, store=store)
+    if system is not None:
+        conversation.system = system or None
+    return conversation
+
+
+def load_conversation(
+    store: Store,
+    conversation_id: str,
+    model: Model | None = None,
+    fallback: Model | None = None,
+    warn: Callable[[str], None] = say_error,
+) -> Conversation:
+    """A saved conversation, answered by ``model`` from now on if given.
+
+    When its own model cannot be built any more (a provider since removed from config.toml, or
+    an imported ``llm:`` model), ``fallback`` takes over (by default the default model), and
+    ``warn`` says so.
+    """
+    from .conversation import Conversation
+    from .errors import ConfigError
+    from .providers.registry import default_model_name, get_model
+
+    if model is None:
+        try:
+            return Conversation.load(store, conversation_id)
+        except ConfigError as exc:
+            model = fallback or get_model(default_model_name()[0])
+            warn(f"{exc} Continuing with {model.full_name}.")
+    conversation = Conversation.load(store, conversation_id, model=model)
+    conversation.set_model(model)  # recorded: the conversation goes on with this model
+    return conversation
+
+
+class Screen(Protocol):
+    """Where an answer is shown as it streams."""
+
+    def feed(self, text: str) -> None: ...
+
+    def finish(self, note: str | None = None) -> None: ...
+
+
+def stream_answer(
+    response: Response, screen: Screen, event: Callable[[Any], None] | None = None
+) -> str | None:
+    """Show ``response`` on ``screen`` as it streams; Ctrl-C stops it, keeping what arrived.
+
+    The screen ends up showing exactly the answer text that was saved, and a note when the
+    answer did not end normally. ``event`` sees every other event (reasoning, tool calls and
+    results). Returns the error sentence if the request failed.
+    """
+    from .records import TextDelta
+
+    events = response.events()
+    shown = 0
+    error: str | None = None
+    try:
+        for e in events:
+            if isinstance(e, TextDelta):
+                screen.feed(e.text)
+                shown += len(e.text)
+            elif event is not None:
+                event(e)
+    except KeyboardInterrupt:
+        response.cancel()
+        events.close()  # the Response saves itself as interrupted
+    except ChatreplError as exc:
+        error = str(exc)
+    finally:
+        # What the database holds is what the screen shows, to the last piece.
+        rest = response.text_so_far[shown:]
+        if rest:
+            screen.feed(rest)
+        note = ENDINGS.get(response.status) if error is None else None
+        if response.status == "interrupted" and not response.text_so_far and error is None:
+            note = "interrupted before the answer began (/retry asks again)"
+        screen.finish(note=note)
+    return error

@@ -1,0 +1,70 @@
+"""One answer and exit: ``chatrepl -p PROMPT`` or a prompt on stdin."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from .frontend import ENDINGS, open_conversation, open_store, say_error, stream_answer
+
+if TYPE_CHECKING:
+    from .repl.render import StreamRenderer
+
+#: Exit status of an answer that arrived but did not end normally.
+NOT_NORMAL = 3
+
+
+def one_shot(args: argparse.Namespace, prompt: str) -> int:
+    """Answer ``prompt`` as it streams, save the turn, and exit with its status.
+
+    A terminal gets the answer rendered as Markdown; a pipe or a file gets the text as sent.
+    """
+    from .repl.interrupt import answering
+
+    store = open_store(args.db)
+    conversation = open_conversation(
+        store, model_name=args.model, resume=args.resume, latest=args.cont, system=args.system
+    )
+    response = conversation.prompt(prompt)
+    show: StreamRenderer | PipeWriter = terminal_renderer() if sys.stdout.isatty() else PipeWriter()
+    with answering(sys.stdout):  # no ^C echoed into the live display, one Ctrl-C only
+        error = stream_answer(response, show)
+    if error is not None:
+        say_error(error)
+        return 1
+    if response.status == "interrupted":
+        say_error("interrupted; the partial answer was saved.")
+        return 130
+    if response.status in ENDINGS:
+        say_error(f"the answer was {ENDINGS[response.status]}.")
+        return NOT_NORMAL
+    return 0
+
+
+class PipeWriter:
+    """The answer written to stdout as it arrives, exactly as sent, ending with a newline."""
+
+    def __init__(self) -> None:
+        self.last = "\n"
+
+    def feed(self, chunk: str) -> None:
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+        self.last = chunk[-1:] or self.last
+
+    def finish(self, note: str | None = None) -> None:
+        if self.last != "\n":
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+
+def terminal_renderer() -> StreamRenderer:
+    """The streaming Markdown display on the terminal, already showing its spinner."""
+    from rich.console import Console
+
+    from .repl.render import StreamRenderer
+
+    renderer = StreamRenderer(Console(highlight=False))
+    renderer.start()
+    return renderer
