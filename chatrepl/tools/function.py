@@ -135,7 +135,9 @@ def result_text(value: Any) -> str:
 
 # --- the schema ---------------------------------------------------------------------------------
 
-_SECTION = re.compile(r"^(Args|Arguments|Parameters|Params|Returns?|Raises|Yields|Examples?|Notes?):\s*$")
+_SECTION = re.compile(
+    r"^(Args|Arguments|Parameters|Params|Returns?|Raises|Yields|Examples?|Notes?):\s*$"
+)
 _ARG = re.compile(r"^\s*\*{0,2}(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
 _REST = re.compile(r"^:param\s+(?:[^:]*\s)?(\w+):\s*(.*)$")
 

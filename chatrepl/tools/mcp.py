@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import json
 import threading
 from concurrent.futures import Future
@@ -90,7 +91,9 @@ class _Server:
 
                 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-                self.errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+                self.errlog = tempfile.TemporaryFile(  # noqa: SIM115 - closed by the manager
+                    "w+", encoding="utf-8", errors="replace"
+                )
                 params = StdioServerParameters(
                     command=config.command,
                     args=list(config.args),
@@ -146,9 +149,7 @@ class MCPManager:
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
-                thread = threading.Thread(
-                    target=loop.run_forever, name="chatrepl-mcp", daemon=True
-                )
+                thread = threading.Thread(target=loop.run_forever, name="chatrepl-mcp", daemon=True)
                 thread.start()
                 self._loop, self._thread = loop, thread
                 atexit.register(self.close)
@@ -228,7 +229,9 @@ class MCPManager:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 secrets = list(ready_config.headers.values()) + list(ready_config.env.values())
-                message = redact(start_error(config, exc, timeout, server.last_error_line()), secrets)
+                message = redact(
+                    start_error(config, exc, timeout, server.last_error_line()), secrets
+                )
                 self._failed[name] = message
                 raise ToolError(message) from None
             self._running[name] = server
@@ -325,24 +328,18 @@ class MCPManager:
                 await asyncio.wait_for(asyncio.shield(server.task), 5)
             except BaseException:  # noqa: BLE001 - stopping anyway
                 server.task.cancel()
-                try:
+                with contextlib.suppress(BaseException):
                     await asyncio.wait_for(server.task, 2)
-                except BaseException:  # noqa: BLE001, S110
-                    pass
 
-        try:
+        with contextlib.suppress(BaseException):  # the loop may be going away
             asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=10)
-        except BaseException:  # noqa: BLE001, S110 - the loop is going away
-            pass
         self._close_log(server)
 
     @staticmethod
     def _close_log(server: _Server) -> None:
         if server.errlog is not None:
-            try:
+            with contextlib.suppress(OSError):
                 server.errlog.close()
-            except OSError:
-                pass
 
     def close(self) -> None:
         """Stop every server and the loop; safe to call twice."""
@@ -360,10 +357,7 @@ class MCPManager:
             thread.join(5)
             if not thread.is_alive():
                 loop.close()
-        try:
-            atexit.unregister(self.close)
-        except Exception:  # noqa: BLE001, S110
-            pass
+        atexit.unregister(self.close)
 
     def __enter__(self) -> MCPManager:
         return self

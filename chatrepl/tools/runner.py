@@ -89,11 +89,19 @@ class Runner:
         if tool is None:
             names = ", ".join(sorted(self.tools)) or "none"
             return self._done(
-                None, call, arguments, f"Error: there is no tool named {call.name!r}; the tools are: {names}.", True
+                None,
+                call,
+                arguments,
+                f"Error: there is no tool named {call.name!r}; the tools are: {names}.",
+                True,
             )
         if call.raw is not None:
             return self._done(
-                tool, call, arguments, "Error: the arguments were not valid JSON; send a JSON object.", True
+                tool,
+                call,
+                arguments,
+                "Error: the arguments were not valid JSON; send a JSON object.",
+                True,
             )
         key = tool.wire_name + "\0" + json.dumps(arguments, sort_keys=True, default=str)
         if self._seen[key] >= self.max_repeats:
@@ -116,7 +124,9 @@ class Runner:
         text, is_error = self._execute(tool, arguments, cancel)
         return self._done(tool, call, arguments, text, is_error)
 
-    def run_all(self, calls: Iterable[ToolCall], cancel: threading.Event | None = None) -> list[Part]:
+    def run_all(
+        self, calls: Iterable[ToolCall], cancel: threading.Event | None = None
+    ) -> list[Part]:
         """Run each call in order; once ``cancel`` is set, the rest are closed as interrupted
         (every call needs a result for the provider to accept the history)."""
         cancel = cancel or threading.Event()
@@ -129,7 +139,9 @@ class Runner:
                 parts.append(self.run(call, cancel))
         return parts
 
-    def _execute(self, tool: Tool, arguments: dict[str, Any], cancel: threading.Event) -> tuple[str, bool]:
+    def _execute(
+        self, tool: Tool, arguments: dict[str, Any], cancel: threading.Event
+    ) -> tuple[str, bool]:
         stop = threading.Event()  # set on a time-out or an interruption: the tool may stop
         box: dict[str, Any] = {}
 
@@ -162,7 +174,12 @@ class Runner:
         return text, False
 
     def _done(
-        self, tool: Tool | None, call: ToolCall, arguments: dict[str, Any], text: str, is_error: bool
+        self,
+        tool: Tool | None,
+        call: ToolCall,
+        arguments: dict[str, Any],
+        text: str,
+        is_error: bool,
     ) -> Part:
         part = Part(
             kind="tool_result",

@@ -23,7 +23,9 @@ class Toolbox:
         store: the store ``search_history`` searches (without one it does not exist).
     """
 
-    def __init__(self, config: dict[str, Any] | ToolsConfig | None = None, store: Store | None = None):
+    def __init__(
+        self, config: dict[str, Any] | ToolsConfig | None = None, store: Store | None = None
+    ):
         self.config = config if isinstance(config, ToolsConfig) else tools_config(config or {})
         self.builtins = builtin_tools(store)
         self._mcp: MCPManager | None = None
@@ -89,9 +91,7 @@ class Toolbox:
 
     def disable(self, name: str) -> list[Tool]:
         """Turn off the enabled tools ``name`` stands for (never starts a server); returns them."""
-        gone = [
-            t for n, t in self.enabled.items() if n == name or (t.source == name and "." in n)
-        ]
+        gone = [t for n, t in self.enabled.items() if n == name or (t.source == name and "." in n)]
         if not gone:
             on = ", ".join(self.enabled) or "none"
             raise ConfigError(f"The tool {name!r} is not on (on: {on}).")
@@ -123,7 +123,9 @@ class Toolbox:
                 try:
                     tools = self.mcp.tools(server)
                 except ToolError as exc:
-                    rows.append({"name": server, "source": server, "kind": "server", "error": str(exc)})
+                    rows.append(
+                        {"name": server, "source": server, "kind": "server", "error": str(exc)}
+                    )
                     continue
                 rows.extend(_row(t, t.name in self.enabled) for t in tools)
             else:
