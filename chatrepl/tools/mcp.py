@@ -225,12 +225,13 @@ class MCPManager:
             try:
                 self._wait(self._submit(launch()), timeout, None)
             except BaseException as exc:  # noqa: BLE001 - becomes one sentence
+                said = server.last_error_line()
                 self._stop(server)
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 secrets = list(ready_config.headers.values()) + list(ready_config.env.values())
                 message = redact(
-                    start_error(config, exc, timeout, server.last_error_line()), secrets
+                    start_error(config, exc, timeout, said), secrets
                 )
                 self._failed[name] = message
                 raise ToolError(message) from None
@@ -300,9 +301,9 @@ class MCPManager:
 
         time.sleep(0.1)  # let a dead server's task notice the end of its pipes
         if not server.alive or _is_closed(leaf):
+            detail = server.last_error_line()
             self._stop(server)
             self._running.pop(name, None)
-            detail = server.last_error_line()
             return (
                 f"MCP server {name} stopped during the call"
                 + (f" (it said: {detail})" if detail else "")
