@@ -25,6 +25,7 @@ SUBCOMMANDS = (
     "title",
     "delete",
     "models",
+    "tools",
     "import",
     "import-llm",
 )

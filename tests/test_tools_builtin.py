@@ -88,10 +88,9 @@ def test_search_history_finds_saved_conversations(tmp_path: Path) -> None:
     assert "No saved conversation matches" in search.call({"query": "zebra"})
 
 
-def test_search_history_exists_only_with_a_store() -> None:
-    assert "search_history" not in builtin_tools()
-    with pytest.raises(ConfigError, match="search_history needs a store"):
-        Toolbox({}).enable("search_history")
+def test_search_history_without_a_store_is_an_error_result() -> None:
+    with pytest.raises(ToolError, match="no store"):
+        Toolbox({}).enable("search_history")[0].call({"query": "goat"})
 
 
 def test_enabling_by_name_and_unknown_names(tmp_path: Path) -> None:

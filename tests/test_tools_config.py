@@ -95,3 +95,23 @@ def test_loading_config_with_servers_imports_no_mcp(home: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_tools_command_lists_without_starting_servers(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chatrepl.cli import main
+
+    home.mkdir(parents=True)
+    (home / "config.toml").write_text(
+        '[mcp.servers.gone]\ncommand = "chatrepl-no-such-server"\n', "utf-8"
+    )
+    assert main(["tools"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["now", "read_file", "search_history", "gone"]
+    assert "--start lists its tools" in lines[-1]
+    assert main(["tools", "--start", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[-1]["error"] == (
+        "MCP server gone could not start: the command 'chatrepl-no-such-server' was not found."
+    )

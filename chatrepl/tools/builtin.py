@@ -64,8 +64,8 @@ def read_file(path: str, max_bytes: int = READ_LIMIT) -> str:
     return text
 
 
-def search_history_tool(store: Store, limit: int = 10) -> Tool:
-    """The ``search_history`` tool over ``store``."""
+def search_history_tool(store: Store | None, limit: int = 10) -> Tool:
+    """The ``search_history`` tool over ``store`` (without one, each call is an error)."""
 
     def search_history(query: str, n: int = 5) -> str:
         """Search the user's own saved chatrepl conversations (prompts and answers) by words.
@@ -76,6 +76,8 @@ def search_history_tool(store: Store, limit: int = 10) -> Tool:
             query: words that must all occur in a turn.
             n: how many matches to return (at most 10).
         """
+        if store is None:
+            raise ToolError("there is no store of saved conversations to search.")
         hits = store.search(query, max(1, min(int(n), limit)), marks=("**", "**"))
         if not hits:
             return f"No saved conversation matches {query!r}."
@@ -92,10 +94,12 @@ def search_history_tool(store: Store, limit: int = 10) -> Tool:
 
 
 def builtin_tools(store: Store | None = None) -> dict[str, Tool]:
-    """Every built-in tool by name (``search_history`` only with a store)."""
-    tools = {"now": Tool.from_function(now), "read_file": Tool.from_function(read_file)}
-    if store is not None:
-        tools["search_history"] = search_history_tool(store)
+    """Every built-in tool by name; ``search_history`` searches ``store``."""
+    tools = {
+        "now": Tool.from_function(now),
+        "read_file": Tool.from_function(read_file),
+        "search_history": search_history_tool(store),
+    }
     for tool in tools.values():
         tool.source = "builtin"
     return tools

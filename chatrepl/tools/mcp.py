@@ -230,9 +230,7 @@ class MCPManager:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 secrets = list(ready_config.headers.values()) + list(ready_config.env.values())
-                message = redact(
-                    start_error(config, exc, timeout, said), secrets
-                )
+                message = redact(start_error(config, exc, timeout, said), secrets)
                 self._failed[name] = message
                 raise ToolError(message) from None
             self._running[name] = server

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from .builtin import BUILTIN_NAMES, builtin_tools
+from .builtin import builtin_tools
 from .config import ToolsConfig, tools_config
 from .function import Tool, ToolError
 
@@ -67,8 +67,6 @@ class Toolbox:
                 have = ", ".join(t.name for t in tools) or "none"
                 raise ConfigError(f"MCP server {server} has no tool {tool!r} (its tools: {have}).")
             return found
-        if name == "search_history" and name in BUILTIN_NAMES:
-            raise ConfigError("search_history needs a store of saved conversations.")
         raise ConfigError(f"There is no tool {name!r}; {self.describe_names()}.")
 
     def describe_names(self) -> str:
