@@ -145,3 +145,36 @@ def test_a_huge_result_is_cut() -> None:
 
     part = Runner([huge]).run(call("huge"))
     assert len(part.text) < 100_100 and "[cut" in part.text and not part.data["is_error"]
+
+
+def test_ctrl_c_raised_in_the_main_thread_still_gives_a_result() -> None:
+    import _thread
+
+    def waits(args: dict[str, Any], stop: threading.Event) -> str:
+        threading.Timer(0.2, _thread.interrupt_main).start()
+        stop.wait(30)
+        return "never seen"
+
+    tool = Tool("waits", "Waits.", {"type": "object", "properties": {}}, waits)
+    cancel = threading.Event()
+    parts = Runner([tool]).run_all([call("waits"), call("waits")], cancel)
+    assert [p.text for p in parts] == [parts[0].text] * 2 and parts[0].text.startswith(
+        "Interrupted"
+    )
+    assert cancel.is_set()
+
+
+def test_a_toolbox_runner_follows_enable_and_disable() -> None:
+    from chatrepl.tools.toolbox import Toolbox
+
+    box = Toolbox({"tools": {"auto_approve": ["now"], "timeout": 7}})
+    runner = box.runner(ask=None)
+    assert runner.timeout == 7 and runner.specs() == []
+    box.enable("now")
+    assert [s.name for s in runner.specs()] == ["now"]
+    assert not runner.run(call("now")).data["is_error"]  # pre-approved by the pattern
+    box.enable("read_file")
+    denied = runner.run(call("read_file", path="/etc/hostname"))
+    assert denied.data["is_error"] and "denied" in denied.text  # no terminal to ask
+    box.disable("now")
+    assert [s.name for s in runner.specs()] == ["read_file"]

@@ -155,7 +155,10 @@ class Runner:
         worker.start()
         deadline = time.monotonic() + self.timeout
         while worker.is_alive():
-            worker.join(0.05)
+            try:
+                worker.join(0.05)
+            except KeyboardInterrupt:  # Ctrl-C where SIGINT raises: the same as ``cancel``
+                cancel.set()
             if cancel.is_set():
                 stop.set()
                 return INTERRUPTED, True

@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from .approval import ApprovalPolicy, Ask
 from .builtin import builtin_tools
 from .config import ToolsConfig, tools_config
 from .function import Tool, ToolError
+from .runner import Runner
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -30,6 +32,7 @@ class Toolbox:
         self.builtins = builtin_tools(store)
         self._mcp: MCPManager | None = None
         self.enabled: dict[str, Tool] = {}  # by display name, in the order enabled
+        self._runners: list[Runner] = []
 
     @property
     def mcp(self) -> MCPManager:
@@ -85,6 +88,8 @@ class Toolbox:
         tools = self.resolve(name)
         for tool in tools:
             self.enabled[tool.name] = tool
+            for runner in self._runners:
+                runner.add(tool)
         return tools
 
     def disable(self, name: str) -> list[Tool]:
@@ -95,7 +100,20 @@ class Toolbox:
             raise ConfigError(f"The tool {name!r} is not on (on: {on}).")
         for tool in gone:
             del self.enabled[tool.name]
+            for runner in self._runners:
+                runner.remove(tool)
         return gone
+
+    def runner(self, approve_all: bool = False, ask: Ask | None = None, **options: Any) -> Runner:
+        """A Runner over the enabled tools (kept in step with enable / disable), approving by
+        ``[tools] auto_approve``, ``approve_all`` (``--auto-approve``) and ``ask`` (the REPL's
+        question; ``None`` with no terminal); ``[tools] timeout`` unless ``timeout=`` is given."""
+        policy = ApprovalPolicy(self.config.auto_approve, approve_all=approve_all, ask=ask)
+        if self.config.timeout and "timeout" not in options:
+            options["timeout"] = self.config.timeout
+        runner = Runner(self.enabled.values(), approve=policy, **options)
+        self._runners.append(runner)
+        return runner
 
     def enable_configured(self, extra: list[str] = ()) -> list[str]:  # type: ignore[assignment]
         """Enable ``[tools] enabled`` and then ``extra`` (``-T``); returns one sentence per name
