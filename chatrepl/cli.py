@@ -16,6 +16,7 @@ SUBCOMMANDS = (
     "title",
     "delete",
     "models",
+    "tools",
     "import",
     "import-llm",
 )

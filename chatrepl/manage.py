@@ -67,7 +67,7 @@ def parser() -> argparse.ArgumentParser:
     def command(name: str, summary: str, example: str, handler: Callable[..., int]) -> Any:
         p = commands.add_parser(
             name,
-            parents=[db] if name != "models" else [],
+            parents=[db] if name not in ("models", "tools") else [],
             help=summary,
             description=summary,
             epilog=f"example: {example}",
@@ -178,6 +178,8 @@ def parser() -> argparse.ArgumentParser:
         cmd_models,
     )
     json_flag(p)
+
+    add_tools_command(command, json_flag)
 
     p = command(
         "import",
@@ -709,3 +711,42 @@ def cmd_import_llm(args: argparse.Namespace) -> int:
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+# --- tools -------------------------------------------------------------------------------------
+
+
+def add_tools_command(command: Callable[..., Any], json_flag: Callable[..., None]) -> None:
+    """Register ``chatrepl tools [--json] [--start]``."""
+    p = command(
+        "tools",
+        "The built-in tools and the configured MCP servers (with --start, each server's tools).",
+        "chatrepl tools --start",
+        cmd_tools,
+    )
+    p.add_argument("--start", action="store_true", help="start each MCP server to list its tools")
+    json_flag(p)
+
+
+def cmd_tools(args: argparse.Namespace) -> int:
+    """``chatrepl tools [--json] [--start]``: one row per tool (or per server not started)."""
+    from .config import load_config
+    from .tools.toolbox import Toolbox
+
+    box = Toolbox(load_config())
+    try:
+        rows = box.listing(start_servers=args.start)
+    finally:
+        box.close()
+    if args.json:
+        _print_json(rows)
+        return 0
+    for row in rows:
+        if row["kind"] == "tool":
+            about = row["description"].split(". ")[0].strip()
+        elif "error" in row:
+            about = row["error"]
+        else:
+            about = f"MCP server ({row['transport']}: {row['where']}); --start lists its tools"
+        sys.stdout.write(_line(_safe(row["name"]), _safe(row["source"]), _safe(about)) + "\n")
+    return 0
