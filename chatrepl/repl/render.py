@@ -52,9 +52,8 @@ _LOOKBEHIND = 256  # characters before the new text in which a line may have end
 # long the answer (a 20 MB answer is not rendered in one go).
 _BATCH = 32_768
 _WORD = re.compile(r"\w")
-_NOT_SHOWN = re.compile(
-    r"^ {0,3}(?:`{3,}|~{3,})(.*)$|&#?\w+;", re.MULTILINE
-)  # fence info, entities
+# Not shown as written: fence info strings, entities, ordered list numbers (rich renumbers).
+_NOT_SHOWN = re.compile(r"^ {0,3}(?:`{3,}|~{3,})(.*)$|&#?\w+;|^[ >]*\d{1,9}[.)]", re.M)
 SYNC_BEGIN, SYNC_END = "\x1b[?2026h", "\x1b[?2026l"  # DEC synchronized output
 
 Line = list[Segment]
@@ -442,5 +441,8 @@ def render_markdown(
         renderer.feed(text)
     else:
         renderer._started = True  # no live region: everything is printed at once
-        renderer._pending.append(make_safe(text))
+        if len(text) <= 2 * _BATCH:
+            renderer._tail = make_safe(text)  # one document, laid out by rich as a whole
+        else:
+            renderer._pending.append(make_safe(text))  # in pieces: memory stays bounded
     renderer.finish()
