@@ -9,8 +9,22 @@ if TYPE_CHECKING:
     from datetime import datetime
 
 # C0 controls except tab and newline, DEL, and the C1 range (which some terminals obey too).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = "\x00-\x08\x0b-\x1f\x7f-\x9f"
+# Invisible format characters (Unicode's Cf), and the line and paragraph separators: bidi
+# embeddings, overrides and isolates (U+202A-E, U+2066-9), the marks (U+200E/F, U+061C),
+# zero-width space, word joiner, BOM, interlinear annotations, tags. They reorder or hide text,
+# so what a terminal shows would differ from what was sent. Zero-width (non-)joiners U+200C/D
+# stay: emoji sequences and several scripts need them, and they move nothing.
+_FORMAT = (
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b\u200e\u200f"
+    "\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f"
+)
+_SURROGATE_RANGE = "\ud800-\udfff"
+_UNSAFE = re.compile(f"[{_CONTROL}{_FORMAT}{_SURROGATE_RANGE}]")
+_SURROGATE = re.compile(f"[{_SURROGATE_RANGE}]")
+ERROR_WIDTH = 300  # characters an error sentence may take before it is shortened
 
 
 def _visible(match: re.Match[str]) -> str:
@@ -21,26 +35,42 @@ def _visible(match: re.Match[str]) -> str:
         return "^" + chr(code + 0x40)
     if code == 0x7F:
         return "^?"
-    return f"\\x{code:02x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if 0xD800 <= code <= 0xDFFF:
+        return "\ufffd"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
-def make_safe(text: str) -> str:
-    """Return ``text`` with every terminal control character shown as visible caret notation.
+def make_safe(text: object) -> str:
+    """``text`` with everything that could drive or deceive a terminal made visible.
 
-    Newlines and tabs are kept; ESC becomes ``^[``, so an escape sequence from a model is shown
-    as text and can never move the cursor, clear the screen, set a title or write the clipboard.
-    A carriage return becomes ``^M`` so a line cannot be overwritten either, and a lone
-    surrogate (a byte that was not UTF-8) becomes U+FFFD, which a terminal can be sent.
+    Newlines and tabs are kept. Controls become caret notation (ESC is ``^[``, so an escape
+    sequence is shown as text and can never move the cursor, clear the screen, set a title or
+    write the clipboard; a carriage return is ``^M``, so a line cannot be overwritten); C1
+    controls become ``\\x9b``; bidi controls and other invisible format characters become
+    ``\\u202e``, so text cannot be reordered or hidden; a lone surrogate (a byte that was not
+    UTF-8) becomes U+FFFD. Anything that is not a string (a number or a list where a server
+    should have sent a string) is shown as ``str()`` of it, cleaned the same way.
     """
-    return _CONTROL.sub(_visible, valid_text(text))
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    return _UNSAFE.sub(_visible, text)
+
+
+def safe_error(text: object, width: int = ERROR_WIDTH) -> str:
+    """One line for an error message: cleaned like :func:`make_safe`, whitespace collapsed,
+    at most ``width`` characters."""
+    return shorten(make_safe(text), width)
 
 
 def valid_text(text: str) -> str:
-    """``text`` with every lone surrogate replaced by U+FFFD.
+    """``text`` with every lone surrogate replaced by U+FFFD: always valid to encode as UTF-8.
 
-    Python keeps bytes that were not UTF-8 (typed in a terminal, given on the command line) as
-    lone surrogates, which SQLite and a UTF-8 terminal refuse; they become the replacement
-    character, as invalid UTF-8 on stdin does.
+    Python keeps bytes that were not UTF-8 (typed in a terminal, given on the command line, in
+    an imported file) as lone surrogates, which SQLite and a UTF-8 terminal refuse; they become
+    the replacement character, as invalid UTF-8 on stdin does. For text that is stored; text
+    that is shown goes through :func:`make_safe`, which does this too.
     """
     return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
 

@@ -1,4 +1,4 @@
-"""How the terminal behaves while an answer streams: no echo, and one Ctrl-C that stops it.
+"""How the terminal behaves while an answer streams: no echo, and one interruption that stops it.
 
 With echo on, a Ctrl-C typed during an answer prints ``^C`` into rich's live region and shifts
 it by a row (duplicated lines). So while an answer streams, typed keys are not echoed (``ISIG``
@@ -7,6 +7,13 @@ stays on, so Ctrl-C still sends SIGINT) and whatever was typed is discarded afte
 The first SIGINT raises KeyboardInterrupt where the main thread is (usually waiting for the
 next chunk); further ones are ignored until the answer has been finalised and saved, so a
 second impatient Ctrl-C cannot cut the final write short.
+
+SIGTERM and SIGQUIT stop the answer the same way (they raise :class:`Terminated`, a
+KeyboardInterrupt, so the caller's Ctrl-C path saves the turn as interrupted and the echo comes
+back). Once the block is left, the process exits with the conventional status, 128 plus the
+signal (143 for SIGTERM, 131 for SIGQUIT): a block that handled the interruption itself raises
+``SystemExit`` as it ends; one that let it through leaves the caller to exit with
+``Terminated.exit_status``.
 """
 
 from __future__ import annotations
@@ -18,32 +25,67 @@ import threading
 from collections.abc import Iterator
 from typing import IO, Any
 
+#: The signals that stop an answer: Ctrl-C, and the two that ask a program to end.
+STOPPING = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    *([signal.SIGQUIT] if hasattr(signal, "SIGQUIT") else []),
+)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGQUIT arrived while an answer streamed: stop it as Ctrl-C would, then exit."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.exit_status = 128 + signum
+
+
+def exit_status(exc: BaseException, default: int = 130) -> int:
+    """The status to exit with after ``exc`` ended an answer: 143 / 131 after SIGTERM / SIGQUIT."""
+    return exc.exit_status if isinstance(exc, Terminated) else default
+
 
 @contextlib.contextmanager
 def answering(stdin: IO[Any] | None = None) -> Iterator[None]:
-    """Echo off and a once-only Ctrl-C for the duration of the block."""
-    with _no_echo(stdin if stdin is not None else sys.stdin), _one_interrupt():
+    """Echo off and a once-only interruption (Ctrl-C, SIGTERM, SIGQUIT) for the block.
+
+    After SIGTERM or SIGQUIT the block raises ``SystemExit(128 + signal)`` as it ends, unless an
+    exception (the :class:`Terminated` itself) is already on its way out.
+    """
+    with _no_echo(stdin if stdin is not None else sys.stdin), _one_interrupt() as ending:
         yield
+    if ending:
+        raise SystemExit(128 + ending[0])
 
 
 @contextlib.contextmanager
-def _one_interrupt() -> Iterator[None]:
+def _one_interrupt() -> Iterator[list[int]]:
+    """Raise at the first stopping signal, record the rest; yields the termination signals seen."""
+    ending: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield ending
         return
     fired = False
 
     def handler(signum: int, frame: Any) -> None:
         nonlocal fired
+        if signum != signal.SIGINT and not ending:
+            ending.append(signum)
         if not fired:
             fired = True
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {signum: signal.signal(signum, handler) for signum in STOPPING}
     try:
-        yield
+        yield ending
+    except Terminated:
+        ending.clear()  # on its way out: the caller exits with its status
+        raise
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 @contextlib.contextmanager

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..text import valid_text
+
 if TYPE_CHECKING:
     from prompt_toolkit.key_binding import KeyBindings
 
@@ -33,7 +35,12 @@ def key_bindings() -> KeyBindings:
     @kb.add("enter")
     @kb.add("c-j")  # some terminals send LF for Enter
     def _send(event) -> None:  # noqa: ANN001 - prompt-toolkit's KeyPressEvent
-        event.current_buffer.validate_and_handle()
+        buffer = event.current_buffer
+        # prompt-toolkit keeps typed bytes that are not UTF-8 as lone surrogates, which the
+        # history file (and every later write) cannot encode: they become U+FFFD here.
+        if (valid := valid_text(buffer.text)) != buffer.text:
+            buffer.text = valid
+        buffer.validate_and_handle()
 
     @kb.add("escape", "enter")
     def _newline(event) -> None:  # noqa: ANN001

@@ -47,6 +47,14 @@ _BLOCK_START = re.compile(r" {0,3}([#>*+=|`~_<-]|\d{1,9}[.)])")  # a line that m
 _BUSY_RATIO = 20
 _LONGEST_WAIT = 0.5  # but redraw at least twice a second (a first redraw also pays for imports)
 _LOOKBEHIND = 256  # characters before the new text in which a line may have ended
+# Text is taken in, parsed and printed in pieces of about this many characters, and a block that
+# grows past twice this is printed in slices: memory and each step's cost stay bounded however
+# long the answer (a 20 MB answer is not rendered in one go).
+_BATCH = 32_768
+_WORD = re.compile(r"\w")
+# Not shown as written: fence info strings, entities, ordered list numbers (rich renumbers).
+_NOT_SHOWN = re.compile(r"^ {0,3}(?:`{3,}|~{3,})(.*)$|&#?\w+;|^[ >]*\d{1,9}[.)]", re.M)
+SYNC_BEGIN, SYNC_END = "\x1b[?2026h", "\x1b[?2026l"  # DEC synchronized output
 
 Line = list[Segment]
 
@@ -70,6 +78,36 @@ class _Markdown(Markdown):
 
 def _is_empty(line: Line) -> bool:
     return not any(segment.text for segment in line)
+
+
+def _no_time() -> float:
+    return 0.0
+
+
+def _words(text: str) -> int:
+    """How many word characters ``text`` has: what a faithful rendering must show again."""
+    return len(text) - len(_WORD.sub("", text))
+
+
+def _faithful(source: str, lines: list[Line]) -> bool:
+    """Whether ``lines`` show every word character of the Markdown ``source``.
+
+    rich crops what does not fit (a quote nested 200 deep, a table of 200 columns) and the text
+    vanishes; counting word characters catches that at linear cost. Fence info strings and
+    entity names are not shown by design and not counted.
+    """
+    expected = _words(source) - sum(_words(m.group()) for m in _NOT_SHOWN.finditer(source))
+    shown = sum(_words(segment.text) for line in lines for segment in line)
+    return shown >= expected
+
+
+class _Sync:
+    """A control segment that starts or ends a synchronized update (ignored where unknown)."""
+
+    def __init__(self, code: str) -> None:
+        from rich.segment import ControlType
+
+        self.segment = Segment(code, None, [(ControlType.BELL,)])  # a control: written as is
 
 
 def _render(console: Console, options: ConsoleOptions, markdown: Markdown) -> list[Line]:
@@ -114,11 +152,22 @@ class StreamRenderer:
 
     Args:
         console: Where to write.
-        clock: Seconds as a float; redraws are throttled against it (inject one to benchmark).
+        clock: Seconds as a float; redraws are throttled against it (inject one to test or
+            benchmark).
+        timer: Measures what a redraw cost (an expensive one waits longer before the next);
+            ``time.perf_counter`` with the real clock; with an injected clock, by default a
+            redraw costs nothing, so the renderer's timing is wholly independent of the
+            machine's speed.
         code_theme: Pygments theme for fenced code.
         plain: Write the text as it arrives, no Markdown, no live region. ``None`` decides from
             the console: not a terminal, a dumb terminal or ``NO_COLOR`` mean plain.
         refresh_interval: Least time between two redraws of the live region.
+        sync: Wrap each redraw in DEC synchronized output (mode 2026) so a terminal paints it
+            at once; terminals that lack the mode ignore it. ``None``: on a terminal.
+
+    After ``finish``, ``interrupted`` says whether Ctrl-C cut the final drawing short (what had
+    arrived is then written plainly, so it is all on screen) and ``received`` counts the
+    characters fed, so a caller can feed what it has not yet.
     """
 
     def __init__(
@@ -129,13 +178,25 @@ class StreamRenderer:
         code_theme: str = DEFAULT_CODE_THEME,
         plain: bool | None = None,
         refresh_interval: float = REFRESH_INTERVAL,
+        timer: Callable[[], float] | None = None,
+        sync: bool | None = None,
     ) -> None:
         self.console = console
         self.clock = clock
+        if timer is None:  # with an injected clock, redraws cost nothing unless told so
+            timer = time.perf_counter if clock is time.monotonic else _no_time
+        self.timer = timer
         self.code_theme = code_theme
         if plain is None:
             plain = not console.is_terminal or console.is_dumb_terminal or console.no_color
         self.plain = plain
+        if sync is None:
+            sync = not plain and console.is_terminal and console.is_interactive
+        self.sync = sync
+        self.received = 0  # characters fed so far
+        self.interrupted = False
+        self._continues = False  # the next commit continues a block printed in slices
+        self._drop_first = False  # and its first row is a code block's padding
         self.refresh_interval = refresh_interval
         self.refreshes = 0  # redraws of the live region, for tests and benchmarks
         self._pending: list[str] = []  # safe text fed since the last update
@@ -176,15 +237,17 @@ class StreamRenderer:
         safe = make_safe(chunk)
         if self.plain:
             self._write(safe)
+            self.received += len(chunk)
             return
         self._pending.append(safe)
+        self.received += len(chunk)
         now = self.clock()
         wait = min(max(self.refresh_interval, _BUSY_RATIO * self._cost), _LONGEST_WAIT)
         if now - self._last_refresh >= wait:
             self._last_refresh = now
-            began = time.perf_counter()
+            began = self.timer()
             self._update()
-            self._cost = time.perf_counter() - began
+            self._cost = max(self.timer() - began, 0.0)
 
     def finish(self, note: str | None = None) -> None:
         """Flush what is left, show ``note`` dimmed below the answer, and stop. Idempotent."""
@@ -198,18 +261,28 @@ class StreamRenderer:
                 self._write(make_safe(note) + "\n")
             return
         try:
-            self._tail += "".join(self._pending)
-            self._pending.clear()
-            tail, self._tail = self._tail, ""
-            self._view.markdown = None
-            self._view.waiting = None
-            self._commit(_Markdown(tail, self.code_theme))
+            try:
+                self._view.markdown = None
+                self._view.waiting = None
+                self._absorb()
+                tail, self._tail = self._tail, ""
+                self._commit(tail)
+            except KeyboardInterrupt:
+                # Ctrl-C while a long answer is still being drawn: what arrived goes on the
+                # screen at once, plainly, and the caller learns the drawing was cut short.
+                self.interrupted = True
+                self._print_plain(self._tail + "".join(self._pending))
+                self._tail = ""
+                self._pending.clear()
+                note = "interrupted"
             if note:
                 gap = "\n" if self._printed else ""
                 self.console.print(Text.assemble(gap, (make_safe(note), "dim")))
         finally:
             if self._live is not None:
                 self._live.stop()
+        if self.interrupted:
+            raise KeyboardInterrupt
 
     def __enter__(self) -> StreamRenderer:
         self.start()
@@ -230,10 +303,28 @@ class StreamRenderer:
 
     def _update(self) -> None:
         """Commit the blocks that are finished and redraw the live region once."""
-        new = "".join(self._pending)
-        self._pending.clear()
-        self._tail += new
-        done: Markdown | None = None
+        with self.console:  # one write for the whole redraw
+            if self.sync:
+                self.console.control(_Sync(SYNC_BEGIN))
+            self._view.waiting = self._view.markdown = None  # commits redraw it: keep it cheap
+            self._absorb()
+            self._view.markdown = _Markdown(self._preview(), self.code_theme)
+            self.refreshes += 1
+            if self._live is not None:
+                self._live.refresh()
+            if self.sync:
+                self.console.control(_Sync(SYNC_END))
+
+    def _absorb(self) -> None:
+        """Move the pending text into the tail, a piece at a time, committing finished blocks."""
+        new, self._pending = "".join(self._pending), []
+        for start in range(0, len(new), _BATCH):
+            piece = new[start : start + _BATCH]
+            self._tail += piece
+            self._settle(piece)
+
+    def _settle(self, new: str) -> None:
+        """Commit the finished blocks of the tail; slice a block that has grown too long."""
         if "\n" in new and self._may_have_ended(new):
             # Decide on complete lines only: a line not yet ended can still change the one
             # before it ("| a |" becomes a table header once "|-|" follows). Every block but
@@ -242,15 +333,32 @@ class StreamRenderer:
             tokens = _parser().parse("\n".join(lines[:-1]))
             starts = [t.map[0] for t in tokens if t.level == 0 and t.nesting >= 0 and t.map]
             if len(starts) >= 2:
-                done = _Markdown("\n".join(lines[: starts[-1]]), self.code_theme)
+                done = "\n".join(lines[: starts[-1]])
                 self._tail = "\n".join(lines[starts[-1] :])
                 self._fence_closed = False  # the tail is a new block now
-        self._view.markdown = _Markdown(self._preview(), self.code_theme)
-        self.refreshes += 1
-        if done is not None:
-            self._commit(done)  # printing above a live region redraws it too
-        elif self._live is not None:
-            self._live.refresh()
+                self._commit(done)
+        if len(self._tail) > 2 * _BATCH:
+            self._slice()
+
+    def _slice(self) -> None:
+        """Print the start of a block too long to redraw (a long listing) and keep its end.
+
+        A fence is cut at a line's end and reopened with its opening line, so the code stays
+        highlighted; the padding rows at the cut are dropped, so the slices join seamlessly.
+        """
+        tail = self._tail
+        cut = tail.rfind("\n", 0, len(tail) - _BATCH)
+        fence = _FENCE.match(tail)
+        if cut <= 0:
+            if fence:
+                return  # one enormous line inside a fence: wait for its end
+            cut = max(tail.rfind(" ", 0, len(tail) - _BATCH), len(tail) - _BATCH)
+        head = tail[: tail.find("\n")] if fence else ""
+        self._commit(tail[:cut], drop_last=bool(fence))
+        rest = tail[cut + 1 :] if tail[cut] in "\n " else tail[cut:]
+        self._tail = head + "\n" + rest if fence else rest
+        self._continues = True
+        self._drop_first = bool(fence)
 
     def _may_have_ended(self, new: str) -> bool:
         """Whether the lines just completed can have begun a new block (so a parse is due).
@@ -291,16 +399,33 @@ class StreamRenderer:
             text = text[text.find(" ") + 1 :]  # start on a whole word
         return text
 
-    def _commit(self, markdown: Markdown) -> None:
-        """Print finished blocks to the scrollback, one blank line after what is there."""
-        lines = _render(self.console, self.console.options, markdown)
+    def _commit(self, text: str, drop_last: bool = False) -> None:
+        """Print finished blocks (safe Markdown) to the scrollback, one blank line after what
+        is there; plainly if rich would lose some of their text."""
+        lines = _render(self.console, self.console.options, _Markdown(text, self.code_theme))
+        if not _faithful(text, lines):
+            lines = self.console.render_lines(Text(text), pad=False)
+        continues, self._continues = self._continues, False
+        if continues and self._drop_first:
+            lines = lines[1:]
+        if drop_last:
+            lines = lines[:-1]
         if not lines:
             return
-        if self._printed:
+        if self._printed and not continues:
             lines.insert(0, [])
         self._printed = True
         self._view.separate = True
         self.console.print(SegmentLines(lines, new_lines=True))
+
+    def _print_plain(self, text: str) -> None:
+        """Write ``text`` (already safe) as it is, below what is printed: the fast way out."""
+        if not text:
+            return
+        if self._printed:
+            text = "\n" + text
+        self._printed = True
+        self.console.print(Text(text), soft_wrap=True)
 
 
 def render_markdown(
@@ -315,5 +440,9 @@ def render_markdown(
     if renderer.plain:
         renderer.feed(text)
     else:
-        renderer._commit(_Markdown(make_safe(text), code_theme))
+        renderer._started = True  # no live region: everything is printed at once
+        if len(text) <= 2 * _BATCH:
+            renderer._tail = make_safe(text)  # one document, laid out by rich as a whole
+        else:
+            renderer._pending.append(make_safe(text))  # in pieces: memory stays bounded
     renderer.finish()
