@@ -53,7 +53,7 @@ def status(db: Path) -> str | None:
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:
-            row = con.execute("SELECT status FROM responses ORDER BY seq DESC LIMIT 1").fetchone()
+            row = con.execute("SELECT status FROM turns ORDER BY seq DESC LIMIT 1").fetchone()
         finally:
             con.close()
     except sqlite3.Error:

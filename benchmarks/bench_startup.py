@@ -163,7 +163,7 @@ def run(repeat: int = 15, quick: bool = False) -> Section:
         met=r >= 3,
         if_missed=IMPORTS.format(cmd="python -X importtime -m chatrepl -m echo -p hi"),
     )
-    saved = _count(home / "chatrepl.db", "responses")
+    saved = _count(home / "chatrepl.db", "turns")
     logged = _count(llm_home / "logs.db", "turns", "responses")  # newer llm logs turns
     section.notes.append(
         f"Both one-shot commands save their answer: chatrepl's database held {saved} "

@@ -39,6 +39,7 @@ from .records import (
     TurnRecord,
     Usage,
 )
+from .text import valid_text
 
 if TYPE_CHECKING:
     from .providers.base import Model
@@ -247,6 +248,14 @@ class Response:
             if self.conversation.store:
                 self.conversation.store.finish_turn(self.record())
 
+    def mark_interrupted(self) -> None:
+        """Record a finished answer as interrupted: the user stopped it before it was all shown."""
+        if self.status in ("pending", "error"):
+            return
+        self.status = "interrupted"
+        if self.conversation.store:
+            self.conversation.store.finish_turn(self.record())
+
     # --- streaming ----------------------------------------------------------------------------
 
     def _run(self) -> Iterator[Event | ToolResult]:
@@ -330,7 +339,7 @@ class Response:
                         data["raw"] = event.raw
                     self._add(Part("tool_call", "", data, call.index))
                 else:
-                    piece = event.text
+                    piece = valid_text(event.text)
                     kind = _KINDS[type(event)]
                     if kind == "text" and piece and self.time_to_first_token is None:
                         self.time_to_first_token = time.monotonic() - start
@@ -636,7 +645,8 @@ class Conversation:
             if turn.kind == "summary" or not any(p.kind in _SUBSTANCE for p in turn.parts):
                 continue  # a failed, pending or empty turn is not part of the history
             messages += _turn_messages(turn.parts, closed=True)
-        messages += _turn_messages(response.parts, closed=False)
+        done = [p for p in response.parts if p.call < len(response.calls)]
+        messages += _turn_messages(done, closed=False)
         return messages
 
     def undo(self) -> Response | None:

@@ -136,13 +136,17 @@ class Screen(Protocol):
 
 
 def stream_answer(
-    response: Response, screen: Screen, event: Callable[[Any], None] | None = None
+    response: Response,
+    screen: Screen,
+    event: Callable[[Any], None] | None = None,
+    notes: dict[str, str] = ENDINGS,
 ) -> str | None:
     """Show ``response`` on ``screen`` as it streams; Ctrl-C stops it, keeping what arrived.
 
     The screen ends up showing exactly the answer text that was saved, and a note when the
     answer did not end normally. ``event`` sees every other event (reasoning, tool calls and
-    results). Returns the error sentence if the request failed.
+    results). ``notes`` words the note by status. Returns the error sentence if the request
+    failed.
     """
     from .records import TextDelta
 
@@ -162,12 +166,16 @@ def stream_answer(
     except ChatreplError as exc:
         error = str(exc)
     finally:
-        # What the database holds is what the screen shows, to the last piece.
-        rest = response.text_so_far[shown:]
+        # What the database holds is what the screen shows, to the last piece (a Ctrl-C in
+        # the middle of feeding one: the screen counts what it took).
+        rest = response.text_so_far[getattr(screen, "received", shown) :]
         if rest:
             screen.feed(rest)
-        note = ENDINGS.get(response.status) if error is None else None
+        note = notes.get(response.status) if error is None else None
         if response.status == "interrupted" and not response.text_so_far and error is None:
-            note = "interrupted before the answer began (/retry asks again)"
-        screen.finish(note=note)
+            note = "interrupted before the answer began"
+        try:
+            screen.finish(note=note)
+        except KeyboardInterrupt:  # Ctrl-C while the rest was still being drawn
+            response.mark_interrupted()
     return error

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 #: Exit status of an answer that arrived but did not end normally.
 NOT_NORMAL = 3
+#: The notes of ENDINGS without the REPL's hints.
+NOTES = {status: note.split(" (")[0].split(":")[0] for status, note in ENDINGS.items()}
 
 
 def one_shot(args: argparse.Namespace, prompt: str) -> int:
@@ -29,7 +31,7 @@ def one_shot(args: argparse.Namespace, prompt: str) -> int:
     response = conversation.prompt(prompt)
     show: StreamRenderer | PipeWriter = terminal_renderer() if sys.stdout.isatty() else PipeWriter()
     with answering(sys.stdout):  # no ^C echoed into the live display, one Ctrl-C only
-        error = stream_answer(response, show)
+        error = stream_answer(response, show, notes=NOTES)
     if error is not None:
         say_error(error)
         return 1

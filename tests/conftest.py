@@ -88,10 +88,10 @@ def run_chatrepl(
 
 
 def saved_rows(db: str | os.PathLike[str]) -> list[dict]:
-    """Every row of the responses table, oldest first, read with plain sqlite3."""
+    """Every row of the turns table, oldest first, read with plain sqlite3."""
     con = sqlite3.connect(db)
     con.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in con.execute("SELECT * FROM responses ORDER BY seq")]
+        return [dict(r) for r in con.execute("SELECT * FROM turns ORDER BY seq")]
     finally:
         con.close()

@@ -6,6 +6,8 @@ import pytest
 from fakeserver import Reply
 
 import chatrepl
+from chatrepl.conversation import Conversation
+from chatrepl.records import Part
 from chatrepl import errors
 from chatrepl.store import Store
 
@@ -122,7 +124,7 @@ def test_store_load_continues_with_history_and_persona(openai_env, tmp_path):
     c.prompt("undone").text()
     c.undo()
 
-    again = Store(tmp_path / "c.db").load(c.id[:10].lower())
+    again = Conversation.load(Store(tmp_path / "c.db"), c.id[:10].lower())
     assert again.id == c.id and again.system == "You are terse"
     assert again.title == "first"
     again.prompt("second").text()
@@ -191,8 +193,9 @@ def test_a_turn_left_pending_by_a_crash_is_readable_and_in_the_history(tmp_path)
     store = Store(tmp_path / "c.db")
     c = chatrepl.get_model("echo").conversation(store=store)
     r = c.prompt("crashed")
-    store.flush_response(r.id, "half an ans")  # what a killed process leaves behind
-    again = store.load(c.id)
+    # what a killed process leaves behind: the flusher's last write
+    store.save_progress(r.id, "half an ans", 1, [*r.parts, Part("text", "half an ans", call=1)])
+    again = Conversation.load(store, c.id)
     (turn,) = again.turns
     assert turn.status == "pending" and list(turn) == ["half an ans"]
     again.prompt("next").text()

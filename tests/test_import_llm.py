@@ -250,7 +250,7 @@ def test_an_imported_conversation_continues_in_chatrepl(
     import_llm(db, chat, capsys)
     store = Store(chat)
     goat = next(s for s in store.recent() if s.title == "Three names for a goat")
-    c = store.load(goat.id[:12])
+    c = Conversation.load(store, goat.id[:12])
     r = c.prompt("And a last one")
     sent = c.messages_for(r)
     assert [m.role for m in sent] == ["system"] + ["user", "assistant"] * 3 + ["user"]

@@ -13,6 +13,7 @@ from test_repl_e2e import chatrepl as repl
 from test_repl_e2e import db, say
 
 from chatrepl.providers.registry import get_model
+from chatrepl.conversation import Conversation
 from chatrepl.store import Store
 
 MODEL = "openai:gpt-test"
@@ -56,7 +57,7 @@ def test_twelve_one_shot_processes_at_once_lose_nothing(openai_env, tmp_path):
         assert first.output_tokens and second.output_tokens
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert con.execute("SELECT count(*) FROM responses_fts").fetchone()[0] == 2 * SLOTS
+    assert con.execute("SELECT count(*) FROM turns_fts").fetchone()[0] == 2 * SLOTS
 
 
 def test_a_title_set_elsewhere_survives_a_session_that_loaded_it_before(openai_env, tmp_path):
@@ -65,7 +66,7 @@ def test_a_title_set_elsewhere_survives_a_session_that_loaded_it_before(openai_e
     db = tmp_path / "titles.db"
     assert chatrepl("-m", MODEL, "-p", "first", "--db", str(db)).returncode == 0
     store = Store(db)
-    session = store.load(store.last_id())
+    session = Conversation.load(store, store.last_id())
     assert session.title == "first"
 
     out = chatrepl("title", session.id, "Renamed", "elsewhere", "--db", str(db))
@@ -104,11 +105,15 @@ def test_two_interactive_sessions_on_one_database_both_keep_working(home, openai
     store = db(home)
     beta = next(s.id for s in store.recent() if s.id != alpha)
     assert store.summary(alpha).title == "Alpha renamed"
-    assert [(t.prompt, t.status) for t in store.turns(alpha)] == [
+    every = store.turns(alpha, all_branches=True)
+    assert [(t.prompt, t.status) for t in every] == [
         *[(f"from A {i}", "complete") for i in range(3)],
         ("from B in Alpha", "complete"),
         ("from A 3", "complete"),
     ]
+    # Both went on from "from A 2": two branches, nothing lost; the head is the last written.
+    assert every[3].parent_id == every[4].parent_id == every[2].id
+    assert [t.prompt for t in store.turns(alpha)] == [f"from A {i}" for i in range(4)]
     assert [(t.prompt, t.status) for t in store.turns(beta)] == [
         (f"from B {i}", "complete") for i in range(3)
     ]

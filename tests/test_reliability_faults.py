@@ -25,6 +25,7 @@ from fakeserver import FakeLLMServer, Reply
 from test_repl_e2e import chatrepl as repl
 from test_repl_e2e import say
 
+from chatrepl.conversation import Conversation
 from chatrepl.store import Store
 
 WORDS = " ".join(f"w{i}" for i in range(300))  # 300 tokens; at 0.03 s each, ~9 s in all
@@ -168,18 +169,21 @@ def test_a_fault_mid_answer_keeps_the_turn_and_the_next_start_can_retry(
         ("user", "and then?"),
     ]
 
-    # And it can retry the broken turn (what /retry does): undone, asked again, saved complete.
+    # And it can retry the broken turn (what /retry does): a sibling, saved complete.
     store = Store(db)
-    conversation = store.load(store.last_id())
+    conversation = Conversation.load(store, store.last_id())
     conversation.undo()  # take back "and then?" to reach the broken turn
     server.push(Reply("a whole answer"))
     assert conversation.retry().text() == "a whole answer"
-    turns = store.turns(conversation.id, include_undone=True)
-    assert [(t.prompt, t.status, t.undone) for t in turns] == [
-        ("count slowly", status, True),
-        ("and then?", "complete", True),
-        ("count slowly", "complete", False),
+    turns = store.turns(conversation.id, all_branches=True)
+    assert [(t.prompt, t.status) for t in turns] == [
+        ("count slowly", status),
+        ("and then?", "complete"),
+        ("count slowly", "complete"),
     ]
+    assert turns[0].parent_id is None and turns[2].parent_id is None  # siblings
+    assert turns[1].parent_id == turns[0].id  # the old branch stays whole
+    assert [t.id for t in store.turns(conversation.id)] == [turns[2].id]
     assert integrity(db) == "ok"
 
 
@@ -253,9 +257,10 @@ def test_a_fault_in_the_repl_then_retry_after_a_restart(fault, home, openai_env)
         t.line("/exit")
         assert t.wait_exit() == 0
     assert server.last["json"]["messages"] == [{"role": "user", "content": "count slowly"}]
-    turns = Store(db).turns(Store(db).last_id(), include_undone=True)
-    assert [(t.prompt, t.status, t.undone) for t in turns] == [
-        ("count slowly", status, True),
-        ("count slowly", "complete", False),
+    turns = Store(db).turns(Store(db).last_id(), all_branches=True)
+    assert [(t.prompt, t.status, t.parent_id) for t in turns] == [
+        ("count slowly", status, None),
+        ("count slowly", "complete", None),
     ]
+    assert [t.id for t in Store(db).turns(Store(db).last_id())] == [turns[1].id]
     assert integrity(db) == "ok"

@@ -35,9 +35,9 @@ def test_fresh_database_is_migrated_private_and_wal(tmp_path):
     assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     names = [r[0] for r in con.execute("SELECT name FROM _migrations")]
-    assert names == ["m001_initial"]
+    assert names == ["m001_initial", "m002_tree"]
     Store(path)  # opening again applies nothing twice
-    assert con.execute("SELECT count(*) FROM _migrations").fetchone()[0] == 1
+    assert con.execute("SELECT count(*) FROM _migrations").fetchone()[0] == 2
 
 
 def test_pragmas(tmp_path):
@@ -164,7 +164,7 @@ def test_two_processes_writing_lose_nothing(tmp_path):
     store = Store(path)
     assert store.count() == (600, 600)
     con = sqlite3.connect(path)
-    rows = con.execute("SELECT prompt, response, status FROM responses").fetchall()
+    rows = con.execute("SELECT prompt, response, status FROM turns").fetchall()
     assert {r[2] for r in rows} == {"complete"}
     assert all(p == r for p, r, _ in rows)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -192,12 +192,12 @@ def test_killed_mid_stream_keeps_prompt_and_flushed_text(tmp_path, openai_env):
     text = ""
     while time.monotonic() < deadline and len(text) < 40:
         time.sleep(0.1)
-        row = con.execute("SELECT response FROM responses").fetchone()
+        row = con.execute("SELECT response FROM turns").fetchone()
         text = row[0] if row else ""
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     prompt, response, status = con.execute(
-        "SELECT prompt, response, status FROM responses"
+        "SELECT prompt, response, status FROM turns"
     ).fetchone()
     assert prompt == "a prompt that must survive"
     assert status == "pending"
