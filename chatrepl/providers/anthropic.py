@@ -271,7 +271,7 @@ class _Reader:
 
     def __init__(self, endpoint: Endpoint):
         self.endpoint = endpoint
-        self.blocks: dict[Any, dict[str, Any]] = {}
+        self.blocks: dict[int | None, dict[str, Any]] = {}
         self.usage = Usage()
         self.stop_raw = ""
         self.done = False
@@ -286,7 +286,7 @@ class _Reader:
         elif kind == "content_block_start":
             block = as_dict(data.get("content_block"))
             btype = as_str(block.get("type"))
-            self.blocks[data.get("index")] = {"block": block, "json": ""}
+            self.blocks[as_int(data.get("index"))] = {"block": block, "json": ""}
             if btype == "text" and (text := text_of(block.get("text"))):
                 yield TextDelta(text)
             elif btype == "thinking" and (text := text_of(block.get("thinking"))):
@@ -303,10 +303,10 @@ class _Reader:
             elif dtype == "signature_delta" and (signature := as_str(delta.get("signature"))):
                 yield ReasoningDelta(signature=signature, provider=PROVIDER)
             elif dtype == "input_json_delta":
-                state = self.blocks.setdefault(data.get("index"), {"block": {}, "json": ""})
+                state = self.blocks.setdefault(as_int(data.get("index")), {"block": {}, "json": ""})
                 state["json"] += text_of(delta.get("partial_json"))
         elif kind == "content_block_stop":
-            state = self.blocks.pop(data.get("index"), None)
+            state = self.blocks.pop(as_int(data.get("index")), None)
             block = as_dict(state and state["block"])
             if as_str(block.get("type")) == "tool_use":  # not server_tool_use: it ran already
                 arguments = state["json"] if state else ""
