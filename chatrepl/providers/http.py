@@ -261,13 +261,11 @@ def error_code(raw: bytes | Any) -> str:
 
 
 def _one_line(text: str, width: int = 300) -> str:
-    """``text`` as one line of at most ``width`` characters, controls and surrogates removed."""
-    import re
-
+    """``text`` as one line of at most ``width`` characters, lone surrogates replaced (other
+    controls stay, for ``Endpoint.redact`` to make visible: a hostile body is shown, not obeyed)."""
     from ..text import valid_text
 
-    text = re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+", " ", valid_text(text))
-    line = " ".join(text.split())
+    line = " ".join(valid_text(text).split())
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
