@@ -23,7 +23,7 @@ def test_a_key_quoted_back_in_the_answer_is_blanked_even_when_split(openai_env, 
     )
     got = events(get_model(name))
     text = joined(got)
-    assert key not in text and text == "Your key is ***; again: ***."
+    assert key[3:] not in text and text == "Your key is sk-***; again: ***."  # "sk-" is public
     (call,) = of(got, ToolCall)
     assert call.arguments == {"k": "***"}
 
@@ -127,3 +127,27 @@ def test_facts_fail_soft_when_the_server_is_down(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k" * 20)
     assert get_model("anthropic:x").available_models() is None
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 4, 9])
+def test_a_key_split_after_a_few_characters_is_still_blanked(openai_env, server, cut):
+    server.push(Answer(Text("key: ", KEY[:cut], KEY[cut:], " done")))
+    text = joined(events(get_model("openai:g")))
+    assert KEY[3:] not in text and text.endswith("*** done")
+    assert text in ("key: ***" + " done", "key: " + KEY[:cut] + "***" + " done")
+
+
+def test_a_short_public_prefix_is_not_held_back(openai_env, server):
+    """A reader that stops after "partial words" must have all of it: nothing waits for a
+    possible key that begins with "s"."""
+    import threading
+
+    server.push(Answer(Text("partial", " words", " sk")))
+    stream = get_model("openai:g").stream([], {}, threading.Event())
+    got = ""
+    for event in stream:
+        got += getattr(event, "text", "")
+        if got.endswith("words"):
+            break
+    stream.close()
+    assert got == "partial words"

@@ -162,22 +162,55 @@ class ThinkSplitter:
 
 
 class _Redactor:
-    """Blanks secrets out of one stream of text, holding back a tail that may begin one."""
+    """Blanks secrets out of one stream of text, also when a secret is split across chunks.
+
+    A tail that may begin a secret is held back, but only from SHORT_PREFIX characters on: a
+    shorter one (``s``, ``sk-``) is public and common in text, so it is sent at once (a reader
+    that stops early must not lose it) and the rest of the secret is blanked when it follows.
+    """
+
+    SHORT_PREFIX = 4
 
     def __init__(self, secrets: list[str]):
         self.secrets = secrets
         self.pending = ""
+        self.sent = ""  # the last few characters sent, which may begin a secret
 
     def feed(self, text: str) -> str:
-        text = self.pending + text
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        keep = max((_held(text, s) for s in self.secrets), default=0)
-        self.pending = text[len(text) - keep :] if keep else ""
-        return text[: len(text) - keep]
+        head = self.sent
+        combined = head + self.pending + text
+        out: list[str] = []
+        sent_to, scan = (
+            len(head),
+            0,
+        )  # combined[:sent_to] was sent already; a secret may begin there
+        while True:
+            hits = [(combined.find(x, scan), -len(x), x) for x in self.secrets]
+            hits = [h for h in hits if h[0] >= 0]
+            if not hits:
+                break
+            begin, _, secret = min(hits)
+            finish = begin + len(secret)
+            if finish <= sent_to:  # cannot be: a secret is longer than what is remembered
+                scan = begin + 1
+                continue
+            out += [combined[sent_to:begin], "***"]
+            sent_to = scan = finish
+        keep = max((_held(combined[scan:], x) for x in self.secrets), default=0)
+        hold_from = len(combined) - keep
+        if keep and (keep >= self.SHORT_PREFIX or hold_from < len(head)):
+            hold_from = max(hold_from, sent_to)
+        else:
+            hold_from = len(combined)
+        out.append(combined[sent_to:hold_from])
+        self.pending = combined[hold_from:]
+        result = "".join(out)
+        self.sent = (head + result)[-(self.SHORT_PREFIX - 1) :]
+        return result
 
     def flush(self) -> str:
         text, self.pending = self.pending, ""
+        self.sent = (self.sent + text)[-(self.SHORT_PREFIX - 1) :]
         return text
 
 
