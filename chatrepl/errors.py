@@ -13,8 +13,10 @@ ChatreplError
     ├── ModelNotFoundError     404: no such model (or a wrong base URL)
     ├── ContextTooLongError    413, or a 400 that says the prompt is too long
     ├── RateLimitError         429 after the retries ran out
+    ├── QuotaError             429 insufficient_quota or 402: out of credit, never retried
     ├── ServerError            5xx, or an error event inside the stream
     ├── BadRequestError        another 4xx
+    │   └── ToolsUnsupportedError  the model or server does not take tools
     └── StreamError            a malformed stream, or one that ended early
 """
 
@@ -83,6 +85,10 @@ class RateLimitError(ProviderError):
     retryable = True
 
 
+class QuotaError(ProviderError):
+    """The account is out of quota or credit: waiting and trying again will not help."""
+
+
 class ServerError(ProviderError):
     retryable = True
 
@@ -93,3 +99,7 @@ class BadRequestError(ProviderError):
 
 class StreamError(ProviderError):
     pass
+
+
+class ToolsUnsupportedError(BadRequestError):
+    """Tools were offered to a model or server that does not take them."""

@@ -103,11 +103,16 @@ class TextDelta:
 
 @dataclass(frozen=True)
 class ReasoningDelta:
-    """More reasoning text; ``signature`` or ``redacted`` close a block the provider wants back."""
+    """More reasoning text; ``signature`` or ``redacted`` close a block the provider wants back.
+
+    ``provider`` names the wire format that can take the block back (``"anthropic"``), or is
+    ``None`` when reasoning must never be sent back: store it as the part's data["provider"].
+    """
 
     text: str = ""
     signature: str | None = None
     redacted: str | None = None
+    provider: str | None = None
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,15 @@ OpenAI ``POST /v1/chat/completions`` (SSE ``data:`` frames, ``[DONE]``, a usage 
 ``POST /v1/messages`` (``message_start`` … ``message_stop``, ``ping``, ``event: error``).
 Responses are chunked, as real servers send them, so a connection can be dropped mid-stream.
 
-Tests push steps (``Reply``, ``Status``, ``Raw``) that the next requests consume in order;
-with none queued, it answers ``You said: <prompt> (messages: N)``. Every request is recorded.
+Tests push steps (``Reply``, ``Status``, ``Raw``, ``Answer``) that the next requests consume
+in order; with none queued, it answers ``You said: <prompt> (messages: N)``. Every request is
+recorded. ``Answer`` scripts a whole answer in vendor-neutral pieces (``Text``, ``Think``,
+``Redacted``, ``Refusal``, ``Call``) and renders it in the wire format of the endpoint asked:
+tool-call argument fragments, parallel calls, reasoning in each vendor's shape, every ending,
+extra choices, usage details, an error inside the stream, or a plain JSON reply.
+
+``GET /v1/models`` lists ``server.models``; ``GET /props`` (llama.cpp) answers ``server.props``
+and ``POST /api/show`` (Ollama) ``server.show``; each answers 404 while it is ``None``.
 """
 
 from __future__ import annotations
@@ -58,12 +65,106 @@ class Raw:
     content_type: str = "text/event-stream"
 
 
+@dataclass
+class Text:
+    """Answer text, sent as these pieces (one chunk each)."""
+
+    pieces: tuple[str, ...]
+
+    def __init__(self, *pieces: str):
+        self.pieces = pieces
+
+
+@dataclass
+class Think:
+    """Reasoning sent as these pieces, in one vendor's shape.
+
+    OpenAI-style shapes: ``reasoning_content`` (DeepSeek, vLLM, llama.cpp), ``reasoning``
+    (OpenRouter, Ollama), ``details`` (OpenRouter's reasoning_details, type reasoning.text),
+    ``summary`` (reasoning.summary), ``tags`` (``<think>…</think>`` inside the content, pieces
+    as given: include the tags yourself). Anthropic always sends a ``thinking`` block, closed
+    by ``signature``.
+    """
+
+    pieces: tuple[str, ...]
+    shape: str = "reasoning_content"
+    signature: str | None = "sig-abc"
+
+    def __init__(self, *pieces: str, shape: str = "reasoning_content", signature="sig-abc"):
+        self.pieces, self.shape, self.signature = pieces, shape, signature
+
+
+@dataclass
+class Redacted:
+    """Encrypted reasoning: Anthropic ``redacted_thinking``, OpenRouter reasoning.encrypted."""
+
+    data: str
+
+
+@dataclass
+class Refusal:
+    """A refusal: OpenAI ``delta.refusal`` pieces; Anthropic text with stop_reason refusal."""
+
+    pieces: tuple[str, ...]
+
+    def __init__(self, *pieces: str):
+        self.pieces = pieces
+
+
+@dataclass
+class Call:
+    """A tool call whose arguments arrive as these fragments.
+
+    ``id=None`` sends no id; ``index`` defaults to the call's place among the calls (OpenAI).
+    """
+
+    name: str
+    fragments: tuple[str, ...]
+    id: str | None = "call_1"
+    index: int | None = None
+
+    def __init__(self, name: str, *fragments: str, id: str | None = "call_1", index=None):  # noqa: A002
+        self.name, self.fragments, self.id, self.index = name, fragments, id, index
+
+
+@dataclass
+class Answer:
+    """A scripted answer, rendered in the wire format of the endpoint that is asked.
+
+    ``finish`` is the vendor's own finish_reason / stop_reason (default: the one that fits);
+    ``usage`` is the vendor usage object sent as is (default: counted words); ``error`` an
+    error object sent inside the stream after the items (``done`` is then not sent);
+    ``whole`` sends a plain ``chat.completion`` / ``message`` JSON object instead of a stream;
+    ``other_choice`` sends this text as choice 1, interleaved (OpenAI, n > 1).
+    """
+
+    items: tuple[Any, ...]
+    finish: str | None = None
+    usage: dict[str, Any] | None = None
+    error: Any = None
+    whole: bool = False
+    other_choice: str | None = None
+    done: bool = True
+
+    def __init__(self, *items: Any, **options: Any):
+        self.items = items
+        self.finish, self.usage, self.error = None, None, None
+        self.whole, self.other_choice, self.done = False, None, True
+        for name, value in options.items():
+            if not hasattr(self, name):
+                raise TypeError(name)
+            setattr(self, name, value)
+
+
 class FakeLLMServer:
     """Start with ``with FakeLLMServer() as s:``; ``s.openai_url``, ``s.anthropic_url``."""
 
     def __init__(self, api_key: str | None = None):
         self.api_key = api_key
-        self.steps: deque[Reply | Status | Raw] = deque()
+        self.steps: deque[Reply | Status | Raw | Answer] = deque()
+        self.models: list[dict[str, Any]] = []  # what GET /v1/models lists
+        self.props: dict[str, Any] | None = None  # llama.cpp's GET /props
+        self.show: dict[str, Any] | None = None  # Ollama's POST /api/show
         self.requests: list[dict[str, Any]] = []
         self.stopping = threading.Event()
         self._lock = threading.Lock()
@@ -89,11 +190,11 @@ class FakeLLMServer:
     def anthropic_url(self) -> str:
         return self.base_url
 
-    def push(self, *steps: Reply | Status | Raw) -> None:
+    def push(self, *steps: Reply | Status | Raw | Answer) -> None:
         with self._lock:
             self.steps.extend(steps)
 
-    def next_step(self) -> Reply | Status | Raw:
+    def next_step(self) -> Reply | Status | Raw | Answer:
         with self._lock:
             return self.steps.popleft() if self.steps else Reply()
 
@@ -181,8 +282,15 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
         # --- requests -----------------------------------------------------------------------
 
         def do_GET(self) -> None:  # noqa: N802
-            if self.path.rstrip("/").endswith("/models"):
-                self._send_status(Status(200, {"object": "list", "data": []}), "openai")
+            server.requests.append(
+                {"path": self.path, "headers": dict(self.headers), "json": None, "method": "GET"}
+            )
+            path = self.path.partition("?")[0].rstrip("/")
+            if path.endswith("/models"):
+                body = {"object": "list", "data": server.models}
+                self._send_status(Status(200, body), "openai")
+            elif path == "/props" and server.props is not None:
+                self._send_status(Status(200, server.props), "openai")
             else:
                 self._send_status(Status(404, {"error": "not found"}), "openai")
 
@@ -197,7 +305,10 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
             server.requests.append(
                 {"path": self.path, "headers": dict(self.headers), "json": body, "vendor": vendor}
             )
-            if self.path not in ("/v1/chat/completions", "/v1/messages"):
+            if self.path == "/api/show" and server.show is not None:
+                self._send_status(Status(200, server.show), vendor)
+                return
+            if self.path.partition("?")[0] not in ("/v1/chat/completions", "/v1/messages"):
                 self._send_status(Status(404), vendor)
                 return
             if server.api_key is not None:
@@ -221,6 +332,15 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
             elif isinstance(step, Raw):
                 self._start_stream(step.content_type)
                 self._chunk(step.body)
+                self._end()
+            elif isinstance(step, Answer):
+                render = _anthropic_answer if vendor == "anthropic" else _openai_answer
+                frames = render(step, body)
+                if step.whole:
+                    self._send_status(Status(200, frames), vendor)
+                    return
+                self._start_stream()
+                self._frames(Reply(), frames)
                 self._end()
             elif vendor == "anthropic":
                 self._anthropic(step, body)
@@ -418,3 +538,163 @@ def _error_body(vendor: str, code: int, message: str | None = None) -> dict[str,
     if vendor == "anthropic":
         return {"type": "error", "error": {"type": kind, "message": message}}
     return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+
+# --- scripted answers in each wire format ---------------------------------------------------
+
+
+def _openai_answer(step: Answer, body: dict[str, Any]) -> Any:
+    """``step`` as OpenAI chat.completion.chunk frames (or one chat.completion object)."""
+    base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0}
+    base["model"] = body.get("model", "")
+    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+    calls = [item for item in step.items if isinstance(item, Call)]
+    words = 0
+    for item in step.items:
+        if isinstance(item, Text):
+            deltas += [{"content": piece} for piece in item.pieces]
+        elif isinstance(item, Refusal):
+            deltas += [{"refusal": piece} for piece in item.pieces]
+        elif isinstance(item, Redacted):
+            deltas.append(
+                {"reasoning_details": [{"type": "reasoning.encrypted", "data": item.data}]}
+            )
+        elif isinstance(item, Think):
+            for piece in item.pieces:
+                if item.shape == "tags":
+                    deltas.append({"content": piece})
+                elif item.shape == "details":
+                    detail = {"type": "reasoning.text", "text": piece}
+                    deltas.append({"reasoning": piece, "reasoning_details": [detail]})
+                elif item.shape == "summary":
+                    detail = {"type": "reasoning.summary", "summary": piece}
+                    deltas.append({"reasoning_details": [detail]})
+                else:
+                    deltas.append({item.shape: piece})
+        elif isinstance(item, Call):
+            index = item.index if item.index is not None else calls.index(item)
+            first: dict[str, Any] = {"index": index, "type": "function"}
+            first["function"] = {"name": item.name, "arguments": ""}
+            if item.id is not None:
+                first["id"] = item.id
+            deltas.append({"tool_calls": [first]})
+            for fragment in item.fragments:
+                deltas.append(
+                    {"tool_calls": [{"index": index, "function": {"arguments": fragment}}]}
+                )
+        words += sum(len(p.split()) for p in getattr(item, "pieces", ()))
+    finish = step.finish or ("tool_calls" if calls else "stop")
+    usage = step.usage or {
+        "prompt_tokens": _count_in(body),
+        "completion_tokens": words,
+        "total_tokens": _count_in(body) + words,
+    }
+    if step.whole:
+        message: dict[str, Any] = {"role": "assistant", "content": None}
+        for delta in deltas:
+            for key, value in delta.items():
+                if key == "tool_calls":
+                    for fragment in value:
+                        calls_so_far = message.setdefault("tool_calls", [])
+                        if "id" in fragment or "name" in fragment.get("function", {}):
+                            calls_so_far.append({k: v for k, v in fragment.items() if k != "index"})
+                        else:
+                            calls_so_far[-1]["function"]["arguments"] += fragment["function"][
+                                "arguments"
+                            ]
+                elif isinstance(value, str) and key != "role":
+                    message[key] = (message.get(key) or "") + value
+        choice = {"index": 0, "message": message, "finish_reason": finish}
+        return {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+    frames: list[tuple[str | None, Any]] = []
+    for i, delta in enumerate(deltas):
+        frames.append(
+            (None, {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+        )
+        if step.other_choice is not None and i < len(tokens(step.other_choice)):
+            other = {"index": 1, "delta": {"content": tokens(step.other_choice)[i]}}
+            frames.append((None, {**base, "choices": [{**other, "finish_reason": None}]}))
+    if step.error is not None:
+        frames.append((None, {"error": step.error}))
+        return frames
+    frames.append((None, {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        frames.append((None, {**base, "choices": [], "usage": usage}))
+    if step.done:
+        frames.append((None, "[DONE]"))
+    return frames
+
+
+def _anthropic_answer(step: Answer, body: dict[str, Any]) -> Any:
+    """``step`` as Anthropic Messages stream events (or one ``message`` object)."""
+    blocks: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []  # block start, its deltas
+    calls = refused = False
+    for item in step.items:
+        if isinstance(item, Text | Refusal):
+            refused = refused or isinstance(item, Refusal)
+            deltas = [{"type": "text_delta", "text": p} for p in item.pieces]
+            blocks.append(({"type": "text", "text": ""}, deltas))
+        elif isinstance(item, Redacted):
+            blocks.append(({"type": "redacted_thinking", "data": item.data}, []))
+        elif isinstance(item, Think):
+            deltas = [{"type": "thinking_delta", "thinking": p} for p in item.pieces]
+            if item.signature:
+                deltas.append({"type": "signature_delta", "signature": item.signature})
+            blocks.append(({"type": "thinking", "thinking": ""}, deltas))
+        elif isinstance(item, Call):
+            calls = True
+            start = {"type": "tool_use", "id": item.id, "name": item.name, "input": {}}
+            if item.id is None:
+                del start["id"]
+            deltas = [{"type": "input_json_delta", "partial_json": f} for f in item.fragments]
+            blocks.append((start, deltas))
+    finish = step.finish or ("refusal" if refused else "tool_use" if calls else "end_turn")
+    words = sum(len(str(d.get("text", "")).split()) for _, ds in blocks for d in ds)
+    usage = step.usage or {"input_tokens": _count_in(body), "output_tokens": words}
+    if step.whole:
+        content = []
+        for start, deltas in blocks:
+            block = dict(start)
+            for d in deltas:
+                if d["type"] == "text_delta":
+                    block["text"] += d["text"]
+                elif d["type"] == "thinking_delta":
+                    block["thinking"] += d["thinking"]
+                elif d["type"] == "signature_delta":
+                    block["signature"] = d["signature"]
+            if block["type"] == "tool_use":
+                block["input"] = json.loads("".join(d["partial_json"] for d in deltas) or "{}")
+            content.append(block)
+        return {
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model", ""),
+            "content": content,
+            "stop_reason": finish,
+            "stop_sequence": None,
+            "usage": usage,
+        }
+    start_usage = {k: v for k, v in usage.items() if k != "output_tokens"}
+    message = {"id": "msg_fake", "type": "message", "role": "assistant", "content": []}
+    message |= {"model": body.get("model", ""), "stop_reason": None}
+    message["usage"] = {**start_usage, "output_tokens": 1}
+    frames: list[tuple[str | None, Any]] = [
+        ("message_start", {"type": "message_start", "message": message})
+    ]
+    for index, (start, deltas) in enumerate(blocks):
+        event = {"type": "content_block_start", "index": index, "content_block": start}
+        frames.append(("content_block_start", event))
+        for delta in deltas:
+            event = {"type": "content_block_delta", "index": index, "delta": delta}
+            frames.append(("content_block_delta", event))
+        frames.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    if step.error is not None:
+        frames.append(("error", {"type": "error", "error": step.error}))
+        return frames
+    delta = {"stop_reason": finish, "stop_sequence": None}
+    out_usage = {"output_tokens": usage.get("output_tokens", words)}
+    frames.append(("message_delta", {"type": "message_delta", "delta": delta, "usage": out_usage}))
+    if step.done:
+        frames.append(("message_stop", {"type": "message_stop"}))
+    return frames

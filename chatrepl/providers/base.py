@@ -43,6 +43,16 @@ class Model:
         """
         raise NotImplementedError
 
+    def available_models(self) -> list[str] | None:
+        """The models the service really serves, or ``None`` when it cannot say."""
+        return None
+
+    def context_window(self) -> int | None:
+        """How many tokens fit in one request to this model (``None`` when unknown)."""
+        from .catalog import known_context_window
+
+        return known_context_window(self.name)
+
     def close(self) -> None:
         """Release connections or loaded weights; the model may be used again afterwards."""
 

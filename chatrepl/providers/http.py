@@ -7,7 +7,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -50,16 +50,56 @@ class Endpoint:
     read_timeout: float = 120.0
     max_retries: int = MAX_RETRIES
 
-    def url(self, path: str) -> str:
-        return self.base_url.rstrip("/") + "/" + path.lstrip("/")
+    def url(self, path: str, root: bool = False) -> str:
+        """The address of ``path`` under the base URL (its query, e.g. ``?key=``, kept at the end).
+
+        ``root`` puts ``path`` at the server's root instead (Ollama's ``/api``, llama.cpp's
+        ``/props`` live beside ``/v1``, not under it).
+        """
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(self.base_url)
+        base = parts.path.rstrip("/")
+        if root and base.endswith("/v1"):
+            base = base[: -len("/v1")]
+        return urlunsplit(parts._replace(path=base + "/" + path.lstrip("/")))
+
+    @property
+    def shown_url(self) -> str:
+        """The base URL fit to show: a password, user name or query value blanked out."""
+        return self.redact(self.base_url)
+
+    def secrets(self) -> list[str]:
+        """Every secret this endpoint holds (the key, URL credentials, query values), longest
+        first; too short ones are left out (blanking ``a`` everywhere would garble text)."""
+        import re
+        from urllib.parse import unquote, unquote_plus, urlsplit
+
+        found = [self.api_key or ""]
+        try:
+            parts = urlsplit(self.base_url)
+        except ValueError:  # a malformed URL: the key is all there is to hide
+            parts = None
+        if parts is not None:
+            userinfo = parts.netloc.rpartition("@")[0]
+            user, colon, password = userinfo.partition(":")
+            if colon:  # user:pass: the password and the pair are secret, a user name alone not
+                found += [userinfo, password, unquote(password)]
+            elif user:  # a token written as the user name
+                found += [user, unquote(user)]
+            for pair in re.split("[&;]", parts.query):
+                value = pair.partition("=")[2]
+                found += [value, unquote_plus(value)]
+        return sorted({f for f in found if len(f) >= 4}, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
-        """``text`` from the server, fit to quote in a message: the API key blanked out and
-        terminal controls made visible (an error body must not clear the screen either)."""
+        """``text`` from the server, fit to quote in a message: the key and any credentials of
+        the base URL blanked out, terminal controls made visible (an error body must not clear
+        the screen either) and lone surrogates replaced."""
         from ..text import make_safe
 
-        if self.api_key and len(self.api_key) >= 4:
-            text = text.replace(self.api_key, "***")
+        for secret in self.secrets():
+            text = text.replace(secret, "***")
         return make_safe(text)
 
 
@@ -113,14 +153,14 @@ def post_stream(
             )
         except httpx.TimeoutException:
             error: errors.ProviderError = errors.TimeoutError(
-                f"{endpoint.label} did not answer at {endpoint.base_url} within "
+                f"{endpoint.label} did not answer at {endpoint.shown_url} within "
                 f"{endpoint.connect_timeout:g} s: {endpoint.unreachable_hint}"
             )
         except httpx.TransportError:
             error = errors.ConnectError(
-                f"Cannot reach {endpoint.base_url}: {endpoint.unreachable_hint}?"
+                f"Cannot reach {endpoint.shown_url}: {endpoint.unreachable_hint}?"
                 if endpoint.unreachable_hint.startswith("is ")
-                else f"Cannot reach {endpoint.base_url}: {endpoint.unreachable_hint}."
+                else f"Cannot reach {endpoint.shown_url}: {endpoint.unreachable_hint}."
             )
         else:
             if response.status_code < 400:
@@ -128,7 +168,7 @@ def post_stream(
                     response.close()  # a login portal or a web server at the wrong address
                     raise errors.StreamError(
                         f"{endpoint.label} answered with a web page instead of a stream "
-                        f"(HTTP {response.status_code}): check the base URL {endpoint.base_url}."
+                        f"(HTTP {response.status_code}): check the base URL {endpoint.shown_url}."
                     )
                 return response
             try:
@@ -170,19 +210,73 @@ def retry_after(headers: httpx.Headers) -> float | None:
 
 
 def error_detail(raw: bytes) -> str:
-    """The human part of an error body (OpenAI, Anthropic and Ollama shapes), or ``""``."""
+    """The human part of an error body (OpenAI, Anthropic, Ollama and plain-text shapes), as one
+    short line, or ``""`` (an HTML page or noise: the status says more than it would)."""
     text = raw.decode("utf-8", "replace").strip()
     try:
         data = json.loads(text)
     except ValueError:
-        return ""  # an HTML page or plain noise: the status says more than it would
-    message: Any = data
-    if isinstance(data, dict):
-        message = data.get("error", data.get("message", data.get("detail", "")))
-        if isinstance(message, dict):
-            message = message.get("message") or message.get("type") or ""
-    message = " ".join(str(message).split())
-    return message[:300]
+        if not text or text[0] in "<{[" or "<html" in text[:500].lower():
+            return ""
+        return _one_line(text)
+    return _one_line(error_message(data))
+
+
+def error_message(data: Any) -> str:
+    """The message inside an error object of any vendor's shape; only text is taken, so a
+    number, list or object where text should be never shows up as ``{...}``."""
+    for _ in range(4):  # {"error": {"message": ...}} nests at most a few levels
+        if isinstance(data, str):
+            return data
+        if isinstance(data, list) and data:
+            data = data[0]
+        elif isinstance(data, dict):
+            for key in ("error", "message", "detail", "msg", "type", "code"):
+                if data.get(key) not in (None, "", [], {}):
+                    data = data[key]
+                    break
+            else:
+                return ""
+        elif isinstance(data, int | float) and not isinstance(data, bool):
+            return str(data)
+        else:
+            return ""
+    return data if isinstance(data, str) else ""
+
+
+def error_code(raw: bytes | Any) -> str:
+    """The machine-readable kind of an error body (``insufficient_quota`` …), or ``""``."""
+    data = raw
+    if isinstance(raw, bytes):
+        try:
+            data = json.loads(raw.decode("utf-8", "replace"))
+        except ValueError:
+            return ""
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        data = data["error"]
+    if not isinstance(data, dict):
+        return ""
+    words = [data.get("code"), data.get("type")]
+    return " ".join(w for w in words if isinstance(w, str))
+
+
+def _one_line(text: str, width: int = 300) -> str:
+    """``text`` as one line of at most ``width`` characters, lone surrogates replaced (other
+    controls stay, for ``Endpoint.redact`` to make visible: a hostile body is shown, not obeyed)."""
+    from ..text import valid_text
+
+    line = " ".join(valid_text(text).split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def quota_error(endpoint: Endpoint, status: int, detail: str) -> errors.QuotaError:
+    """The account has no credit left: waiting will not help, so it is not retried."""
+    said = f": {detail}" if detail else ""
+    return errors.QuotaError(
+        f"{endpoint.label} says the account has run out of quota or credit (HTTP {status}){said}: "
+        "check the plan and billing, or use another provider.",
+        status,
+    )
 
 
 def error_for_status(
@@ -192,7 +286,7 @@ def error_for_status(
 
     ``wait`` is the Retry-After the server sent: when it is too long to wait for, it is said.
     """
-    detail = endpoint.redact(error_detail(raw))
+    detail = endpoint.redact(error_detail(raw)).rstrip(". ")
     said = f": {detail}" if detail else ""
     label = endpoint.label
     later = f"try again in {_duration(wait)}" if wait and wait > LONGEST_RETRY_WAIT else ""
@@ -209,7 +303,7 @@ def error_for_status(
         return errors.AuthError(msg + ".", status)
     if status == 404:
         return errors.ModelNotFoundError(
-            f"{label} has no model '{model}' at {endpoint.base_url} (HTTP 404){said}: "
+            f"{label} has no model '{model}' at {endpoint.shown_url} (HTTP 404){said}: "
             "check the name with `chatrepl models` and the base URL.",
             status,
         )
@@ -219,6 +313,8 @@ def error_for_status(
             "start a /new conversation or /undo some turns.",
             status,
         )
+    if status == 402 or (status == 429 and "insufficient_quota" in error_code(raw)):
+        return quota_error(endpoint, status, detail)
     if status == 429:
         return errors.RateLimitError(
             f"{label} is limiting requests (HTTP 429){said}: "
@@ -247,12 +343,43 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.0f} h"
 
 
+def split_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """The lines of a byte stream, split at CR, LF or CRLF only (the event-stream rule).
+
+    Not ``str.splitlines``: it also splits at U+2028, U+2029, U+0085 and form feeds, which
+    valid JSON may hold inside a string. Each line is decoded on its own, invalid UTF-8 as
+    U+FFFD (CR and LF never occur inside a UTF-8 sequence, so splitting bytes first is safe).
+    """
+    import re
+
+    ends = re.compile(rb"\r\n|\r|\n")
+    pending: list[bytes] = []  # the pieces of an unfinished line (only new bytes are searched)
+    after_cr = False  # the last chunk ended at CR: a LF starting the next one belongs to it
+    for chunk in chunks:
+        if not chunk:
+            continue
+        if after_cr and chunk[:1] == b"\n":
+            chunk = chunk[1:]
+        after_cr = False
+        start = 0
+        for match in ends.finditer(chunk):
+            pending.append(chunk[start : match.start()])
+            yield b"".join(pending).decode("utf-8", "replace")
+            pending = []
+            start = match.end()
+        if start < len(chunk):
+            pending.append(chunk[start:])
+        after_cr = chunk[-1:] == b"\r"
+    if pending and any(pending):
+        yield b"".join(pending).decode("utf-8", "replace")
+
+
 def iter_lines(response: httpx.Response, endpoint: Endpoint) -> Iterator[str]:
     """The body's lines, with transport failures turned into chatrepl errors."""
     import httpx
 
     try:
-        yield from response.iter_lines()
+        yield from split_lines(response.iter_bytes())
     except httpx.TimeoutException as exc:
         raise errors.TimeoutError(
             f"{endpoint.label} stopped answering for {endpoint.read_timeout:g} s; "
@@ -272,3 +399,79 @@ def parse_json(data: str, endpoint: Endpoint) -> Any:
         raise errors.StreamError(
             f"{endpoint.label} sent a malformed stream (not JSON: {endpoint.redact(data)[:60]!r})."
         ) from exc
+
+
+def fetch_json(
+    client: httpx.Client,
+    endpoint: Endpoint,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: dict[str, Any] | None = None,
+    root: bool = False,
+) -> Any:
+    """One small request for facts about the server (its models, its context size): the JSON
+    answer, or ``None`` on any failure (these facts are nice to have, never worth an error)."""
+    import httpx
+
+    try:
+        response = client.request(
+            method,
+            endpoint.url(path, root=root),
+            headers=headers,
+            json=body,
+            timeout=httpx.Timeout(
+                min(endpoint.read_timeout, 10.0), connect=endpoint.connect_timeout
+            ),
+        )
+        if response.status_code >= 400:
+            return None
+        return json.loads(response.content[: 16 * 1024 * 1024].decode("utf-8", "replace"))
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError):
+        return None
+
+
+_NO_TOOLS_WORDS = (
+    "support tool",
+    "support function",
+    "tools are not supported",
+    "tools is not supported",
+    "tool use is not supported",
+    "tool calls are not supported",
+    "tool calling is not supported",
+    "auto-tool-choice",
+    "requires --jinja",
+)
+
+
+def tools_refused(error: errors.ProviderError, endpoint: Endpoint, model: str) -> bool:
+    """Whether ``error`` says that the model or server takes no tools."""
+    said = str(error).lower()
+    return isinstance(error, errors.BadRequestError | errors.ServerError) and any(
+        word in said for word in _NO_TOOLS_WORDS
+    )
+
+
+def tools_unsupported(endpoint: Endpoint, model: str) -> errors.ToolsUnsupportedError:
+    """The sentence for a model that refused the tools it was offered."""
+    return errors.ToolsUnsupportedError(
+        f"'{model}' at {endpoint.label} does not support tools: ask again without tools "
+        "(turn them off with /tools off) or pick a model that supports them.",
+        400,
+    )
+
+
+def whole_body(lines: Iterator[str]) -> tuple[str | None, Iterator[str]]:
+    """A plain JSON answer where a stream was asked for: its text, or ``None`` and the lines
+    (untouched) when the body is an event stream."""
+    import itertools
+
+    first = []
+    for line in lines:
+        first.append(line)
+        if line.strip():
+            break
+    head = first[-1].lstrip("\ufeff").lstrip() if first else ""
+    if head.startswith(("{", "[")):
+        return "\n".join(itertools.chain(first, lines)), iter(())
+    return None, itertools.chain(first, lines)

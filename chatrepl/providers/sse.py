@@ -21,7 +21,10 @@ def iter_events(lines: Iterable[str]) -> Iterator[Event]:
     event joined with newlines; an event is dispatched at a blank line or at the end of input.
     """
     event, data = "", []
+    first = True
     for line in lines:
+        if first:  # a byte order mark may open the stream
+            line, first = line.removeprefix("\ufeff"), False
         if not line:
             if data:
                 yield Event(event or "message", "\n".join(data))
