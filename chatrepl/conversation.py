@@ -398,7 +398,8 @@ class Response:
                     last.data["signature"] = event.signature
                 if event.redacted:
                     last.data["redacted"] = event.redacted
-                last.data["provider"] = getattr(self.model, "wire", self.model.provider)
+                if event.provider:
+                    last.data["provider"] = event.provider
                 self._sync()
                 self._open = False  # a signed block is whole: the next one is a new part
 
