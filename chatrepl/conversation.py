@@ -646,7 +646,7 @@ class Conversation:
             if turn.kind == "summary" or not any(p.kind in _SUBSTANCE for p in turn.parts):
                 continue  # a failed, pending or empty turn is not part of the history
             messages += _turn_messages(turn.parts, closed=True)
-        done = [p for p in response.parts if p.call < len(response.calls)]
+        done = [p for p in response.parts if p.call < max(len(response.calls), 1)]
         messages += _turn_messages(done, closed=False)
         return messages
 

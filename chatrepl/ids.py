@@ -23,8 +23,12 @@ def new_id() -> str:
     """
     with _lock:
         ms = time.time_ns() // 1_000_000
-        if ms <= _last[0]:  # the same millisecond: count up from the last id
-            ms, randomness = _last[0], _last[1] + 1
+        if ms <= _last[0]:
+            # The same millisecond: count up from the last id by a random step, so ids made
+            # together still differ early enough for a short prefix to tell them apart.
+            ms, randomness = _last[0], _last[1] + 1 + int.from_bytes(os.urandom(8), "big")
+            if randomness >= 1 << 80:
+                ms, randomness = ms + 1, int.from_bytes(os.urandom(10), "big") >> 1
         else:
             randomness = int.from_bytes(os.urandom(10), "big")
         _last[:] = ms, randomness

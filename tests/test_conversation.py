@@ -6,9 +6,9 @@ import pytest
 from fakeserver import Reply
 
 import chatrepl
+from chatrepl import errors
 from chatrepl.conversation import Conversation
 from chatrepl.records import Part
-from chatrepl import errors
 from chatrepl.store import Store
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from chatrepl import manage
+from chatrepl.conversation import Conversation
 from chatrepl.importers.llm import model_name, read_conversations, ulid_for
 from chatrepl.store import Store
 
@@ -152,7 +153,7 @@ def compare_every_turn(chat_db: Path, view: list[dict[str, Any]]) -> int:
         rows.sort(key=lambda r: (iso(r["datetime_utc"]), r["id"]))
         summary = store.summary(cid.upper())
         assert summary.id == cid.upper()
-        turns = store.turns(summary.id, include_undone=True)
+        turns = store.turns(summary.id, all_branches=True)
         assert len(turns) == len(rows)
         persona = None
         for t, r in zip(turns, rows, strict=True):
@@ -171,7 +172,7 @@ def compare_every_turn(chat_db: Path, view: list[dict[str, Any]]) -> int:
             assert t.duration_ms == r["duration_ms"]
             assert t.started == iso(r["datetime_utc"])
             assert t.options == (r["options_json"] or {})
-            assert t.status == "complete" and not t.undone and t.error is None
+            assert t.status == "complete" and t.error is None
         assert summary.title == rows[0]["conversation_name"]
         assert summary.model == "echo:echo" and summary.system == persona
         assert summary.created == turns[0].started and summary.updated == turns[-1].started
@@ -318,8 +319,9 @@ def test_forks_tool_chains_and_turns_off_the_thread(
     assert turns[0].id == ulid_for(f"fork:{fork_id}:{goat_turns[0]['id']}", turns[0].started)
     assert turns[0].response == store.turns(goat["id"].upper())[0].response
 
-    all_goat = store.turns(goat["id"].upper(), include_undone=True)
-    assert [t.undone for t in all_goat] == [False, False, True]
+    all_goat = store.turns(goat["id"].upper(), all_branches=True)
+    on_path = {t.id for t in store.turns(goat["id"].upper())}
+    assert [t.id in on_path for t in all_goat] == [True, True, False]  # the third is off it
     assert store.summary(goat["id"].upper()).turns == 2
 
     (turn,) = store.turns(tools.upper())

@@ -78,7 +78,7 @@ class Broken(Model):
 @dataclass
 class History:
     path: Path
-    goat: str  # 2 turns, a persona, a title; a third turn undone
+    goat: str  # 2 turns, a persona, a title; a third turn taken back (on a branch)
     cut: str  # an interrupted answer
     failed: str  # a failed turn
     evil: str  # control characters in the prompt, the answer and the title
@@ -134,8 +134,8 @@ def test_list_json_has_the_documented_fields(run, history: History) -> None:  # 
     assert goat["title"] == "Goat names"
     assert goat["model"] == "echo:echo"
     assert goat["system"] == "You are a goat"
-    assert goat["turns"] == 2  # the undone turn does not count
-    assert goat["input_tokens"] > 0 and goat["output_tokens"] == 12
+    assert goat["turns"] == 2  # the turns of the current path
+    assert goat["input_tokens"] > 0 and goat["output_tokens"] == 16  # every turn's, branches too
     assert goat["created"] <= goat["updated"] and goat["updated"].endswith("+00:00")
 
 
@@ -187,7 +187,7 @@ def test_show_json_is_the_json_export(run, history: History) -> None:  # type: i
     data = json.loads(r.out)
     store = Store(history.path, create=False)
     assert data == to_json(store.summary(history.goat), store.turns(history.goat, True))
-    assert len(data["turns"]) == 3 and data["turns"][2]["undone"] is True
+    assert len(data["turns"]) == 3 and data["conversation"]["head"] == data["turns"][1]["id"]
 
 
 def test_show_markdown_and_a_pipe_give_the_markdown_export(run, history: History) -> None:  # type: ignore[no-untyped-def]
@@ -235,8 +235,9 @@ def test_search_json_gives_hits_with_snippets(run, history: History) -> None:  #
     assert json.loads(run("search", "goat", "-n", "1", "--json", *history.db()).out) == two[:1]
 
 
-def test_search_leaves_out_undone_turns(run, history: History) -> None:  # type: ignore[no-untyped-def]
-    assert json.loads(run("search", "back", "--json", *history.db()).out) == []
+def test_search_finds_turns_off_the_current_path_too(run, history: History) -> None:  # type: ignore[no-untyped-def]
+    (hit,) = json.loads(run("search", "back", "--json", *history.db()).out)
+    assert hit["conversation_id"] == history.goat and "[back]" in hit["snippet"]
 
 
 def test_search_into_a_pipe_and_on_a_terminal(run, history: History) -> None:  # type: ignore[no-untyped-def]

@@ -23,10 +23,10 @@ import pytest
 from conftest import child_env, run_chatrepl
 from fakeserver import Reply
 
+from chatrepl import get_model
 from chatrepl import store as store_module
 from chatrepl.cli import main
 from chatrepl.errors import StoreError
-from chatrepl.providers.registry import get_model
 from chatrepl.store import SCHEMA_VERSION, Store
 
 MODEL = "openai:gpt-test"
@@ -338,7 +338,6 @@ def test_a_prompt_that_cannot_be_saved_does_not_join_the_conversation(tmp_path, 
     holder.execute("ROLLBACK")
     assert [t.prompt for t in conversation.turns] == ["kept"]
     assert conversation.retry().text() == "kept"
-    assert [(t.prompt, t.undone) for t in store.turns(conversation.id, include_undone=True)] == [
-        ("kept", True),
-        ("kept", False),
-    ]
+    every = store.turns(conversation.id, all_branches=True)
+    assert [(t.prompt, t.parent_id) for t in every] == [("kept", None), ("kept", None)]
+    assert [t.id for t in store.turns(conversation.id)] == [every[1].id]

@@ -23,8 +23,7 @@ from test_repl_commands import Harness, make
 from test_repl_e2e import chatrepl as repl
 from test_repl_e2e import say
 
-from chatrepl import errors
-from chatrepl.providers.registry import get_model
+from chatrepl import errors, get_model
 from chatrepl.repl import commands
 from chatrepl.store import Store
 

@@ -12,8 +12,8 @@ from fakeserver import Reply
 from test_repl_e2e import chatrepl as repl
 from test_repl_e2e import db, say
 
-from chatrepl.providers.registry import get_model
 from chatrepl.conversation import Conversation
+from chatrepl.providers.registry import get_model
 from chatrepl.store import Store
 
 MODEL = "openai:gpt-test"

@@ -301,8 +301,9 @@ def test_retry_and_undo(h: Harness) -> None:
     out = h.run("/retry")
     assert "Retrying: two" in out
     assert [t.prompt for t in h.conversation.turns] == ["one", "two"]
-    all_turns = h.store.turns(h.conversation.id, include_undone=True)
-    assert [t.undone for t in all_turns] == [False, True, False]
+    all_turns = h.store.turns(h.conversation.id, all_branches=True)
+    assert [t.prompt for t in all_turns] == ["one", "two", "two"]
+    assert all_turns[1].parent_id == all_turns[2].parent_id == all_turns[0].id  # siblings
     assert "Took back: two" in h.run("/undo")
     assert [t.prompt for t in h.store.turns(h.conversation.id)] == ["one"]
 

@@ -23,13 +23,34 @@ from chatrepl.store import ConversationSummary, Store
 pytestmark = pytest.mark.timeout(30)
 
 GOATS = ConversationSummary(
-    "01JD8X0000AAAAAAAAAAAAAAAA", "Goat names", "openai:gpt-4o", None, "", "", 3, 0, 0
+    id="01JD8X0000AAAAAAAAAAAAAAAA",
+    title="Goat names",
+    title_source=None,
+    model="openai:gpt-4o",
+    system=None,
+    created="",
+    updated="",
+    turns=3,
 )
 SORTING = ConversationSummary(
-    "01JD8Y0000BBBBBBBBBBBBBBBB", "Sorting in Python", "echo:echo", None, "", "", 1, 0, 0
+    id="01JD8Y0000BBBBBBBBBBBBBBBB",
+    title="Sorting in Python",
+    title_source=None,
+    model="echo:echo",
+    system=None,
+    created="",
+    updated="",
+    turns=1,
 )
 EVIL = ConversationSummary(
-    "01JD8Z0000CCCCCCCCCCCCCCCC", "\x1b]0;pwned\x07 title", "echo:echo", None, "", "", 1, 0, 0
+    id="01JD8Z0000CCCCCCCCCCCCCCCC",
+    title="\x1b]0;pwned\x07 title",
+    title_source=None,
+    model="echo:echo",
+    system=None,
+    created="",
+    updated="",
+    turns=1,
 )
 MODELS = ["openai:gpt-4o-mini", "openai:gpt-4o", "anthropic:claude-sonnet-4-5", "echo:echo"]
 
@@ -43,7 +64,7 @@ def completions(text: str) -> list[str]:
 
 def test_the_first_word_completes_to_a_command() -> None:
     assert completions("/mo") == ["/model "]
-    assert completions("/re") == ["/resume ", "/retry"]
+    assert completions("/re") == ["/resume ", "/retry", "/rewrite "]
     assert completions("/q") == ["/quit"]
     assert len(completions("/")) == len(COMMANDS) + 1  # /quit too
     assert completions("/MO") == ["/model "]

@@ -227,11 +227,12 @@ def test_a_dropped_connection_keeps_the_text_and_retry_recovers(
         say(t, "/retry", "You said: Tell me (messages: 1)")
         t.line("/quit")
         assert t.wait_exit() == 0
-    turns = db(home).turns(db(home).recent()[0].id, include_undone=True)
-    assert [(t.status, t.response, t.undone) for t in turns] == [
-        ("error", "alpha beta", True),
-        ("complete", "You said: Tell me (messages: 1)", False),
+    turns = db(home).turns(db(home).recent()[0].id, all_branches=True)
+    assert [(t.status, t.response, t.parent_id) for t in turns] == [
+        ("error", "alpha beta", None),
+        ("complete", "You said: Tell me (messages: 1)", None),
     ]
+    assert [t.id for t in db(home).turns(turns[0].conversation_id)] == [turns[1].id]
 
 
 def test_markdown_is_rendered_and_no_color_gives_plain_text(
