@@ -14,7 +14,6 @@ turn is finalised at the end, whatever the end is.
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -263,7 +262,8 @@ class Response:
         flusher = _Flusher(store, self) if store else None
         start = time.monotonic()
         try:
-            seen: dict[str, int] = {}
+            if self.toolbox is not None and hasattr(self.toolbox, "start_turn"):
+                self.toolbox.start_turn()  # the repeat guard counts per turn
             while True:
                 call = CallRecord(len(self.calls) + 1, self.model.full_name)
                 self.calls.append(call)
@@ -271,7 +271,8 @@ class Response:
                 if not (self.chain and asked and self.toolbox) or self._cancel.is_set():
                     break
                 for tool_call in asked:
-                    part = self._run_tool(tool_call, seen)
+                    part = self.toolbox.run(tool_call, self._cancel)
+                    part.call = call.index
                     self._add(part)
                     if flusher:
                         flusher.dirty.set()
@@ -363,22 +364,6 @@ class Response:
         for name in ("input_tokens", "output_tokens"):
             values = [getattr(c, name) for c in self.calls if getattr(c, name) is not None]
             setattr(self.usage, name, sum(values) if values else None)
-
-    def _run_tool(self, call: ToolCall, seen: dict[str, int]) -> Part:
-        key = json.dumps([call.name, call.arguments], sort_keys=True, default=str)
-        seen[key] = seen.get(key, 0) + 1
-        if seen[key] > 2:
-            return Part(
-                "tool_result",
-                "This exact call was already made twice in this turn; its result is above. "
-                "Answer with what you have.",
-                {"call_id": call.id, "name": call.name, "is_error": True},
-                len(self.calls),
-            )
-        assert self.toolbox is not None
-        part = self.toolbox.run(call, self._cancel)
-        part.call = len(self.calls)
-        return part
 
     # --- parts --------------------------------------------------------------------------------
 
@@ -583,12 +568,21 @@ class Conversation:
         """Ask ``text`` and run the tool calls the model asks for, sending their results back,
         until it answers without a call (or ``chain_limit`` model calls).
 
-        ``approve`` is asked before each call; by default every call runs.
+        ``tools`` are plain functions (type hints and a docstring make their schema),
+        ``chatrepl.tools.Tool`` objects, or a ready runner (``chatrepl.tools.Runner``).
+        ``approve(tool, arguments)`` is asked before each call and returns True (run it), False
+        (deny it: the model is told) or a ``chatrepl.tools.Decision`` (which may change the
+        arguments); by default every call runs.
         """
-        from .tools import toolbox
-
-        box = toolbox(tools, approve=approve)
-        return self._ask(text, system, box, attachments, options, chain=True, limit=chain_limit)
+        return self._ask(
+            text,
+            system,
+            _runner(tools, approve),
+            attachments,
+            options,
+            chain=True,
+            limit=chain_limit,
+        )
 
     def _ask(
         self,
@@ -608,9 +602,7 @@ class Conversation:
         if self.title is None and text.strip():
             self.title, self.title_source = shorten(text, 60), "prompt"
         if tools is not None and not hasattr(tools, "specs"):
-            from .tools import toolbox
-
-            tools = toolbox(tools)
+            tools = _runner(tools, None)
         response = Response(
             self,
             text,
@@ -820,6 +812,22 @@ class Conversation:
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _runner(tools: Any, approve: Callable[..., Any] | None) -> Toolbox:
+    """A tool runner for ``tools`` (functions, Tool objects, or a runner already)."""
+    from .tools import Decision, Runner
+
+    if hasattr(tools, "specs") and hasattr(tools, "run"):
+        return tools
+    if approve is None:
+        return Runner(tools)
+
+    def hook(tool: Any, arguments: dict[str, Any]) -> Decision:
+        said = approve(tool, arguments)
+        return said if isinstance(said, Decision) else Decision(bool(said))
+
+    return Runner(tools, approve=hook)
 
 
 def _provider_model(model: Any) -> Model:
