@@ -280,8 +280,11 @@ class Server:
                 command = json.loads(line)
                 if command.get("op") == "cancel":
                     self.cancel.set()
-                else:
-                    self.commands.put(command)
+                    continue
+                if command.get("op") == "generate":
+                    # cleared here, in order: a cancel sent right after it is never lost
+                    self.cancel.clear()
+                self.commands.put(command)
         self.cancel.set()  # chatrepl is gone: stop and exit
         self.commands.put(None)
 
@@ -322,7 +325,6 @@ class Server:
             text = self.loaded.llm.detokenize(tokens, special=True).decode("utf-8", "replace")
             self.send({"ev": "prompt", "text": text, "tokens": len(tokens), "stop": stop})
         elif op == "generate":
-            self.cancel.clear()
             for event in generate(
                 self.loaded, command["messages"], dict(command.get("sampling") or {}), self.cancel
             ):
@@ -344,7 +346,8 @@ def main() -> None:
         server.serve()
     finally:
         # skip llama-cpp-python's teardown at exit: its __del__ can fail on a torn-down module
-        out.flush()
+        with contextlib.suppress(OSError):
+            out.flush()
         os._exit(0)
 
 
