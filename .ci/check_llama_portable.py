@@ -28,7 +28,9 @@ if platform.machine().lower() in ("x86_64", "amd64"):
     if native:
         sys.exit(f"ci: llama-cpp-python is not the portable build: it uses {', '.join(native)}")
     objdump = shutil.which("objdump")
-    libs = list((Path(llama_cpp.__file__).parent / "lib").glob("libggml-cpu*.so*"))
+    libs = sorted(
+        {p.resolve() for p in (Path(llama_cpp.__file__).parent / "lib").glob("libggml-cpu*.so*")}
+    )
     if objdump and libs:
         for lib in libs:
             code = subprocess.run([objdump, "-d", str(lib)], capture_output=True, text=True).stdout

@@ -54,6 +54,7 @@ def write_tiny_gguf(path: Path, template: str = CHATML, seed: int = 0) -> Path:
     writer.add_eos_token_id(4)  # <|im_end|> ends a turn, as in ChatML models
     writer.add_unk_token_id(0)
     writer.add_add_bos_token(True)
+    writer.add_add_space_prefix(False)  # llama.cpp would add a space after each control token
     writer.add_chat_template(template)
 
     def weight(*shape: int) -> object:
