@@ -3,7 +3,7 @@
 Tests marked ``local`` need the local extra (see ``registry.LOCAL_INSTALL``; CI installs it) and
 report themselves SKIPPED, with the reason, without it. The rest check naming, options, advice
 and the offline default without loading anything. Answers are kept short (max_tokens 16-48):
-the model loads in a second or two and writes ~20-40 tokens a second on one core.
+the model loads in about a second and writes ~10-40 tokens a second on one core.
 """
 
 from __future__ import annotations
@@ -321,9 +321,9 @@ def test_a_worker_killed_mid_answer_is_one_sentence_and_the_next_prompt_works() 
             seen.append(piece)
             if "United States" in "".join(seen) and killed is None:
                 killed = model.worker().pid
-                os.kill(killed, signal.SIGKILL)
+                os.kill(killed, signal.SIGSEGV)  # as a native crash in llama.cpp ends it
     message = str(info.value)
-    assert "\n" not in message and "SIGKILL" in message and "next prompt" in message
+    assert "\n" not in message and "crashed (SIGSEGV)" in message and "next prompt" in message
     # the text that arrived is kept (and what was on its way in the pipe, if anything)
     assert r.status == "error" and r.text_so_far.startswith("".join(seen))
     after = c.prompt("What is the capital of France?", max_tokens=24, temperature=0, seed=1)
