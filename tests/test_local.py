@@ -475,26 +475,40 @@ def test_the_repl_survives_its_model_being_killed_mid_answer(home: Path) -> None
         [sys.executable, "-m", "chatrepl", "-m", "local:gemma3-270m"], env, cwd=str(home.parent)
     ) as t:
         t.wait_prompt(timeout=30)
+        # Ctrl-C stops the answer and leaves the worker be: it is not in the terminal's group
         t.line(LONG)
-        t.wait_for("United States is", timeout=90)  # the answer has begun
-        [pid] = worker_pids(t.child.pid)
-        os.kill(pid, signal.SIGKILL)
+        t.wait_for("United States is", timeout=90)
+        [first] = worker_pids(t.child.pid)
+        t.key("ctrl-c")
+        t.wait_prompt(timeout=30)
+        assert worker_pids(t.child.pid) == [first]
+        # killed mid-answer: one sentence, and the REPL goes on
+        t.line(LONG)
+        t.wait_for(r"(?s)United States is.*United States is", timeout=90, where="scrollback")
+        os.kill(first, signal.SIGKILL)
         t.wait_for("SIGKILL", timeout=30)
         t.wait_prompt(timeout=30)
         said = [line for line in t.scrollback().splitlines() if "SIGKILL" in line]
         assert len(said) == 1
-        # the REPL goes on, with a new worker
+        # the next prompt is answered by a new worker
         t.line("What is the capital of France?")
         deadline = time.monotonic() + 90
-        while not (worker_pids(t.child.pid) and "Paris" in t.scrollback()):
+        while not (second := worker_pids(t.child.pid)):
             assert time.monotonic() < deadline, t.scrollback()
             t.pump(0.2)
+        assert second != [first]
         t.wait_prompt(timeout=60)
         t.line("/quit")
         assert t.wait_exit(timeout=30) == 0
+    # the worker ends with chatrepl
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{second[0]}").exists():
+        assert time.monotonic() < deadline, "the worker outlived chatrepl"
+        time.sleep(0.1)
     store = Store(home / "chatrepl.db", create=False)
     turns = store.turns(store.recent()[0].id, include_undone=True)
-    assert [x.status for x in turns] == ["error", "complete"]
-    killed = turns[0]
-    assert killed.response.startswith("1. The United States is") and killed.prompt == LONG
+    assert [x.status for x in turns] == ["interrupted", "error", "complete"]
+    assert turns[2].response
+    killed = turns[1]
+    assert "The United States is" in killed.response and killed.prompt == LONG
     assert "SIGKILL" in (killed.error or "")
