@@ -43,6 +43,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ from typing import Any
 from .. import errors
 from ..errors import ConfigError
 from ..records import FINISH_REASONS, Event, Finish, Message, TextDelta, ToolSpec, Usage
+from ..text import make_safe
 from .base import Model
 from .registry import LOCAL_INSTALL
 
@@ -303,6 +305,7 @@ class Worker:
         self.info: dict[str, Any] = {}  # what the worker said about the loaded model
         self._proc: subprocess.Popen[str] | None = None
         self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._stderr: deque[str] = deque()  # the worker's last lines on stderr
 
     @property
     def pid(self) -> int | None:
@@ -321,13 +324,23 @@ class Worker:
             [sys.executable, "-m", "chatrepl.providers.local_worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,  # llama.cpp's chatter must not reach the terminal
+            stderr=subprocess.PIPE,  # kept, not shown: it must not reach the terminal
             text=True,
             encoding="ascii",  # the JSON is ASCII-escaped both ways
+            errors="replace",
             start_new_session=True,  # Ctrl-C in the terminal is chatrepl's, not the worker's
         )
         self._proc = proc
         self.info = {}
+        self._stderr = stderr = deque(maxlen=20)
+
+        def keep() -> None:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                if line.strip():
+                    stderr.append(line.strip())
+
+        threading.Thread(target=keep, name="local-worker-stderr", daemon=True).start()
 
         def read() -> None:
             assert proc.stdout is not None
@@ -353,9 +366,17 @@ class Worker:
         if proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 code = proc.wait(timeout=5)
+        ended = _ended(code)
+        if code is not None and code > 0 and self._stderr:  # a Python error: its last line
+            ended += f" ({make_safe(self._stderr[-1])[:200]})"
+        advice = "the next prompt starts it again"
+        if ended.startswith("crashed"):
+            advice += (
+                " (if it keeps crashing, install llama-cpp-python built for any CPU, as the "
+                "README's section on the local extra shows)"
+            )
         return errors.ProviderError(
-            f"The local model's process {_ended(code)} while {doing} {self.label}: "
-            "the next prompt starts it again."
+            f"The local model's process {ended} while {doing} {self.label}: {advice}."
         )
 
     def _next(self, cancel: threading.Event | None = None) -> dict[str, Any] | None:
