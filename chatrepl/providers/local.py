@@ -35,6 +35,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib.util
+import itertools
 import json
 import os
 import queue
@@ -279,7 +280,7 @@ _ERRORS: dict[str, type[errors.ChatreplError]] = {
 
 
 def _ended(code: int | None) -> str:
-    """How a worker ended, in a few words: "crashed (SIGSEGV)", "was killed (SIGKILL)"."""
+    """How a worker ended, in a few words: "crashed (SIGSEGV)", "was stopped (SIGKILL)"."""
     if code is not None and code < 0:
         try:
             name = signal.Signals(-code).name
@@ -306,6 +307,7 @@ class Worker:
         self._proc: subprocess.Popen[str] | None = None
         self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._stderr: deque[str] = deque()  # the worker's last lines on stderr
+        self._ids = itertools.count(1)  # each command's id; the worker's events carry it
 
     @property
     def pid(self) -> int | None:
@@ -351,13 +353,16 @@ class Worker:
 
         threading.Thread(target=read, name="local-worker", daemon=True).start()
 
-    def _send(self, command: dict[str, Any]) -> None:
+    def _send(self, command: dict[str, Any]) -> int:
+        """Send ``command`` with a new id, and return that id."""
+        number = next(self._ids)
         proc = self._proc
         if proc is None or proc.stdin is None:
-            return
+            return number
         with contextlib.suppress(OSError, ValueError):  # a dead worker: its EOF says so
-            proc.stdin.write(json.dumps(command) + "\n")
+            proc.stdin.write(json.dumps({**command, "id": number}) + "\n")
             proc.stdin.flush()
+        return number
 
     def _died(self, doing: str) -> errors.ProviderError:
         """The error for a worker that is gone, which is forgotten: the next use starts one."""
@@ -366,6 +371,9 @@ class Worker:
         if proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 code = proc.wait(timeout=5)
+            with contextlib.suppress(OSError, ValueError):
+                if proc.stdin is not None:
+                    proc.stdin.close()
         ended = _ended(code)
         if code is not None and code > 0 and self._stderr:  # a Python error: its last line
             ended += f" ({make_safe(self._stderr[-1])[:200]})"
@@ -379,15 +387,19 @@ class Worker:
             f"The local model's process {ended} while {doing} {self.label}: {advice}."
         )
 
-    def _next(self, cancel: threading.Event | None = None) -> dict[str, Any] | None:
-        """The worker's next event (``None`` when it is gone); sends ``cancel`` when set."""
+    def _next(self, number: int, cancel: threading.Event | None = None) -> dict[str, Any] | None:
+        """The worker's next event for command ``number`` (``None`` when the worker is gone);
+        sends ``cancel`` when set. Events of an earlier, abandoned command are skipped."""
         while True:
             try:
-                return self._events.get(timeout=0.1)
+                event = self._events.get(timeout=0.1)
             except queue.Empty:
                 if cancel is not None and cancel.is_set():
-                    self._send({"op": "cancel"})
+                    self._send({"op": "cancel", "target": number})
                     cancel = None  # once is enough
+                continue
+            if event is None or event.get("id") == number:
+                return event
 
     def _raise(self, event: dict[str, Any]) -> None:
         kind = _ERRORS.get(event.get("kind", ""), errors.ProviderError)
@@ -400,10 +412,10 @@ class Worker:
         if self._proc is not None:
             self.stop()
         self._start()
-        self._send(
+        number = self._send(
             {"op": "load", "path": str(self.path) if self.path else None, "options": self.options}
         )
-        event = self._next()
+        event = self._next(number)
         if event is None:
             raise self._died("loading")
         if event.get("ev") == "error":
@@ -423,11 +435,11 @@ class Worker:
         Raises:
             ProviderError: the worker reported an error, or died.
         """
-        self._send(command)
+        number = self._send(command)
         finished = False
         try:
             while True:
-                event = self._next(cancel)
+                event = self._next(number, cancel)
                 if event is None:
                     finished = True
                     raise self._died("answering with")
@@ -442,18 +454,20 @@ class Worker:
                     return
         finally:
             if not finished:
-                self._abandon()
+                self._abandon(number)
 
-    def _abandon(self) -> None:
-        """Stop the request under way and wait for its end; kill the worker if it will not end."""
-        self._send({"op": "cancel"})
+    def _abandon(self, number: int) -> None:
+        """Stop request ``number`` and wait for its end; kill the worker if it will not end."""
+        self._send({"op": "cancel", "target": number})
         deadline = time.monotonic() + CANCEL_GRACE
         while time.monotonic() < deadline:
             try:
                 event = self._events.get(timeout=0.1)
             except queue.Empty:
                 continue
-            if event is None or event.get("ev") in ("done", "error", "prompt"):
+            if event is None or (
+                event.get("id") == number and event.get("ev") in ("done", "error", "prompt")
+            ):
                 if event is None:
                     self.stop()
                 return

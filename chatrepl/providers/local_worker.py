@@ -13,7 +13,10 @@ Commands, one JSON object a line:
   ``{"ev": "done", "finish": "stop" | "length" | "cancelled"}`` or an error.
 - ``{"op": "prompt", "messages": [...]}``: the prompt text the model would be given, as
   ``{"ev": "prompt", "text", "tokens", "stop"}`` (what a chat template made of the messages).
-- ``{"op": "cancel"}``: stop the generation under way between two tokens.
+- ``{"op": "cancel", "target": id}``: stop generation ``id`` between two tokens (at once,
+  while it runs; before it starts, if it has not yet).
+
+Every command carries an ``"id"``, and every event answering it carries the same ``"id"``.
 
 An error is ``{"ev": "error", "kind": "ConfigError" | "ContextTooLongError" | "ProviderError",
 "message": one sentence}``. End of stdin ends the process.
@@ -267,10 +270,12 @@ class Server:
         self.out = out
         self.loaded: Loaded | None = None
         self.commands: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self.cancel = threading.Event()
+        self.cancels: dict[Any, threading.Event] = {}  # per generation, set by "cancel"
+        self.gone = False  # stdin closed: chatrepl is gone
+        self.current: Any = None  # the id of the command being answered, echoed in its events
 
     def send(self, event: dict[str, Any]) -> None:
-        self.out.write(json.dumps(event) + "\n")
+        self.out.write(json.dumps({**event, "id": self.current}) + "\n")
         self.out.flush()
 
     def read(self, stdin: IO[str]) -> None:
@@ -279,17 +284,24 @@ class Server:
             with contextlib.suppress(ValueError):
                 command = json.loads(line)
                 if command.get("op") == "cancel":
-                    self.cancel.set()
+                    self.cancel_event(command.get("target")).set()
                     continue
-                if command.get("op") == "generate":
-                    # cleared here, in order: a cancel sent right after it is never lost
-                    self.cancel.clear()
                 self.commands.put(command)
-        self.cancel.set()  # chatrepl is gone: stop and exit
+        self.gone = True  # chatrepl is gone: stop and exit
+        for event in list(self.cancels.values()):
+            event.set()
         self.commands.put(None)
+
+    def cancel_event(self, number: Any) -> threading.Event:
+        """The event that cancels generation ``number`` (made by whichever asks first)."""
+        event = self.cancels.setdefault(number, threading.Event())
+        if self.gone:
+            event.set()
+        return event
 
     def serve(self) -> None:
         while (command := self.commands.get()) is not None:
+            self.current = command.get("id")
             try:
                 self.handle(command)
             except errors.ChatreplError as exc:
@@ -325,10 +337,13 @@ class Server:
             text = self.loaded.llm.detokenize(tokens, special=True).decode("utf-8", "replace")
             self.send({"ev": "prompt", "text": text, "tokens": len(tokens), "stop": stop})
         elif op == "generate":
-            for event in generate(
-                self.loaded, command["messages"], dict(command.get("sampling") or {}), self.cancel
-            ):
-                self.send(event)
+            cancel = self.cancel_event(self.current)
+            try:
+                sampling = dict(command.get("sampling") or {})
+                for event in generate(self.loaded, command["messages"], sampling, cancel):
+                    self.send(event)
+            finally:
+                self.cancels.pop(self.current, None)
 
 
 def main() -> None:
