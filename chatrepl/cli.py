@@ -32,6 +32,13 @@ def chat_parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--model", help="model as provider:model, or an alias")
     p.add_argument("-s", "--system", help="the persona (system prompt) from now on")
     p.add_argument("-p", "--prompt", help="answer this one prompt on stdout, save it, and exit")
+    p.add_argument(
+        "-a",
+        "--attach",
+        action="append",
+        metavar="PATH|URL|-",
+        help="attach a file (image, PDF or text) to the prompt; repeatable; - reads it from stdin",
+    )
     which = p.add_mutually_exclusive_group()
     which.add_argument(
         "-c",
@@ -65,7 +72,13 @@ def _main(argv: list[str]) -> int:
     args = chat_parser().parse_args(argv)
     args.prompt, args.system = as_text(args.prompt), as_text(args.system)
     prompt = args.prompt
-    if prompt is None and not sys.stdin.isatty():
+    if "-" in (args.attach or []) and prompt is None:
+        print(
+            "chatrepl: with -a -, stdin is the attachment: give the prompt with -p.",
+            file=sys.stderr,
+        )
+        return 2
+    if prompt is None and not sys.stdin.isatty() and "-" not in (args.attach or []):
         prompt = read_stdin().strip()
         if not prompt.strip():
             print("chatrepl: nothing to answer: the prompt on stdin was empty.", file=sys.stderr)

@@ -640,7 +640,9 @@ class Conversation:
             messages += _turn_messages(turn.parts, closed=True)
         done = [p for p in response.parts if p.call < max(len(response.calls), 1)]
         messages += _turn_messages(done, closed=False)
-        return messages
+        from .attachments import resolve  # the attachments' bytes, for this request only
+
+        return resolve(messages, self.store)
 
     def undo(self) -> Response | None:
         """Go back one turn: the head moves to the turn before (nothing is deleted)."""

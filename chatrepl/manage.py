@@ -340,7 +340,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     summary, turns, every = _conversation(args)
     if args.json:
-        _print_json(to_json(summary, every))
+        _print_json(to_json(summary, every, open_store(args).attachment))
     elif args.markdown or not _terminal():
         text = to_markdown(summary, turns, every if args.all_branches else None)
         sys.stdout.write(_safe(text) if _terminal() else text)
@@ -457,7 +457,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     summary, turns, every = _conversation(args)
     if args.format == "json":
-        text = json.dumps(to_json(summary, every), indent=2, ensure_ascii=False) + "\n"
+        files = open_store(args).attachment  # the attached files go in the export too
+        text = json.dumps(to_json(summary, every, files), indent=2, ensure_ascii=False) + "\n"
     else:
         text = to_markdown(summary, turns, every if args.all_branches else None)
     if args.output in (None, "-"):
@@ -641,9 +642,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """``chatrepl import FILE...``: JSON exports, each imported once."""
-    from .export import from_json
+    from .export import attachments_in, from_json
 
-    loaded = []
+    loaded, files = [], {}
     for name in args.files:
         try:
             text = sys.stdin.read() if name == "-" else Path(name).expanduser().read_text("utf-8")
@@ -657,9 +658,12 @@ def cmd_import(args: argparse.Namespace) -> int:
             raise ChatreplError(f"{name} is not a chatrepl JSON export ({exc}).") from None
         try:
             loaded.append(from_json(data))
+            files.update(attachments_in(data))
         except ChatreplError as exc:
             raise ChatreplError(f"{name}: {exc}") from None
     store = open_store(args, create=True)
+    for sha, (mime, content) in files.items():
+        store.put_attachment(sha, mime, content)
     for summary, turns in loaded:
         title = _safe(" ".join((summary.title or "(untitled)").split()))
         if store.import_conversation(summary, turns):

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 from .frontend import ENDINGS, open_conversation, open_store, say_error, stream_answer
 
 if TYPE_CHECKING:
+    from .records import Part
     from .repl.render import StreamRenderer
+    from .store import Store
 
 #: Exit status of an answer that arrived but did not end normally.
 NOT_NORMAL = 3
@@ -25,10 +27,11 @@ def one_shot(args: argparse.Namespace, prompt: str) -> int:
     from .repl.interrupt import answering
 
     store = open_store(args.db)
+    staged = attached(args, store)
     conversation = open_conversation(
         store, model_name=args.model, resume=args.resume, latest=args.cont, system=args.system
     )
-    response = conversation.prompt(prompt)
+    response = conversation.prompt(prompt, attachments=staged)
     show: StreamRenderer | PipeWriter = terminal_renderer() if sys.stdout.isatty() else PipeWriter()
     with answering(sys.stdout):  # no ^C echoed into the live display, one Ctrl-C only
         error = stream_answer(response, show, notes=NOTES)
@@ -42,6 +45,16 @@ def one_shot(args: argparse.Namespace, prompt: str) -> int:
         say_error(f"the answer was {ENDINGS[response.status]}.")
         return NOT_NORMAL
     return 0
+
+
+def attached(args: argparse.Namespace, store: Store) -> list[Part]:
+    """The files of ``-a``, staged (kept in ``store``) for the prompt."""
+    from .attachments import stage
+
+    staged: list[Part] = []
+    for source in getattr(args, "attach", None) or []:
+        staged.append(stage(source, store, staged))
+    return staged
 
 
 class PipeWriter:

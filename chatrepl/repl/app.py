@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ChatreplError, StoreError
 from ..frontend import ENDINGS
 from ..text import make_safe, shorten
+from .attach import cmd_attach, stage_arguments  # noqa: F401 - registers /attach
 from .branching import cmd_alt  # noqa: F401 - registers the tree's commands
 from .commands import dispatch, plural
 from .keys import HOW_TO_LEAVE
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..conversation import Conversation, Response
-    from ..records import ConversationSummary
+    from ..records import ConversationSummary, Part
     from ..store import Store
 
 PROMPT = "> "
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     )
     repl = Repl(store, conversation)
     repl.welcome()
+    stage_arguments(repl, getattr(args, "attach", None))
     if args.cont and not conversation.responses:
         repl.say("No saved conversation yet: this is a new one.", "dim")
     elif conversation.responses:
@@ -92,6 +94,7 @@ class Repl:
         self.listed: list[str] = []  # ids of the last /list or /search, for /resume N
         self.recent: list[ConversationSummary] = []  # cached for completion
         self.toolbar = ""  # cached toolbar text
+        self.staged: list[Part] = []  # files /attach staged for the next prompt
         self._models: list[str] | None = None
         self._warmed: object = None  # the model last preloaded
         self._session: PromptSession[str] | None = None
@@ -156,7 +159,9 @@ class Repl:
 
     def send(self, text: str) -> None:
         """Send ``text`` as the next turn and show the answer as it streams."""
-        self.show(self.conversation.prompt(text))
+        response = self.conversation.prompt(text, attachments=list(self.staged))
+        self.staged.clear()  # sent with this prompt (and saved with it)
+        self.show(response)
 
     def show(self, response: Response) -> None:
         """Stream ``response`` to the screen; Ctrl-C stops it, keeping what arrived."""
@@ -262,7 +267,7 @@ class Repl:
         """Recompute what the toolbar and the completer show; after each turn or command."""
         with contextlib.suppress(StoreError):  # keep the old list: completion is a nicety
             self.recent = self.store.recent(RECENT)
-        self.toolbar = toolbar_text(self.conversation)
+        self.toolbar = toolbar_text(self.conversation, self.staged)
         self._warm_up()
 
     def _warm_up(self) -> None:

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..conversation import Conversation, Response
+    from ..records import Part
     from ..store import Store
 
 
@@ -21,6 +22,7 @@ class Session(Protocol):
     console: Console
     listed: list[str]  # ids of the last /list or /search, for /resume N
     running: bool
+    staged: list[Part]  # files /attach staged for the next prompt
 
     def say(self, message: str, style: str = "") -> None:
         """Print one message (never parsed as markup)."""

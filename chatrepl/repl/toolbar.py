@@ -7,15 +7,22 @@ from typing import TYPE_CHECKING
 from ..text import make_safe, shorten
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..conversation import Conversation
+    from ..records import Part
 
 SHORT_ID = 10  # a ULID's first 10 characters are its millisecond: enough to tell apart
 SEPARATOR = " │ "
 
 
-def toolbar_text(conversation: Conversation) -> str:
-    """The toolbar's text for ``conversation``; call after each turn, not per keystroke."""
+def toolbar_text(conversation: Conversation, staged: Sequence[Part] = ()) -> str:
+    """The toolbar's text for ``conversation`` and the files ``staged`` for the next prompt;
+    call after each turn or command, not per keystroke."""
     parts = [conversation.model.full_name, conversation.id[:SHORT_ID]]
+    if staged:
+        names = ", ".join(make_safe(shorten(str(p.data.get("name", "file")), 24)) for p in staged)
+        parts.append(f"+{len(staged)} attached: {shorten(names, 60)}")
     parts.append(make_safe(shorten(conversation.title, 50)) if conversation.title else "new")
     usage = conversation.tokens
     total = (usage.input_tokens or 0) + (usage.output_tokens or 0)
