@@ -49,6 +49,19 @@ def chat_parser() -> argparse.ArgumentParser:
     )
     which.add_argument("-r", "--resume", metavar="ULID", help="continue this conversation")
     p.add_argument("--db", metavar="PATH", help="the database (default: chatrepl.db in the home)")
+    p.add_argument(
+        "-T",
+        "--tool",
+        dest="tools",
+        action="append",
+        metavar="NAME",
+        help="enable a tool: now, search_history, read_file, an MCP server, or SERVER.TOOL",
+    )
+    p.add_argument(
+        "--auto-approve",
+        action="store_true",
+        help="run the enabled tools without asking first",
+    )
     p.add_argument("--version", action="version", version=f"chatrepl {__version__}")
     return p
 

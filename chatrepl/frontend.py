@@ -4,6 +4,7 @@ an answer to a screen so that the screen shows what was saved."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -14,7 +15,10 @@ from .errors import ChatreplError
 if TYPE_CHECKING:
     from .conversation import Conversation, Response
     from .providers.base import Model
+    from .records import Part
     from .store import Store
+    from .tools.runner import Runner
+    from .tools.toolbox import Toolbox
 
 #: What the screen says after an answer that did not end normally.
 ENDINGS = {
@@ -125,6 +129,49 @@ def load_conversation(
     conversation = Conversation.load(store, conversation_id, model=model)
     conversation.set_model(model)  # recorded: the conversation goes on with this model
     return conversation
+
+
+def open_tools(
+    store: Store,
+    names: list[str] | None,
+    approve_all: bool = False,
+    ask: Any = None,
+    warn: Callable[[str], None] = say_error,
+) -> tuple[Toolbox | None, Runner | None]:
+    """The tools ``-T NAME`` and config's ``[tools] enabled`` turn on, and a runner that asks
+    before each call (``ask``; with ``None``, what is not pre-approved is denied).
+
+    Nothing of the tools is imported (and no MCP server starts) unless some are asked for or
+    configured; a name that cannot be enabled is one sentence through ``warn``.
+    """
+    from .config import load_config
+
+    config = load_config()
+    wanted = list(names or [])
+    configured = (
+        config.get("tools", {}).get("enabled") if isinstance(config.get("tools"), dict) else None
+    )
+    if not wanted and not configured:
+        return None, None
+    from .tools.toolbox import Toolbox
+
+    box = Toolbox(config, store)
+    for problem in box.enable_configured(wanted):
+        warn(problem)
+    return box, box.runner(approve_all=approve_all, ask=ask)
+
+
+def tool_line(tool: Any, arguments: dict[str, Any], part: Part, width: int = 100) -> str:
+    """One compact line for a tool call: its name, its arguments, a summary of its result."""
+    from .text import make_safe, shorten
+
+    args = ", ".join(
+        f"{k}={json.dumps(v, ensure_ascii=False, default=str)}" for k, v in arguments.items()
+    )
+    name = getattr(tool, "name", None) or str(part.data.get("name", "?"))
+    mark = "✗" if part.data.get("is_error") else "→"
+    line = f"⚙ {name}({shorten(args, width // 2)}) {mark} {shorten(part.text, width // 2)}"
+    return make_safe(shorten(line, width))
 
 
 class Screen(Protocol):

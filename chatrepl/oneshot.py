@@ -6,7 +6,15 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from .frontend import ENDINGS, open_conversation, open_store, say_error, stream_answer
+from .frontend import (
+    ENDINGS,
+    open_conversation,
+    open_store,
+    open_tools,
+    say_error,
+    stream_answer,
+    tool_line,
+)
 
 if TYPE_CHECKING:
     from .records import Part
@@ -31,10 +39,20 @@ def one_shot(args: argparse.Namespace, prompt: str) -> int:
     conversation = open_conversation(
         store, model_name=args.model, resume=args.resume, latest=args.cont, system=args.system
     )
-    response = conversation.prompt(prompt, attachments=staged)
+    box, runner = open_tools(store, args.tools, approve_all=args.auto_approve)
+    if runner is not None and runner.tools:
+        # no one to ask: what is not pre-approved is denied, and stderr says how to allow it
+        runner.after_call = lambda tool, arguments, part: say_tool(tool_line(tool, arguments, part))
+        response = conversation.chain(prompt, tools=runner, attachments=staged)
+    else:
+        response = conversation.prompt(prompt, attachments=staged)
     show: StreamRenderer | PipeWriter = terminal_renderer() if sys.stdout.isatty() else PipeWriter()
-    with answering(sys.stdout):  # no ^C echoed into the live display, one Ctrl-C only
-        error = stream_answer(response, show, notes=NOTES)
+    try:
+        with answering(sys.stdout):  # no ^C echoed into the live display, one Ctrl-C only
+            error = stream_answer(response, show, notes=NOTES)
+    finally:
+        if box is not None:
+            box.close()
     if error is not None:
         say_error(error)
         return 1
@@ -55,6 +73,11 @@ def attached(args: argparse.Namespace, store: Store) -> list[Part]:
     for source in getattr(args, "attach", None) or []:
         staged.append(stage(source, store, staged))
     return staged
+
+
+def say_tool(line: str) -> None:
+    """Tool activity goes to stderr: stdout holds the answer only."""
+    print(line, file=sys.stderr, flush=True)
 
 
 class PipeWriter:

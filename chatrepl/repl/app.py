@@ -26,6 +26,7 @@ from .branching import cmd_alt  # noqa: F401 - registers the tree's commands
 from .commands import dispatch, plural
 from .keys import HOW_TO_LEAVE
 from .toolbar import SHORT_ID, fit, toolbar_text
+from .tooling import ToolScreen
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from ..conversation import Conversation, Response
     from ..records import ConversationSummary, Part
     from ..store import Store
+    from ..tools.runner import Runner
+    from ..tools.toolbox import Toolbox
 
 PROMPT = "> "
 CONTINUATION = "· "
@@ -54,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     )
     repl = Repl(store, conversation)
     repl.welcome()
+    repl.open_tools(getattr(args, "tools", None), getattr(args, "auto_approve", False))
     stage_arguments(repl, getattr(args, "attach", None))
     if args.cont and not conversation.responses:
         repl.say("No saved conversation yet: this is a new one.", "dim")
@@ -95,6 +99,9 @@ class Repl:
         self.recent: list[ConversationSummary] = []  # cached for completion
         self.toolbar = ""  # cached toolbar text
         self.staged: list[Part] = []  # files /attach staged for the next prompt
+        self._toolbox: Toolbox | None = None
+        self.runner: Runner | None = None  # runs the enabled tools' calls, asking first
+        self.approve_all = False
         self._models: list[str] | None = None
         self._warmed: object = None  # the model last preloaded
         self._session: PromptSession[str] | None = None
@@ -110,6 +117,8 @@ class Repl:
             if text is None:
                 break
             self.handle(text)
+        if self._toolbox is not None:
+            self._toolbox.close()  # the MCP servers stop with chatrepl
         if self.conversation.responses:
             self.say(
                 f"Saved as {self.conversation.id[:SHORT_ID]}: chatrepl -c continues it.", "dim"
@@ -159,7 +168,11 @@ class Repl:
 
     def send(self, text: str) -> None:
         """Send ``text`` as the next turn and show the answer as it streams."""
-        response = self.conversation.prompt(text, attachments=list(self.staged))
+        staged = list(self.staged)
+        if self.runner is not None and self.runner.tools:
+            response = self.conversation.chain(text, tools=self.runner, attachments=staged)
+        else:
+            response = self.conversation.prompt(text, attachments=staged)
         self.staged.clear()  # sent with this prompt (and saved with it)
         self.show(response)
 
@@ -167,16 +180,40 @@ class Repl:
         """Stream ``response`` to the screen; Ctrl-C stops it, keeping what arrived."""
         from ..frontend import stream_answer
         from .interrupt import answering
-        from .render import StreamRenderer
 
-        renderer = StreamRenderer(self.console)
+        screen = ToolScreen(self.console)
+        if self.runner is not None:
+            self.runner.after_call = screen.tool_line
         with answering():
-            renderer.start()
-            error = stream_answer(response, renderer)
+            screen.start()
+            error = stream_answer(response, screen, event=screen.event)
         if error is not None:
             self.error(error, hint="/retry tries again")
         self.console.print()
         self.refresh()
+
+    def open_tools(self, names: list[str] | None, approve_all: bool = False) -> None:
+        """Enable the tools ``-T`` and config name; each call is asked here before it runs."""
+        from ..frontend import open_tools
+        from .approve import Approver
+
+        self.approve_all = approve_all
+        ask = Approver(self.console, self.input, self.output)
+        self._toolbox, self.runner = open_tools(
+            self.store, names, approve_all=approve_all, ask=ask, warn=self.error
+        )
+
+    def toolbox(self) -> Toolbox:
+        """The session's tools (made on first use, for /tools)."""
+        if self._toolbox is None:
+            from ..config import load_config
+            from ..tools.toolbox import Toolbox
+            from .approve import Approver
+
+            self._toolbox = Toolbox(load_config(), self.store)
+            ask = Approver(self.console, self.input, self.output)
+            self.runner = self._toolbox.runner(approve_all=self.approve_all, ask=ask)
+        return self._toolbox
 
     def prefill(self, text: str, send: Callable[[str], None]) -> None:
         """Start the next input line with ``text``; a message sent from it goes to ``send``."""

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from ..conversation import Conversation, Response
     from ..records import Part
     from ..store import Store
+    from ..tools.toolbox import Toolbox
 
 
 class Session(Protocol):
@@ -53,6 +54,9 @@ class Session(Protocol):
 
     def refresh(self) -> None:
         """Recompute what the toolbar and the completer show."""
+
+    def toolbox(self) -> Toolbox:
+        """The session's tools (made on first use)."""
 
     def prefill(self, text: str, send: Callable[[str], None]) -> None:
         """Start the next input line with ``text`` for the user to edit; a message sent from
