@@ -29,6 +29,14 @@ ENDINGS = {
 }
 
 
+def say_progress(text: str) -> None:
+    """What a provider is doing while the user waits, on stderr (``chatrepl: loading …``)."""
+    if not text.startswith(("done", "failed")):
+        text = f"chatrepl: {text}"
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
 def say_error(message: str) -> None:
     """One line on stderr: ``chatrepl: message``, cleaned of anything that drives a terminal."""
     from .text import make_safe
@@ -83,8 +91,10 @@ def open_conversation(
     Says once on stderr when the offline model is used because nothing is configured.
     """
     from .conversation import Conversation
+    from .providers.base import Model
     from .providers.registry import OFFLINE_ADVICE, default_model_name, get_model
 
+    Model.progress = staticmethod(say_progress)  # e.g. "loading gemma3-270m… done in 1.0 s."
     model = get_model(model_name) if model_name else None
     conversation_id = store.last_id() if latest else resume
     if conversation_id is not None:  # `-r ""` (an unset $ID) is a bad id, not a new chat

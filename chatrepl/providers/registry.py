@@ -96,7 +96,7 @@ class ProviderInfo:
     def unavailable(self) -> str:
         """Why the provider cannot be used now, in a few words; ``""`` when it can."""
         if self.type == "local":
-            from .local import llama_installed
+            from .local import LOCAL_INSTALL, llama_installed
 
             return "" if llama_installed() else f"not installed: {LOCAL_INSTALL}"
         if self.needs_key and not self.api_key:
@@ -198,11 +198,6 @@ def offline_model_name() -> str:
 
 
 #: The one way chatrepl says how to install the local model (messages, README, test skips).
-LOCAL_INSTALL = (
-    "pip install 'chatrepl[local]' (in a checkout of chatrepl: pip install -e '.[local]')"
-)
-
-
 class _OfflineAdvice:
     """What chatrepl says when it falls back to the offline model: ``format(model=, config=)``
     gives the sentence for that model (the echo model is not a language model, and says so)."""
@@ -213,7 +208,7 @@ class _OfflineAdvice:
             f"Ollama, or set default_model in {config}."
         )
         if model == OFFLINE_MODEL:
-            from .local import PACKAGED_MODEL, packaged_model_installed
+            from .local import LOCAL_INSTALL, PACKAGED_MODEL, packaged_model_installed
 
             if packaged_model_installed():  # installed, but CHATREPL_OFFLINE_MODEL chose echo
                 local = f"the local model is installed: use it with -m local:{PACKAGED_MODEL}"
