@@ -356,11 +356,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def render(summary: ConversationSummary, turns: list[TurnRecord], console: Console) -> None:
     """A conversation for a terminal: a header, then each turn with its answer as Markdown."""
-    from rich.markdown import Markdown
     from rich.rule import Rule
     from rich.text import Text
 
-    from .export import close_fences, status_note
+    from .export import status_note
 
     shown = turns
     title = " ".join((summary.title or "").split()) or "Untitled conversation"
@@ -385,11 +384,41 @@ def render(summary: ConversationSummary, turns: list[TurnRecord], console: Conso
         console.print(Text(_safe(turn.prompt.rstrip())))
         console.print()
         console.print(Text(_safe(turn.model), style="bold green"))
-        if turn.response.strip():
-            console.print(Markdown(_safe(close_fences(turn.response))))
+        _answer(turn, console)
         if note := status_note(turn):
             style = "red" if turn.status == "error" else "yellow"
             console.print(Text(_safe(note.strip("*")), style=style))
+
+
+def _answer(turn: TurnRecord, console: Console) -> None:
+    """A turn's answer: its text as Markdown, each tool call and result as one compact line."""
+    from rich.markdown import Markdown
+    from rich.text import Text
+
+    from .export import close_fences
+    from .frontend import tool_line
+
+    calls = {p.data.get("id"): p for p in turn.parts if p.kind == "tool_call"}
+    text = ""
+    for part in turn.parts:
+        if part.kind == "text":
+            text += part.text
+            continue
+        if part.kind != "tool_result":
+            continue
+        if text.strip():
+            console.print(Markdown(_safe(close_fences(text))))
+        text = ""
+        call = calls.get(part.data.get("call_id"))
+        arguments = call.data.get("arguments") if call else None
+        line = tool_line(
+            None, arguments if isinstance(arguments, dict) else {}, part, console.width
+        )
+        console.print(Text(line, style="red" if part.data.get("is_error") else "cyan"))
+    if not turn.parts:
+        text = turn.response
+    if text.strip():
+        console.print(Markdown(_safe(close_fences(text))))
 
 
 # --- search ------------------------------------------------------------------------------------

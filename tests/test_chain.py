@@ -208,3 +208,40 @@ def test_tool_call_records_are_plain(model, server) -> None:  # type: ignore[no-
     r.text()
     (call,) = r.tool_calls
     assert isinstance(call, ToolCall) and call.id.startswith("tc_")
+
+
+def test_show_search_and_export_include_calls_and_results(openai_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from chatrepl import manage
+
+    server = openai_env
+    db = tmp_path / "c.db"
+    c = chatrepl.get_model("openai:gpt-test").conversation(store=Store(db))
+    server.push(Answer(Call("get_weather", '{"city": "Quito"}')), Answer(Text("Mild.")))
+    c.chain("Quito?", tools=[get_weather]).text()
+
+    def shown(*argv: str) -> str:
+        import io
+        import sys
+
+        class Tty(io.StringIO):
+            def isatty(self) -> bool:
+                return True
+
+        out = Tty()
+        saved, sys.stdout = sys.stdout, out
+        try:
+            assert manage.main([*argv, "--db", str(db)]) == 0
+        finally:
+            sys.stdout = saved
+        return out.getvalue()
+
+    screen = shown("show", c.id)
+    assert '⚙ get_weather(city="Quito") → Sunny in Quito' in screen
+    assert screen.index("Sunny in Quito") < screen.index("Mild.")
+    exported = json.loads(shown("export", c.id, "--format", "json"))
+    kinds = [p["kind"] for p in exported["turns"][0]["parts"]]
+    assert kinds == ["prompt", "tool_call", "tool_result", "text"]
+    hits = Store(db).search("Sunny Quito")  # a tool result is searchable
+    assert [h.conversation_id for h in hits] == [c.id]
