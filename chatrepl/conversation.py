@@ -668,7 +668,8 @@ class Conversation:
             raise NotFoundError("That turn is not on the current path.")
         old = self.path[index]
         del self.path[index:]
-        return self.prompt(text, **{**old.options, **options})
+        attachments = [p for p in old.parts if p.kind == "attachment"]
+        return self.prompt(text, attachments=attachments, **{**old.options, **options})
 
     def alternatives(self, turn_id: str | None = None) -> list[Response | TurnRecord]:
         """The turns that share a parent with ``turn_id`` (default: the head), itself included,
