@@ -501,6 +501,8 @@ class Conversation:
         self.created = _now()
         self.forked_from: str | None = None
         self.path: list[Response] = []  # the turns from the root to the head
+        #: options sent with every prompt from now on (``-o``, ``/set``); a prompt's own win
+        self.options: dict[str, Any] = {}
         self._known: dict[str, Response] = {}  # every turn met: the tree without a store
 
     @classmethod
@@ -521,6 +523,8 @@ class Conversation:
         c.title, c.title_source, c.created = record.title, record.title_source, record.created
         c.forked_from = record.forked_from
         c._set_path(store.path_to(record.head))
+        if c.path:  # the options of the last turn go on
+            c.options = dict(c.path[-1].options)
         return c
 
     def record(self) -> ConversationRecord:
@@ -616,7 +620,7 @@ class Conversation:
             text,
             parent_id=self.head,
             system=self.system,
-            options=dict(options),
+            options={**self.options, **options},
             model=self.model,
             attachments=attachments,
             toolbox=tools,

@@ -144,12 +144,14 @@ def stream_answer(
     """Show ``response`` on ``screen`` as it streams; Ctrl-C stops it, keeping what arrived.
 
     The screen ends up showing exactly the answer text that was saved, and a note when the
-    answer did not end normally. ``event`` sees every other event (reasoning, tool calls and
-    results). ``notes`` words the note by status. Returns the error sentence if the request
+    answer did not end normally. Reasoning goes to ``screen.reasoning(text)`` where the screen
+    has it; ``event`` sees every other event (tool calls and results, and reasoning a screen
+    cannot show). ``notes`` words the note by status. Returns the error sentence if the request
     failed.
     """
-    from .records import TextDelta
+    from .records import ReasoningDelta, TextDelta
 
+    think = getattr(screen, "reasoning", None)  # a screen that shows reasoning has this
     events = response.events()
     shown = 0
     error: str | None = None
@@ -158,6 +160,8 @@ def stream_answer(
             if isinstance(e, TextDelta):
                 screen.feed(e.text)
                 shown += len(e.text)
+            elif isinstance(e, ReasoningDelta) and think is not None:
+                think(e.text)
             elif event is not None:
                 event(e)
     except KeyboardInterrupt:

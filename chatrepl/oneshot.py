@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from .frontend import ENDINGS, open_conversation, open_store, say_error, stream_answer
+from .options import reasoning_shown
 
 if TYPE_CHECKING:
     from .repl.render import StreamRenderer
@@ -28,8 +30,16 @@ def one_shot(args: argparse.Namespace, prompt: str) -> int:
     conversation = open_conversation(
         store, model_name=args.model, resume=args.resume, latest=args.cont, system=args.system
     )
+    conversation.options.update(getattr(args, "options", {}))
     response = conversation.prompt(prompt)
-    show: StreamRenderer | PipeWriter = terminal_renderer() if sys.stdout.isatty() else PipeWriter()
+    thoughts = ReasoningWriter(sys.stderr) if reasoning_shown() else None
+    show: StreamRenderer | PipeWriter | Split
+    if not sys.stdout.isatty():
+        show = PipeWriter(thoughts)
+    elif sys.stderr.isatty() and thoughts:  # one terminal: reasoning folds as in the REPL
+        show = terminal_renderer(reasoning=True)
+    else:
+        show = Split(terminal_renderer(reasoning=False), thoughts)
     with answering(sys.stdout):  # no ^C echoed into the live display, one Ctrl-C only
         error = stream_answer(response, show, notes=NOTES)
     if error is not None:
@@ -44,29 +54,90 @@ def one_shot(args: argparse.Namespace, prompt: str) -> int:
     return 0
 
 
-class PipeWriter:
-    """The answer written to stdout as it arrives, exactly as sent, ending with a newline."""
+class ReasoningWriter:
+    """Reasoning written to ``stream`` (stderr) as it arrives: dimmed on a terminal, made safe,
+    and ended with a new line before the answer begins."""
 
-    def __init__(self) -> None:
-        self.last = "\n"
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.dim = stream.isatty() and not os.environ.get("NO_COLOR")
+        self.open = False  # reasoning written, its line not yet ended
+
+    def write(self, text: str) -> None:
+        from .text import make_safe
+
+        safe = make_safe(text)
+        if not safe:
+            return
+        self.stream.write(f"\x1b[2m{safe}\x1b[0m" if self.dim else safe)
+        self.stream.flush()
+        self.open = not safe.endswith("\n")
+
+    def end(self) -> None:
+        if self.open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.open = False
+
+
+class Split:
+    """The terminal display for the answer, the reasoning to stderr (redirected elsewhere)."""
+
+    def __init__(self, renderer: StreamRenderer, thoughts: ReasoningWriter | None) -> None:
+        self.renderer, self.thoughts = renderer, thoughts
+
+    @property
+    def received(self) -> int:
+        return self.renderer.received
+
+    def reasoning(self, text: str) -> None:
+        if self.thoughts:
+            self.thoughts.write(text)
 
     def feed(self, chunk: str) -> None:
+        if self.thoughts:
+            self.thoughts.end()
+        self.renderer.feed(chunk)
+
+    def finish(self, note: str | None = None) -> None:
+        if self.thoughts:
+            self.thoughts.end()
+        self.renderer.finish(note)
+
+
+class PipeWriter:
+    """The answer written to stdout as it arrives, exactly as sent, ending with a newline;
+    the reasoning (if shown) to stderr."""
+
+    def __init__(self, thoughts: ReasoningWriter | None = None) -> None:
+        self.last = "\n"
+        self.thoughts = thoughts
+
+    def reasoning(self, text: str) -> None:
+        if self.thoughts:
+            self.thoughts.write(text)
+
+    def feed(self, chunk: str) -> None:
+        if self.thoughts:
+            self.thoughts.end()
         sys.stdout.write(chunk)
         sys.stdout.flush()
         self.last = chunk[-1:] or self.last
 
     def finish(self, note: str | None = None) -> None:
+        if self.thoughts:
+            self.thoughts.end()
         if self.last != "\n":
             sys.stdout.write("\n")
             sys.stdout.flush()
 
 
-def terminal_renderer() -> StreamRenderer:
+def terminal_renderer(reasoning: bool = True) -> StreamRenderer:
     """The streaming Markdown display on the terminal, already showing its spinner."""
     from rich.console import Console
 
     from .repl.render import StreamRenderer
 
-    renderer = StreamRenderer(Console(highlight=False))
+    renderer = StreamRenderer(Console(highlight=False), reasoning=reasoning)
     renderer.start()
     return renderer

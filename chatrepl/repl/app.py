@@ -24,6 +24,7 @@ from ..text import make_safe, shorten
 from .branching import cmd_alt  # noqa: F401 - registers the tree's commands
 from .commands import dispatch, plural
 from .keys import HOW_TO_LEAVE
+from .options import cmd_set  # noqa: F401 - registers /set /unset /reasoning /continue /compact
 from .toolbar import SHORT_ID, fit, toolbar_text
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     conversation = open_conversation(
         store, model_name=args.model, resume=args.resume, latest=args.cont, system=args.system
     )
+    conversation.options.update(getattr(args, "options", {}))
     repl = Repl(store, conversation)
     repl.welcome()
     if args.cont and not conversation.responses:
@@ -96,6 +98,7 @@ class Repl:
         self._warmed: object = None  # the model last preloaded
         self._session: PromptSession[str] | None = None
         self._prefill: tuple[str, Callable[[str], None]] | None = None
+        self.show_reasoning = _reasoning_setting()
         self.refresh()
 
     # --- the loop -----------------------------------------------------------------------------
@@ -164,7 +167,7 @@ class Repl:
         from .interrupt import answering
         from .render import StreamRenderer
 
-        renderer = StreamRenderer(self.console)
+        renderer = StreamRenderer(self.console, reasoning=self.show_reasoning)
         with answering():
             renderer.start()
             error = stream_answer(response, renderer)
@@ -369,6 +372,15 @@ def _file_history() -> Any:
             file=sys.stderr,
         )
         return InMemoryHistory()
+
+
+def _reasoning_setting() -> bool:
+    from ..options import reasoning_shown
+
+    try:
+        return reasoning_shown()
+    except ChatreplError:
+        return True  # a bad config.toml is reported where it is used
 
 
 def _title(title: str | None) -> str:
