@@ -176,6 +176,8 @@ def stream_answer(
         if rest:
             screen.feed(rest)
         note = notes.get(response.status) if error is None else None
+        if note and response.status == "refused" and (words := refusal_text(response)):
+            note = f"{note}: {words}"
         if response.status == "interrupted" and not response.text_so_far and error is None:
             note = "interrupted before the answer began"
         try:
@@ -183,3 +185,11 @@ def stream_answer(
         except KeyboardInterrupt:  # Ctrl-C while the rest was still being drawn
             response.mark_interrupted()
     return error
+
+
+def refusal_text(response: Response, width: int = 500) -> str:
+    """The model's own words of refusal in ``response``, on one line, safe to show."""
+    from .text import make_safe, shorten
+
+    words = " ".join("".join(p.text for p in response.parts if p.kind == "refusal").split())
+    return make_safe(shorten(words, width)) if words else ""

@@ -7,7 +7,14 @@ import os
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from .frontend import ENDINGS, open_conversation, open_store, say_error, stream_answer
+from .frontend import (
+    ENDINGS,
+    open_conversation,
+    open_store,
+    refusal_text,
+    say_error,
+    stream_answer,
+)
 from .options import reasoning_shown
 
 if TYPE_CHECKING:
@@ -48,6 +55,9 @@ def one_shot(args: argparse.Namespace, prompt: str) -> int:
     if response.status == "interrupted":
         say_error("interrupted; the partial answer was saved.")
         return 130
+    if response.status == "refused" and (words := refusal_text(response)):
+        say_error(f"the model refused to answer: {words}")
+        return NOT_NORMAL
     if response.status in ENDINGS:
         say_error(f"the answer was {ENDINGS[response.status]}.")
         return NOT_NORMAL
