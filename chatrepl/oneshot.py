@@ -18,6 +18,7 @@ from .frontend import (
 from .options import reasoning_shown
 
 if TYPE_CHECKING:
+    from .conversation import Response
     from .repl.render import StreamRenderer
 
 #: Exit status of an answer that arrived but did not end normally.
@@ -31,27 +32,29 @@ def one_shot(args: argparse.Namespace, prompt: str) -> int:
 
     A terminal gets the answer rendered as Markdown; a pipe or a file gets the text as sent.
     """
-    from .repl.interrupt import answering
-
     store = open_store(args.db)
     conversation = open_conversation(
         store, model_name=args.model, resume=args.resume, latest=args.cont, system=args.system
     )
+    from .compaction import make_room, recover
+    from .context import window_of
+
     conversation.options.update(getattr(args, "options", {}))
+    window = window_of(conversation) if conversation.turns else None
+    make_room(conversation, prompt, window, say_error)  # older turns summarised if need be
     response = conversation.prompt(prompt)
     thoughts = ReasoningWriter(sys.stderr) if reasoning_shown() else None
-    show: StreamRenderer | PipeWriter | Split
-    if not sys.stdout.isatty():
-        show = PipeWriter(thoughts)
-    elif sys.stderr.isatty() and thoughts:  # one terminal: reasoning folds as in the REPL
-        show = terminal_renderer(reasoning=True)
-    else:
-        show = Split(terminal_renderer(reasoning=False), thoughts)
-    with answering(sys.stdout):  # no ^C echoed into the live display, one Ctrl-C only
-        error = stream_answer(response, show, notes=NOTES)
+    error = _stream(response, thoughts)
     if error is not None:
         say_error(error)
-        return 1
+        again = recover(conversation, response, window, say_error)  # too long: compact, once
+        if again is None:
+            return 1
+        response = again
+        error = _stream(response, thoughts)
+        if error is not None:
+            say_error(error)
+            return 1
     if response.status == "interrupted":
         say_error("interrupted; the partial answer was saved.")
         return 130
@@ -62,6 +65,21 @@ def one_shot(args: argparse.Namespace, prompt: str) -> int:
         say_error(f"the answer was {ENDINGS[response.status]}.")
         return NOT_NORMAL
     return 0
+
+
+def _stream(response: Response, thoughts: ReasoningWriter | None) -> str | None:
+    """Show ``response`` on stdout (reasoning on stderr); the error sentence if it failed."""
+    from .repl.interrupt import answering
+
+    show: StreamRenderer | PipeWriter | Split
+    if not sys.stdout.isatty():
+        show = PipeWriter(thoughts)
+    elif sys.stderr.isatty() and thoughts:  # one terminal: reasoning folds as in the REPL
+        show = terminal_renderer(reasoning=True)
+    else:
+        show = Split(terminal_renderer(reasoning=False), thoughts)
+    with answering(sys.stdout):  # no ^C echoed into the live display, one Ctrl-C only
+        return stream_answer(response, show, notes=NOTES)
 
 
 class ReasoningWriter:

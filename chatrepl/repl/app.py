@@ -95,6 +95,7 @@ class Repl:
         self.recent: list[ConversationSummary] = []  # cached for completion
         self.toolbar = ""  # cached toolbar text
         self._models: list[str] | None = None
+        self._window: tuple[object, int | None] | None = None  # the model, its context window
         self._warmed: object = None  # the model last preloaded
         self._session: PromptSession[str] | None = None
         self._prefill: tuple[str, Callable[[str], None]] | None = None
@@ -158,11 +159,16 @@ class Repl:
     # --- talking to the model -----------------------------------------------------------------
 
     def send(self, text: str) -> None:
-        """Send ``text`` as the next turn and show the answer as it streams."""
+        """Send ``text`` as the next turn and show the answer as it streams; older turns are
+        summarised first if the request would not fit the model's context window."""
+        from ..compaction import make_room
+
+        make_room(self.conversation, text, self.window(ask=True), self._note)
         self.show(self.conversation.prompt(text))
 
-    def show(self, response: Response) -> None:
-        """Stream ``response`` to the screen; Ctrl-C stops it, keeping what arrived."""
+    def show(self, response: Response, retried: bool = False) -> None:
+        """Stream ``response`` to the screen; Ctrl-C stops it, keeping what arrived. A request
+        too long for the context is compacted and asked again, once (``retried``)."""
         from ..frontend import stream_answer
         from .interrupt import answering
         from .render import StreamRenderer
@@ -173,8 +179,18 @@ class Repl:
             error = stream_answer(response, renderer)
         if error is not None:
             self.error(error, hint="/retry tries again")
+            if not retried:
+                from ..compaction import recover
+
+                again = recover(self.conversation, response, self.window(), self._note)
+                if again is not None:
+                    self.show(again, retried=True)
+                    return
         self.console.print()
         self.refresh()
+
+    def _note(self, message: str) -> None:
+        self.say(message, "dim")
 
     def prefill(self, text: str, send: Callable[[str], None]) -> None:
         """Start the next input line with ``text``; a message sent from it goes to ``send``."""
@@ -265,8 +281,20 @@ class Repl:
         """Recompute what the toolbar and the completer show; after each turn or command."""
         with contextlib.suppress(StoreError):  # keep the old list: completion is a nicety
             self.recent = self.store.recent(RECENT)
-        self.toolbar = toolbar_text(self.conversation)
+        self.toolbar = toolbar_text(self.conversation, self.window())
         self._warm_up()
+
+    def window(self, ask: bool = False) -> int | None:
+        """The model's context window; ``ask``: ask the server if not known yet (done just
+        before a prompt is sent, never at start-up or for the toolbar alone)."""
+        from ..context import window_of
+
+        model = self.conversation.model
+        if self._window is None or self._window[0] is not model:
+            if not ask:
+                return None
+            self._window = (model, window_of(self.conversation))
+        return self._window[1]
 
     def _warm_up(self) -> None:
         """Load an in-process model in the background while the user types its first prompt."""

@@ -96,3 +96,27 @@ def cmd_continue(repl: Session, arg: str) -> None:
         repl.say("The last answer was not cut off: there is nothing to continue.")
         return
     repl.send(CONTINUE_PROMPT)
+
+
+@command("compact", "[KEEP]", "summarise older turns into one (the originals stay saved)")
+def cmd_compact(repl: Session, arg: str) -> None:
+    """Summarise the turns of the current path before the last few (KEEP, default 4) into one
+    summary turn, so that the conversation takes less of the model's context. The persona and
+    the last turns are kept as they are. The summary is a new branch in the tree: the original
+    turns stay saved, searchable and exportable (`/tree` and `/alt` show them). It also happens
+    by itself when a prompt would not fit the context window."""
+    from ..compaction import KEEP_TURNS, compact
+
+    if arg and not (arg.isdigit() and int(arg) <= 1000):
+        raise ChatreplError("Give how many of the last turns to keep as they are, e.g. /compact 2.")
+    keep = int(arg) if arg else KEEP_TURNS
+    window = getattr(repl, "window", lambda ask=False: None)(ask=True)
+    repl.say("Compacting…", "dim")
+    done = compact(repl.conversation, window=window, keep=keep)
+    if done is None:
+        repl.say(f"Nothing to compact: the path has no turns before the last {keep}.")
+        return
+    repl.say(done.sentence("Compacted"))
+    for note in done.notes[:1]:
+        repl.error(note)
+    repl.refresh()
