@@ -316,7 +316,10 @@ class Repl:
             from ..config import load_config
             from ..providers.registry import providers
 
-            names = [self.conversation.model.full_name]
+            model = self.conversation.model
+            names = [model.full_name]
+            with contextlib.suppress(Exception):  # what the server serves (GET /models)
+                names += [f"{model.provider}:{m}" for m in model.available_models() or []]
             try:
                 config = load_config()
                 for info in providers(config).values():
