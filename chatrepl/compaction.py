@@ -144,11 +144,12 @@ def recover(
         return None
     if not conversation.turns or conversation.turns[-1] is not failed:
         return None
+    if not any(t.kind != "summary" for t in since_summary(conversation)[1][:-1]):
+        return None  # nothing before it to compact: the prompt alone is too long
     conversation.undo()
     notify("The request was too long for the model's context: compacting, then asking again…")
     done = compact(conversation, window=window, keep=KEEP_TURNS // 2, force=True)
-    if done is None:
-        notify("There were no earlier turns to compact.")
+    if done is None:  # not reached: there is a turn to compact
         conversation.switch(failed.id)
         return None
     notify(done.sentence("Compacted"))
