@@ -48,6 +48,14 @@ def chat_parser() -> argparse.ArgumentParser:
         help="continue the most recent conversation",
     )
     which.add_argument("-r", "--resume", metavar="ULID", help="continue this conversation")
+    p.add_argument(
+        "-o",
+        "--option",
+        nargs=2,
+        action="append",
+        metavar=("KEY", "VALUE"),
+        help="a model option: temperature, max_tokens, reasoning_effort, thinking_budget, …",
+    )
     p.add_argument("--db", metavar="PATH", help="the database (default: chatrepl.db in the home)")
     p.add_argument(
         "-T",
@@ -84,6 +92,13 @@ def _main(argv: list[str]) -> int:
         return manage(argv)
     args = chat_parser().parse_args(argv)
     args.prompt, args.system = as_text(args.prompt), as_text(args.system)
+    from .options import OptionError, parse_all
+
+    try:
+        args.options = parse_all([(as_text(k), as_text(v)) for k, v in args.option or []])
+    except OptionError as exc:
+        print(f"chatrepl: {exc}", file=sys.stderr)
+        return 2
     prompt = args.prompt
     if "-" in (args.attach or []) and prompt is None:
         print(

@@ -486,6 +486,8 @@ class Conversation:
         self.created = _now()
         self.forked_from: str | None = None
         self.path: list[Response] = []  # the turns from the root to the head
+        #: options sent with every prompt from now on (``-o``, ``/set``); a prompt's own win
+        self.options: dict[str, Any] = {}
         self._known: dict[str, Response] = {}  # every turn met: the tree without a store
 
     @classmethod
@@ -506,6 +508,8 @@ class Conversation:
         c.title, c.title_source, c.created = record.title, record.title_source, record.created
         c.forked_from = record.forked_from
         c._set_path(store.path_to(record.head))
+        if c.path:  # the options of the last turn go on
+            c.options = dict(c.path[-1].options)
         return c
 
     def record(self) -> ConversationRecord:
@@ -608,7 +612,7 @@ class Conversation:
             text,
             parent_id=self.head,
             system=self.system,
-            options=dict(options),
+            options={**self.options, **options},
             model=self.model,
             attachments=attachments,
             toolbox=tools,
@@ -632,7 +636,8 @@ class Conversation:
                 start = n + 1
                 summary = _joined(turn.parts, "summary")
                 note = f"Summary of the conversation so far:\n{summary}"
-                system = f"{system}\n\n{note}" if system else note
+                base = response.system  # an earlier summary is stood for by this one too
+                system = f"{base}\n\n{note}" if base else note
         messages = [Message("system", system)] if system else []
         for turn in earlier[start:]:
             if turn.kind == "summary" or not any(p.kind in _SUBSTANCE for p in turn.parts):
@@ -728,6 +733,16 @@ class Conversation:
             self.store.import_conversation(record, copies)
         c._set_path(copies)
         return c
+
+    def graft(self, turns: list[TurnRecord]) -> None:
+        """Go on from ``turns``: a chain made elsewhere (a compaction) whose first turn hangs
+        from a turn of the path. The head moves to the last; saving them is the caller's."""
+        if not turns:
+            return
+        at = next((n for n, t in enumerate(self.path) if t.id == turns[0].parent_id), -1)
+        grafted = [Response.from_record(self, t) for t in turns]
+        self.path = self.path[: at + 1] + grafted
+        self._known.update((r.id, r) for r in grafted)
 
     def _turn(self, turn_id: str) -> Response | TurnRecord:
         found = self._known.get(turn_id)

@@ -201,12 +201,14 @@ def stream_answer(
     """Show ``response`` on ``screen`` as it streams; Ctrl-C stops it, keeping what arrived.
 
     The screen ends up showing exactly the answer text that was saved, and a note when the
-    answer did not end normally. ``event`` sees every other event (reasoning, tool calls and
-    results). ``notes`` words the note by status. Returns the error sentence if the request
+    answer did not end normally. Reasoning goes to ``screen.reasoning(text)`` where the screen
+    has it; ``event`` sees every other event (tool calls and results, and reasoning a screen
+    cannot show). ``notes`` words the note by status. Returns the error sentence if the request
     failed.
     """
-    from .records import TextDelta
+    from .records import ReasoningDelta, TextDelta
 
+    think = getattr(screen, "reasoning", None)  # a screen that shows reasoning has this
     events = response.events()
     shown = 0
     error: str | None = None
@@ -215,6 +217,8 @@ def stream_answer(
             if isinstance(e, TextDelta):
                 screen.feed(e.text)
                 shown += len(e.text)
+            elif isinstance(e, ReasoningDelta) and think is not None:
+                think(e.text)
             elif event is not None:
                 event(e)
     except KeyboardInterrupt:
@@ -229,6 +233,8 @@ def stream_answer(
         if rest:
             screen.feed(rest)
         note = notes.get(response.status) if error is None else None
+        if note and response.status == "refused" and (words := refusal_text(response)):
+            note = f"{note}: {words}"
         if response.status == "interrupted" and not response.text_so_far and error is None:
             note = "interrupted before the answer began"
         try:
@@ -236,3 +242,11 @@ def stream_answer(
         except KeyboardInterrupt:  # Ctrl-C while the rest was still being drawn
             response.mark_interrupted()
     return error
+
+
+def refusal_text(response: Response, width: int = 500) -> str:
+    """The model's own words of refusal in ``response``, on one line, safe to show."""
+    from .text import make_safe, shorten
+
+    words = " ".join("".join(p.text for p in response.parts if p.kind == "refusal").split())
+    return make_safe(shorten(words, width)) if words else ""

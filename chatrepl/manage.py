@@ -589,6 +589,11 @@ def models_info() -> dict[str, Any]:
                 "models": [f"{info.name}:{m}" for m in names],
             }
         )
+    served = _served(known)
+    for p in out_providers:
+        if (names := served.get(p["name"])) is not None:
+            p["served"] = [f"{p['name']}:{m}" for m in names]
+            p["models"] = list(dict.fromkeys([*p["models"], *p["served"]]))
     aliases = {str(k): str(v) for k, v in config.get("aliases", {}).items()}
     return {
         "default": name,
@@ -597,6 +602,30 @@ def models_info() -> dict[str, Any]:
         "providers": out_providers,
         "aliases": aliases,
     }
+
+
+def _served(known: dict[str, Any]) -> dict[str, list[str]]:
+    """What each usable OpenAI-compatible provider's server lists at ``GET /models``, asked of
+    all of them at once; a server that cannot say is left out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .providers.registry import build
+
+    def ask(info: Any) -> tuple[str, list[str] | None]:
+        try:
+            model = build(info, str(info.settings.get("default_model") or "any"))
+        except Exception:  # a provider that cannot be built says so elsewhere
+            return info.name, None
+        try:
+            return info.name, model.available_models()
+        finally:
+            model.close()
+
+    wanted = [i for i in known.values() if i.type == "openai" and i.usable]
+    if not wanted:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(8, len(wanted))) as pool:
+        return {name: names for name, names in pool.map(ask, wanted) if names is not None}
 
 
 def _without_userinfo(url: str) -> str:

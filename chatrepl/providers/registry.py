@@ -68,6 +68,8 @@ SETTING_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "connect_timeout": ((int, float), "a number of seconds"),
     "read_timeout": ((int, float), "a number of seconds"),
     "max_retries": (int, "a whole number"),
+    "context_window": (int, "a whole number of tokens"),
+    "prices": (dict, "a table such as {input = 2.5, output = 10} (dollars per million tokens)"),
 }
 
 #: Which provider a default model comes from when a key is present, in order.
@@ -291,10 +293,15 @@ def build(info: ProviderInfo, model_name: str) -> Model:
         read_timeout=read_timeout,
         max_retries=int(s.get("max_retries", 2)),
     )
+    context = s.get("context_window")
+    if context is not None and context <= 0:
+        raise ConfigError(f"[providers.{info.name}] context_window must be a positive number.")
     if info.type == "anthropic":
         from .anthropic import AnthropicModel
 
-        return AnthropicModel(model_name, info.name, options, endpoint=endpoint)
+        return AnthropicModel(
+            model_name, info.name, options, endpoint=endpoint, context_length=context
+        )
     from .openai import OpenAIModel
 
-    return OpenAIModel(model_name, info.name, options, endpoint=endpoint)
+    return OpenAIModel(model_name, info.name, options, endpoint=endpoint, context_length=context)

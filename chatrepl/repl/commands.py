@@ -616,6 +616,7 @@ def cmd_info(repl: Session, arg: str) -> None:
         ("persona", make_safe(c.system) if c.system else "none"),
         ("turns", f"{len(turns)}" + (f" ({detail})" if detail else "")),
         ("tokens", f"{usage.input_tokens or 0:,} in, {usage.output_tokens or 0:,} out"),
+        *_context_rows(repl),
         ("started", _local(c.created)),
         ("database", str(repl.store.path)),
     ]
@@ -625,6 +626,25 @@ def cmd_info(repl: Session, arg: str) -> None:
     for key, value in rows:
         table.add_row(key, Text(value))
     repl.console.print(table)
+
+
+def _context_rows(repl: Session) -> list[tuple[str, str]]:
+    """What the context holds of the model's window, and what the conversation cost."""
+    from ..context import context_used, conversation_cost
+
+    c = repl.conversation
+    window = getattr(repl, "window", lambda ask=False: None)(ask=bool(c.turns))
+    used, estimated = context_used(c)
+    said = f"{'~' if estimated else ''}{used:,} tokens"
+    if window:
+        said += f" of {window:,} ({100 * used / window:.0f}%)"
+    else:
+        said += " (the model's context window is not known: set context_window in config.toml)"
+    cost = conversation_cost(c)
+    return [
+        ("context", said),
+        ("cost", f"${cost:.4f}" if cost is not None else "not reported (prices in config.toml)"),
+    ]
 
 
 def _local(iso: str) -> str:

@@ -23,8 +23,9 @@ class ToolScreen:
     them starts a new segment. The approval question is asked between segments, where no live
     display is running."""
 
-    def __init__(self, console: Console):
+    def __init__(self, console: Console, reasoning: bool = True):
         self.console = console
+        self.show_reasoning = reasoning
         self._renderer: StreamRenderer | None = None
         self._done = 0  # characters taken by the closed segments
         self.results = 0
@@ -38,7 +39,7 @@ class ToolScreen:
         if self._renderer is None:
             from .render import StreamRenderer
 
-            self._renderer = StreamRenderer(self.console)
+            self._renderer = StreamRenderer(self.console, reasoning=self.show_reasoning)
             self._renderer.start()
         return self._renderer
 
