@@ -630,9 +630,9 @@ def _assemble(group: list[_Turn], known: set[str]) -> tuple[list[Part], list[Cal
                 continue
             part = Part(p.kind, p.text, dict(p.data), n)
             if p.kind == "tool_call":
-                unanswered.append(part.data)
+                unanswered.append({"call": n, **part.data})
             parts.append(part)
-        asked = any(p.kind == "tool_call" for p in step.out)
+        asked = any(c.get("call") == n for c in unanswered)  # left for llm to run
         calls.append(
             CallRecord(
                 index=n,
