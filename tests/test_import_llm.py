@@ -327,6 +327,18 @@ def test_forks_tool_chains_and_turns_off_the_thread(
     (turn,) = store.turns(tools.upper())
     assert turn.prompt == "What time is it?" and turn.response == "It is noon."
     assert (turn.input_tokens, turn.output_tokens) == (14, 6)
+    assert [(p.kind, p.call) for p in turn.parts] == [
+        ("prompt", 0),
+        ("tool_call", 1),
+        ("tool_result", 1),
+        ("text", 2),
+    ]
+    call, result = turn.parts[1].data, turn.parts[2].data
+    assert (call["name"], result["name"], result["call_id"]) == ("clock", "clock", call["id"])
+    assert [(c.index, c.input_tokens, c.output_tokens) for c in turn.calls] == [
+        (1, 5, 2),
+        (2, 9, 4),
+    ]
     assert import_llm(db, chat, capsys).startswith("Imported 0 conversations")
 
 

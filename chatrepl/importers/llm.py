@@ -21,7 +21,11 @@ How llm's history becomes chatrepl's:
   system message of its chain; for the old one its own ``system``, else the persona of
   the turn before (llm's OpenAI models send an earlier system prompt again with ``-c``);
 - fragments are put back into the prompt and persona, as the model saw them;
-- a turn without prompt text (a step of a tool chain) is folded into the turn before;
+- a turn without prompt text (a step of a tool chain) is folded into the turn before: each
+  llm response or turn becomes one model call (a CallRecord) of the chatrepl turn, and its
+  reasoning, text, tool calls and the tool results it was sent become typed parts (see
+  :func:`_assemble`). Tool calls come from ``tool_calls`` / ``tool_results`` (llm 0.26-0.31)
+  or from the ``tool_call`` / ``tool_result`` parts of the message store (0.32 on);
 - llm's model ids become ``provider:model`` (see :func:`model_name`);
 - llm logs only answers that completed, so every turn is ``complete``.
 """
@@ -39,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ChatreplError
-from ..records import ConversationSummary, Part, TurnRecord, linear_parents
+from ..records import CallRecord, ConversationSummary, Part, TurnRecord, linear_parents
 
 _OPENAI = re.compile(r"^(gpt-|chatgpt-|o\d|text-|davinci|babbage|ft:)")
 
@@ -60,6 +64,9 @@ class _Turn:
     duration_ms: int | None
     legacy: bool = False
     undone: bool = False
+    reasoning_tokens: int | None = None
+    given: list[Part] = field(default_factory=list)  # the tool results this call was sent
+    out: list[Part] = field(default_factory=list)  # what the call produced, in order
 
 
 @dataclass
@@ -182,7 +189,10 @@ def _read_legacy(
         "datetime_utc",
         "input_tokens",
         "output_tokens",
+        "token_details",
+        "reasoning",
     )
+    calls, results = _legacy_tools(con, tables)
     sql = f"SELECT {_select(con, 'responses', wanted)} FROM responses ORDER BY rowid"
     for row in con.execute(sql):
         rid = str(row["id"])
@@ -196,6 +206,15 @@ def _read_legacy(
         c = conversations.setdefault(cid, _Conversation(cid))
         if cid in names and names[cid] not in c.names:
             c.names.insert(0, names[cid])  # the legacy name is the original one
+        out = []
+        if row["reasoning"]:
+            out.append(Part("reasoning", row["reasoning"]))
+        if row["response"]:
+            out.append(Part("text", row["response"]))
+        out += [
+            _tool_call(name, arguments, call_id, f"{rid}:{n}")
+            for n, (name, arguments, call_id) in enumerate(calls.get(rid, []))
+        ]
         c.turns.append(
             _Turn(
                 id=rid,
@@ -209,8 +228,35 @@ def _read_legacy(
                 started=row["datetime_utc"] or "",
                 duration_ms=row["duration_ms"],
                 legacy=True,
+                reasoning_tokens=_reasoning_tokens(row["token_details"]),
+                given=results.get(rid, []),
+                out=out,
             )
         )
+
+
+def _legacy_tools(
+    con: sqlite3.Connection, tables: set[str]
+) -> tuple[dict[str, list[tuple[str, Any, str | None]]], dict[str, list[Part]]]:
+    """The tool calls each response asked for (name, arguments, id) and the tool results each
+    was sent (llm 0.26-0.31's ``tool_calls`` and ``tool_results``)."""
+    calls: dict[str, list[tuple[str, Any, str | None]]] = {}
+    results: dict[str, list[Part]] = {}
+    if "tool_calls" in tables:
+        wanted = ("response_id", "name", "arguments", "tool_call_id")
+        for row in con.execute(f"SELECT {_select(con, 'tool_calls', wanted)} FROM tool_calls"
+                               " ORDER BY id"):  # fmt: skip
+            calls.setdefault(str(row["response_id"]), []).append(
+                (row["name"] or "", row["arguments"], row["tool_call_id"])
+            )
+    if "tool_results" in tables:
+        wanted = ("response_id", "name", "output", "tool_call_id", "exception")
+        for row in con.execute(f"SELECT {_select(con, 'tool_results', wanted)}"
+                               " FROM tool_results ORDER BY id"):  # fmt: skip
+            results.setdefault(str(row["response_id"]), []).append(
+                _tool_result(row["name"], row["output"], row["tool_call_id"], row["exception"])
+            )
+    return calls, results
 
 
 def _legacy_fragments(
@@ -242,7 +288,11 @@ def _read_current(
     for row in con.execute("SELECT hash, parent_hash, role FROM messages"):
         parents[row[0]] = row[1]
         roles[row[0]] = row[2]
-    texts = _message_texts(con, tables)
+    contents = _message_parts(con, tables)
+    texts = {
+        h: "".join(str(part.get("text") or "") for part in ps if part["type"] == "text")
+        for h, ps in contents.items()
+    }
 
     persona_memo: dict[str | None, str | None] = {None: None}
 
@@ -287,6 +337,7 @@ def _read_current(
         "output_tokens",
         "duration_ms",
         "datetime_utc",
+        "token_details",
     )
     rows = list(
         con.execute(f"SELECT {_select(con, 'turns', wanted)} FROM turns ORDER BY datetime_utc, id")
@@ -294,30 +345,48 @@ def _read_current(
     turns: dict[str, _Turn] = {}
     for row in rows:
         parent, tip = row["parent_message_hash"], row["tip_message_hash"]
-        prompt_bits: list[str] = []
+        sent: list[str] = []  # the messages this call added to the history: prompt, results
         h = parent
         while h is not None and h in parents and roles.get(h) not in ("assistant", "system"):
-            if roles.get(h) == "user" and texts.get(h):
-                prompt_bits.append(texts[h])
+            sent.append(h)
             h = parents[h]
-        answer_bits: list[str] = []
+        sent.reverse()
+        answer: list[str] = []  # the messages it produced
         h, seen = tip, set()
         while h is not None and h != parent and h in parents and h not in seen:
             seen.add(h)
-            if roles.get(h) == "assistant" and texts.get(h):
-                answer_bits.append(texts[h])
+            answer.append(h)
             h = parents[h]
-        turns[row["id"]] = _Turn(
-            id=row["id"],
+        answer.reverse()
+        turn_id = str(row["id"])
+        given = [
+            _stored_part(part, "")
+            for h in sent
+            for part in contents.get(h, [])
+            if part["type"] == "tool_result"
+        ]
+        produced = [
+            part
+            for h in answer
+            if roles.get(h) != "user"
+            for part in contents.get(h, [])
+            if part["type"] in ("reasoning", "text", "tool_call", "tool_result")
+        ]
+        out = [_stored_part(part, f"{turn_id}:{n}") for n, part in enumerate(produced)]
+        turns[turn_id] = _Turn(
+            id=turn_id,
             model=row["model"] or "",
-            prompt="\n\n".join(reversed(prompt_bits)),
+            prompt="\n\n".join(texts[h] for h in sent if roles.get(h) == "user" and texts.get(h)),
             system=persona_at(parent),
-            response="".join(reversed(answer_bits)),
+            response="".join(texts.get(h, "") for h in answer if roles.get(h) == "assistant"),
             options=_options(row["options_json"]),
             input_tokens=row["input_tokens"],
             output_tokens=row["output_tokens"],
             started=row["datetime_utc"] or "",
             duration_ms=row["duration_ms"],
+            reasoning_tokens=_reasoning_tokens(row["token_details"]),
+            given=given,
+            out=[p for p in out if p.text or p.kind in ("tool_call", "tool_result")],
         )
     tips = {row["id"]: row["tip_message_hash"] for row in rows}
     by_thread: dict[str, list[_Turn]] = {}
@@ -346,27 +415,126 @@ def _read_current(
     return set(turns)
 
 
-def _message_texts(con: sqlite3.Connection, tables: set[str]) -> dict[str, str]:
-    """The text of every message: its text parts joined, fragment references resolved."""
+def _message_parts(con: sqlite3.Connection, tables: set[str]) -> dict[str, list[dict[str, Any]]]:
+    """The parts of every message in order, as llm's ``Part.to_dict()``: ``type``, ``text``
+    (fragment references resolved) and the rest of the payload (name, arguments, output…)."""
     fragments: dict[int, str] = {}
     if "fragments" in tables:
         fragments = {r[0]: r[1] or "" for r in con.execute("SELECT id, content FROM fragments")}
-    texts: dict[str, list[str]] = {}
-    sql = """SELECT message_hash, text, payload FROM parts WHERE type = 'text'
+    out: dict[str, list[dict[str, Any]]] = {}
+    sql = """SELECT message_hash, type, tool_name, text, payload FROM parts
              ORDER BY message_hash, position"""
-    for h, text, payload in con.execute(sql):
-        if text is None and payload:
-            try:
-                refs = json.loads(payload).get("text_ref") or []
-            except (ValueError, AttributeError):
-                refs = []
+    for h, kind, tool_name, text, payload in con.execute(sql):
+        try:
+            part = json.loads(payload) if payload else {}
+        except ValueError:
+            part = {}
+        if not isinstance(part, dict):
+            part = {}
+        refs = part.pop("text_ref", None)
+        if text is None and isinstance(refs, list):
             text = "".join(
-                r.get("literal", "") if "literal" in r else fragments.get(r.get("fragment"), "")
+                str(r.get("literal", ""))
+                if "literal" in r
+                else fragments.get(r.get("fragment"), "")  # type: ignore[arg-type]
                 for r in refs
                 if isinstance(r, dict)
             )
-        texts.setdefault(h, []).append(text or "")
-    return {h: "".join(bits) for h, bits in texts.items()}
+        if text is not None:
+            part["text"] = text
+        part["type"] = kind
+        if tool_name and not part.get("name"):
+            part["name"] = tool_name
+        out.setdefault(h, []).append(part)
+    return out
+
+
+def _stored_part(part: dict[str, Any], fallback_id: str) -> Part:
+    """One of llm's stored parts as a chatrepl Part (its ``call`` set later)."""
+    kind = part["type"]
+    if kind == "tool_call":
+        return _tool_call(part.get("name"), part.get("arguments"), part.get("tool_call_id"),
+                          fallback_id)  # fmt: skip
+    if kind == "tool_result":
+        return _tool_result(
+            part.get("name"), part.get("output"), part.get("tool_call_id"), part.get("exception")
+        )
+    return Part(kind, _string(part.get("text")))
+
+
+# --- tool calls and results, from either layout -------------------------------------------------
+
+
+def _tool_call(name: Any, arguments: Any, call_id: Any, fallback_id: str) -> Part:
+    """A ``tool_call`` part; ``arguments`` as llm kept them (a JSON text or a value).
+
+    A call llm logged without an id (llm 0.31 with models that give none) gets one derived
+    from where it was logged, the same on every import.
+    """
+    raw = None
+    if isinstance(arguments, str):
+        try:
+            value = json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            value, raw = {}, arguments
+    else:
+        value = {} if arguments is None else arguments
+    if not isinstance(value, dict):
+        value, raw = {}, raw if raw is not None else json.dumps(value)
+    data: dict[str, Any] = {
+        "id": _string(call_id) or _derived_call_id(fallback_id),
+        "name": _string(name),
+        "arguments": value,
+    }
+    if raw is not None:
+        data["raw"] = raw
+    return Part("tool_call", "", data)
+
+
+def _derived_call_id(where: str) -> str:
+    """A call id for a call logged without one: ``llm_`` and where it was logged, in the
+    characters and length every provider accepts."""
+    tail = re.sub(r"[^A-Za-z0-9_-]", "_", where)
+    if len(tail) > 36:
+        tail = hashlib.blake2b(where.encode("utf-8"), digest_size=16).hexdigest()
+    return f"llm_{tail}"
+
+
+def _tool_result(name: Any, output: Any, call_id: Any, exception: Any) -> Part:
+    """A ``tool_result`` part: the output the model was sent, ``is_error`` when the tool raised.
+
+    ``call_id`` may be empty (llm 0.31): :func:`_assemble` then pairs it with its call.
+    """
+    text = _string(output) if isinstance(output, str) or output is None else json.dumps(output)
+    if not text and exception:
+        text = f"Error: {exception}"
+    data = {"call_id": _string(call_id), "name": _string(name), "is_error": bool(exception)}
+    return Part("tool_result", text, data)
+
+
+def _string(value: Any) -> str:
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+def _reasoning_tokens(details: str | None) -> int | None:
+    """The reasoning token count in llm's ``token_details`` (a provider's usage details)."""
+    if not details:
+        return None
+    try:
+        value = json.loads(details)
+    except ValueError:
+        return None
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            found = item.get("reasoning_tokens")
+            if isinstance(found, int) and not isinstance(found, bool):
+                return found
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 # --- into chatrepl's shape ----------------------------------------------------------------------
@@ -381,46 +549,47 @@ def _finish(c: _Conversation, known: set[str]) -> tuple[ConversationSummary, lis
         if t.id not in seen:
             seen.add(t.id)
             turns.append(t)
-    merged: list[_Turn] = []
+    groups: list[list[_Turn]] = []  # a turn and the tool-chain steps that continue it
     persona: str | None = None
     for t in turns:
         if t.legacy and not t.system:
             t.system = persona
         if not t.undone:
             persona = t.system
-        prev = next((m for m in reversed(merged) if not m.undone), None)
+        prev = next((g for g in reversed(groups) if not g[0].undone), None)
         if not t.prompt.strip() and prev is not None and not t.undone:
-            prev.response += t.response  # a tool-chain step continues the turn before it
-            prev.input_tokens = _add(prev.input_tokens, t.input_tokens)
-            prev.output_tokens = _add(prev.output_tokens, t.output_tokens)
-            prev.duration_ms = _add(prev.duration_ms, t.duration_ms)
+            prev.append(t)  # a tool-chain step continues the turn before it
             continue
-        merged.append(t)
+        groups.append([t])
+    merged = [g[0] for g in groups]
     cid = ulid_for(c.llm_id, _iso(merged[0].started, merged[0].id))
     ids = [ulid_for(t.id, _iso(t.started, t.id)) for t in merged]
     parents, head = linear_parents([(i, t.undone) for i, t in zip(ids, merged, strict=True)])
-    records = [
-        TurnRecord(
-            id=turn_id,
-            conversation_id=cid,
-            parent_id=parent,
-            model=model_name(t.model, known),
-            prompt=t.prompt,
-            system=t.system,
-            response=t.response,
-            options=t.options,
-            input_tokens=t.input_tokens,
-            output_tokens=t.output_tokens,
-            status="complete",
-            error=None,
-            started=_iso(t.started, t.id),
-            duration_ms=t.duration_ms,
-            ttft_ms=None,
-            parts=[Part("prompt", t.prompt)]
-            + ([Part("text", t.response, call=1)] if t.response else []),
+    records = []
+    for turn_id, parent, group in zip(ids, parents, groups, strict=True):
+        t = group[0]
+        parts, calls = _assemble(group, known)
+        records.append(
+            TurnRecord(
+                id=turn_id,
+                conversation_id=cid,
+                parent_id=parent,
+                model=model_name(t.model, known),
+                prompt=t.prompt,
+                system=t.system,
+                response="".join(step.response for step in group),
+                options=t.options,
+                input_tokens=_total(step.input_tokens for step in group),
+                output_tokens=_total(step.output_tokens for step in group),
+                status="complete",
+                error=None,
+                started=_iso(t.started, t.id),
+                duration_ms=_total(step.duration_ms for step in group),
+                ttft_ms=None,
+                parts=parts,
+                calls=calls,
+            )
         )
-        for turn_id, parent, t in zip(ids, parents, merged, strict=True)
-    ]
     live = [r for r, t in zip(records, merged, strict=True) if not t.undone] or records
     title = next((n for n in c.names if n and n.strip()), None)
     if title is None:
@@ -439,6 +608,59 @@ def _finish(c: _Conversation, known: set[str]) -> tuple[ConversationSummary, lis
         head=head,
     )
     return summary, records
+
+
+def _assemble(group: list[_Turn], known: set[str]) -> tuple[list[Part], list[CallRecord]]:
+    """The parts and calls of one chatrepl turn made of llm's calls ``group``.
+
+    Call ``n`` (from 1) is the n-th llm response or turn: its reasoning, text and tool calls
+    carry ``call=n``; the tool results llm sent with call ``n + 1`` answer the calls of call
+    ``n``, so they carry ``call=n`` too, as chatrepl records a tool-running turn. A result
+    logged without a call id is paired with the first unanswered call of the same name.
+    """
+    parts = [Part("prompt", group[0].prompt)]
+    calls: list[CallRecord] = []
+    unanswered: list[dict[str, Any]] = []
+    for n, step in enumerate(group, 1):
+        for r in step.given:
+            parts.append(_answering(r, unanswered, n - 1))
+        for p in step.out:
+            if p.kind == "tool_result":  # a call the provider ran itself, answered at once
+                parts.append(_answering(p, unanswered, n))
+                continue
+            part = Part(p.kind, p.text, dict(p.data), n)
+            if p.kind == "tool_call":
+                unanswered.append({"call": n, **part.data})
+            parts.append(part)
+        asked = any(c.get("call") == n for c in unanswered)  # left for llm to run
+        calls.append(
+            CallRecord(
+                index=n,
+                model=model_name(step.model, known),
+                finish_reason="tool_calls" if asked else "stop",
+                input_tokens=step.input_tokens,
+                output_tokens=step.output_tokens,
+                reasoning_tokens=step.reasoning_tokens,
+                duration_ms=step.duration_ms,
+            )
+        )
+    return parts, calls
+
+
+def _answering(result: Part, unanswered: list[dict[str, Any]], call: int) -> Part:
+    """A copy of ``result`` for call ``call``, its ``call_id`` found when llm logged none."""
+    data = dict(result.data)
+    wanted = data.get("call_id")
+    match = next(
+        (c for c in unanswered if c["id"] == wanted)
+        if wanted
+        else (c for c in unanswered if c["name"] == data.get("name")),
+        None,
+    )
+    if match is not None:
+        unanswered.remove(match)
+        data["call_id"] = match["id"]
+    return Part("tool_result", result.text, data, call)
 
 
 def model_name(model_id: str, known: Iterable[str] = ()) -> str:
@@ -513,5 +735,7 @@ def _options(text: str | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _add(a: int | None, b: int | None) -> int | None:
-    return None if a is None and b is None else (a or 0) + (b or 0)
+def _total(values: Iterable[int | None]) -> int | None:
+    """The sum of the numbers known, or ``None`` if none is."""
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
