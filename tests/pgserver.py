@@ -74,7 +74,7 @@ class Server:
         """A fresh empty database; its URL (with credentials)."""
         name = f"chatrepl_test_{os.getpid()}_{next(_names)}"
         owner = f" OWNER {self.owner}" if self.owner else ""
-        self.admin(f'CREATE DATABASE "{name}"{owner} TEMPLATE template0 ENCODING \'UTF8\'')
+        self.admin(f"CREATE DATABASE \"{name}\"{owner} TEMPLATE template0 ENCODING 'UTF8'")
         return self.url(name)
 
     def stop(self) -> None:
