@@ -111,9 +111,11 @@ def _as_postgres(cmd: list[str], check: bool = True) -> subprocess.CompletedProc
 
 
 def _start(bindir: str | None, folder: Path, port: int) -> None:
+    # fsync off: a killed server loses nothing the OS holds. Not synchronous_commit=off: that
+    # would lose the last commits when a test stops the server abruptly.
     options = (
         f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        "-c full_page_writes=off -c max_connections=200"
     )
     _as_postgres(
         [
