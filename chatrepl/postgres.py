@@ -15,9 +15,8 @@ import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import peewee as pw
-
 from .errors import NewerDatabaseError, StoreError
+from .lazypeewee import peewee as pw
 
 SCHEMA = "chatrepl"
 CONNECT_TIMEOUT_S = 10
@@ -78,8 +77,37 @@ def scrub(text: str, url: str) -> str:
 # --- the connection ----------------------------------------------------------------------------
 
 
+class _Psycopg3(pw.Psycopg3Adapter):
+    """peewee's psycopg 3 adapter, given the psycopg that chatrepl imported (peewee itself was
+    imported without it: see ``chatrepl.lazypeewee``)."""
+
+    def __init__(self) -> None:
+        import psycopg
+        from psycopg.pq import TransactionStatus
+
+        super().__init__()
+        self.psycopg = psycopg
+        self.txn_idle = TransactionStatus.IDLE
+        self.txn_inerror = TransactionStatus.INERROR
+        self.txn_unknown = TransactionStatus.UNKNOWN
+
+    def check_driver(self) -> None:
+        pass
+
+    def get_binary_type(self) -> Any:
+        return self.psycopg.Binary
+
+    def connect(self, db: Any, **params: Any) -> Any:
+        params.setdefault("conninfo", db.database)
+        return self.psycopg.connect(**params)
+
+
 class Database(pw.PostgresqlDatabase):
     """peewee's PostgreSQL database on psycopg 3, with chatrepl's schema first on the path."""
+
+    def init(self, database: str, **kwargs: Any) -> None:
+        super().init(database, **kwargs)
+        self._adapter = _Psycopg3()
 
     def _initialize_connection(self, conn: Any) -> None:
         conn.execute(f"SET search_path TO {SCHEMA}")
@@ -93,7 +121,12 @@ def open_database(url: str) -> Database:
         raise StoreError(
             "A postgresql:// database needs the postgres extra: pip install 'chatrepl[postgres]'."
         ) from None
-    params: dict[str, Any] = {"prefer_psycopg3": True}
+    if not hasattr(pw, "Psycopg3Adapter"):
+        raise StoreError(
+            f"A postgresql:// database needs peewee 4 or later (this is {pw.__version__}): "
+            "pip install 'chatrepl[postgres]'."
+        )
+    params: dict[str, Any] = {}
     if "connect_timeout" not in url:
         params["connect_timeout"] = CONNECT_TIMEOUT_S
     # One connection per Store, shared by its threads (the store serialises them): a flusher

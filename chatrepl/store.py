@@ -27,10 +27,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import peewee as pw
-
 from .errors import AmbiguousIdError, NewerDatabaseError, NotFoundError, StoreError
 from .ids import ID_CHARS
+from .lazypeewee import peewee as pw
 from .records import (
     STATUSES,
     CallRecord,

@@ -329,3 +329,19 @@ def test_config_names_the_database(pg_url, home: Path):
     assert out.returncode == 0, out.stderr
     assert [s.title for s in Store(pg_url).recent()] == ["kept on the server"]
     assert not (home / "chatrepl.db").exists()
+
+
+def test_an_sqlite_store_never_imports_psycopg(tmp_path):
+    """peewee would import psycopg whenever it is installed: ~90 ms at every start for nothing."""
+    code = (
+        "import sys, chatrepl; chatrepl.Store(sys.argv[1]).count(); "
+        "print(sorted(m for m in sys.modules if m.startswith('psycopg')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "x.db")],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        check=True,
+    )
+    assert out.stdout.strip() == "[]"
