@@ -364,3 +364,32 @@ def test_an_sqlite_store_never_imports_psycopg(tmp_path):
         check=True,
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_twelve_one_shot_commands_at_once_lose_nothing(pg_url, openai_env):
+    """As tests/test_reliability_concurrency.py on SQLite: 12 `chatrepl -p` at once, each then
+    continuing its own conversation while the others still stream."""
+    Store(pg_url).close()
+    slots = 12
+    openai_env.push(*[Reply(None, delay=0.015) for _ in range(2 * slots)])
+
+    def slot(i: int) -> str:
+        first = f"slot{i}x " + " ".join(f"word{j}" for j in range(20))
+        out = run_chatrepl("-m", "openai:gpt-test", "-p", first, "--db", pg_url, timeout=120)
+        assert out.returncode == 0, out.stderr
+        (hit,) = Store(pg_url).search(f"slot{i}x")
+        again = f"slot{i}x again"
+        out = run_chatrepl("-r", hit.conversation_id, "-p", again, "--db", pg_url, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return hit.conversation_id
+
+    with ThreadPoolExecutor(slots) as pool:
+        ids = list(pool.map(slot, range(slots)))
+    store = Store(pg_url)
+    assert store.count() == (slots, 2 * slots)
+    for i, cid in enumerate(ids):
+        first, second = store.turns(cid)
+        assert first.prompt.startswith(f"slot{i}x ") and second.prompt == f"slot{i}x again"
+        assert (first.status, second.status) == ("complete", "complete")
+        assert first.response == f"You said: {first.prompt} (messages: 1)"
+        assert second.response == f"You said: slot{i}x again (messages: 3)"
