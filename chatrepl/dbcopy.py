@@ -8,6 +8,7 @@ are brought up to date. Attachments go by content hash. Copying again changes no
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -70,7 +71,7 @@ def copy(src: Store, dst: Store, step: Callable[[int, int], None] | None = None)
     return done
 
 
-def run(src_name: str, dst_name: str) -> int:
+def run(src_name: str | os.PathLike[str], dst_name: str | os.PathLike[str]) -> int:
     """Copy with a progress bar on a terminal, then print one line; the exit status."""
     src = Store(src_name, create=False)
     dst = Store(dst_name)

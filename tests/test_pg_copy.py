@@ -139,3 +139,27 @@ def test_a_missing_source_is_one_sentence(tmp_path, pg_url):
     out = run_chatrepl("db", "copy", str(tmp_path / "nope.db"), pg_url)
     assert out.returncode == 1
     assert "no chatrepl database" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_progress_bar_on_a_terminal(tmp_path, pg_url):
+    import sys
+
+    import pexpect
+    from conftest import child_env
+
+    laptop = Store(tmp_path / "laptop.db")
+    for i in range(3):
+        chat(laptop, f"conversation {i}")
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "chatrepl", "db", "copy", str(tmp_path / "laptop.db"), pg_url],
+        env=child_env(COLUMNS="100"),
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert "copying" in child.before  # the bar, drawn on the terminal, then cleared
+    assert "Copied 3 conversations" in child.before
+    assert "S3cret" not in child.before
