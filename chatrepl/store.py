@@ -487,6 +487,9 @@ class Store:
         """Save the turn as it ended: every part, every call, status, usage, timings."""
         with self._writing():
             seq = self._seq(t.id)
+            # the conversation's row before the turn's, as every write takes them (PostgreSQL
+            # locks rows: one order everywhere, no deadlock)
+            self._x("UPDATE conversations SET updated = ? WHERE id = ?", (now(), t.conversation_id))
             self._x(
                 """UPDATE turns SET response = ?, extra = ?, status = ?, error = ?,
                     input_tokens = ?, output_tokens = ?, duration_ms = ?, ttft_ms = ?
@@ -507,7 +510,6 @@ class Store:
             self._write_parts(seq, 0, t.parts)
             self._x("DELETE FROM calls WHERE turn_seq = ?", (seq,))
             self._write_calls(seq, t.calls)
-            self._x("UPDATE conversations SET updated = ? WHERE id = ?", (now(), t.conversation_id))
 
     def _seq(self, turn_id: str) -> int:
         row = self._x("SELECT seq FROM turns WHERE id = ?", (turn_id,)).fetchone()
