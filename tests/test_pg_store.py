@@ -393,3 +393,41 @@ def test_twelve_one_shot_commands_at_once_lose_nothing(pg_url, openai_env):
         assert (first.status, second.status) == ("complete", "complete")
         assert first.response == f"You said: {first.prompt} (messages: 1)"
         assert second.response == f"You said: slot{i}x again (messages: 3)"
+
+
+def test_the_repl_says_one_sentence_while_the_server_is_down_and_keeps_what_was_typed(
+    pg_server, pg_url, home
+):
+    """The server goes away under an interactive session: the prompt typed then is refused in
+    one sentence, stays in the input history (Up brings it back), and is sent once the server
+    is back; the session never ends."""
+    if pg_server.folder is None:
+        pytest.skip("CHATREPL_TEST_PG names a server these tests may not restart")
+    from terminal import Terminal
+
+    user, password = credentials(pg_url)
+    argv = [sys.executable, "-m", "chatrepl", "-m", "echo", "--db", pg_url]
+    with Terminal(argv, child_env(TERM="xterm")) as t:
+        t.wait_prompt(30)
+        t.line("before the server went away")
+        t.wait_for("> before the server went away\nbefore the server went away", 20)
+        pg_server.pause()
+        try:
+            t.line("typed while it is down")
+            t.wait_for(f"PostgreSQL server at {pg_server.host}:{pg_server.port}", 30)
+        finally:
+            pg_server.start_again()
+        t.wait_prompt(10)
+        t.key("up")
+        t.wait_for(r"^> typed while it is down *\n(?![\s\S]*^>)", 10)  # the input line
+        t.key("enter")
+        t.wait_for("> typed while it is down\ntyped while it is down", 30)
+        assert not shows(t.scrollback(), user, password)
+        t.line("/exit")
+        assert t.wait_exit(20) == 0
+    store = Store(pg_url)
+    (summary,) = store.recent()
+    assert [x.prompt for x in store.turns(summary.id)] == [
+        "before the server went away",
+        "typed while it is down",
+    ]
