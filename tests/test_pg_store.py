@@ -431,3 +431,22 @@ def test_the_repl_says_one_sentence_while_the_server_is_down_and_keeps_what_was_
         "before the server went away",
         "typed while it is down",
     ]
+
+
+def test_export_and_import_through_postgres(pg_server, pg_url, tmp_path, monkeypatch):
+    store = Store(pg_url)
+    c = chat(store, "exported from one server", "and a second turn")
+    out = run_chatrepl(
+        "export", c.id, "--format", "json", "-o", str(tmp_path / "c.json"), "--db", pg_url
+    )
+    assert out.returncode == 0, out.stderr
+    other = pg_server.new_database()
+    monkeypatch.setenv("CHATREPL_DB", other)  # the environment names the database this time
+    for expected in (f"Imported {c.id} (2 turns)", f"Already here, nothing imported: {c.id}"):
+        out = run_chatrepl("import", str(tmp_path / "c.json"), env=child_env())
+        assert out.returncode == 0, out.stderr
+        assert expected in out.stdout
+    assert [t.prompt for t in Store(other).turns(c.id)] == [
+        "exported from one server",
+        "and a second turn",
+    ]
