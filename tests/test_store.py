@@ -196,7 +196,9 @@ def test_killed_mid_stream_keeps_prompt_and_flushed_text(tmp_path, openai_env):
         text = row[0] if row else ""
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    prompt, response, status = con.execute("SELECT prompt, response, status FROM turns").fetchone()
+    prompt, response, status = con.execute(
+        "SELECT prompt, response, status FROM turns"
+    ).fetchone()
     assert prompt == "a prompt that must survive"
     assert status == "pending"
     assert len(response) >= 40 and words.startswith(response)
