@@ -180,3 +180,268 @@ def _size(path: Path) -> int:
     return sum(
         p.stat().st_size for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()
     )
+
+
+# --- PostgreSQL beside SQLite ------------------------------------------------------------------
+#
+#     python -m benchmarks.bench_storage --postgres [--quick]
+#
+# The same interactive operations through chatrepl.Store on an SQLite file and on a PostgreSQL
+# database holding the same history (copied with `chatrepl db copy`), interleaved; then 12
+# processes writing round trips at once into each. The server is $CHATREPL_BENCH_PG (a URL to
+# an empty database), else a throwaway local one started as the tests start theirs.
+
+PG_SIZE = (2_000, 20_000)
+PG_QUICK_SIZE = (300, 3_000)
+WRITERS = 12
+WRITER_ROUND_TRIPS = 20
+
+PG_WRITER = """
+import sys, time
+from chatrepl.ids import new_id
+from chatrepl.records import CallRecord, ConversationRecord, Part, TurnRecord
+from chatrepl.store import Store, now
+
+store = Store(sys.argv[1])
+n, flushes, name = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+answer = "word " * 400
+start_at = float(sys.argv[5])
+time.sleep(max(0.0, start_at - time.time()))
+waits = []
+for i in range(n):
+    c = ConversationRecord(new_id(), f"{name} {i}", "prompt", "echo:echo", None, now(), now())
+    prompt = f"{name} round trip {i}"
+    t = TurnRecord(new_id(), c.id, None, "echo:echo", prompt, None, "", {}, None, None,
+                   "pending", None, now(), None, None, parts=[Part("prompt", prompt)])
+    began = time.perf_counter()
+    store.begin_turn(c, t)
+    waited = time.perf_counter() - began
+    for k in range(1, flushes + 1):
+        text = answer[: len(answer) * k // (flushes + 1)]
+        store.save_progress(t.id, text, 1, [t.parts[0], Part("text", text, call=1)])
+    t.response, t.status = answer, "complete"
+    t.parts = [t.parts[0], Part("text", answer, call=1)]
+    t.calls = [CallRecord(1, "echo:echo", "stop", 5, 400)]
+    ended = time.perf_counter()
+    store.finish_turn(t)
+    waits.append(waited + time.perf_counter() - ended)
+print(sorted(waits)[len(waits) // 2])
+"""
+
+
+def _history(path: Path, conversations: int, round_trips: int, text: TextMaker) -> str:
+    """An SQLite store with that much history (one 1,000-turn conversation); its id."""
+    from chatrepl.ids import new_id
+    from chatrepl.records import CallRecord, ConversationRecord, Part, TurnRecord
+    from chatrepl.store import Store, now
+
+    store = Store(path)
+    rng = random.Random(5)
+    long_id = ""
+    per = max(1, (round_trips - 1000) // max(1, conversations - 1))
+    for i in range(conversations):
+        n = 1000 if i == conversations // 3 else per
+        c = ConversationRecord(new_id(), text.title(), "prompt", "echo:echo", None, now(), now())
+        turns, parent = [], None
+        for _ in range(n):
+            prompt, answer = text.prompt(), text.answer()
+            t = TurnRecord(new_id(), c.id, parent, "echo:echo", prompt, None, answer, {}, 10,
+                           rng.randint(50, 900), "complete", None, now(), 900, 120,
+                           parts=[Part("prompt", prompt), Part("text", answer, call=1)],
+                           calls=[CallRecord(1, "echo:echo", "stop", 10, 100)])  # fmt: skip
+            turns.append(t)
+            parent = t.id
+        c.head = parent
+        store.import_conversation(c, turns)
+        if n == 1000:
+            long_id = c.id
+    store.close()
+    return long_id
+
+
+def _round_trip_writes(store, times: dict[str, list[float]], text: TextMaker) -> None:
+    """One round trip's writes as the app makes them, each timed."""
+    from chatrepl.ids import new_id
+    from chatrepl.records import CallRecord, ConversationRecord, Part, TurnRecord
+    from chatrepl.store import now
+
+    def timed(name: str, fn, *args) -> None:
+        start = time.perf_counter()
+        fn(*args)
+        times.setdefault(name, []).append(time.perf_counter() - start)
+
+    c = ConversationRecord(new_id(), "bench", "prompt", "echo:echo", None, now(), now())
+    prompt, answer = text.prompt(), text.answer()
+    t = TurnRecord(new_id(), c.id, None, "echo:echo", prompt, None, "", {}, None, None,
+                   "pending", None, now(), None, None, parts=[Part("prompt", prompt)])  # fmt: skip
+    timed("write: the prompt row", store.begin_turn, c, t)
+    for k in range(1, FLUSHES + 1):
+        part = answer[: len(answer) * k // (FLUSHES + 1)]
+        timed(FLUSH, store.save_progress, t.id, part, 1, [t.parts[0], Part("text", part, call=1)])
+    t.response, t.status = answer, "complete"
+    t.parts = [t.parts[0], Part("text", answer, call=1)]
+    t.calls = [CallRecord(1, "echo:echo", "stop", 5, 400)]
+    timed(FINAL, store.finish_turn, t)
+    store.delete(c.id)
+
+
+def _measure_store(target, long_id: str, text: TextMaker, times: dict[str, list[float]]) -> None:
+    from chatrepl.store import Store
+
+    def timed(name: str, fn, *args):
+        start = time.perf_counter()
+        result = fn(*args)
+        times.setdefault(name, []).append(time.perf_counter() - start)
+        return result
+
+    store = timed("open", Store, target)
+    timed("list the 20 most recent", store.recent, 20)
+    turns = timed("load a 1000-turn conversation", store.turns, long_id)
+    assert len(turns) == 1000, len(turns)
+    for label, query in SEARCHES.items():
+        timed(f"search {label} ({query})", store.search, query)
+    _round_trip_writes(store, times, text)
+    store.close()
+
+
+def _writers(target, label: str) -> tuple[float, float, int]:
+    """12 processes writing round trips at once: wall time, median wait per round trip, and
+    how many round trips the store holds afterwards."""
+    import subprocess
+    import sys
+
+    from chatrepl.store import Store
+
+    Store(target).close()
+    start_at = time.time() + 1.5  # every process imported and connected before the start
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                PG_WRITER,
+                str(target),
+                str(WRITER_ROUND_TRIPS),
+                str(FLUSHES),
+                f"{label}{n}",
+                str(start_at),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for n in range(WRITERS)
+    ]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    wall = time.time() - start_at
+    if any(p.returncode for p in procs):
+        raise RuntimeError(f"a writer failed against {label}")
+    waits = sorted(float(o.strip()) for o in outs)
+    return wall, waits[len(waits) // 2], Store(target).count()[1]
+
+
+def run_postgres(repeat: int = 15, quick: bool = False) -> Section:
+    """SQLite and PostgreSQL side by side, and 12 writing processes on each."""
+    import sys
+
+    from chatrepl.dbcopy import copy
+    from chatrepl.store import Store
+
+    section = Section("Storage: PostgreSQL beside SQLite")
+    os.environ.setdefault("CHATREPL_HOME", tempfile.mkdtemp(prefix="chatrepl-bench-home-"))
+    server = None
+    url = os.environ.get("CHATREPL_BENCH_PG")
+    if not url:
+        sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+        from pgserver import start_server
+
+        server = start_server()
+        url = server.new_database()
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="chatrepl-bench-pg-"))
+        conversations, round_trips = PG_QUICK_SIZE if quick else PG_SIZE
+        text = TextMaker(seed=66, pool=2000)
+        sqlite_path = folder / "history.db"
+        long_id = _history(sqlite_path, conversations, round_trips, text)
+        started = time.perf_counter()
+        copied = copy(Store(sqlite_path, create=False), Store(url))
+        copy_s = time.perf_counter() - started
+
+        lite: dict[str, list[float]] = {}
+        pg: dict[str, list[float]] = {}
+        for i in range(repeat + 1):
+            a: dict[str, list[float]] = {}
+            b: dict[str, list[float]] = {}
+            _measure_store(sqlite_path, long_id, text, a)
+            _measure_store(url, long_id, text, b)
+            if i:
+                for src, dst in ((a, lite), (b, pg)):
+                    for k, v in src.items():
+                        dst.setdefault(k, []).extend(v)
+        for name, values in pg.items():
+            stat, base = Stat(values), Stat(lite[name])
+            section.add(
+                f"PostgreSQL: {name}",
+                stat,
+                beside=f"SQLite: {base.fmt()} ({stat.median / base.median:.1f}×)",
+            )
+        section.add(
+            f"db copy SQLite → PostgreSQL ({copied.turns:,} round trips)",
+            None,
+            value=fmt(copy_s, "s"),
+            beside=f"{copied.turns / copy_s:,.0f} round trips a second",
+        )
+        for label, target in (("SQLite", folder / "writers.db"), ("PostgreSQL", url)):
+            before = Store(target).count()[1]
+            wall, wait, after = _writers(target, label)
+            done = WRITERS * WRITER_ROUND_TRIPS
+            assert after - before == done, f"{label}: {after - before} of {done} round trips kept"
+            section.add(
+                f"{label}: {WRITERS} processes writing {WRITER_ROUND_TRIPS} round trips each "
+                "at once",
+                None,
+                value=fmt(wall, "s"),
+                beside=f"{done / wall:,.0f} round trips a second, all {done} kept; a round "
+                f"trip's prompt and final rows: {fmt(wait, 's')} (median of the processes' "
+                "medians)",
+            )
+        section.notes += [
+            f"Each figure: {repeat} rounds after one warm-up, the SQLite file and the "
+            "PostgreSQL database interleaved, each opened afresh per round through "
+            f"chatrepl.Store. Both hold the same history: {conversations:,} conversations, "
+            f"{round_trips:,} round trips (one of 1,000 turns), copied from the SQLite file "
+            "with chatrepl db copy.",
+            "The PostgreSQL server: "
+            + (
+                "a throwaway local cluster (PostgreSQL 15, loopback TCP, fsync off as in the "
+                "tests): the figures are the client's and the protocol's, not a network's; a "
+                "hosted server adds its round-trip time to every statement."
+                if server
+                else "$CHATREPL_BENCH_PG."
+            ),
+            f"A round trip's writes: the prompt row, {FLUSHES} flushes of the growing answer, "
+            f"the final row, each its own transaction. The {WRITERS} writers start together "
+            "(after importing and connecting) and each writes its round trips as fast as it "
+            "can, every flush included.",
+        ]
+    finally:
+        if server:
+            server.stop()
+    return section
+
+
+if __name__ == "__main__":
+    import argparse
+
+    from .run import table
+
+    parser = argparse.ArgumentParser(description="The storage benchmarks on their own.")
+    parser.add_argument("--postgres", action="store_true", help="PostgreSQL beside SQLite")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeat", type=int)
+    options = parser.parse_args()
+    repeat = options.repeat or (3 if options.quick else 15)
+    if options.postgres:
+        result = run_postgres(repeat=repeat, quick=options.quick)
+    else:
+        result = run(repeat=repeat, quick=options.quick)
+    print(table(result))

@@ -19,6 +19,7 @@ SUBCOMMANDS = (
     "tools",
     "import",
     "import-llm",
+    "db",
 )
 
 

@@ -30,13 +30,21 @@ def ensure_home() -> Path:
     return path
 
 
-def db_path(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The database: ``--db``, else ``$CHATREPL_DB``, else ``chatrepl.db`` in the home folder."""
-    if explicit:
-        return Path(explicit).expanduser()
-    if value := os.environ.get("CHATREPL_DB"):
-        return Path(value).expanduser()
-    return home() / "chatrepl.db"
+def db_path(explicit: str | os.PathLike[str] | None = None) -> Path | str:
+    """The database: ``--db``, else ``$CHATREPL_DB``, else ``db`` in config.toml, else
+    ``chatrepl.db`` in the home folder. A ``postgresql://`` URL is returned as it is."""
+    value = explicit or os.environ.get("CHATREPL_DB")
+    if not value and (home() / "config.toml").exists():
+        value = load_config().get("db")
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(
+                f"{home() / 'config.toml'}: db must be text: a file or a postgresql:// URL."
+            )
+    if not value:
+        return home() / "chatrepl.db"
+    if isinstance(value, str) and value.startswith(("postgresql://", "postgres://")):
+        return value
+    return Path(value).expanduser()
 
 
 def history_path() -> Path:

@@ -1,6 +1,6 @@
 """The sub-commands that work on saved conversations from the shell.
 
-``chatrepl list | show | search | export | title | delete | models | import | import-llm``:
+``chatrepl list | show | search | export | title | delete | models | import | import-llm | db``:
 cli.py hands :func:`main` the arguments, the sub-command first. Each command prints a rich
 table (or rendered Markdown) on a terminal, plain tab-separated lines into a pipe, and stable
 JSON with ``--json``. The exit status is 0 on success, 1 on an error (one line on stderr,
@@ -201,6 +201,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="llm's logs.db or its folder (default: $LLM_USER_PATH/logs.db, else llm's own)",
     )
+    add_db_command(commands)
     return root
 
 
@@ -812,3 +813,36 @@ def cmd_tools(args: argparse.Namespace) -> int:
             about = f"MCP server ({row['transport']}: {row['where']}); --start lists its tools"
         sys.stdout.write(_line(_safe(row["name"]), _safe(row["source"]), _safe(about)) + "\n")
     return 0
+
+
+# --- db ----------------------------------------------------------------------------------------
+
+
+def add_db_command(commands: Any) -> None:
+    """Register ``chatrepl db copy SRC DST``."""
+    summary = "Work on whole databases: copy history between SQLite files and PostgreSQL."
+    p = commands.add_parser("db", help=summary, description=summary)
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    about = (
+        "Copy every conversation of SRC into DST (each an SQLite file or a postgresql:// URL), "
+        "merged by id: what DST lacks is added, a newer row is never overwritten, and copying "
+        "again changes nothing."
+    )
+    c = actions.add_parser(
+        "copy",
+        help="copy history from SRC into DST",
+        description=about,
+        epilog="example: chatrepl db copy ~/chatrepl.db postgresql://me@db.example.com/chat",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    c.add_argument("src", metavar="SRC", help="the store to copy from (only read)")
+    c.add_argument("dst", metavar="DST", help="the store to copy into (created if missing)")
+    c.set_defaults(handler=cmd_db_copy)
+
+
+def cmd_db_copy(args: argparse.Namespace) -> int:
+    """``chatrepl db copy SRC DST``."""
+    from .config import db_path
+    from .dbcopy import run
+
+    return run(db_path(args.src), db_path(args.dst))

@@ -1,9 +1,11 @@
-"""The SQLite database: forward-only migrations, and the questions the app asks, in plain records.
+"""The database: forward-only migrations, and the questions the app asks, in plain records.
 
-This is the only module that speaks SQL. It takes and returns the records of
-``chatrepl.records`` and knows nothing of conversations as objects or of providers. Every write
-runs in a ``BEGIN IMMEDIATE`` transaction on a WAL database with a busy timeout, so several
-chatrepl processes can share one file without losing a write.
+This is the only module that speaks SQL (with ``chatrepl.postgres`` for what PostgreSQL says
+differently). It takes and returns the records of ``chatrepl.records`` and knows nothing of
+conversations as objects or of providers. An SQLite file is the default: every write runs in a
+``BEGIN IMMEDIATE`` transaction on a WAL database with a busy timeout, so several chatrepl
+processes can share one file without losing a write. A ``postgresql://`` URL keeps the same
+tables in a PostgreSQL server shared by many machines, every write in a transaction.
 
 A conversation is a tree of turns: each turn has a parent (none for the first) and the
 conversation a ``head``; the turns sent with the next prompt are the path from the root to the
@@ -12,10 +14,12 @@ head. A turn's typed parts and its model calls have tables of their own.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, fields
@@ -23,10 +27,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import peewee as pw
-
 from .errors import AmbiguousIdError, NewerDatabaseError, NotFoundError, StoreError
 from .ids import ID_CHARS
+from .lazypeewee import peewee as pw
 from .records import (
     STATUSES,
     CallRecord,
@@ -245,12 +248,21 @@ class Store:
     """A chatrepl database.
 
     Args:
-        path: the SQLite file.
-        create: create the file (mode 0600) if it is missing; otherwise a missing file is a
-            StoreError, so read-only commands never leave an empty database behind.
+        path: the SQLite file, or a ``postgresql://`` URL (``path`` is then the URL without
+            its credentials, as shown to the user).
+        create: create the database (an SQLite file with mode 0600; chatrepl's tables in a
+            PostgreSQL database) if it is missing; otherwise a missing one is a StoreError, so
+            read-only commands never leave an empty database behind.
     """
 
+    pg = None  # chatrepl.postgres for a PostgreSQL store
+
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True):
+        self._lock = threading.RLock()
+        self._owner = threading.get_ident()
+        if isinstance(path, str) and path.startswith(("postgresql://", "postgres://")):
+            self._open_postgres(path, create)
+            return
         self.path = Path(path).expanduser()
         exists = self.path.exists()
         if not exists and not create:
@@ -282,6 +294,15 @@ class Store:
             self._migrate()
 
     # --- opening --------------------------------------------------------------------------
+
+    def _open_postgres(self, url: str, create: bool) -> None:
+        from . import postgres
+
+        self.pg, self._url = postgres, url
+        self.path = postgres.display(url)  # type: ignore[assignment]
+        self.db = postgres.open_database(url)
+        with self._errors(), self._lock:
+            postgres.migrate(self.db, create, self.path)
 
     def _check_version(self) -> None:
         """Refuse a newer or non-chatrepl database before anything writes to it."""
@@ -327,42 +348,83 @@ class Store:
         try:
             yield
         except (pw.DatabaseError, pw.OperationalError, sqlite3.DatabaseError) as exc:
-            raise StoreError(self._unusable(exc)) from exc
+            if self.pg is None:
+                raise StoreError(self._unusable(exc)) from exc
+            # from None: the driver's own text may hold the URL's user name
+            raise StoreError(self.pg.unusable(exc, self._url)) from None
+        except pw.InterfaceError as exc:
+            if self.pg is None:
+                raise
+            raise StoreError(self.pg.unusable(exc, self._url)) from None
+
+    def _ready(self) -> None:
+        """Before a question outside a transaction: a PostgreSQL connection that broke (the
+        server restarted, the network dropped) is replaced by a new one."""
+        db = self.db
+        if self.pg is None or db.in_transaction() or db.is_closed():
+            return
+        if not db.is_connection_usable():
+            try:
+                db.close()
+            except Exception:  # noqa: BLE001 - a dead connection may fail to close: forget it
+                db._state.reset()
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
-        """One write transaction (BEGIN IMMEDIATE), failures as one sentence."""
-        with self._errors(), self.db.atomic():
-            yield
+        """One write transaction (SQLite: BEGIN IMMEDIATE), failures as one sentence."""
+        with self._errors(), self._lock:
+            self._ready()
+            with self.db.atomic():
+                yield
+
+    def _x(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        """Run one statement (``?`` parameters) on either database; the cursor."""
+        if self.pg is None:
+            return self.db.execute_sql(sql, tuple(params))
+        return self.db.execute_sql(_pg_sql(sql), tuple(self.pg.clean(v) for v in params))
+
+    def _many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Run one statement for each of ``rows``."""
+        if not rows:
+            return
+        if self.pg is None:
+            self.db.cursor().executemany(sql, rows)
+        else:
+            clean = self.pg.clean
+            self.db.cursor().executemany(
+                _pg_sql(sql), [tuple(clean(v) for v in row) for row in rows]
+            )
 
     def _migrate(self) -> None:
-        version = self.db.execute_sql("PRAGMA user_version").fetchone()[0]
+        version = self._x("PRAGMA user_version").fetchone()[0]
         if version == SCHEMA_VERSION:
             return
         with self.db.atomic():
-            version = self.db.execute_sql("PRAGMA user_version").fetchone()[0]
+            version = self._x("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise NewerDatabaseError(
                     f"{self.path} was written by a newer chatrepl: upgrade chatrepl."
                 )
-            self.db.execute_sql(
-                "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT)"
-            )
+            self._x("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT)")
             for migration in MIGRATIONS[version:]:
                 migration(self.db)
-                self.db.execute_sql(
+                self._x(
                     "INSERT INTO _migrations (name, applied) VALUES (?, ?)",
                     (migration.__name__, now()),
                 )
-            self.db.execute_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._x(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
-        """Close this thread's connection."""
-        self.db.close()
+        """Close this thread's connection (PostgreSQL: the store's one connection, when the
+        thread that opened the store closes it)."""
+        if self.pg is None or threading.get_ident() == self._owner:
+            with self._lock:
+                self.db.close()
 
     def _sql(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._errors():
-            return self.db.execute_sql(sql, tuple(params)).fetchall()
+        with self._errors(), self._lock:
+            self._ready()
+            return self._x(sql, params).fetchall()
 
     # --- writing --------------------------------------------------------------------------
 
@@ -378,7 +440,7 @@ class Store:
 
     def _upsert(self, c: ConversationRecord, rename: bool = False) -> None:
         keep = "excluded.{0}" if rename else "COALESCE(conversations.{0}, excluded.{0})"
-        self.db.execute_sql(
+        self._x(
             f"""INSERT INTO conversations ({", ".join(_CONVERSATION_COLUMNS)})
             VALUES ({", ".join("?" * len(_CONVERSATION_COLUMNS))})
             ON CONFLICT (id) DO UPDATE SET
@@ -400,17 +462,16 @@ class Store:
     def _insert_turn(self, t: TurnRecord) -> int:
         depth = 0
         if t.parent_id:
-            row = self.db.execute_sql(
-                "SELECT depth FROM turns WHERE id = ?", (t.parent_id,)
-            ).fetchone()
+            row = self._x("SELECT depth FROM turns WHERE id = ?", (t.parent_id,)).fetchone()
             depth = row[0] + 1 if row else 0
         values = _turn_values(t)
-        cursor = self.db.execute_sql(
+        cursor = self._x(
             f"""INSERT INTO turns (conversation_id, depth, extra, {", ".join(_TURN_COLUMNS)})
-            VALUES (?, ?, ?, {", ".join("?" * len(_TURN_COLUMNS))})""",
+            VALUES (?, ?, ?, {", ".join("?" * len(_TURN_COLUMNS))})"""
+            + ("" if self.pg is None else " RETURNING seq"),
             [t.conversation_id, depth, _extra(t.parts), *values],
         )
-        seq = cursor.lastrowid
+        seq = cursor.lastrowid if self.pg is None else cursor.fetchone()[0]
         self._write_parts(seq, 0, t.parts)
         self._write_calls(seq, t.calls)
         return seq
@@ -419,14 +480,17 @@ class Store:
         """Save what has arrived: the answer text so far and the parts from ``start`` on."""
         with self._writing():
             seq = self._seq(turn_id)
-            self.db.execute_sql("UPDATE turns SET response = ? WHERE seq = ?", (response, seq))
+            self._x("UPDATE turns SET response = ? WHERE seq = ?", (response, seq))
             self._write_parts(seq, start, parts[start:])
 
     def finish_turn(self, t: TurnRecord) -> None:
         """Save the turn as it ended: every part, every call, status, usage, timings."""
         with self._writing():
             seq = self._seq(t.id)
-            self.db.execute_sql(
+            # the conversation's row before the turn's, as every write takes them (PostgreSQL
+            # locks rows: one order everywhere, no deadlock)
+            self._x("UPDATE conversations SET updated = ? WHERE id = ?", (now(), t.conversation_id))
+            self._x(
                 """UPDATE turns SET response = ?, extra = ?, status = ?, error = ?,
                     input_tokens = ?, output_tokens = ?, duration_ms = ?, ttft_ms = ?
                 WHERE seq = ?""",
@@ -442,16 +506,13 @@ class Store:
                     seq,
                 ),
             )
-            self.db.execute_sql("DELETE FROM parts WHERE turn_seq = ?", (seq,))
+            self._x("DELETE FROM parts WHERE turn_seq = ?", (seq,))
             self._write_parts(seq, 0, t.parts)
-            self.db.execute_sql("DELETE FROM calls WHERE turn_seq = ?", (seq,))
+            self._x("DELETE FROM calls WHERE turn_seq = ?", (seq,))
             self._write_calls(seq, t.calls)
-            self.db.execute_sql(
-                "UPDATE conversations SET updated = ? WHERE id = ?", (now(), t.conversation_id)
-            )
 
     def _seq(self, turn_id: str) -> int:
-        row = self.db.execute_sql("SELECT seq FROM turns WHERE id = ?", (turn_id,)).fetchone()
+        row = self._x("SELECT seq FROM turns WHERE id = ?", (turn_id,)).fetchone()
         if row is None:
             raise StoreError(
                 f"The turn {turn_id} is no longer in {self.path}: was the database replaced "
@@ -460,7 +521,7 @@ class Store:
         return int(row[0])
 
     def _write_parts(self, seq: int, start: int, parts: list[Part]) -> None:
-        self.db.cursor().executemany(
+        self._many(
             """INSERT INTO parts (turn_seq, position, call, kind, text, data)
             VALUES (?, ?, ?, ?, ?, ?)
             ON CONFLICT (turn_seq, position) DO UPDATE SET
@@ -470,7 +531,7 @@ class Store:
         )
 
     def _write_calls(self, seq: int, calls: list[CallRecord]) -> None:
-        self.db.cursor().executemany(
+        self._many(
             f"""INSERT INTO calls (turn_seq, idx, {", ".join(_CALL_COLUMNS[1:])})
             VALUES (?, {", ".join("?" * len(_CALL_COLUMNS))})""",
             [(seq, *(getattr(c, name) for name in _CALL_COLUMNS)) for c in calls],
@@ -482,7 +543,7 @@ class Store:
             self._set_head(conversation_id, turn_id)
 
     def _set_head(self, conversation_id: str, turn_id: str | None) -> None:
-        self.db.execute_sql(
+        self._x(
             "UPDATE conversations SET head = ?, updated = ? WHERE id = ?",
             (turn_id, now(), conversation_id),
         )
@@ -491,7 +552,7 @@ class Store:
         """Set a conversation's title; ``source`` says who chose it (user, model, prompt)."""
         cid = self.resolve(conversation_id)
         with self._writing():
-            self.db.execute_sql(
+            self._x(
                 "UPDATE conversations SET title = ?, title_source = ? WHERE id = ?",
                 (title, source, cid),
             )
@@ -500,20 +561,21 @@ class Store:
         """Delete a conversation, its turns and their parts; returns the full id."""
         cid = self.resolve(conversation_id)
         with self._writing():
-            self.db.execute_sql("DELETE FROM turns WHERE conversation_id = ?", (cid,))
-            self.db.execute_sql("DELETE FROM conversations WHERE id = ?", (cid,))
+            self._x("DELETE FROM turns WHERE conversation_id = ?", (cid,))
+            self._x("DELETE FROM conversations WHERE id = ?", (cid,))
         return cid
 
     def import_conversation(self, c: ConversationRecord, turns: list[TurnRecord]) -> bool:
         """Insert a whole conversation as it was; ``False`` if its id is already here."""
         with self._writing():
-            if self.db.execute_sql("SELECT 1 FROM conversations WHERE id = ?", (c.id,)).fetchone():
-                return False
-            self.db.execute_sql(
+            inserted = self._x(
                 f"""INSERT INTO conversations ({", ".join(_CONVERSATION_COLUMNS)})
-                VALUES ({", ".join("?" * len(_CONVERSATION_COLUMNS))})""",
+                VALUES ({", ".join("?" * len(_CONVERSATION_COLUMNS))})
+                ON CONFLICT (id) DO NOTHING""",
                 [getattr(c, name) for name in _CONVERSATION_COLUMNS],
             )
+            if inserted.rowcount == 0:
+                return False
             for t in _parents_first(turns):
                 self._insert_turn(t)
         return True
@@ -524,9 +586,11 @@ class Store:
         The conversation takes the model, persona, head and last activity of ``c``.
         """
         with self._writing():
+            if self.pg is not None:  # one writer at a time on this conversation, as in SQLite
+                self._x("SELECT 1 FROM conversations WHERE id = ? FOR UPDATE", (c.id,))
             have = {
                 r[0]
-                for r in self.db.execute_sql(
+                for r in self._x(
                     "SELECT id FROM turns WHERE conversation_id = ?", (c.id,)
                 ).fetchall()
             }
@@ -534,17 +598,78 @@ class Store:
             for t in _parents_first(new):
                 self._insert_turn(t)
             if new:
-                self.db.execute_sql(
+                self._x(
                     "UPDATE conversations SET model = ?, system = ?, head = ?, updated = ? "
                     "WHERE id = ?",
                     (c.model, c.system, c.head, c.updated, c.id),
                 )
         return len(new)
 
+    def merge(self, c: ConversationRecord, turns: list[TurnRecord]) -> tuple[str, int, int]:
+        """Copy a conversation from another store, by id, never putting an older row over a
+        newer one: the conversation's row if it is missing or older here (``updated``), the
+        turns missing here (parents first), and turns still pending here that ended, or grew,
+        there. Returns what became of the row (``new``, ``updated`` or ``kept``), how many
+        turns were added, and how many were brought up to date.
+        """
+        lock = "" if self.pg is None else " FOR UPDATE"
+        with self._writing():
+            row = self._x(f"SELECT updated FROM conversations WHERE id = ?{lock}", (c.id,))
+            row = row.fetchone()
+            values = [getattr(c, name) for name in _CONVERSATION_COLUMNS]
+            if row is None:
+                self._x(
+                    f"""INSERT INTO conversations ({", ".join(_CONVERSATION_COLUMNS)})
+                    VALUES ({", ".join("?" * len(_CONVERSATION_COLUMNS))})""",
+                    values,
+                )
+                state = "new"
+            elif row[0] < c.updated:
+                self._x(
+                    f"""UPDATE conversations SET
+                    {", ".join(f"{name} = ?" for name in _CONVERSATION_COLUMNS[1:])}
+                    WHERE id = ?""",
+                    [*values[1:], c.id],
+                )
+                state = "updated"
+            else:
+                state = "kept"
+            have = {
+                tid: (seq, status, size)
+                for tid, seq, status, size in self._x(
+                    "SELECT id, seq, status, length(response) FROM turns WHERE conversation_id = ?",
+                    (c.id,),
+                ).fetchall()
+            }
+            new = [t for t in turns if t.id not in have]
+            for t in _parents_first(new):
+                self._insert_turn(t)
+            grown = 0
+            for t in turns:
+                if t.id in have and have[t.id][1] == "pending":
+                    seq, _, size = have[t.id]
+                    if t.status != "pending" or len(t.response) > size:
+                        self._rewrite_turn(seq, t)
+                        grown += 1
+        return state, len(new), grown
+
+    def _rewrite_turn(self, seq: int, t: TurnRecord) -> None:
+        """A saved turn's fields, parts and calls replaced by those of ``t``."""
+        columns = [c for c in _TURN_COLUMNS if c not in ("id", "parent_id")]
+        row = dict(zip(_TURN_COLUMNS, _turn_values(t), strict=True))
+        self._x(
+            f"UPDATE turns SET extra = ?, {', '.join(f'{c} = ?' for c in columns)} WHERE seq = ?",
+            [_extra(t.parts), *(row[c] for c in columns), seq],
+        )
+        self._x("DELETE FROM parts WHERE turn_seq = ?", (seq,))
+        self._write_parts(seq, 0, t.parts)
+        self._x("DELETE FROM calls WHERE turn_seq = ?", (seq,))
+        self._write_calls(seq, t.calls)
+
     def put_attachment(self, sha256: str, mime: str, content: bytes) -> None:
         """Keep an attachment's bytes once, by their hash."""
         with self._writing():
-            self.db.execute_sql(
+            self._x(
                 "INSERT INTO attachments (sha256, mime, size, content) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (sha256) DO NOTHING",
                 (sha256, mime, len(content), content),
@@ -633,7 +758,7 @@ class Store:
             return []
         return self._turns(
             f"""WITH RECURSIVE up(id) AS (
-                SELECT ? UNION ALL
+                SELECT id FROM turns WHERE id = ? UNION ALL
                 SELECT t.parent_id FROM turns t JOIN up ON t.id = up.id
                 WHERE t.parent_id IS NOT NULL)
             SELECT {_TURN_SELECT} FROM up JOIN turns t ON t.id = up.id ORDER BY t.depth""",
@@ -734,6 +859,15 @@ class Store:
         words = [w for w in valid_text(query).split() if w.strip('"')]
         if not words:
             return []
+        if self.pg is not None:
+            tsquery = self.pg.tsquery(words)
+            if tsquery is None:
+                return []
+            rows = self._sql(
+                self.pg.search_sql(max(SEARCH_WINDOW, n)),
+                (tsquery, n, self.pg.headline_options(marks)),
+            )
+            return [SearchHit(*row) for row in rows]
         match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
         best = """
             SELECT rowid FROM (
@@ -757,6 +891,13 @@ class Store:
         """How many conversations and turns the database holds."""
         conversations = self._sql("SELECT COUNT(*) FROM conversations")[0][0]
         return conversations, self._sql("SELECT COUNT(*) FROM turns")[0][0]
+
+
+@functools.lru_cache(maxsize=256)
+def _pg_sql(sql: str) -> str:
+    from .postgres import placeholders
+
+    return placeholders(sql)
 
 
 def _turn_values(t: TurnRecord) -> list[Any]:
