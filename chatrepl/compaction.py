@@ -361,7 +361,7 @@ def _summary_record(
     summarizer: _Summarizer,
     seconds: float,
 ) -> TurnRecord:
-    from .store import now
+    from .text import now
 
     calls = summarizer.calls
     data = {

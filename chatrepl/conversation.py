@@ -54,7 +54,7 @@ _SUBSTANCE = ("text", "refusal", "tool_call")
 
 
 def _now() -> str:
-    from .store import now
+    from .text import now
 
     return now()
 

@@ -332,7 +332,7 @@ def migrate(db: Database, create: bool, shown: str) -> None:
             f"CREATE TABLE IF NOT EXISTS {SCHEMA}._migrations (name TEXT PRIMARY KEY, applied TEXT)"
         )
         names = applied() or []
-        from .store import now
+        from .text import now
 
         for name, migration in MIGRATIONS:
             if name not in names:

@@ -23,7 +23,6 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, fields
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +40,12 @@ from .records import (
     TurnRecord,
     linear_parents,
 )
+from .text import now
 
 __all__ = ["STATUSES", "Store", "now"]
 
 BUSY_TIMEOUT_S = 10
 SEARCH_WINDOW = 300  # search ranks the newest this many matches
-
-
-def now() -> str:
-    """The current UTC time as ISO 8601 with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 # --- migrations: an ordered list of small named functions, each recorded once applied -------

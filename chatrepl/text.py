@@ -92,3 +92,10 @@ def parse_time(iso: str | None) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def now() -> str:
+    """The current UTC time as ISO 8601 with milliseconds (how every timestamp is stored)."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
