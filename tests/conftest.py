@@ -1,13 +1,15 @@
-"""Shared fixtures: an isolated home folder and the fake vendor server."""
+"""Shared fixtures: an isolated home folder and the fake vendor server; the skip policy."""
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,3 +97,72 @@ def saved_rows(db: str | os.PathLike[str]) -> list[dict]:
         return [dict(r) for r in con.execute("SELECT * FROM turns ORDER BY seq")]
     finally:
         con.close()
+
+
+# --- the skip policy -------------------------------------------------------------------------
+#
+# With CHATREPL_NO_SKIPS=1 (set by .ci/run) a skipped test fails the run, unless its reason says
+# that what it needs cannot exist on this machine. A skip is never counted as a pass: a missing
+# extra, package or server that CI is meant to install is a failure there, with the test named.
+
+#: Reasons a test may skip even in CI: what it needs cannot exist on this machine.
+ALLOWED_SKIPS = (
+    re.compile(r"Node\.js and npm are not on this machine"),  # no node: server-everything
+    re.compile(r"\(offline\?\)"),  # a test that installs an old release from PyPI, offline
+)
+_skipped: list[tuple[str, str]] = []
+
+
+def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        reason = str(longrepr[2])
+    else:
+        reason = str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def _record_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _skipped.append((report.nodeid, _skip_reason(report)))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Note every skipped test with its reason."""
+    _record_skip(report)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """Note every module skipped as a whole (``pytest.skip(allow_module_level=True)``)."""
+    _record_skip(report)
+
+
+def unexpected_skips() -> list[tuple[str, str]]:
+    """The skips so far whose reason is not on :data:`ALLOWED_SKIPS`: (test id, reason)."""
+    return [(n, r) for n, r in _skipped if not any(p.search(r) for p in ALLOWED_SKIPS)]
+
+
+def _no_skips() -> bool:
+    return os.environ.get("CHATREPL_NO_SKIPS", "") not in ("", "0")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CHATREPL_NO_SKIPS, an unexpected skip makes the run fail."""
+    if _no_skips() and unexpected_skips() and exitstatus in (0, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Say which tests skipped and why, and that this fails the run."""
+    bad = unexpected_skips()
+    if not (_no_skips() and bad):
+        return
+    terminalreporter.section("skips not allowed (CHATREPL_NO_SKIPS=1)", red=True, bold=True)
+    for nodeid, reason in bad:
+        terminalreporter.line(f"SKIPPED {nodeid}: {reason}", red=True)
+    terminalreporter.line(
+        f"{len(bad)} test(s) skipped for a reason CI does not accept: install what they need "
+        "(see .ci/run), or, if it cannot exist on this machine, add the reason to "
+        "ALLOWED_SKIPS in tests/conftest.py.",
+        red=True,
+    )

@@ -295,7 +295,7 @@ def show_table(repl: Session, rows: list[ConversationSummary]) -> None:
             str(i),
             short[r.id],
             Text(title_of(r.title) + (" (current)" if current else "")),
-            Text(r.model),
+            Text(make_safe(r.model)),
             str(r.turns),
             ago(r.updated),
             style="bold" if current else None,
