@@ -59,6 +59,7 @@ BRANCH_EDIT = "write: a branch (an edited prompt, 500 turns back) from depth {de
 STATEMENTS = "statements of a branch (retry; edit 500 back), depth 1 → depth {depth}"
 OPEN_HEAD = "open a {n}-turn conversation at its head (Conversation.load)"
 PATH = "the path to its head alone (Store.path_to, recursive CTE)"
+CPU = " (CPU)"  # the process's CPU time of a measure, kept beside its wall time
 
 
 #: The first round's figures (benchmarks/RESULTS.md of 2026-11-24, schema 1), for comparison.
@@ -115,9 +116,10 @@ def measure(path: Path, meta: Meta, text: TextMaker, times: dict[str, list[float
     from chatrepl.store import Store
 
     def timed(name: str, fn, *args, **kwargs):
-        start = time.perf_counter()
+        cpu, start = time.process_time(), time.perf_counter()
         result = fn(*args, **kwargs)
         times.setdefault(name, []).append(time.perf_counter() - start)
+        times.setdefault(name + CPU, []).append(time.process_time() - cpu)
         return result
 
     model = EchoModel("echo", "echo")
@@ -147,10 +149,13 @@ def measure(path: Path, meta: Meta, text: TextMaker, times: dict[str, list[float
         r.status, r.duration = "complete", 4.2
         timed(FINAL, lambda r=r: store.finish_turn(r.record()))
         ends = times[row][-1] + times[FINAL][-1]
+        ends_cpu = times[row + CPU][-1] + times[FINAL + CPU][-1]
         if first:
             times.setdefault(ENDS, []).append(ends)
+            times.setdefault(ENDS + CPU, []).append(ends_cpu)
         else:
             times.setdefault(WHOLE, []).append(ends + sum(times[FLUSH][-FLUSHES:]))
+            times.setdefault(WHOLE + CPU, []).append(ends_cpu + sum(times[FLUSH + CPU][-FLUSHES:]))
 
     # A branch's writes, near the root (the 2-turn conversation just written) and at the end of
     # the long conversation, counted statement by statement: they must not grow with depth.
@@ -204,6 +209,8 @@ def run(repeat: int = 15, quick: bool = False) -> Section:
 
     slow: list[str] = []
     for name, values in big_times.items():
+        if name.endswith(CPU):
+            continue
         stat, small_stat = Stat(values), Stat(small_times[name])
         growth = stat.median / small_stat.median
         writes = name.startswith("write")
@@ -215,7 +222,8 @@ def run(repeat: int = 15, quick: bool = False) -> Section:
         section.add(
             name,
             stat,
-            beside=f"small: {small_stat.fmt()} ({growth:.1f}×)"
+            beside=f"small: {small_stat.fmt()} ({growth:.1f}×); CPU "
+            f"{Stat(big_times[name + CPU]).fmt()} (small {Stat(small_times[name + CPU]).fmt()})"
             + (f"; first round: {FIRST_ROUND[name]}" if name in FIRST_ROUND else ""),
             target="" if whole else target,
             met=None if whole else stat.median <= limit and flat,
@@ -291,6 +299,9 @@ def run(repeat: int = 15, quick: bool = False) -> Section:
         "its segments). The benchmark "
         "deletes the turns it wrote and puts the long conversation's head back, so the "
         "database stays as generated.",
+        "CPU: the process's CPU time (user + system) of the same measure, median; on a busy "
+        "machine it compares better than the wall time (writes wait for the disk, not the "
+        "CPU). "
         "'first round' is the same measure in the first round of benchmarks (schema 1: one row "
         "per round trip, no tree, no parts; 2026-11-24, load average ≈ 1), on the same machine.",
     ]
