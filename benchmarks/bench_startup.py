@@ -26,6 +26,15 @@ CHATREPL_PROMPT = re.compile(rb">[^\r\n]*?\x1b\[\?25h")
 LLM_PROMPT = re.compile(rb"> ")
 CPR_REQUEST = re.compile(rb"\x1b\[6n")  # prompt-toolkit asks where the cursor is
 
+#: The first round's figures (benchmarks/RESULTS.md of 2026-11-24, load average about 1): the
+#: wall time's median and the CPU time's, for comparison.
+FIRST_ROUND = {
+    "python": ("25 ms", "24.3 ms"),
+    "chatrepl --version": ("34 ms", "33.6 ms"),
+    "chatrepl -m echo -p hi": ("98.8 ms", "97.1 ms"),
+    "chatrepl (prompt)": ("177 ms", "160 ms"),
+}
+
 IMPORTS = (
     "If the CPU time below is under the target too, the machine was busy: run again when it "
     "is quiet. Otherwise an import has crept into the start-up path: `{cmd}` shows it."
@@ -167,7 +176,7 @@ def run(repeat: int = 15, quick: bool = False) -> Section:
     logged = _count(llm_home / "logs.db", "turns", "responses")  # newer llm logs turns
     section.notes.append(
         f"Both one-shot commands save their answer: chatrepl's database held {saved} "
-        f"round trips after the run, llm's logs.db {logged} (one per run, warm-up included)."
+        f"turns after the run, llm's logs.db {logged} (one per run, warm-up included)."
     )
 
     if interactive:
@@ -194,6 +203,16 @@ def run(repeat: int = 15, quick: bool = False) -> Section:
     section.notes.append(
         "CPU time (user + system, median; what the wall time tends to on an idle machine; "
         f"the prompt's in 10 ms ticks, until it is drawn): {cpu}."
+    )
+    then = "; ".join(
+        f"{name} {wall} (CPU {cpu_then}), now CPU {Stat(CPU[name][1:]).fmt()}"
+        for name, (wall, cpu_then) in FIRST_ROUND.items()
+        if name in CPU
+    )
+    section.notes.append(
+        "The first round (RESULTS.md of 2026-11-24, load average about 1), wall time median "
+        f"and CPU time median: {then}. On a busy machine the CPU times compare better than "
+        "the wall times."
     )
     section.notes.append(
         f"Each figure: {repeat} fresh processes after one warm-up, interleaved with their llm "

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from .common import Section, Stat, fmt
-from .gendb import Meta, TextMaker, database, vocabulary
+from .gendb import EDIT, REASONING, RETRY, TOOLS, Meta, TextMaker, database, vocabulary
 
 BIG = (100_000, 1_000_000)
 SMALL = (1_000, 10_000)
@@ -41,60 +41,150 @@ SEARCH_COST = (
 FSYNC = (
     "The session's first write re-creates the WAL file and SQLite syncs it (two fdatasync "
     "calls): its cost is the disk's, high while other processes sync. The later turn's prompt "
-    "row shows the write itself; if that one is slow too, profile Store.begin_response."
+    "row shows the write itself; if that one is slow too, profile Store.begin_turn."
 )
 CPU_BOUND = (
     "CPU-bound (SQLite reading the rows, Python building their objects): compare with the "
     "small database, which does the same work; if both are slow the machine was busy, if only "
     "the big one is, a query lost its index (EXPLAIN QUERY PLAN)."
 )
-PROMPT_FIRST = "write: the prompt row, the session's first"
-PROMPT_LATER = "write: the prompt row, a later turn"
-FLUSH = "write: a flush of the streamed text"
-FINAL = "write: the final row"
-ENDS = "write: the session's first prompt row and final row"
-WHOLE = f"write: all of a later round trip (prompt row, {FLUSHES} flushes, final row)"
+PROMPT_FIRST = "write: the prompt (begin_turn), the session's first"
+PROMPT_LATER = "write: the prompt (begin_turn), a later turn"
+FLUSH = "write: a flush of the streamed answer (save_progress)"
+FINAL = "write: the turn's end (finish_turn)"
+ENDS = "write: the session's first prompt and end"
+WHOLE = f"write: all of a later turn (prompt, {FLUSHES} flushes, end)"
+BRANCH = "write: a branch (retry: head moved back, a sibling turn) at depth {depth}"
+BRANCH_EDIT = "write: a branch (an edited prompt, 500 turns back) from depth {depth}"
+STATEMENTS = "statements of a branch (retry; edit 500 back), depth 1 → depth {depth}"
+OPEN_HEAD = "open a {n}-turn conversation at its head (Conversation.load)"
+PATH = "the path to its head alone (Store.path_to, recursive CTE)"
+CPU = " (CPU)"  # the process's CPU time of a measure, kept beside its wall time
 
 
-def measure(path: Path, meta: Meta, text: TextMaker, times: dict[str, list[float]]) -> None:
-    """One round of every operation on the database at ``path``, appended to ``times``."""
+#: The first round's figures (benchmarks/RESULTS.md of 2026-11-24, schema 1), for comparison.
+FIRST_ROUND = {
+    "open": "1.68 ms",
+    "list the 20 most recent": "1.49 ms",
+    OPEN_HEAD.format(n=1000): "11 ms (Store.load)",
+    f"search a rare word ({SEARCHES['a rare word']})": "4.05 ms",
+    "search a technical word (benchmark)": "7.57 ms",
+    "search two words (python error)": "23.5 ms",
+    "search a common word (function)": "8.64 ms",
+    "search the commonest word (the)": "36.8 ms",
+    PROMPT_FIRST: "1.82 ms",
+    PROMPT_LATER: "616 µs",
+    FLUSH: "213 µs",
+    FINAL: "470 µs",
+    ENDS: "2.32 ms",
+    WHOLE: "3.32 ms",
+}
+
+
+class Statements:
+    """Counts the SQL statements run on a connection (sqlite3's trace callback): all that
+    chatrepl's store runs, and the writes among them (INSERT, UPDATE, DELETE; a trigger's
+    program is traced as its statement once more). FTS5's own statements on its shadow tables
+    (traced as ``-- …``) are left out: how many there are depends on when FTS5 merges its
+    segments, not on the branch."""
+
+    def __init__(self, connection) -> None:  # noqa: ANN001
+        self.connection = connection
+        self.all = self.writes = 0
+
+    def __call__(self, sql: str) -> None:
+        sql = sql.lstrip()
+        if not sql or sql.startswith("--"):
+            return
+        self.all += 1
+        self.writes += sql.split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+    def __enter__(self) -> Statements:
+        self.connection.set_trace_callback(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.connection.set_trace_callback(None)
+
+
+def measure(path: Path, meta: Meta, text: TextMaker, times: dict[str, list[float]]) -> dict:
+    """One round of every operation on the database at ``path``, appended to ``times``;
+    returns the statements counted for the branches, by depth."""
     from chatrepl.conversation import Conversation
     from chatrepl.providers.echo import EchoModel
+    from chatrepl.records import CallRecord, Part
     from chatrepl.store import Store
 
-    def timed(name: str, fn, *args):
-        start = time.perf_counter()
-        result = fn(*args)
+    def timed(name: str, fn, *args, **kwargs):
+        cpu, start = time.process_time(), time.perf_counter()
+        result = fn(*args, **kwargs)
         times.setdefault(name, []).append(time.perf_counter() - start)
+        times.setdefault(name + CPU, []).append(time.process_time() - cpu)
         return result
 
+    model = EchoModel("echo", "echo")
     store = timed("open", Store, path)
     timed("list the 20 most recent", store.recent, 20)
-    c = timed(f"load a {meta.long_turns}-turn conversation", store.load, meta.long_id)
-    assert len(c.responses) == meta.long_turns
+    c = timed(OPEN_HEAD.format(n=meta.long_turns), Conversation.load, store, meta.long_id, model)
+    assert len(c.turns) == meta.long_turns
+    head, updated = c.head, store.conversation(meta.long_id).updated
+    timed(PATH, store.path_to, head)
     for label, query in SEARCHES.items():
         timed(f"search {label} ({query})", store.search, query)
 
-    # Two round trips' writes, as Conversation and its flusher make them: the session's first
-    # (its first write re-creates the WAL file: SQLite syncs its header and the folder) and a
-    # later one.
-    conversation = Conversation(EchoModel("echo", "echo"), store=store)
+    # Two turns' writes, as Conversation and its flusher make them: the session's first (its
+    # first write re-creates the WAL file: SQLite syncs its header and the folder) and a later
+    # one.
+    conversation = Conversation(model, store=store)
     for first in (True, False):
         prompt, answer = text.prompt(), text.answer()
         row = PROMPT_FIRST if first else PROMPT_LATER
-        response = timed(row, conversation.prompt, prompt)
+        r = timed(row, conversation.prompt, prompt)
         cut = [len(answer) * (i + 1) // (FLUSHES + 1) for i in range(FLUSHES)]
-        for end in cut:
-            timed(FLUSH, store.flush_response, response.id, answer[:end])
-        response._chunks, response.status, response.duration = [answer], "complete", 4.2
-        timed(FINAL, store.finish_response, response)
+        for end in cut:  # the open text part rewritten each time, as Response.progress says
+            parts = [*r.parts, Part("text", answer[:end], call=1)]
+            timed(FLUSH, store.save_progress, r.id, answer[:end], len(r.parts), parts)
+        r.parts.append(Part("text", answer, call=1))
+        r.calls = [CallRecord(1, model.full_name, "stop", 40, len(answer.split()))]
+        r.status, r.duration = "complete", 4.2
+        timed(FINAL, lambda r=r: store.finish_turn(r.record()))
         ends = times[row][-1] + times[FINAL][-1]
+        ends_cpu = times[row + CPU][-1] + times[FINAL + CPU][-1]
         if first:
             times.setdefault(ENDS, []).append(ends)
+            times.setdefault(ENDS + CPU, []).append(ends_cpu)
         else:
             times.setdefault(WHOLE, []).append(ends + sum(times[FLUSH][-FLUSHES:]))
-    store.delete(conversation.id)  # leave the database as generated
+            times.setdefault(WHOLE + CPU, []).append(ends_cpu + sum(times[FLUSH + CPU][-FLUSHES:]))
+
+    # A branch's writes, near the root (the 2-turn conversation just written) and at the end of
+    # the long conversation, counted statement by statement: they must not grow with depth.
+    counts = {}
+    connection = store.db.connection()
+    for depth, conv in ((1, conversation), (meta.long_turns, c)):
+        with Statements(connection) as retry:
+            timed(BRANCH.format(depth=depth), conv.retry)
+        edited = conv.turns[max(1, len(conv.turns) - 500)]  # a turn with a parent
+        with Statements(connection) as edit:
+            timed(BRANCH_EDIT.format(depth=depth), conv.edit, edited.id, text.prompt())
+        counts[depth] = (retry.all, retry.writes, edit.all, edit.writes)
+    # Leave the database as generated: the long conversation's new turns and head go.
+    new = [
+        row[0]
+        for row in store.db.execute_sql(
+            "SELECT id FROM turns WHERE conversation_id = ? ORDER BY seq DESC LIMIT 2",
+            (meta.long_id,),
+        )
+    ]
+    with store._writing():  # noqa: SLF001 - the benchmark restores what it changed
+        store.db.execute_sql(f"DELETE FROM turns WHERE id IN ({','.join('?' * len(new))})", new)
+        store.db.execute_sql(
+            "UPDATE conversations SET head = ?, updated = ? WHERE id = ?",
+            (head, updated, meta.long_id),
+        )
+    store.delete(conversation.id)
     store.close()
+    return counts
 
 
 def run(repeat: int = 15, quick: bool = False) -> Section:
@@ -104,13 +194,14 @@ def run(repeat: int = 15, quick: bool = False) -> Section:
     big, big_meta = database(*big_size)
     small, small_meta = database(*SMALL)
     text = TextMaker(seed=66, pool=2000)
+    counts: dict[str, dict] = {}
     big_times: dict[str, list[float]] = {}
     small_times: dict[str, list[float]] = {}
     for i in range(repeat + 1):  # the first round warms the OS cache and imports
         b: dict[str, list[float]] = {}
         s: dict[str, list[float]] = {}
-        measure(big, big_meta, text, b)
-        measure(small, small_meta, text, s)
+        counts["big"] = measure(big, big_meta, text, b)
+        counts["small"] = measure(small, small_meta, text, s)
         if i:
             for src, dst in ((b, big_times), (s, small_times)):
                 for k, v in src.items():
@@ -118,6 +209,8 @@ def run(repeat: int = 15, quick: bool = False) -> Section:
 
     slow: list[str] = []
     for name, values in big_times.items():
+        if name.endswith(CPU):
+            continue
         stat, small_stat = Stat(values), Stat(small_times[name])
         growth = stat.median / small_stat.median
         writes = name.startswith("write")
@@ -129,21 +222,35 @@ def run(repeat: int = 15, quick: bool = False) -> Section:
         section.add(
             name,
             stat,
-            beside=f"small: {small_stat.fmt()} ({growth:.1f}×)",
+            beside=f"small: {small_stat.fmt()} ({growth:.1f}×); CPU "
+            f"{Stat(big_times[name + CPU]).fmt()} (small {Stat(small_times[name + CPU]).fmt()})"
+            + (f"; first round: {FIRST_ROUND[name]}" if name in FIRST_ROUND else ""),
             target="" if whole else target,
             met=None if whole else stat.median <= limit and flat,
             if_missed=SEARCH_COST if searching else (FSYNC if writes else CPU_BOUND),
         )
         if stat.max > limit and not whole:
             slow.append(f"{name} {stat.fmt(stat.max)}")
+    shallow, deep = counts["big"][1], counts["big"][big_meta.long_turns]
+    section.add(
+        STATEMENTS.format(depth=f"{big_meta.long_turns:,}"),
+        None,
+        value=f"{shallow[0]}; {shallow[2]} → {deep[0]}; {deep[2]}",
+        beside=f"writes among them: {shallow[1]}; {shallow[3]} → {deep[1]}; {deep[3]} "
+        "(INSERT, UPDATE, DELETE; FTS5's statements on its own tables left out)",
+        target="constant: the same at both depths",
+        met=shallow == deep,
+        if_missed="A branch's writes grow with its depth: something copies or rewrites the "
+        "path (Store.begin_turn, set_head); see the statements with sqlite3's trace callback.",
+    )
     for label, path, meta in (("big", big, big_meta), ("small", small, small_meta)):
         size = _size(path)
         section.add(
             f"database size ({label}: {meta.conversations:,} conversations, "
-            f"{meta.round_trips:,} round trips)",
+            f"{meta.round_trips:,} turns, {meta.branches:,} of them starting a branch)",
             None,
             value=fmt(size, "B"),
-            beside=f"{size / meta.round_trips / 1024:.2f} KiB a round trip",
+            beside=f"{size / meta.round_trips / 1024:.2f} KiB a turn",
         )
     section.notes += [
         f"Each figure: {repeat} rounds after one warm-up; each round opens the big and then the "
@@ -158,20 +265,45 @@ def run(repeat: int = 15, quick: bool = False) -> Section:
             else "no run was over its limit."
         ),  # fmt: skip
         f"The big database took {big_meta.seconds:.0f} s to generate (once, then cached: "
-        f"{big}). Text is English-like Markdown: Zipf-distributed words, paragraphs, lists, "
-        "fenced code; round trips interleaved in time over two years.",
-        f"A round trip's writes: the prompt row (with the conversation's row) before the "
-        f"request goes out, {FLUSHES} flushes of the growing answer (the flusher thread writes "
-        "them while it streams, at most two a second) and the final row; each is its own "
-        "transaction (WAL, synchronous=normal). The user waits for the prompt row (before "
-        "the request goes out) and the final row (before the prompt comes back): together they "
-        "are held to 5 ms; each flush, written by a background thread while the answer "
-        "streams, is held to 5 ms too. All of a round trip's writes grow with the answer's "
-        f"length (two flushes a second), so that row, for a {FLUSHES}-flush answer, has no "
-        "target. Each round writes two round trips in one conversation: the session's first "
-        "(its first write re-creates the WAL file, and SQLite syncs the WAL header and the "
-        "folder: two fdatasync calls, which cost what the disk makes them cost) and a later "
-        "one.",
+        f"{big}). Schema 2: each conversation a tree of turns (about {RETRY:.0%} of turns "
+        f"retried, {EDIT:.1%} an edited prompt one to three turns back), each turn its typed "
+        f"parts (prompt, text; {REASONING:.0%} with reasoning, {TOOLS:.0%} with a tool call and "
+        "its result over two model calls) and model calls; the full-text index filled by the "
+        "store's triggers. Text is English-like Markdown: Zipf-distributed words, paragraphs, "
+        "lists, fenced code; turns interleaved in time over two years. The long conversation's "
+        f"head is {big_meta.long_turns:,} turns deep, with "
+        f"{round(big_meta.long_turns * RETRY)} retried turns off its path.",
+        "Opening at the head is Conversation.load: the conversation's row, the path from the "
+        "root to the head (a recursive CTE up the parent links, then each turn's parts and "
+        "calls) and a Response for each turn; the path alone is shown too.",
+        f"A turn's writes: the prompt (begin_turn: the conversation's row, the turn with its "
+        f"prompt part, the head) before the request goes out, {FLUSHES} flushes of the growing "
+        "answer (save_progress: the answer text and the open text part; the flusher thread "
+        "writes them while it streams, at most two a second) and the end (finish_turn: status, "
+        "usage, every part and model call); each is its own transaction (WAL, "
+        "synchronous=normal). The user waits for the prompt (before the request goes out) and "
+        "the end (before the prompt comes back): together they are held to 5 ms, and so is "
+        "each flush. "
+        "All of a turn's writes grow with the answer's length (two flushes a second), so that "
+        f"row, for a {FLUSHES}-flush answer, has no target. Each round writes two turns in one "
+        "conversation: the session's first (its first write re-creates the WAL file, and "
+        "SQLite syncs the WAL header and the folder: two fdatasync calls, which cost what the "
+        "disk makes them cost) and a later one.",
+        "A branch: Conversation.retry (the head moves back one turn, the prompt is asked again "
+        "as a sibling) and Conversation.edit of the prompt 500 turns back (of the second turn, near the root), "
+        f"at depth 1 (a 2-turn conversation) and at the head of the {big_meta.long_turns:,}-turn "
+        "conversation; each figure is the writes of both steps, without the answer. Statements "
+        "are counted with sqlite3's trace callback on the store's connection (reads, BEGIN and "
+        "COMMIT included; a trigger's program is traced as its statement once more; FTS5's "
+        "statements on its shadow tables left out, as their number depends on when FTS5 merges "
+        "its segments). The benchmark "
+        "deletes the turns it wrote and puts the long conversation's head back, so the "
+        "database stays as generated.",
+        "CPU: the process's CPU time (user + system) of the same measure, median; on a busy "
+        "machine it compares better than the wall time (writes wait for the disk, not the "
+        "CPU). "
+        "'first round' is the same measure in the first round of benchmarks (schema 1: one row "
+        "per round trip, no tree, no parts; 2026-11-24, load average ≈ 1), on the same machine.",
     ]
     return section
 

@@ -58,9 +58,9 @@ class Stat:
 def fmt(value: float, unit: str) -> str:
     """A value with three significant figures and a readable unit."""
     if unit == "s":
-        if value >= 1:
+        if abs(value) >= 1:
             return f"{value:.2f} s"
-        if value >= 0.001:
+        if abs(value) >= 0.001:
             return f"{value * 1000:.3g} ms"
         return f"{value * 1e6:.3g} µs"
     if unit == "B":

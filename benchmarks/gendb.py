@@ -4,7 +4,7 @@ The schema is chatrepl's own: ``chatrepl.Store`` creates the file, then rows go 
 ``sqlite3.executemany`` in big transactions, through the store's own full-text triggers.
 The text is English-like: words drawn with Zipf frequencies (a few hundred common English
 words, then technical words, then a long tail of made-up words), in sentences, paragraphs,
-lists and fenced code. Round trips are spread over two years and interleaved in time, as a
+lists and fenced code. Turns are spread over two years and interleaved in time, as a
 real database fills, so one conversation's turns are scattered through the table.
 
 Everything is seeded: the same sizes give the same database. Files are cached in the cache
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .common import cache_dir
 
-VERSION = 1  # bump when the generated data changes, so cached files are rebuilt
+VERSION = 2  # bump when the generated data changes, so cached files are rebuilt
 
 COMMON = """the of and to a in is it you that for on are with as this be or by not can
 at from have an your but if will all which one more when use there so what do about their
@@ -123,6 +123,12 @@ B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 EPOCH = datetime(2025, 6, 1, tzinfo=UTC).timestamp()  # the newest conversation is before this
 SPAN = 2 * 365 * 86400  # conversations over two years
 
+RETRY = 0.04  # a turn asked again: the old answer stays as a sibling, one step off the path
+EDIT = 0.015  # an earlier prompt edited: a new branch from up to three turns back
+TOOLS = 0.08  # a turn in which the model called a tool (two model calls)
+REASONING = 0.10  # a turn whose answer starts with reasoning
+TOOL_NAMES = ["search_files", "run_python", "get_weather", "read_url", "list_dir"]
+
 
 def ulid(ms: int, rng: random.Random) -> str:
     n = (ms << 80) | rng.getrandbits(80)
@@ -138,10 +144,11 @@ class Meta:
     """What the benchmarks need to know about a generated database."""
 
     conversations: int
-    round_trips: int
-    long_id: str  # the conversation with ``long_turns`` turns
+    round_trips: int  # turns, branches included
+    long_id: str  # the conversation whose head is ``long_turns`` turns deep
     long_turns: int
     seconds: float  # how long generating took
+    branches: int = 0  # turns that start a branch (retries and edited prompts)
 
 
 def path_for(conversations: int, round_trips: int) -> Path:
@@ -158,15 +165,22 @@ def database(conversations: int, round_trips: int, long_turns: int = 1000) -> tu
     tmp = path.with_suffix(".tmp.db")
     for stale in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
         stale.unlink(missing_ok=True)
-    long_id = generate(tmp, conversations, round_trips, long_turns)
-    meta = Meta(conversations, round_trips, long_id, long_turns, time.monotonic() - start)
+    long_id, branches = generate(tmp, conversations, round_trips, long_turns)
+    meta = Meta(conversations, round_trips, long_id, long_turns, time.monotonic() - start, branches)
     tmp.rename(path)
     meta_path.write_text(json.dumps(asdict(meta)))
     return path, meta
 
 
-def generate(path: Path, conversations: int, round_trips: int, long_turns: int) -> str:
-    """Fill a new database at ``path``; returns the id of the long conversation."""
+def generate(path: Path, conversations: int, round_trips: int, long_turns: int) -> tuple[str, int]:
+    """Fill a new database at ``path``; returns the id of the long conversation and how many
+    turns start a branch.
+
+    Each conversation is a tree, grown in time order as chatrepl grows it: most turns follow
+    the head; a retry is a sibling of the head with the same prompt; an edited prompt starts a
+    branch one to three turns back. The long conversation has only retries, so its head is
+    exactly ``long_turns`` turns deep.
+    """
     from chatrepl.store import Store
 
     Store(path).close()  # chatrepl's own schema, migrations recorded
@@ -175,7 +189,9 @@ def generate(path: Path, conversations: int, round_trips: int, long_turns: int) 
     say = _progress(f"generating {path.name}")
 
     # How many turns each conversation has: one long one, the rest geometric-ish, exact sum.
-    rest = round_trips - long_turns
+    long_retries = round(long_turns * RETRY)
+    long_total = long_turns + long_retries
+    rest = round_trips - long_total
     counts = [1 + int(rng.expovariate(1 / max(rest / (conversations - 1) - 1, 0.01)))
               for _ in range(conversations - 1)]  # fmt: skip
     extra = sum(counts) - rest
@@ -186,13 +202,14 @@ def generate(path: Path, conversations: int, round_trips: int, long_turns: int) 
         elif extra < 0:
             counts[i], extra = counts[i] + 1, extra + 1
     long_index = conversations // 3  # neither the newest nor the oldest
-    counts.insert(long_index, long_turns)
+    counts.insert(long_index, long_total)
+    long_retry_at = set(rng.sample(range(1, long_total), long_retries))
 
     # When: conversations start over two years; turns follow minutes (the long one, days) apart.
     convs, turns = [], []
     for i, n in enumerate(counts):
         start = EPOCH - SPAN * rng.random() ** 0.7  # more of them recently
-        gap = 86400 * 180 / n if n == long_turns else rng.uniform(20, 600)
+        gap = 86400 * 180 / n if n == long_total else rng.uniform(20, 600)
         times = [start + k * gap * rng.uniform(0.5, 1.5) for k in range(n)]
         times = sorted(min(t, EPOCH - 1) for t in times)
         cid = ulid(int(start * 1000), rng)
@@ -205,48 +222,136 @@ def generate(path: Path, conversations: int, round_trips: int, long_turns: int) 
     con = sqlite3.connect(path, isolation_level=None)
     con.execute("PRAGMA journal_mode = off")
     con.execute("PRAGMA synchronous = off")
-    con.execute("PRAGMA cache_size = -200000")
+    con.execute("PRAGMA cache_size = -400000")
     con.execute("BEGIN")
-    con.executemany("INSERT INTO conversations VALUES (?, ?, ?, ?, ?, ?, ?)", convs)
+    con.executemany(
+        "INSERT INTO conversations (id, title, title_source, model, system, created, updated) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        convs,
+    )
     con.execute("COMMIT")
     say(f"{len(convs):,} conversations")
 
-    batch, done = [], 0
-    sql = """INSERT INTO responses (id, conversation_id, model, prompt, system, response,
-        options, input_tokens, output_tokens, status, error, started, duration_ms, ttft_ms,
-        undone) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
-    for ts, i in turns:
-        c = convs[i]
-        prompt, answer = text.prompt(), text.answer()
+    # Each conversation's path from the root to its head: (id, parent id, depth, prompt).
+    paths: list[list[tuple[str, str | None, int, str]]] = [[] for _ in convs]
+    position = [0] * len(convs)  # turns of each conversation written so far
+    rows, parts, calls = [], [], []
+    branches = done = 0
+    turn_sql = """INSERT INTO turns (seq, id, conversation_id, parent_id, depth, model, prompt,
+        system, response, extra, options, input_tokens, output_tokens, status, error, started,
+        duration_ms, ttft_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    for seq, (ts, i) in enumerate(turns, 1):
+        c, path = convs[i], paths[i]
+        k, position[i] = position[i], position[i] + 1
         roll = rng.random()
-        status = "complete" if roll < 0.97 else ("interrupted" if roll < 0.99 else "error")
-        if status == "error":
-            answer, error = "", "OpenAI answered 429 Too Many Requests: rate limit reached."
+        if i == long_index:
+            kind = "retry" if k in long_retry_at else "next"
+        elif path and roll < RETRY:
+            kind = "retry"
+        elif len(path) > 1 and roll < RETRY + EDIT:
+            kind = "edit"
         else:
-            error = None
-            if status == "interrupted":
-                answer = answer[: rng.randrange(len(answer) + 1)]
-        words_out = len(answer.split())
-        batch.append(
-            (ulid(int(ts * 1000), rng), c[0], c[3], prompt, c[4], answer, "{}",
-             len(prompt.split()) * 3 // 2, words_out * 4 // 3, status, error, iso(ts),
-             rng.randint(400, 30_000), rng.randint(150, 2000), int(rng.random() < 0.01))
-        )  # fmt: skip
-        if len(batch) == 20_000:
-            _insert(con, sql, batch)
-            done += len(batch)
-            batch = []
-            say(f"{done:,} / {round_trips:,} round trips")
-    _insert(con, sql, batch)
+            kind = "next"
+        if kind == "retry":
+            _, parent, depth, prompt = path.pop()
+        elif kind == "edit":
+            back = rng.randint(1, min(3, len(path)))
+            _, parent, depth, _ = path[-back]
+            del path[-back:]
+            prompt = text.prompt()
+        else:
+            parent, depth = (path[-1][0], path[-1][2] + 1) if path else (None, 0)
+            prompt = text.prompt()
+        branches += kind != "next"
+        tid = ulid(int(ts * 1000), rng)
+        path.append((tid, parent, depth, prompt))
+        row, turn_parts, turn_calls = _turn(rng, text, seq, tid, c, parent, depth, prompt, ts)
+        rows.append(row)
+        parts += turn_parts
+        calls += turn_calls
+        if len(rows) == 20_000:
+            _insert(con, turn_sql, rows, parts, calls)
+            done += len(rows)
+            rows, parts, calls = [], [], []
+            say(f"{done:,} / {round_trips:,} turns")
+    _insert(con, turn_sql, rows, parts, calls)
+    con.execute("BEGIN")
+    con.executemany(
+        "UPDATE conversations SET head = ? WHERE id = ?",
+        [(path[-1][0], c[0]) for path, c in zip(paths, convs, strict=True)],
+    )
+    con.execute("COMMIT")
     con.execute("PRAGMA journal_mode = wal")
     con.close()
-    say("done")
-    return convs[long_index][0]
+    say(f"done: {branches:,} turns start a branch")
+    assert len(paths[long_index]) == long_turns
+    return convs[long_index][0], branches
 
 
-def _insert(con: sqlite3.Connection, sql: str, rows: list[tuple]) -> None:
+def _turn(rng, text, seq, tid, c, parent, depth, prompt, ts):  # noqa: ANN001, ANN202
+    """One turn's row, its parts and its model calls."""
+    model = c[3]
+    roll = rng.random()
+    status = "complete" if roll < 0.97 else ("interrupted" if roll < 0.99 else "error")
+    parts = [(seq, 0, 0, "prompt", prompt, "{}")]
+    texts: list[str] = []
+    extra = ""
+    error = None
+    n_calls = 1
+    if status == "error":
+        error = "OpenAI answered 429 Too Many Requests: rate limit reached."
+    else:
+        answer = text.answer()
+        if status == "interrupted":
+            answer = answer[: rng.randrange(len(answer) + 1)]
+        if rng.random() < REASONING:
+            parts.append((seq, len(parts), 1, "reasoning", text.paragraph(2, 5), "{}"))
+        if status == "complete" and rng.random() < TOOLS:
+            n_calls = 2
+            name = rng.choice(TOOL_NAMES)
+            call_id = f"call_{rng.getrandbits(48):012x}"
+            lead = text.paragraph(1, 1)
+            arguments = {"query": " ".join(rng.choices(text.words[:3000], k=3))}
+            result = text.paragraph(2, 8)
+            extra = result
+            texts.append(lead)
+            parts += [
+                (seq, len(parts), 1, "text", lead, "{}"),
+                (seq, len(parts) + 1, 1, "tool_call", "",
+                 json.dumps({"arguments": arguments, "id": call_id, "name": name})),
+                (seq, len(parts) + 2, 1, "tool_result", result,
+                 json.dumps({"call_id": call_id, "is_error": False, "name": name})),
+            ]  # fmt: skip
+        if answer:
+            texts.append(answer)
+            parts.append((seq, len(parts), n_calls, "text", answer, "{}"))
+    response = "".join(texts)
+    tin, tout = len(prompt.split()) * 3 // 2 + depth * 40, len(response.split()) * 4 // 3
+    duration, ttft = rng.randint(400, 30_000), rng.randint(150, 2000)
+    calls = [
+        (seq, n, model, "tool_calls" if n < n_calls else "stop", tin, tout // n_calls,
+         None, None, duration // n_calls, ttft)
+        for n in range(1, n_calls + 1)
+    ]  # fmt: skip
+    row = (seq, tid, c[0], parent, depth, model, prompt, c[4], response, extra, "{}", tin, tout,
+           status, error, iso(ts), duration, ttft)  # fmt: skip
+    return row, parts, calls
+
+
+def _insert(
+    con: sqlite3.Connection, sql: str, rows: list[tuple], parts: list[tuple], calls: list[tuple]
+) -> None:
     con.execute("BEGIN")
-    con.executemany(sql, rows)
+    con.executemany(sql, rows)  # the store's trigger fills the full-text index
+    con.executemany(
+        "INSERT INTO parts (turn_seq, position, call, kind, text, data) VALUES (?, ?, ?, ?, ?, ?)",
+        parts,
+    )
+    con.executemany(
+        "INSERT INTO calls (turn_seq, idx, model, finish_reason, input_tokens, output_tokens, "
+        "reasoning_tokens, cost, duration_ms, ttft_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        calls,
+    )
     con.execute("COMMIT")
 
 

@@ -4,7 +4,6 @@ an answer to a screen so that the screen shows what was saved."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -173,6 +172,8 @@ def open_tools(
 
 def tool_line(tool: Any, arguments: dict[str, Any], part: Part, width: int = 100) -> str:
     """One compact line for a tool call: its name, its arguments, a summary of its result."""
+    import json
+
     from .text import make_safe, shorten
 
     args = ", ".join(
