@@ -127,6 +127,21 @@ def load_conversation(
     return conversation
 
 
+class Failure(str):
+    """The sentence of an answer that failed, and whether asking again may help."""
+
+    retryable: bool = False
+
+
+def may_retry(exc: BaseException) -> bool:
+    """Whether asking again can help after ``exc``: a dropped or refused connection, a timeout,
+    a rate limit or a server failure; not a rejected key, an unknown model, a bad request, an
+    account out of credit, or a database that cannot be written."""
+    from .errors import ProviderError, StreamError
+
+    return isinstance(exc, ProviderError) and (exc.retryable or isinstance(exc, StreamError))
+
+
 class Screen(Protocol):
     """Where an answer is shown as it streams."""
 
@@ -140,19 +155,19 @@ def stream_answer(
     screen: Screen,
     event: Callable[[Any], None] | None = None,
     notes: dict[str, str] = ENDINGS,
-) -> str | None:
+) -> Failure | None:
     """Show ``response`` on ``screen`` as it streams; Ctrl-C stops it, keeping what arrived.
 
     The screen ends up showing exactly the answer text that was saved, and a note when the
     answer did not end normally. ``event`` sees every other event (reasoning, tool calls and
     results). ``notes`` words the note by status. Returns the error sentence if the request
-    failed.
+    failed (a :class:`Failure`, which says whether retrying may help).
     """
     from .records import TextDelta
 
     events = response.events()
     shown = 0
-    error: str | None = None
+    error: Failure | None = None
     try:
         for e in events:
             if isinstance(e, TextDelta):
@@ -164,7 +179,8 @@ def stream_answer(
         response.cancel()
         events.close()  # the Response saves itself as interrupted
     except ChatreplError as exc:
-        error = str(exc)
+        error = Failure(str(exc))
+        error.retryable = may_retry(exc)
     finally:
         # What the database holds is what the screen shows, to the last piece (a Ctrl-C in
         # the middle of feeding one: the screen counts what it took).

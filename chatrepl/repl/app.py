@@ -169,7 +169,7 @@ class Repl:
             renderer.start()
             error = stream_answer(response, renderer)
         if error is not None:
-            self.error(error, hint="/retry tries again")
+            self.error(error, hint="/retry tries again" if error.retryable else "")
         self.console.print()
         self.refresh()
 
