@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from ._version import __version__
 
@@ -22,9 +23,37 @@ SUBCOMMANDS = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose error messages cannot drive the terminal: an argument quoted back in
+    "unrecognized arguments: …" or "invalid choice: …" is cleaned like any outside text."""
+
+    def error(self, message: str) -> NoReturn:
+        from .text import make_safe
+
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {make_safe(message)}\n")
+
+
+def suggestion(word: str) -> str | None:
+    """The sub-command ``word`` was probably meant to be (``lst`` → ``list``), if any."""
+    import difflib
+
+    if not word or word.startswith("-"):
+        return None
+    close = difflib.get_close_matches(word.lower(), SUBCOMMANDS, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def blank(text: str) -> bool:
+    """Whether ``text`` has nothing to answer: only whitespace and invisible characters."""
+    import unicodedata
+
+    return all(c.isspace() or unicodedata.category(c) in ("Cf", "Cc") for c in text)
+
+
 def chat_parser() -> argparse.ArgumentParser:
     """The parser of the chat form: interactive, or one answer with ``-p`` / stdin."""
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="chatrepl",
         description="Chat with large language models in the terminal. Every word is saved.",
         epilog="Manage saved conversations with: chatrepl {" + ",".join(SUBCOMMANDS) + "} --help",
@@ -62,12 +91,24 @@ def _main(argv: list[str]) -> int:
         from .manage import main as manage
 
         return manage(argv)
+    if argv and (meant := suggestion(argv[0])) and argv[0] not in SUBCOMMANDS:
+        from .text import make_safe, shorten
+
+        print(
+            f"chatrepl: '{make_safe(shorten(argv[0], 40))}' is not a command: "
+            f"did you mean `chatrepl {meant}`?",
+            file=sys.stderr,
+        )
+        return 2
     args = chat_parser().parse_args(argv)
     args.prompt, args.system = as_text(args.prompt), as_text(args.system)
     prompt = args.prompt
+    if prompt is not None and blank(prompt):
+        print("chatrepl: nothing to answer: the prompt given with -p is empty.", file=sys.stderr)
+        return 2
     if prompt is None and not sys.stdin.isatty():
         prompt = read_stdin().strip()
-        if not prompt.strip():
+        if blank(prompt):
             print("chatrepl: nothing to answer: the prompt on stdin was empty.", file=sys.stderr)
             return 2
     if prompt is not None:

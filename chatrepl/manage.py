@@ -53,13 +53,15 @@ class UsageError(ChatreplError):
 
 def parser() -> argparse.ArgumentParser:
     """The parser of every sub-command."""
-    root = argparse.ArgumentParser(
+    from .cli import Parser
+
+    root = Parser(
         prog="chatrepl",
         description="Work with saved conversations from the shell.",
     )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    db = argparse.ArgumentParser(add_help=False)
+    db = Parser(add_help=False)
     db.add_argument(
         "--db", metavar="PATH", help="the database (default: $CHATREPL_DB, else the home's)"
     )
@@ -204,14 +206,21 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+#: The most rows a count asks for; more is as many as there are.
+MOST = 1_000_000_000
+
+
 def _count(text: str) -> int:
+    from .text import make_safe, shorten
+
     try:
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        shown = make_safe(shorten(text, 20))
+        raise argparse.ArgumentTypeError(f"'{shown}' is not a whole number") from None
     if n < 0:
-        raise argparse.ArgumentTypeError("N cannot be negative")
-    return n
+        raise argparse.ArgumentTypeError("N cannot be negative (0 shows all)")
+    return min(n, MOST)
 
 
 def main(argv: list[str]) -> int:
@@ -282,7 +291,7 @@ def summary_json(s: ConversationSummary) -> dict[str, Any]:
 
 
 def _limit(n: int) -> int:
-    return 1_000_000_000 if n == ALL else n
+    return MOST if n == ALL else min(n, MOST)
 
 
 # --- list --------------------------------------------------------------------------------------
@@ -296,28 +305,14 @@ def cmd_list(args: argparse.Namespace) -> int:
         _print_json([summary_json(s) for s in rows])
     elif not _terminal():
         for s in rows:
-            sys.stdout.write(_line(s.id, s.updated, s.turns, s.model, s.title) + "\n")
+            sys.stdout.write(_line(s.id, s.updated, s.turns, _safe(s.model), _safe(s.title)) + "\n")
     elif not rows:
         print("No conversations yet: start one with `chatrepl`.")
     else:
-        from rich.table import Table
-        from rich.text import Text
+        from .tables import conversation_table
 
-        table = Table(box=None, header_style="bold", pad_edge=False)
-        table.add_column("id", no_wrap=True, style="cyan")
-        table.add_column("title", overflow="ellipsis", no_wrap=True, ratio=1)
-        table.add_column("model", overflow="ellipsis", no_wrap=True, max_width=28)
-        table.add_column("turns", justify="right")
-        table.add_column("last active", no_wrap=True)
-        for s in rows:
-            table.add_row(
-                s.id,
-                Text(_safe(" ".join((s.title or "").split())) or "(untitled)"),
-                Text(_safe(s.model)),
-                str(s.turns),
-                local_time(s.updated),
-            )
-        _console().print(table)
+        console = _console()
+        console.print(conversation_table(rows, console.width, local_time, numbered=False, least=26))
     return 0
 
 
@@ -408,25 +403,27 @@ def cmd_search(args: argparse.Namespace) -> int:
     elif not _terminal():
         for h in hits:
             sys.stdout.write(
-                _line(h.conversation_id, h.response_id, h.started, h.title, h.snippet) + "\n"
+                _line(h.conversation_id, h.response_id, h.started, _safe(h.title), _safe(h.snippet))
+                + "\n"
             )
     elif not hits:
-        print(f"No turn matches {_safe(query)!r}.")
+        print(f"No turn matches '{_safe(query)}'.")
     else:
-        from rich.table import Table
         from rich.text import Text
 
-        table = Table(box=None, header_style="bold", pad_edge=False, show_lines=False)
-        table.add_column("conversation", no_wrap=True, style="cyan")
-        table.add_column("when", no_wrap=True)
-        table.add_column("title and match", ratio=1)
+        from .tables import one_line, short_ids
+
+        console = _console()
+        ids = short_ids([h.conversation_id for h in hits], least=26)  # whole, for `-r`
         for h in hits:
-            cell = Text()
-            cell.append(_safe(" ".join((h.title or "(untitled)").split())), style="bold")
-            cell.append("\n")
-            cell.append_text(_highlighted(" ".join(h.snippet.split())))
-            table.add_row(h.conversation_id, local_time(h.started), cell)
-        _console().print(table)
+            line = Text(ids[h.conversation_id], style="cyan")
+            line.append(f"  {local_time(h.started)}  ")
+            room = console.width - len(line)
+            line.append(one_line(h.title or "(untitled)", max(room, 10)), style="bold")
+            console.print(line, no_wrap=True, overflow="ellipsis", crop=True)
+            snippet = Text("    ")
+            snippet.append_text(_highlighted(" ".join(h.snippet.split())))
+            console.print(snippet)
     return 0
 
 

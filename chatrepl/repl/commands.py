@@ -150,13 +150,9 @@ def ago(iso: str, now: datetime | None = None) -> str:
 
 def short_ids(ids: list[str], least: int = 8) -> dict[str, str]:
     """Each id cut to the shortest prefix (at least ``least`` long) that tells it from the rest."""
-    out = {}
-    for i in ids:
-        n = least
-        while n < len(i) and any(o != i and o[:n] == i[:n] for o in ids):
-            n += 1
-        out[i] = i[:n]
-    return out
+    from ..tables import short_ids as shortest
+
+    return shortest(ids, least=least)
 
 
 def plural(n: int, word: str) -> str:
@@ -169,16 +165,21 @@ def title_of(title: str | None, width: int = 60) -> str:
     return make_safe(shorten(title, width)) if title else "(untitled)"
 
 
+#: The most rows a count asks for; more is as many as there are.
+MOST = 1_000_000_000
+
+
 def _count(arg: str, default: int, what: str) -> int:
+    """``arg`` as a count of rows: ``default`` when empty, 0 for all (as ``chatrepl list -n 0``)."""
     if not arg:
         return default
     try:
         n = int(arg)
     except ValueError:
         raise ChatreplError(f"'{make_safe(shorten(arg, 20))}' is not a number: {what}.") from None
-    if n < 1:
-        raise ChatreplError(f"Give a number of 1 or more: {what}.")
-    return n
+    if n < 0:
+        raise ChatreplError(f"Give a number of 0 (all) or more: {what}.")
+    return MOST if n == 0 else min(n, MOST)
 
 
 def pick(repl: Session, arg: str) -> str:
@@ -264,9 +265,9 @@ def cmd_new(repl: Session, arg: str) -> None:
 
 @command("list", "[N]", "recent conversations, numbered for /resume")
 def cmd_list(repl: Session, arg: str) -> None:
-    """The N (default 20) most recently active conversations: number, id, title, model, turns and
-    when it was last active. `/resume N` continues the one numbered N."""
-    n = _count(arg, 20, "/list N shows the N most recent conversations")
+    """The N (default 20; 0 for all) most recently active conversations: number, id, title,
+    model, turns and when it was last active. `/resume N` continues the one numbered N."""
+    n = _count(arg, 20, "/list N shows the N most recent conversations, /list 0 all")
     rows = repl.store.recent(n)
     if not rows:
         repl.say("No saved conversations yet: say something to start one.")
@@ -277,29 +278,12 @@ def cmd_list(repl: Session, arg: str) -> None:
 
 def show_table(repl: Session, rows: list[ConversationSummary]) -> None:
     """Print ``rows`` numbered, and remember their ids for ``/resume N``."""
-    from rich.table import Table
-    from rich.text import Text
+
+    from ..tables import conversation_table
 
     repl.listed = [r.id for r in rows]
-    short = short_ids(repl.listed)
-    table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
-    table.add_column("#", justify="right")
-    table.add_column("id", no_wrap=True)
-    table.add_column("title", overflow="ellipsis", no_wrap=True, ratio=1)
-    table.add_column("model", overflow="ellipsis", no_wrap=True)
-    table.add_column("turns", justify="right")
-    table.add_column("last active", no_wrap=True)
-    for i, r in enumerate(rows, 1):
-        current = r.id == repl.conversation.id
-        table.add_row(
-            str(i),
-            short[r.id],
-            Text(title_of(r.title) + (" (current)" if current else "")),
-            Text(r.model),
-            str(r.turns),
-            ago(r.updated),
-            style="bold" if current else None,
-        )
+    width = repl.console.width
+    table = conversation_table(rows, width, ago, repl.store, current=repl.conversation.id)
     repl.console.print(table)
 
 
@@ -527,8 +511,10 @@ def cmd_search(repl: Session, arg: str) -> None:
     if not hits:
         repl.say(f"Nothing found for {make_safe(shorten(arg, 40))}.")
         return
+    from ..tables import short_ids as shortest
+
     repl.listed = [h.conversation_id for h in hits]
-    short = short_ids(list(dict.fromkeys(repl.listed)))
+    short = shortest(list(dict.fromkeys(repl.listed)), repl.store)
     for i, hit in enumerate(hits, 1):
         line = Text(f"{i:>3}  ")
         line.append(short[hit.conversation_id], style="bold")
