@@ -567,7 +567,14 @@ def models_info() -> dict[str, Any]:
 
 
 def _without_userinfo(url: str) -> str:
-    return re.sub(r"//[^/@]*@", "//", url)
+    """A base URL fit to show: credentials (``user:pass@``) and query values (``?key=``) out."""
+    from .providers.http import Endpoint
+
+    return (
+        Endpoint("", re.sub(r"//[^/@]*@", "//", url)).shown_url
+        if "?" in url
+        else _safe(re.sub(r"//[^/@]*@", "//", url))
+    )
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -255,7 +255,7 @@ def cmd_new(repl: Session, arg: str) -> None:
 
     old = repl.conversation
     repl.switch_to(Conversation(old.model, system=old.system, store=repl.store))
-    said = f"New conversation with {old.model.full_name}"
+    said = f"New conversation with {make_safe(old.model.full_name)}"
     if old.system:
         said += f", persona: {_persona_line(old.system)}"
     if old.turns:
@@ -386,21 +386,38 @@ def cmd_model(repl: Session, arg: str) -> None:
 
         model = get_model(arg)
         c.set_model(model)
-        repl.say(f"Model: {model.full_name} from the next turn on.")
+        repl.say(f"Model: {make_safe(model.full_name)} from the next turn on.")
+        if warning := missing_key(model.provider):
+            repl.error(warning)
         repl.refresh()
         return
     from ..providers.registry import providers
 
-    repl.say(f"Now: {c.model.full_name}", "bold")
+    repl.say(f"Now: {make_safe(c.model.full_name)}", "bold")
     for info in providers().values():
-        line = Text(f"  {info.name:<10} ")
+        line = Text(f"  {make_safe(info.name):<10} ")
         if info.usable:
-            line.append(", ".join(info.models) or "(any model name)")
+            line.append(make_safe(", ".join(info.models)) or "(any model name)")
         else:
             env = info.settings.get("api_key_env")
-            line.append("needs a key" + (f": set {env}" if env else ""), style="dim")
+            line.append("needs a key" + (f": set {make_safe(env)}" if env else ""), style="dim")
         repl.console.print(line)
     repl.say("/model provider:name switches; Tab completes.", "dim")
+
+
+def missing_key(provider: str) -> str | None:
+    """The warning for a provider that needs a key and has none, or ``None``."""
+    from ..providers.registry import providers
+
+    info = providers().get(provider)
+    if info is None or info.usable:
+        return None
+    env = info.settings.get("api_key_env")
+    how = f"set {make_safe(env)}" if env else "add its key to keys.json"
+    return (
+        f"{make_safe(provider)} has no API key, so the next turn will fail: {how} and restart "
+        "chatrepl, or pick another model."
+    )
 
 
 @command("retry", "", "ask the last prompt again (the old answer stays, one /alt away)")
@@ -490,11 +507,12 @@ def cmd_export(repl: Session, arg: str) -> None:
     else:
         slug = re.sub(r"[^a-z0-9]+", "-", (c.title or "").lower()).strip("-")[:40]
         path = Path(f"{slug or 'conversation'}-{c.id[:SHORT_ID].lower()}.md")
-    if path.is_file() and not repl.confirm(f"{path} exists. Overwrite it?"):
+    if path.is_file() and not repl.confirm(f"{make_safe(str(path))} exists. Overwrite it?"):
         repl.say("Not exported.")
         return
-    write_private(path, to_markdown(repl.store.summary(c.id), repl.store.turns(c.id)))
-    repl.say(f"Exported {plural(len(c.turns), 'turn')} to {path}")
+    text = to_markdown(repl.store.summary(c.id), repl.store.turns(c.id))
+    write_private(path, text, make_folder=False)
+    repl.say(f"Exported {plural(len(c.turns), 'turn')} to {make_safe(str(path))}")
 
 
 @command("search", "QUERY", "search every conversation; numbered for /resume")
@@ -555,9 +573,10 @@ def cmd_delete(repl: Session, arg: str) -> None:
             return
         cid = repl.conversation.id
     s = repl.store.summary(cid)
-    question = (
-        f"Delete “{title_of(s.title, 50)}” ({s.id[:SHORT_ID]}, {plural(s.turns, 'turn')}) for good?"
-    )
+    from ..tables import unique_prefix
+
+    short = unique_prefix(repl.store, s.id)
+    question = f"Delete “{title_of(s.title, 50)}” ({short}, {plural(s.turns, 'turn')}) for good?"
     if not repl.confirm(question):
         repl.say("Kept.")
         return
@@ -599,12 +618,12 @@ def cmd_info(repl: Session, arg: str) -> None:
     rows = [
         ("id", c.id + ("" if c.responses else " (not saved until the first message)")),
         ("title", title),
-        ("model", c.model.full_name),
+        ("model", make_safe(c.model.full_name)),
         ("persona", make_safe(c.system) if c.system else "none"),
         ("turns", f"{len(turns)}" + (f" ({detail})" if detail else "")),
         ("tokens", f"{usage.input_tokens or 0:,} in, {usage.output_tokens or 0:,} out"),
         ("started", _local(c.created)),
-        ("database", str(repl.store.path)),
+        ("database", make_safe(str(repl.store.path))),
     ]
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
