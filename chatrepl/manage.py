@@ -261,12 +261,28 @@ def _console() -> Console:
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json_text(data))
+
+
+def json_text(data: Any) -> str:
+    """``data`` as indented JSON, every character that could drive a terminal (controls, bidi
+    and other format characters, lone surrogates) written as a ``\\uXXXX`` escape: the same
+    data to a JSON reader, inert on a screen."""
+    from .text import _UNSAFE
+
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
 
 
 def _line(*cells: Any) -> str:
     """One tab-separated line: every cell on one line, without tabs."""
     return "\t".join(" ".join(str("" if c is None else c).split()) for c in cells)
+
+
+def _valid(text: str) -> str:
+    from .text import valid_text
+
+    return valid_text(text)
 
 
 def _safe(text: str | None) -> str:
@@ -338,7 +354,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         _print_json(to_json(summary, every))
     elif args.markdown or not _terminal():
         text = to_markdown(summary, turns, every if args.all_branches else None)
-        sys.stdout.write(_safe(text) if _terminal() else text)
+        sys.stdout.write(_safe(text) if _terminal() else _valid(text))  # a pipe: as saved
     else:
         render(summary, turns, _console())
         if len(every) > len(turns):
@@ -454,17 +470,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     summary, turns, every = _conversation(args)
     if args.format == "json":
-        text = json.dumps(to_json(summary, every), indent=2, ensure_ascii=False) + "\n"
+        text = json_text(to_json(summary, every))
     else:
         text = to_markdown(summary, turns, every if args.all_branches else None)
     if args.output in (None, "-"):
-        sys.stdout.write(_safe(text) if _terminal() else text)
+        sys.stdout.write(_safe(text) if _terminal() else _valid(text))  # a pipe: as saved
         return 0
     from .config import write_private
 
     path = write_private(Path(args.output).expanduser(), text)
     if sys.stderr.isatty():
-        print(f"Exported {summary.id} ({args.format}) to {path}.", file=sys.stderr)
+        print(f"Exported {summary.id} ({args.format}) to {_safe(str(path))}.", file=sys.stderr)
     return 0
 
 
