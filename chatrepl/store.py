@@ -406,7 +406,14 @@ class Store:
 
     def _sql(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         with self._errors():
-            return self.db.execute_sql(sql, tuple(params)).fetchall()
+            try:
+                return self.db.execute_sql(sql, tuple(params)).fetchall()
+            except (pw.OperationalError, sqlite3.OperationalError) as exc:
+                if "decode" not in str(exc):
+                    raise
+                # Text that is not UTF-8 (written by another program): read with U+FFFD.
+                self.db.connection().text_factory = _lenient
+                return self.db.execute_sql(sql, tuple(params)).fetchall()
 
     # --- writing --------------------------------------------------------------------------
 
@@ -826,6 +833,10 @@ class Store:
         """How many conversations and turns the database holds."""
         conversations = self._sql("SELECT COUNT(*) FROM conversations")[0][0]
         return conversations, self._sql("SELECT COUNT(*) FROM turns")[0][0]
+
+
+def _lenient(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

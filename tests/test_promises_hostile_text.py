@@ -267,3 +267,29 @@ def test_every_repl_command_over_hostile_text_is_inert(db, home):
         plain[m.start() - 200 : m.end() + 20] for m in FORBIDDEN.finditer(plain)
     ]
     assert "^[]0;pwned^G" in text  # shown, as text
+
+
+def test_text_that_is_not_utf8_in_the_database_is_shown_replaced(db, monkeypatch):
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    con.execute(
+        "UPDATE conversations SET title = CAST(x'41eda080ff1b5b324a' AS TEXT), "
+        "model = CAST(x'ff' AS TEXT)"
+    )
+    con.execute("UPDATE turns SET response = CAST(x'676f6174eda080ff' AS TEXT)")
+    con.commit()
+    con.close()
+    for argv in (("list",), ("search", "goat"), ("show", "01JAAAAAAAAAAAAAAAAAAAAAA0")):
+        for tty in (True, False):
+            status, out, err = run(monkeypatch, *argv, "--db", str(db), tty=tty)
+            assert status == 0, (argv, err)
+            assert "\ufffd" in out and (leaks(out) == [] or not tty)
+
+
+def test_resuming_a_conversation_whose_model_is_hostile_says_so_inert(db, tmp_path):
+    from conftest import run_chatrepl
+
+    out = run_chatrepl("-r", "01JAAAAAAAAAAAAAAAAAAAAAA0", "-p", "hi", "--db", str(db))
+    assert out.returncode == 0 and "Traceback" not in out.stderr
+    assert "Continuing with" in out.stderr and leaks(out.stderr) == [], out.stderr
