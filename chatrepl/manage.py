@@ -610,11 +610,13 @@ def cmd_models(args: argparse.Namespace) -> int:
         for p in info["providers"]:
             for m in p["models"]:
                 listed.add(m)
-                sys.stdout.write(_line(m, status(m), "default" if m == default else "") + "\n")
+                line = _line(_safe(m), status(m), "default" if m == default else "")
+                sys.stdout.write(line + "\n")
         if default not in listed:
-            sys.stdout.write(_line(default, status(default), "default") + "\n")
+            sys.stdout.write(_line(_safe(default), status(default), "default") + "\n")
         for alias, target in info["aliases"].items():
-            sys.stdout.write(_line(alias, status(target), f"alias of {target}") + "\n")
+            line = _line(_safe(alias), status(target), f"alias of {_safe(target)}")
+            sys.stdout.write(line + "\n")
         return 0
 
     from rich.table import Table
@@ -628,7 +630,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         if p["key"] == "set":
             key = Text("set", style="green")
         elif p["key"] == "missing":
-            key = Text(f"missing ({p['key_env']})" if p["key_env"] else "missing", style="red")
+            env = _safe(p["key_env"])
+            key = Text(f"missing ({env})" if p["key_env"] else "missing", style="red")
         else:
             key = Text("not needed", style="dim")
         models = Text()
@@ -668,17 +671,20 @@ def cmd_import(args: argparse.Namespace) -> int:
         try:
             text = sys.stdin.read() if name == "-" else Path(name).expanduser().read_text("utf-8")
         except OSError as exc:
-            raise ChatreplError(f"Cannot read {name}: {exc.strerror or exc}.") from exc
+            raise ChatreplError(f"Cannot read {_safe(name)}: {exc.strerror or exc}.") from exc
         except UnicodeDecodeError:
-            raise ChatreplError(f"{name} is not a chatrepl JSON export (not UTF-8 text).") from None
+            raise ChatreplError(
+                f"{_safe(name)} is not a chatrepl JSON export (not UTF-8 text)."
+            ) from None
         try:
             data = json.loads(text)
-        except ValueError as exc:
-            raise ChatreplError(f"{name} is not a chatrepl JSON export ({exc}).") from None
+        except (ValueError, RecursionError) as exc:
+            shown = _safe(str(exc))[:100]
+            raise ChatreplError(f"{_safe(name)} is not a chatrepl JSON export ({shown}).") from None
         try:
             loaded.append(from_json(data))
         except ChatreplError as exc:
-            raise ChatreplError(f"{name}: {exc}") from None
+            raise ChatreplError(f"{_safe(name)}: {exc}") from None
     store = open_store(args, create=True)
     for summary, turns in loaded:
         title = _safe(" ".join((summary.title or "(untitled)").split()))
@@ -725,7 +731,7 @@ def cmd_import_llm(args: argparse.Namespace) -> int:
         parts.append(f"added {_plural(added, 'new turn')} to {_plural(grown, 'conversation')}")
     if same:
         parts.append(f"{_plural(same, 'conversation')} already here")
-    print(f"{', '.join(parts)} from {path}.")
+    print(f"{', '.join(parts)} from {_safe(str(path))}.")
     return 0
 
 

@@ -209,8 +209,8 @@ def test_hostile_config_values_are_quoted_inert(tmp_path, monkeypatch, home):
         f'[aliases]\n"{esc}" = "evil:{esc}"\n',
         "utf-8",
     )
-    for argv in (("models",), ("models", "--json")):
-        status, out, err = run(monkeypatch, *argv)
+    for argv, tty in ((("models",), True), (("models",), False), (("models", "--json"), True)):
+        status, out, err = run(monkeypatch, *argv, tty=tty)
         assert status == 0, err
         assert leaks(out) == [] and leaks(err) == [], out
     (home / "config.toml").write_text(f'[providers.evil]\nread_timeout = "{esc}"\n', "utf-8")
