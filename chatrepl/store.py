@@ -803,8 +803,9 @@ class Store:
         words = [w for w in valid_text(query).split() if w.strip('"')]
         if not words:
             return []
-        # Each word matches as a word prefix ("goat" finds "goats"); every word must match.
-        match = " ".join('"' + w.replace('"', '""') + '"*' for w in words)
+        # Each word matches as a word prefix ("goat" finds "goats"), a word in double quotes
+        # exactly; every word must match.
+        match = " ".join(_term(w) for w in words)
         best = """
             SELECT f.rowid, t.conversation_id FROM (
                 SELECT rowid, bm25(turns_fts) AS score FROM turns_fts
@@ -833,6 +834,13 @@ class Store:
         """How many conversations and turns the database holds."""
         conversations = self._sql("SELECT COUNT(*) FROM conversations")[0][0]
         return conversations, self._sql("SELECT COUNT(*) FROM turns")[0][0]
+
+
+def _term(word: str) -> str:
+    """One word of a search as an FTS5 term: a prefix, or the word exactly when quoted."""
+    exact = len(word) > 2 and word[0] == word[-1] == '"'
+    inner = word[1:-1] if exact else word
+    return '"' + inner.replace('"', '""') + ('"' if exact else '"*')
 
 
 def _lenient(raw: bytes) -> str:

@@ -267,3 +267,11 @@ def test_search_from_the_shell_lists_each_conversation_once(tmp_path):
     store.close()
     out = run_chatrepl("search", "goat", "--db", str(db))
     assert out.returncode == 0 and len(out.stdout.splitlines()) == 1, out.stdout
+
+
+def test_a_word_in_double_quotes_matches_exactly(tmp_path):
+    store = Store(tmp_path / "chat.db")
+    one = chat(store, "slot1 here")
+    chat(store, "slot10 there")
+    assert len(store.search("slot1")) == 2
+    assert [h.conversation_id for h in store.search('"slot1"')] == [one.id]
