@@ -5,7 +5,7 @@
     python -m benchmarks.run --quick          # fewer repeats and a small database (prints only)
     python benchmarks/run.py startup          # the same, run as a file
 
-Benchmarks: startup, render, storage, memory. See benchmarks/README.md.
+Benchmarks: startup, render, storage, memory, attach. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ if not __package__:  # run as a file: python benchmarks/run.py
 
 from .common import Section, git_commit, load, machine  # noqa: E402
 
-SUITES = ("startup", "render", "storage", "memory")
+SUITES = ("startup", "render", "storage", "memory", "attach")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -43,6 +43,10 @@ def run_suite(name: str, args: argparse.Namespace) -> Section:
         from . import bench_memory
 
         return bench_memory.run(repeat=args.repeat or (1 if args.quick else 3))
+    if name == "attach":
+        from . import bench_attach
+
+        return bench_attach.run(repeat=args.repeat or (1 if args.quick else 3))
     raise ValueError(name)
 
 

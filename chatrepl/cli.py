@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
 
 from ._version import __version__
 
@@ -21,17 +20,6 @@ SUBCOMMANDS = (
     "import",
     "import-llm",
 )
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse whose error messages cannot drive the terminal: an argument quoted back in
-    "unrecognized arguments: …" or "invalid choice: …" is cleaned like any outside text."""
-
-    def error(self, message: str) -> NoReturn:
-        from .text import make_safe
-
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {make_safe(message)}\n")
 
 
 def suggestion(word: str) -> str | None:
@@ -53,6 +41,8 @@ def blank(text: str) -> bool:
 
 def chat_parser() -> argparse.ArgumentParser:
     """The parser of the chat form: interactive, or one answer with ``-p`` / stdin."""
+    from .frontend import Parser
+
     p = Parser(
         prog="chatrepl",
         description="Chat with large language models in the terminal. Every word is saved.",
@@ -61,6 +51,13 @@ def chat_parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--model", help="model as provider:model, or an alias")
     p.add_argument("-s", "--system", help="the persona (system prompt) from now on")
     p.add_argument("-p", "--prompt", help="answer this one prompt on stdout, save it, and exit")
+    p.add_argument(
+        "-a",
+        "--attach",
+        action="append",
+        metavar="PATH|URL|-",
+        help="attach a file (image, PDF or text) to the prompt; repeatable; - reads it from stdin",
+    )
     which = p.add_mutually_exclusive_group()
     which.add_argument(
         "-c",
@@ -70,7 +67,28 @@ def chat_parser() -> argparse.ArgumentParser:
         help="continue the most recent conversation",
     )
     which.add_argument("-r", "--resume", metavar="ULID", help="continue this conversation")
+    p.add_argument(
+        "-o",
+        "--option",
+        nargs=2,
+        action="append",
+        metavar=("KEY", "VALUE"),
+        help="a model option: temperature, max_tokens, reasoning_effort, thinking_budget, …",
+    )
     p.add_argument("--db", metavar="PATH", help="the database (default: chatrepl.db in the home)")
+    p.add_argument(
+        "-T",
+        "--tool",
+        dest="tools",
+        action="append",
+        metavar="NAME",
+        help="enable a tool: now, search_history, read_file, an MCP server, or SERVER.TOOL",
+    )
+    p.add_argument(
+        "--auto-approve",
+        action="store_true",
+        help="run the enabled tools without asking first",
+    )
     p.add_argument("--version", action="version", version=f"chatrepl {__version__}")
     return p
 
@@ -102,11 +120,26 @@ def _main(argv: list[str]) -> int:
         return 2
     args = chat_parser().parse_args(argv)
     args.prompt, args.system = as_text(args.prompt), as_text(args.system)
+    from .options import OptionError, parse_all
+
+    try:
+        args.options = parse_all([(as_text(k), as_text(v)) for k, v in args.option or []])
+    except OptionError as exc:
+        from .frontend import say_error
+
+        say_error(str(exc))
+        return 2
     prompt = args.prompt
     if prompt is not None and blank(prompt):
         print("chatrepl: nothing to answer: the prompt given with -p is empty.", file=sys.stderr)
         return 2
-    if prompt is None and not sys.stdin.isatty():
+    if "-" in (args.attach or []) and prompt is None:
+        print(
+            "chatrepl: with -a -, stdin is the attachment: give the prompt with -p.",
+            file=sys.stderr,
+        )
+        return 2
+    if prompt is None and not sys.stdin.isatty() and "-" not in (args.attach or []):
         prompt = read_stdin().strip()
         if blank(prompt):
             print("chatrepl: nothing to answer: the prompt on stdin was empty.", file=sys.stderr)

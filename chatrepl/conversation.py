@@ -14,7 +14,6 @@ turn is finalised at the end, whatever the end is.
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -263,7 +262,8 @@ class Response:
         flusher = _Flusher(store, self) if store else None
         start = time.monotonic()
         try:
-            seen: dict[str, int] = {}
+            if self.toolbox is not None and hasattr(self.toolbox, "start_turn"):
+                self.toolbox.start_turn()  # the repeat guard counts per turn
             while True:
                 call = CallRecord(len(self.calls) + 1, self.model.full_name)
                 self.calls.append(call)
@@ -271,7 +271,8 @@ class Response:
                 if not (self.chain and asked and self.toolbox) or self._cancel.is_set():
                     break
                 for tool_call in asked:
-                    part = self._run_tool(tool_call, seen)
+                    part = self.toolbox.run(tool_call, self._cancel)
+                    part.call = call.index
                     self._add(part)
                     if flusher:
                         flusher.dirty.set()
@@ -363,22 +364,6 @@ class Response:
         for name in ("input_tokens", "output_tokens"):
             values = [getattr(c, name) for c in self.calls if getattr(c, name) is not None]
             setattr(self.usage, name, sum(values) if values else None)
-
-    def _run_tool(self, call: ToolCall, seen: dict[str, int]) -> Part:
-        key = json.dumps([call.name, call.arguments], sort_keys=True, default=str)
-        seen[key] = seen.get(key, 0) + 1
-        if seen[key] > 2:
-            return Part(
-                "tool_result",
-                "This exact call was already made twice in this turn; its result is above. "
-                "Answer with what you have.",
-                {"call_id": call.id, "name": call.name, "is_error": True},
-                len(self.calls),
-            )
-        assert self.toolbox is not None
-        part = self.toolbox.run(call, self._cancel)
-        part.call = len(self.calls)
-        return part
 
     # --- parts --------------------------------------------------------------------------------
 
@@ -501,6 +486,8 @@ class Conversation:
         self.created = _now()
         self.forked_from: str | None = None
         self.path: list[Response] = []  # the turns from the root to the head
+        #: options sent with every prompt from now on (``-o``, ``/set``); a prompt's own win
+        self.options: dict[str, Any] = {}
         self._known: dict[str, Response] = {}  # every turn met: the tree without a store
 
     @classmethod
@@ -521,6 +508,8 @@ class Conversation:
         c.title, c.title_source, c.created = record.title, record.title_source, record.created
         c.forked_from = record.forked_from
         c._set_path(store.path_to(record.head))
+        if c.path:  # the options of the last turn go on
+            c.options = dict(c.path[-1].options)
         return c
 
     def record(self) -> ConversationRecord:
@@ -583,12 +572,21 @@ class Conversation:
         """Ask ``text`` and run the tool calls the model asks for, sending their results back,
         until it answers without a call (or ``chain_limit`` model calls).
 
-        ``approve`` is asked before each call; by default every call runs.
+        ``tools`` are plain functions (type hints and a docstring make their schema),
+        ``chatrepl.tools.Tool`` objects, or a ready runner (``chatrepl.tools.Runner``).
+        ``approve(tool, arguments)`` is asked before each call and returns True (run it), False
+        (deny it: the model is told) or a ``chatrepl.tools.Decision`` (which may change the
+        arguments); by default every call runs.
         """
-        from .tools import toolbox
-
-        box = toolbox(tools, approve=approve)
-        return self._ask(text, system, box, attachments, options, chain=True, limit=chain_limit)
+        return self._ask(
+            text,
+            system,
+            _runner(tools, approve),
+            attachments,
+            options,
+            chain=True,
+            limit=chain_limit,
+        )
 
     def _ask(
         self,
@@ -608,15 +606,13 @@ class Conversation:
         if self.title is None and text.strip():
             self.title, self.title_source = shorten(text, 60), "prompt"
         if tools is not None and not hasattr(tools, "specs"):
-            from .tools import toolbox
-
-            tools = toolbox(tools)
+            tools = _runner(tools, None)
         response = Response(
             self,
             text,
             parent_id=self.head,
             system=self.system,
-            options=dict(options),
+            options={**self.options, **options},
             model=self.model,
             attachments=attachments,
             toolbox=tools,
@@ -640,7 +636,8 @@ class Conversation:
                 start = n + 1
                 summary = _joined(turn.parts, "summary")
                 note = f"Summary of the conversation so far:\n{summary}"
-                system = f"{system}\n\n{note}" if system else note
+                base = response.system  # an earlier summary is stood for by this one too
+                system = f"{base}\n\n{note}" if base else note
         messages = [Message("system", system)] if system else []
         for turn in earlier[start:]:
             if turn.kind == "summary" or not any(p.kind in _SUBSTANCE for p in turn.parts):
@@ -648,7 +645,9 @@ class Conversation:
             messages += _turn_messages(turn.parts, closed=True)
         done = [p for p in response.parts if p.call < max(len(response.calls), 1)]
         messages += _turn_messages(done, closed=False)
-        return messages
+        from .attachments import resolve  # the attachments' bytes, for this request only
+
+        return resolve(messages, self.store)
 
     def undo(self) -> Response | None:
         """Go back one turn: the head moves to the turn before (nothing is deleted)."""
@@ -674,7 +673,8 @@ class Conversation:
             raise NotFoundError("That turn is not on the current path.")
         old = self.path[index]
         del self.path[index:]
-        return self.prompt(text, **{**old.options, **options})
+        attachments = [p for p in old.parts if p.kind == "attachment"]
+        return self.prompt(text, attachments=attachments, **{**old.options, **options})
 
     def alternatives(self, turn_id: str | None = None) -> list[Response | TurnRecord]:
         """The turns that share a parent with ``turn_id`` (default: the head), itself included,
@@ -733,6 +733,16 @@ class Conversation:
             self.store.import_conversation(record, copies)
         c._set_path(copies)
         return c
+
+    def graft(self, turns: list[TurnRecord]) -> None:
+        """Go on from ``turns``: a chain made elsewhere (a compaction) whose first turn hangs
+        from a turn of the path. The head moves to the last; saving them is the caller's."""
+        if not turns:
+            return
+        at = next((n for n, t in enumerate(self.path) if t.id == turns[0].parent_id), -1)
+        grafted = [Response.from_record(self, t) for t in turns]
+        self.path = self.path[: at + 1] + grafted
+        self._known.update((r.id, r) for r in grafted)
 
     def _turn(self, turn_id: str) -> Response | TurnRecord:
         found = self._known.get(turn_id)
@@ -820,6 +830,22 @@ class Conversation:
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _runner(tools: Any, approve: Callable[..., Any] | None) -> Toolbox:
+    """A tool runner for ``tools`` (functions, Tool objects, or a runner already)."""
+    from .tools import Decision, Runner
+
+    if hasattr(tools, "specs") and hasattr(tools, "run"):
+        return tools
+    if approve is None:
+        return Runner(tools)
+
+    def hook(tool: Any, arguments: dict[str, Any]) -> Decision:
+        said = approve(tool, arguments)
+        return said if isinstance(said, Decision) else Decision(bool(said))
+
+    return Runner(tools, approve=hook)
 
 
 def _provider_model(model: Any) -> Model:

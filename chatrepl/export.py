@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import asdict, fields
 from datetime import UTC
 from typing import Any
@@ -83,10 +86,7 @@ def _turns_markdown(turns: list[TurnRecord], level: str) -> list[str]:
         lines += [_below(close_fences(turn.prompt), level), ""]
         for p in turn.parts:
             if p.kind == "attachment":
-                lines += [
-                    f"- attached: `{p.data.get('name', 'file')}` ({p.data.get('mime', '')})",
-                    "",
-                ]
+                lines += [_attached(p), ""]
         lines += [f"{level} Assistant · `{turn.model}`", ""]
         for p in turn.parts:
             if p.kind == "text" and p.text.strip():
@@ -112,6 +112,16 @@ def _turns_markdown(turns: list[TurnRecord], level: str) -> list[str]:
         if note := status_note(turn):
             lines += [note, ""]
     return lines
+
+
+def _attached(p: Part) -> str:
+    """The line of an attached file: its name, kind, size and hash (by which the JSON export
+    carries its bytes, under ``attachments``)."""
+    name = str(p.data.get("name") or "file").replace("`", "'")
+    sha = str(p.data.get("sha256", ""))
+    size = p.data.get("size")
+    about = [str(p.data.get("mime", "")), f"{size} bytes" if size else "", f"sha256 {sha[:16]}"]
+    return f"- attached: `{name}` ({', '.join(x for x in about if x and x != 'sha256 ')})"
 
 
 def _below(text: str, level: str) -> str:
@@ -176,18 +186,67 @@ def readable_time(iso: str | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def to_json(summary: ConversationSummary, turns: list[TurnRecord]) -> dict[str, Any]:
-    """Everything saved about a conversation (every branch, every part) as plain JSON data."""
+def to_json(
+    summary: ConversationSummary,
+    turns: list[TurnRecord],
+    attachment: Callable[[str], bytes | None] | None = None,
+) -> dict[str, Any]:
+    """Everything saved about a conversation (every branch, every part) as plain JSON data.
+
+    With ``attachment`` (the store's: sha256 → bytes), the attached files go in too, once each,
+    under ``attachments``: sha256 → ``{"mime", "base64"}``.
+    """
     conversation = {
         k: v
         for k, v in asdict(summary).items()
         if k not in ("turns", "input_tokens", "output_tokens")
     }
-    return {
+    data: dict[str, Any] = {
         "chatrepl_export": FORMAT_VERSION,
         "conversation": conversation,
         "turns": [{k: v for k, v in asdict(t).items() if k != "conversation_id"} for t in turns],
     }
+    if attachment is not None:
+        files: dict[str, dict[str, str]] = {}
+        for t in turns:
+            for p in t.parts:
+                sha = str(p.data.get("sha256", ""))
+                if p.kind != "attachment" or sha in files:
+                    continue
+                if (content := attachment(sha)) is not None:
+                    encoded = base64.b64encode(content).decode("ascii")
+                    files[sha] = {"mime": str(p.data.get("mime", "")), "base64": encoded}
+        if files:
+            data["attachments"] = files
+    return data
+
+
+def attachments_in(data: Any) -> dict[str, tuple[str, bytes]]:
+    """The attached files an export carries (sha256 → mime and bytes), each checked against its
+    hash.
+
+    Raises:
+        ChatreplError: the ``attachments`` map is damaged.
+    """
+    files = data.get("attachments", {}) if isinstance(data, dict) else {}
+    if not isinstance(files, dict):
+        raise ChatreplError("That chatrepl export is damaged: its attachments are not a map.")
+    out: dict[str, tuple[str, bytes]] = {}
+    for sha, entry in files.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("base64"), str):
+            raise ChatreplError("That chatrepl export is damaged: an attachment is wrong.")
+        try:
+            content = base64.b64decode(entry["base64"], validate=True)
+        except ValueError:
+            raise ChatreplError(
+                "That chatrepl export is damaged: an attachment is not base64."
+            ) from None
+        if hashlib.sha256(content).hexdigest() != sha:
+            raise ChatreplError(
+                "That chatrepl export is damaged: an attachment does not match its hash."
+            )
+        out[sha] = (str(entry.get("mime") or "application/octet-stream"), content)
+    return out
 
 
 _TURN_TYPES: dict[str, tuple[type, ...]] = {

@@ -4,17 +4,22 @@ an answer to a screen so that the screen shows what was saved."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from .errors import ChatreplError
 
 if TYPE_CHECKING:
     from .conversation import Conversation, Response
     from .providers.base import Model
+    from .records import Part
     from .store import Store
+    from .tools.runner import Runner
+    from .tools.toolbox import Toolbox
 
 #: What the screen says after an answer that did not end normally.
 ENDINGS = {
@@ -25,11 +30,30 @@ ENDINGS = {
 }
 
 
+def say_progress(text: str) -> None:
+    """What a provider is doing while the user waits, on stderr (``chatrepl: loading …``)."""
+    if not text.startswith(("done", "failed")):
+        text = f"chatrepl: {text}"
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
 def say_error(message: str) -> None:
     """One line on stderr: ``chatrepl: message``, cleaned of anything that drives a terminal."""
     from .text import make_safe
 
     print(f"chatrepl: {make_safe(' '.join(str(message).split()))}", file=sys.stderr)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose error messages cannot drive the terminal: an argument quoted back in
+    "unrecognized arguments: …" or "invalid choice: …" is cleaned like any outside text."""
+
+    def error(self, message: str) -> NoReturn:
+        from .text import make_safe
+
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {make_safe(message)}\n")
 
 
 def guarded(action: Callable[[], int]) -> int:
@@ -79,8 +103,10 @@ def open_conversation(
     Says once on stderr when the offline model is used because nothing is configured.
     """
     from .conversation import Conversation
+    from .providers.base import Model
     from .providers.registry import OFFLINE_ADVICE, default_model_name, get_model
 
+    Model.progress = staticmethod(say_progress)  # e.g. "loading gemma3-270m… done in 1.0 s."
     model = get_model(model_name) if model_name else None
     conversation_id = store.last_id() if latest else resume
     if conversation_id is not None:  # `-r ""` (an unset $ID) is a bad id, not a new chat
@@ -142,6 +168,49 @@ def may_retry(exc: BaseException) -> bool:
     return isinstance(exc, ProviderError) and (exc.retryable or isinstance(exc, StreamError))
 
 
+def open_tools(
+    store: Store,
+    names: list[str] | None,
+    approve_all: bool = False,
+    ask: Any = None,
+    warn: Callable[[str], None] = say_error,
+) -> tuple[Toolbox | None, Runner | None]:
+    """The tools ``-T NAME`` and config's ``[tools] enabled`` turn on, and a runner that asks
+    before each call (``ask``; with ``None``, what is not pre-approved is denied).
+
+    Nothing of the tools is imported (and no MCP server starts) unless some are asked for or
+    configured; a name that cannot be enabled is one sentence through ``warn``.
+    """
+    from .config import load_config
+
+    config = load_config()
+    wanted = list(names or [])
+    configured = (
+        config.get("tools", {}).get("enabled") if isinstance(config.get("tools"), dict) else None
+    )
+    if not wanted and not configured:
+        return None, None
+    from .tools.toolbox import Toolbox
+
+    box = Toolbox(config, store)
+    for problem in box.enable_configured(wanted):
+        warn(problem)
+    return box, box.runner(approve_all=approve_all, ask=ask)
+
+
+def tool_line(tool: Any, arguments: dict[str, Any], part: Part, width: int = 100) -> str:
+    """One compact line for a tool call: its name, its arguments, a summary of its result."""
+    from .text import make_safe, shorten
+
+    args = ", ".join(
+        f"{k}={json.dumps(v, ensure_ascii=False, default=str)}" for k, v in arguments.items()
+    )
+    name = getattr(tool, "name", None) or str(part.data.get("name", "?"))
+    mark = "✗" if part.data.get("is_error") else "→"
+    line = f"⚙ {name}({shorten(args, width // 2)}) {mark} {shorten(part.text, width // 2)}"
+    return make_safe(shorten(line, width))
+
+
 class Screen(Protocol):
     """Where an answer is shown as it streams."""
 
@@ -159,12 +228,14 @@ def stream_answer(
     """Show ``response`` on ``screen`` as it streams; Ctrl-C stops it, keeping what arrived.
 
     The screen ends up showing exactly the answer text that was saved, and a note when the
-    answer did not end normally. ``event`` sees every other event (reasoning, tool calls and
-    results). ``notes`` words the note by status. Returns the error sentence if the request
+    answer did not end normally. Reasoning goes to ``screen.reasoning(text)`` where the screen
+    has it; ``event`` sees every other event (tool calls and results, and reasoning a screen
+    cannot show). ``notes`` words the note by status. Returns the error sentence if the request
     failed (a :class:`Failure`, which says whether retrying may help).
     """
-    from .records import TextDelta
+    from .records import ReasoningDelta, TextDelta
 
+    think = getattr(screen, "reasoning", None)  # a screen that shows reasoning has this
     events = response.events()
     shown = 0
     error: Failure | None = None
@@ -173,6 +244,8 @@ def stream_answer(
             if isinstance(e, TextDelta):
                 screen.feed(e.text)
                 shown += len(e.text)
+            elif isinstance(e, ReasoningDelta) and think is not None:
+                think(e.text)
             elif event is not None:
                 event(e)
     except KeyboardInterrupt:
@@ -188,6 +261,8 @@ def stream_answer(
         if rest:
             screen.feed(rest)
         note = notes.get(response.status) if error is None else None
+        if note and response.status == "refused" and (words := refusal_text(response)):
+            note = f"{note}: {words}"
         if response.status == "interrupted" and not response.text_so_far and error is None:
             note = "interrupted before the answer began"
         try:
@@ -195,3 +270,11 @@ def stream_answer(
         except KeyboardInterrupt:  # Ctrl-C while the rest was still being drawn
             response.mark_interrupted()
     return error
+
+
+def refusal_text(response: Response, width: int = 500) -> str:
+    """The model's own words of refusal in ``response``, on one line, safe to show."""
+    from .text import make_safe, shorten
+
+    words = " ".join("".join(p.text for p in response.parts if p.kind == "refusal").split())
+    return make_safe(shorten(words, width)) if words else ""

@@ -53,7 +53,7 @@ class UsageError(ChatreplError):
 
 def parser() -> argparse.ArgumentParser:
     """The parser of every sub-command."""
-    from .cli import Parser
+    from .frontend import Parser
 
     root = Parser(
         prog="chatrepl",
@@ -351,7 +351,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     summary, turns, every = _conversation(args)
     if args.json:
-        _print_json(to_json(summary, every))
+        _print_json(to_json(summary, every, open_store(args).attachment))
     elif args.markdown or not _terminal():
         text = to_markdown(summary, turns, every if args.all_branches else None)
         sys.stdout.write(_safe(text) if _terminal() else _valid(text))  # a pipe: as saved
@@ -367,11 +367,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def render(summary: ConversationSummary, turns: list[TurnRecord], console: Console) -> None:
     """A conversation for a terminal: a header, then each turn with its answer as Markdown."""
-    from rich.markdown import Markdown
     from rich.rule import Rule
     from rich.text import Text
 
-    from .export import close_fences, status_note
+    from .export import status_note
 
     shown = turns
     title = " ".join((summary.title or "").split()) or "Untitled conversation"
@@ -396,11 +395,41 @@ def render(summary: ConversationSummary, turns: list[TurnRecord], console: Conso
         console.print(Text(_safe(turn.prompt.rstrip())))
         console.print()
         console.print(Text(_safe(turn.model), style="bold green"))
-        if turn.response.strip():
-            console.print(Markdown(_safe(close_fences(turn.response))))
+        _answer(turn, console)
         if note := status_note(turn):
             style = "red" if turn.status == "error" else "yellow"
             console.print(Text(_safe(note.strip("*")), style=style))
+
+
+def _answer(turn: TurnRecord, console: Console) -> None:
+    """A turn's answer: its text as Markdown, each tool call and result as one compact line."""
+    from rich.markdown import Markdown
+    from rich.text import Text
+
+    from .export import close_fences
+    from .frontend import tool_line
+
+    calls = {p.data.get("id"): p for p in turn.parts if p.kind == "tool_call"}
+    text = ""
+    for part in turn.parts:
+        if part.kind == "text":
+            text += part.text
+            continue
+        if part.kind != "tool_result":
+            continue
+        if text.strip():
+            console.print(Markdown(_safe(close_fences(text))))
+        text = ""
+        call = calls.get(part.data.get("call_id"))
+        arguments = call.data.get("arguments") if call else None
+        line = tool_line(
+            None, arguments if isinstance(arguments, dict) else {}, part, console.width
+        )
+        console.print(Text(line, style="red" if part.data.get("is_error") else "cyan"))
+    if not turn.parts:
+        text = turn.response
+    if text.strip():
+        console.print(Markdown(_safe(close_fences(text))))
 
 
 # --- search ------------------------------------------------------------------------------------
@@ -470,7 +499,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     summary, turns, every = _conversation(args)
     if args.format == "json":
-        text = json_text(to_json(summary, every))
+        files = open_store(args).attachment  # the attached files go in the export too
+        text = json_text(to_json(summary, every, files))
     else:
         text = to_markdown(summary, turns, every if args.all_branches else None)
     if args.output in (None, "-"):
@@ -572,6 +602,11 @@ def models_info() -> dict[str, Any]:
                 "models": [f"{info.name}:{m}" for m in names],
             }
         )
+    served = _served(known)
+    for p in out_providers:
+        if (names := served.get(p["name"])) is not None:
+            p["served"] = [f"{p['name']}:{m}" for m in names]
+            p["models"] = list(dict.fromkeys([*p["models"], *p["served"]]))
     aliases = {str(k): str(v) for k, v in config.get("aliases", {}).items()}
     return {
         "default": name,
@@ -580,6 +615,30 @@ def models_info() -> dict[str, Any]:
         "providers": out_providers,
         "aliases": aliases,
     }
+
+
+def _served(known: dict[str, Any]) -> dict[str, list[str]]:
+    """What each usable OpenAI-compatible provider's server lists at ``GET /models``, asked of
+    all of them at once; a server that cannot say is left out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .providers.registry import build
+
+    def ask(info: Any) -> tuple[str, list[str] | None]:
+        try:
+            model = build(info, str(info.settings.get("default_model") or "any"))
+        except Exception:  # a provider that cannot be built says so elsewhere
+            return info.name, None
+        try:
+            return info.name, model.available_models()
+        finally:
+            model.close()
+
+    wanted = [i for i in known.values() if i.type == "openai" and i.usable]
+    if not wanted:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(8, len(wanted))) as pool:
+        return {name: names for name, names in pool.map(ask, wanted) if names is not None}
 
 
 def _without_userinfo(url: str) -> str:
@@ -664,9 +723,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """``chatrepl import FILE...``: JSON exports, each imported once."""
-    from .export import from_json
+    from .export import attachments_in, from_json
 
-    loaded = []
+    loaded, files = [], {}
     for name in args.files:
         try:
             text = sys.stdin.read() if name == "-" else Path(name).expanduser().read_text("utf-8")
@@ -683,9 +742,12 @@ def cmd_import(args: argparse.Namespace) -> int:
             raise ChatreplError(f"{_safe(name)} is not a chatrepl JSON export ({shown}).") from None
         try:
             loaded.append(from_json(data))
+            files.update(attachments_in(data))
         except ChatreplError as exc:
             raise ChatreplError(f"{_safe(name)}: {exc}") from None
     store = open_store(args, create=True)
+    for sha, (mime, content) in files.items():
+        store.put_attachment(sha, mime, content)
     for summary, turns in loaded:
         title = _safe(" ".join((summary.title or "(untitled)").split()))
         if store.import_conversation(summary, turns):

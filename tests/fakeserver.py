@@ -135,7 +135,8 @@ class Answer:
     ``usage`` is the vendor usage object sent as is (default: counted words); ``error`` an
     error object sent inside the stream after the items (``done`` is then not sent);
     ``whole`` sends a plain ``chat.completion`` / ``message`` JSON object instead of a stream;
-    ``other_choice`` sends this text as choice 1, interleaved (OpenAI, n > 1).
+    ``other_choice`` sends this text as choice 1, interleaved (OpenAI, n > 1); ``delay`` waits
+    this many seconds before each frame.
     """
 
     items: tuple[Any, ...]
@@ -145,11 +146,13 @@ class Answer:
     whole: bool = False
     other_choice: str | None = None
     done: bool = True
+    delay: float = 0.0  # seconds before each frame
 
     def __init__(self, *items: Any, **options: Any):
         self.items = items
         self.finish, self.usage, self.error = None, None, None
         self.whole, self.other_choice, self.done = False, None, True
+        self.delay = 0.0
         for name, value in options.items():
             if not hasattr(self, name):
                 raise TypeError(name)
@@ -340,16 +343,23 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                     self._send_status(Status(200, frames), vendor)
                     return
                 self._start_stream()
-                self._frames(Reply(), frames)
+                self._frames(Reply(), frames, pause=step.delay)
                 self._end()
             elif vendor == "anthropic":
                 self._anthropic(step, body)
             else:
                 self._openai(step, body)
 
-        def _frames(self, step: Reply, frames: list[tuple[str | None, dict[str, Any] | str]]):
-            """Write SSE frames the way ``step`` says."""
+        def _frames(
+            self,
+            step: Reply,
+            frames: list[tuple[str | None, dict[str, Any] | str]],
+            pause: float = 0.0,
+        ):
+            """Write SSE frames the way ``step`` says, ``pause`` seconds before each."""
             for event, payload in frames:
+                if pause:
+                    time.sleep(pause)
                 data = payload if isinstance(payload, str) else json.dumps(payload)
                 if step.multiline and not isinstance(payload, str):
                     data = json.dumps(payload, indent=1)

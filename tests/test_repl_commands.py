@@ -488,4 +488,4 @@ def test_toolbar_is_cached_not_recounted(h: Harness) -> None:
     before = h.repl.toolbar
     h.conversation.responses.clear()  # what a per-keystroke recount would notice
     assert h.repl.toolbar == before
-    assert "echo:echo" in before and h.conversation.id[:10] in before and "tokens" in before
+    assert "echo:echo" in before and h.conversation.id[:10] in before and " tok" in before

@@ -64,7 +64,7 @@ def completions(text: str) -> list[str]:
 
 def test_the_first_word_completes_to_a_command() -> None:
     assert completions("/mo") == ["/model "]
-    assert completions("/re") == ["/resume ", "/retry", "/rewrite "]
+    assert completions("/re") == ["/resume ", "/retry", "/rewrite ", "/reasoning "]
     assert completions("/q") == ["/quit"]
     assert len(completions("/")) == len(COMMANDS) + 1  # /quit too
     assert completions("/MO") == ["/model "]

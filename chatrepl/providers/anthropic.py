@@ -123,14 +123,25 @@ class AnthropicModel(HTTPModelMixin, Model):
         cancel: threading.Event,
         tools: list[ToolSpec] | None = None,
     ) -> Iterator[Event]:
+        from ..attachments import rejected, request_content
+
         body = self.request_body(messages, options, tools)
+        content = request_content(body, messages)
         try:
             response = post_stream(
-                self.client(), self.endpoint, "v1/messages", self.headers(), body, self.name, cancel
+                self.client(),
+                self.endpoint,
+                "v1/messages",
+                self.headers(),
+                content,
+                self.name,
+                cancel,
             )
         except errors.ProviderError as exc:
             if tools and tools_refused(exc, self.endpoint, self.name):
                 raise tools_unsupported(self.endpoint, self.name) from None
+            if refused := rejected(exc, messages, f"Anthropic's '{self.name}'"):
+                raise refused from None
             raise
         if response is None:
             return
@@ -208,6 +219,9 @@ def wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
                 out.append({"role": "user", "content": blocks})
             continue
         calls = [p for p in message.parts if p.kind == "tool_call"]
+        if message.role == "user" and any(p.kind == "attachment" for p in message.parts):
+            out.append({"role": "user", "content": user_blocks(message)})
+            continue
         if message.role != "assistant" or not calls:
             out.append({"role": message.role, "content": message.content})
             continue
@@ -234,6 +248,39 @@ def wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
             )
         out.append({"role": "assistant", "content": blocks})
     return out
+
+
+def user_blocks(message: Message) -> list[dict[str, Any]]:
+    """A user message with attachments as content blocks: ``image`` and ``document`` blocks
+    (PDFs base64, text files as text documents with their names), then the prompt."""
+    from ..attachments import Base64Data, kind, name, note, text_content
+
+    blocks: list[dict[str, Any]] = []
+    for part in message.parts:
+        if part.kind != "attachment":
+            continue
+        if (said := note(part)) is not None:
+            blocks.append({"type": "text", "text": said})
+            continue
+        what = kind(part)
+        if what == "text":
+            text = text_content(part)
+            if text.strip():
+                source = {"type": "text", "media_type": "text/plain", "data": text}
+                blocks.append({"type": "document", "source": source, "title": name(part)})
+            continue
+        source = {
+            "type": "base64",
+            "media_type": part.data["mime"],
+            "data": Base64Data(part.data["content"]),
+        }
+        if what == "pdf":
+            blocks.append({"type": "document", "source": source, "title": name(part)})
+        else:
+            blocks.append({"type": "image", "source": source})
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    return blocks
 
 
 def whole_events(data: Any) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ..records import Event, Message, ToolSpec
 
@@ -22,6 +22,10 @@ class Model:
     name: str
     provider: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+
+    #: Where a provider says what it is doing while the user waits (loading a model): the
+    #: front ends set it; the library stays silent.
+    progress: ClassVar[Callable[[str], None] | None] = None
 
     @property
     def full_name(self) -> str:

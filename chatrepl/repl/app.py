@@ -21,10 +21,13 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ChatreplError, StoreError
 from ..frontend import ENDINGS
 from ..text import make_safe, shorten
+from .attach import cmd_attach, stage_arguments  # noqa: F401 - registers /attach
 from .branching import cmd_alt  # noqa: F401 - registers the tree's commands
 from .commands import dispatch, plural
 from .keys import HOW_TO_LEAVE
+from .options import cmd_set  # noqa: F401 - registers /set /unset /reasoning /continue /compact
 from .toolbar import fit, toolbar_text
+from .tooling import ToolScreen
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
@@ -34,8 +37,10 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..conversation import Conversation, Response
-    from ..records import ConversationSummary
+    from ..records import ConversationSummary, Part
     from ..store import Store
+    from ..tools.runner import Runner
+    from ..tools.toolbox import Toolbox
 
 PROMPT = "> "
 CONTINUATION = "· "
@@ -53,8 +58,11 @@ def run(args: argparse.Namespace) -> int:
     conversation = open_conversation(
         store, model_name=args.model, resume=args.resume, latest=args.cont, system=args.system
     )
+    conversation.options.update(getattr(args, "options", {}))
     repl = Repl(store, conversation)
     repl.welcome()
+    repl.open_tools(getattr(args, "tools", None), getattr(args, "auto_approve", False))
+    stage_arguments(repl, getattr(args, "attach", None))
     if args.cont and not conversation.responses:
         repl.say("No saved conversation yet: this is a new one.", "dim")
     elif conversation.responses:
@@ -94,10 +102,16 @@ class Repl:
         self.listed: list[str] = []  # ids of the last /list or /search, for /resume N
         self.recent: list[ConversationSummary] = []  # cached for completion
         self.toolbar = ""  # cached toolbar text
+        self.staged: list[Part] = []  # files /attach staged for the next prompt
+        self._toolbox: Toolbox | None = None
+        self.runner: Runner | None = None  # runs the enabled tools' calls, asking first
+        self.approve_all = False
         self._models: list[str] | None = None
+        self._window: tuple[object, int | None] | None = None  # the model, its context window
         self._warmed: object = None  # the model last preloaded
         self._session: PromptSession[str] | None = None
         self._prefill: tuple[str, Callable[[str], None]] | None = None
+        self.show_reasoning = _reasoning_setting()
         self.refresh()
 
     # --- the loop -----------------------------------------------------------------------------
@@ -109,6 +123,8 @@ class Repl:
             if text is None:
                 break
             self.handle(text)
+        if self._toolbox is not None:
+            self._toolbox.close()  # the MCP servers stop with chatrepl
         if self.conversation.responses:
             from ..tables import unique_prefix
 
@@ -158,23 +174,68 @@ class Repl:
     # --- talking to the model -----------------------------------------------------------------
 
     def send(self, text: str) -> None:
-        """Send ``text`` as the next turn and show the answer as it streams."""
-        self.show(self.conversation.prompt(text))
+        """Send ``text`` as the next turn and show the answer as it streams; older turns are
+        summarised first if the request would not fit the model's context window."""
+        from ..compaction import make_room
 
-    def show(self, response: Response) -> None:
-        """Stream ``response`` to the screen; Ctrl-C stops it, keeping what arrived."""
+        make_room(self.conversation, text, self.window(ask=True), self._note)
+        staged = list(self.staged)
+        if self.runner is not None and self.runner.tools:
+            response = self.conversation.chain(text, tools=self.runner, attachments=staged)
+        else:
+            response = self.conversation.prompt(text, attachments=staged)
+        self.staged.clear()  # sent with this prompt (and saved with it)
+        self.show(response)
+
+    def show(self, response: Response, retried: bool = False) -> None:
+        """Stream ``response`` to the screen; Ctrl-C stops it, keeping what arrived. A request
+        too long for the context is compacted and asked again, once (``retried``)."""
         from ..frontend import stream_answer
         from .interrupt import answering
-        from .render import StreamRenderer
 
-        renderer = StreamRenderer(self.console)
+        screen = ToolScreen(self.console, reasoning=self.show_reasoning)
+        if self.runner is not None:
+            self.runner.after_call = screen.tool_line
         with answering():
-            renderer.start()
-            error = stream_answer(response, renderer)
+            screen.start()
+            error = stream_answer(response, screen, event=screen.event)
         if error is not None:
             self.error(error, hint="/retry tries again" if error.retryable else "")
+            if not retried:
+                from ..compaction import recover
+
+                again = recover(self.conversation, response, self.window(), self._note)
+                if again is not None:
+                    self.show(again, retried=True)
+                    return
         self.console.print()
         self.refresh()
+
+    def open_tools(self, names: list[str] | None, approve_all: bool = False) -> None:
+        """Enable the tools ``-T`` and config name; each call is asked here before it runs."""
+        from ..frontend import open_tools
+        from .approve import Approver
+
+        self.approve_all = approve_all
+        ask = Approver(self.console, self.input, self.output)
+        self._toolbox, self.runner = open_tools(
+            self.store, names, approve_all=approve_all, ask=ask, warn=self.error
+        )
+
+    def toolbox(self) -> Toolbox:
+        """The session's tools (made on first use, for /tools)."""
+        if self._toolbox is None:
+            from ..config import load_config
+            from ..tools.toolbox import Toolbox
+            from .approve import Approver
+
+            self._toolbox = Toolbox(load_config(), self.store)
+            ask = Approver(self.console, self.input, self.output)
+            self.runner = self._toolbox.runner(approve_all=self.approve_all, ask=ask)
+        return self._toolbox
+
+    def _note(self, message: str) -> None:
+        self.say(message, "dim")
 
     def prefill(self, text: str, send: Callable[[str], None]) -> None:
         """Start the next input line with ``text``; a message sent from it goes to ``send``."""
@@ -274,8 +335,20 @@ class Repl:
         """Recompute what the toolbar and the completer show; after each turn or command."""
         with contextlib.suppress(StoreError):  # keep the old list: completion is a nicety
             self.recent = self.store.recent(RECENT)
-        self.toolbar = toolbar_text(self.conversation)
+        self.toolbar = toolbar_text(self.conversation, self.staged, self.window())
         self._warm_up()
+
+    def window(self, ask: bool = False) -> int | None:
+        """The model's context window; ``ask``: ask the server if not known yet (done just
+        before a prompt is sent, never at start-up or for the toolbar alone)."""
+        from ..context import window_of
+
+        model = self.conversation.model
+        if self._window is None or self._window[0] is not model:
+            if not ask:
+                return None
+            self._window = (model, window_of(self.conversation))
+        return self._window[1]
 
     def _warm_up(self) -> None:
         """Load an in-process model in the background while the user types its first prompt."""
@@ -297,7 +370,10 @@ class Repl:
             from ..config import load_config
             from ..providers.registry import providers
 
-            names = [self.conversation.model.full_name]
+            model = self.conversation.model
+            names = [model.full_name]
+            with contextlib.suppress(Exception):  # what the server serves (GET /models)
+                names += [f"{model.provider}:{m}" for m in model.available_models() or []]
             try:
                 config = load_config()
                 for info in providers(config).values():
@@ -401,6 +477,15 @@ def shortened(text: str) -> tuple[str, int]:
         kept.append(line)
         size += len(line) + 1
     return close_fences("\n".join(kept)), max(len(lines) - len(kept), 1)
+
+
+def _reasoning_setting() -> bool:
+    from ..options import reasoning_shown
+
+    try:
+        return reasoning_shown()
+    except ChatreplError:
+        return True  # a bad config.toml is reported where it is used
 
 
 def _title(title: str | None) -> str:

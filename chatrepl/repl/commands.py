@@ -399,8 +399,7 @@ def cmd_model(repl: Session, arg: str) -> None:
         if info.usable:
             line.append(make_safe(", ".join(info.models)) or "(any model name)")
         else:
-            env = info.settings.get("api_key_env")
-            line.append("needs a key" + (f": set {make_safe(env)}" if env else ""), style="dim")
+            line.append(make_safe(info.unavailable), style="dim")
         repl.console.print(line)
     repl.say("/model provider:name switches; Tab completes.", "dim")
 
@@ -622,6 +621,7 @@ def cmd_info(repl: Session, arg: str) -> None:
         ("persona", make_safe(c.system) if c.system else "none"),
         ("turns", f"{len(turns)}" + (f" ({detail})" if detail else "")),
         ("tokens", f"{usage.input_tokens or 0:,} in, {usage.output_tokens or 0:,} out"),
+        *_context_rows(repl),
         ("started", _local(c.created)),
         ("database", make_safe(str(repl.store.path))),
     ]
@@ -631,6 +631,25 @@ def cmd_info(repl: Session, arg: str) -> None:
     for key, value in rows:
         table.add_row(key, Text(value))
     repl.console.print(table)
+
+
+def _context_rows(repl: Session) -> list[tuple[str, str]]:
+    """What the context holds of the model's window, and what the conversation cost."""
+    from ..context import context_used, conversation_cost
+
+    c = repl.conversation
+    window = getattr(repl, "window", lambda ask=False: None)(ask=bool(c.turns))
+    used, estimated = context_used(c)
+    said = f"{'~' if estimated else ''}{used:,} tokens"
+    if window:
+        said += f" of {window:,} ({100 * used / window:.0f}%)"
+    else:
+        said += " (the model's context window is not known: set context_window in config.toml)"
+    cost = conversation_cost(c)
+    return [
+        ("context", said),
+        ("cost", f"${cost:.4f}" if cost is not None else "not reported (prices in config.toml)"),
+    ]
 
 
 def _local(iso: str) -> str:

@@ -60,6 +60,8 @@ class ChatCompleter(Completer):
             yield from _matching(arg, self.models())
         elif kind == "command":
             yield from _matching(arg.lstrip("/"), self._names(), meta=self._meta)
+        elif kind == "path":
+            yield from _paths(arg, complete_event)
         elif isinstance(kind, tuple):
             yield from _matching(arg, kind)
 
@@ -112,6 +114,15 @@ class ChatCompleter(Completer):
                 start_position=-len(arg),
                 display_meta="the most recent other conversation",
             )
+
+
+def _paths(arg: str, event: CompleteEvent) -> Iterator[Completion]:
+    """Files and folders that complete the path typed (``~`` is the home folder)."""
+    from prompt_toolkit.completion import PathCompleter
+
+    if "://" in arg:
+        return
+    yield from PathCompleter(expanduser=True).get_completions(Document(arg), event)
 
 
 def _matching(

@@ -28,6 +28,7 @@ from rich.live import Live
 from rich.markdown import Markdown
 from rich.segment import Segment, SegmentLines
 from rich.spinner import Spinner
+from rich.style import Style
 from rich.text import Text
 
 from chatrepl.text import make_safe
@@ -132,12 +133,15 @@ class _Tail:
     def __init__(self) -> None:
         self.waiting: Spinner | None = None
         self.markdown: Markdown | None = None
+        self.thinking = ""  # the end of the reasoning streaming now (safe text)
         self.separate = False  # a blank line first, as blocks are already in the scrollback
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         if self.markdown is None:
             if self.waiting is not None:
                 yield self.waiting
+            if self.thinking:
+                yield SegmentLines(_thinking_lines(console, options, self.thinking), new_lines=True)
             return
         lines = _render(console, options, self.markdown)
         if lines and self.separate:
@@ -145,6 +149,29 @@ class _Tail:
         # Keep the bottom, never an ellipsis: a region as tall as the screen cannot be redrawn.
         keep = max(1, console.size.height - 1)
         yield SegmentLines(lines[-keep:], new_lines=True)
+
+
+REASONING_ROWS = 8  # rows of the reasoning shown while it streams
+_REASONING_STYLE = "dim italic"
+_RULE = Segment("│ ", Style(dim=True))
+
+
+def _thinking_lines(console: Console, options: ConsoleOptions, text: str) -> list[Line]:
+    """The last rows of the reasoning ``text``, dimmed and set apart by a rule at the left."""
+    keep = max(1, min(REASONING_ROWS, console.size.height - 2))
+    text = text.rsplit("\n", keep)[-keep:] if text.count("\n") >= keep else [text]
+    inner = options.update_width(max(options.max_width - 2, 8))
+    lines = console.render_lines(Text("\n".join(text).strip("\n"), _REASONING_STYLE), inner)
+    return [[_RULE, *line] for line in lines[-keep:]]
+
+
+def fold_line(reasoning: str, width: int) -> str:
+    """The one line a finished reasoning folds into: how long it was and how it began."""
+    words = len(reasoning.split())
+    head = f"▸ thought ({words} word{'s' if words != 1 else ''}): "
+    gist = " ".join(make_safe(reasoning[:2000]).split())
+    room = max(width - len(head) - 1, 10)
+    return head + (gist if len(gist) <= room else gist[: room - 1] + "…")
 
 
 class StreamRenderer:
@@ -164,6 +191,8 @@ class StreamRenderer:
         refresh_interval: Least time between two redraws of the live region.
         sync: Wrap each redraw in DEC synchronized output (mode 2026) so a terminal paints it
             at once; terminals that lack the mode ignore it. ``None``: on a terminal.
+        reasoning: Show the model's reasoning (``reasoning``) while it streams, dimmed above
+            the spinner, folded to one line once the answer starts; ``False`` hides it.
 
     After ``finish``, ``interrupted`` says whether Ctrl-C cut the final drawing short (what had
     arrived is then written plainly, so it is all on screen) and ``received`` counts the
@@ -180,8 +209,12 @@ class StreamRenderer:
         refresh_interval: float = REFRESH_INTERVAL,
         timer: Callable[[], float] | None = None,
         sync: bool | None = None,
+        reasoning: bool = True,
     ) -> None:
         self.console = console
+        self.show_reasoning = reasoning
+        self.thought: list[str] = []  # the reasoning received (safe text)
+        self._folded = False  # the reasoning has been folded to its one line
         self.clock = clock
         if timer is None:  # with an injected clock, redraws cost nothing unless told so
             timer = time.perf_counter if clock is time.monotonic else _no_time
@@ -228,12 +261,47 @@ class StreamRenderer:
         )
         self._live.start(refresh=True)
 
+    def reasoning(self, chunk: str) -> None:
+        """Add a piece of the model's reasoning, shown until the answer starts (then folded)."""
+        if not chunk or self._finished or self._folded:
+            return
+        if not self._started:
+            self.start()
+        self.thought.append(make_safe(chunk))
+        if not self.show_reasoning or self.plain:
+            return
+        now = self.clock()
+        if now - self._last_refresh >= self.refresh_interval:
+            self._last_refresh = now
+            text = "".join(self.thought)
+            self._view.thinking = text[-REASONING_ROWS * max(self.console.size.width, 20) :]
+            self.refreshes += 1
+            if self._live is not None:
+                self._live.refresh()
+
+    def _fold(self) -> None:
+        """Replace the streaming reasoning by one dim line in the scrollback."""
+        if self._folded:
+            return
+        self._folded = True
+        self._view.thinking = ""
+        if not self.thought or not self.show_reasoning:
+            return
+        line = fold_line("".join(self.thought), self.console.size.width)
+        if self.plain:
+            self._write(line + "\n")
+        else:
+            self.console.print(Text(line, style="dim"), overflow="ellipsis", no_wrap=True)
+            self._view.separate = False
+
     def feed(self, chunk: str) -> None:
         """Add a piece of the answer: any size, split anywhere."""
         if not chunk or self._finished:
             return
         if not self._started:
             self.start()
+        if not self._folded:
+            self._fold()
         safe = make_safe(chunk)
         if self.plain:
             self._write(safe)
@@ -253,6 +321,7 @@ class StreamRenderer:
         """Flush what is left, show ``note`` dimmed below the answer, and stop. Idempotent."""
         if self._finished:
             return
+        self._fold()
         self._finished = True
         if self.plain:
             if not self._ends_line:

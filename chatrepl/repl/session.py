@@ -10,7 +10,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..conversation import Conversation, Response
+    from ..records import Part
     from ..store import Store
+    from ..tools.toolbox import Toolbox
 
 
 class Session(Protocol):
@@ -21,6 +23,7 @@ class Session(Protocol):
     console: Console
     listed: list[str]  # ids of the last /list or /search, for /resume N
     running: bool
+    staged: list[Part]  # files /attach staged for the next prompt
 
     def say(self, message: str, style: str = "") -> None:
         """Print one message (never parsed as markup)."""
@@ -51,6 +54,9 @@ class Session(Protocol):
 
     def refresh(self) -> None:
         """Recompute what the toolbar and the completer show."""
+
+    def toolbox(self) -> Toolbox:
+        """The session's tools (made on first use)."""
 
     def prefill(self, text: str, send: Callable[[str], None]) -> None:
         """Start the next input line with ``text`` for the user to edit; a message sent from

@@ -1,4 +1,4 @@
-"""The bottom toolbar: model, short id, title and tokens, computed once per turn or command."""
+"""The bottom toolbar: model, short id, title, context and cost, computed once per turn or command."""
 
 from __future__ import annotations
 
@@ -7,20 +7,33 @@ from typing import TYPE_CHECKING
 from ..text import make_safe, shorten
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..conversation import Conversation
+    from ..records import Part
 
 SHORT_ID = 10  # a ULID's first 10 characters are its millisecond: enough to tell apart
 SEPARATOR = " │ "
 
 
-def toolbar_text(conversation: Conversation) -> str:
-    """The toolbar's text for ``conversation``; call after each turn, not per keystroke."""
+def toolbar_text(
+    conversation: Conversation, staged: Sequence[Part] = (), window: int | None = None
+) -> str:
+    """The toolbar's text for ``conversation`` and the files ``staged`` for the next prompt;
+    call after each turn or command, not per keystroke.
+
+    After the title: the tokens the context holds, their share of the model's context
+    ``window`` (when known) and the cost so far (when known): ``12.3k tok · 9% of 128k · $0.01``.
+    """
+    from ..context import describe
+
     parts = [conversation.model.full_name, conversation.id[:SHORT_ID]]
+    if staged:
+        names = ", ".join(make_safe(shorten(str(p.data.get("name", "file")), 24)) for p in staged)
+        parts.append(f"+{len(staged)} attached: {shorten(names, 60)}")
     parts.append(make_safe(shorten(conversation.title, 50)) if conversation.title else "new")
-    usage = conversation.tokens
-    total = (usage.input_tokens or 0) + (usage.output_tokens or 0)
-    if total:
-        parts.append(f"{total:,} tokens")
+    if used := describe(conversation, window):
+        parts.append(used)
     return " " + SEPARATOR.join(parts)
 
 

@@ -1,0 +1,490 @@
+"""Files sent with a prompt: loading (a path, an http(s) URL, or ``-`` for stdin), telling the
+kind, limits, keeping the bytes once by their hash, and handing them to a provider.
+
+A staged attachment is a :class:`~chatrepl.records.Part` of kind ``attachment`` whose data holds
+``sha256``, ``name``, ``mime`` and ``size``, never the bytes: those live once in the store's
+attachments table (or, for a conversation without a store, in this process). When a request is
+built, :func:`resolve` gives the messages transient copies of those parts carrying the bytes
+(``data["content"]``); providers put :class:`Base64Data` where the bytes go, and
+:class:`StreamedJSON` base64-encodes them while the request is sent, so a large file is never
+held as base64 text, nor as a JSON string, nor as request bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import mimetypes
+import re
+import secrets
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from .errors import ChatreplError, ConfigError
+from .records import Message, Part
+
+if TYPE_CHECKING:
+    from .store import Store
+
+MB = 1024 * 1024
+DEFAULT_MAX_SIZE_MB = 20
+DEFAULT_MAX_FILES = 10
+RESEND = ("all", "last")
+FETCH_TIMEOUT = 30.0  # seconds to fetch a URL
+_CHUNK = 3 * 21846  # bytes base64-encoded at a time (a multiple of 3: no padding inside)
+
+#: the image types every supported provider takes
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
+PDF = "application/pdf"
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"%PDF-", PDF),
+)
+_LOOKS_LIKE = {
+    ".png": "a PNG image",
+    ".jpg": "a JPEG image",
+    ".jpeg": "a JPEG image",
+    ".webp": "a WebP image",
+    ".gif": "a GIF image",
+    ".pdf": "a PDF",
+}
+#: what was held for conversations without a store, by hash
+_MEMORY: dict[str, bytes] = {}
+
+
+class AttachmentError(ChatreplError):
+    """An attachment cannot be staged or sent (the message names it and says why)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The ``[attachments]`` table of config.toml."""
+
+    max_bytes: int = DEFAULT_MAX_SIZE_MB * MB
+    max_files: int = DEFAULT_MAX_FILES
+    #: ``all``: every attachment of the history is sent again; ``last``: only those of the
+    #: newest turn that has any (earlier ones become a one-line note).
+    resend: str = "all"
+
+
+def settings(config: dict[str, Any] | None = None) -> Settings:
+    """The attachment settings of ``config`` (config.toml by default).
+
+    Raises:
+        ConfigError: a setting has the wrong type or value.
+    """
+    if config is None:
+        from .config import load_config
+
+        config = load_config()
+    table = config.get("attachments", {})
+    if not isinstance(table, dict):
+        raise ConfigError("config.toml: [attachments] must be a table.")
+    size = table.get("max_size_mb", DEFAULT_MAX_SIZE_MB)
+    files = table.get("max_files", DEFAULT_MAX_FILES)
+    resend = table.get("resend", "all")
+    if isinstance(size, bool) or not isinstance(size, int | float) or size <= 0:
+        raise ConfigError("config.toml: [attachments] max_size_mb must be a positive number.")
+    if isinstance(files, bool) or not isinstance(files, int) or files < 1:
+        raise ConfigError("config.toml: [attachments] max_files must be a whole number above 0.")
+    if resend not in RESEND:
+        raise ConfigError('config.toml: [attachments] resend must be "all" or "last".')
+    return Settings(int(size * MB), files, resend)
+
+
+# --- telling the kind -----------------------------------------------------------------------
+
+
+def detect(content: bytes, name: str) -> str:
+    """The MIME type of ``content``: by its magic bytes, else text if it is UTF-8 text.
+
+    Raises:
+        AttachmentError: a binary file of a kind chatrepl cannot send, or a file whose name
+            promises a kind its bytes are not.
+    """
+    for magic, mime in _MAGIC:
+        if content.startswith(magic):
+            return mime
+    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+        return "image/webp"
+    suffix = Path(name).suffix.lower()
+    if suffix in _LOOKS_LIKE:
+        raise AttachmentError(
+            f"{_shown(name)} is named like {_LOOKS_LIKE[suffix]} but its content is not one."
+        )
+    if _is_text(content):
+        guessed = mimetypes.guess_type(name)[0] or ""
+        return guessed if guessed.startswith("text/") else "text/plain"
+    raise AttachmentError(
+        f"{_shown(name)} is a binary file of a kind chatrepl cannot send: attach images "
+        "(PNG, JPEG, WebP, GIF), PDFs or text files."
+    )
+
+
+def _is_text(content: bytes) -> bool:
+    if b"\x00" in content[:65536]:
+        return False
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def kind(part: Part) -> str:
+    """``image``, ``pdf`` or ``text``: how a provider sends the attachment."""
+    mime = str(part.data.get("mime", ""))
+    if mime in IMAGE_TYPES:
+        return "image"
+    if mime == PDF:
+        return "pdf"
+    return "text"
+
+
+def name(part: Part) -> str:
+    """The attachment's file name."""
+    return str(part.data.get("name") or "file")
+
+
+def describe(part: Part) -> str:
+    """``photo.png (image, 1.2 MB)``: an attachment as a person reads it."""
+    return f"{_shown(name(part))} ({kind(part)}, {human_size(int(part.data.get('size') or 0))})"
+
+
+def human_size(n: int) -> str:
+    """``512 B``, ``14 KB``, ``20.0 MB``."""
+    if n < 1024:
+        return f"{n} B"
+    if n < MB:
+        return f"{n / 1024:.0f} KB"
+    return f"{n / MB:.1f} MB"
+
+
+def _shown(text: str) -> str:
+    from .text import make_safe, shorten
+
+    return "'" + make_safe(shorten(text, 60)) + "'"
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Loaded:
+    """An attachment read once: its part (no bytes) and its bytes."""
+
+    part: Part
+    content: bytes
+
+
+def load(source: str, limits: Settings | None = None, stdin: BinaryIO | None = None) -> Loaded:
+    """Read ``source`` (a path, an http(s) URL, or ``-`` for stdin) once, within the limits.
+
+    Raises:
+        AttachmentError: it cannot be read, is too large, or is of a kind chatrepl cannot send.
+    """
+    limits = limits or settings()
+    if source == "-":
+        content = (stdin or sys.stdin.buffer).read(limits.max_bytes + 1)
+        label = "stdin"
+        _check_size(len(content), limits, "What came on stdin")
+        if not content:
+            raise AttachmentError("Nothing came on stdin to attach.")
+    elif re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", source):
+        content, label = _fetch(source, limits)
+    else:
+        content, label = _read_file(source, limits)
+    mime = detect(content, label)
+    from .text import valid_text
+
+    data = {
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "name": valid_text(label),
+        "mime": mime,
+        "size": len(content),
+    }
+    return Loaded(Part("attachment", "", data, 0), content)
+
+
+def _check_size(size: int, limits: Settings, what: str) -> None:
+    if size > limits.max_bytes:
+        raise AttachmentError(
+            f"{what} is larger than the limit of {human_size(limits.max_bytes)} an attachment "
+            "(max_size_mb in [attachments] of config.toml)."
+        )
+
+
+def _read_file(source: str, limits: Settings) -> tuple[bytes, str]:
+    path = Path(source).expanduser()
+    shown = _shown(source)
+    try:
+        if path.is_dir():
+            raise AttachmentError(f"{shown} is a folder: attach a file.")
+        size = path.stat().st_size
+        _check_size(size, limits, shown)
+        with path.open("rb") as f:
+            content = f.read(limits.max_bytes + 1)
+    except FileNotFoundError:
+        raise AttachmentError(f"There is no file {shown}.") from None
+    except OSError as exc:
+        raise AttachmentError(f"Cannot read {shown}: {exc.strerror or exc}.") from None
+    _check_size(len(content), limits, shown)
+    return content, path.name
+
+
+def _fetch(url: str, limits: Settings) -> tuple[bytes, str]:
+    """Download ``url`` (only because the user gave it), stopping at the size limit."""
+    import httpx
+
+    from .text import shorten
+
+    shown = _shown(url)
+    if not url.lower().startswith(("http://", "https://")):
+        raise AttachmentError(f"Cannot attach {shown}: only http and https URLs are fetched.")
+    try:
+        client = httpx.Client(timeout=FETCH_TIMEOUT, follow_redirects=True)
+        with client, client.stream("GET", url) as response:
+            if response.status_code >= 400:
+                raise AttachmentError(
+                    f"Cannot attach {shown}: the server answered HTTP {response.status_code}."
+                )
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit():
+                _check_size(int(declared), limits, shown)
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                _check_size(size, limits, shown)
+                chunks.append(chunk)
+            final = str(response.url)
+    except httpx.HTTPError as exc:
+        raise AttachmentError(
+            f"Cannot fetch {shown}: {shorten(str(exc) or type(exc).__name__, 120)}."
+        ) from None
+    content = b"".join(chunks)
+    chunks.clear()
+    label = final.split("?")[0].split("#")[0].rstrip("/").rsplit("/", 1)[-1]
+    return content, label if "." in label else "download"
+
+
+# --- keeping -----------------------------------------------------------------------------------
+
+
+def stage(
+    source: str,
+    store: Store | None,
+    staged: list[Part] | None = None,
+    limits: Settings | None = None,
+    stdin: BinaryIO | None = None,
+) -> Part:
+    """Load ``source`` and keep its bytes (in ``store``, once by hash); its part, to pass as
+    ``attachments=[...]`` with the next prompt. ``staged``: the parts already staged.
+
+    Raises:
+        AttachmentError: too many files, or ``source`` cannot be loaded.
+    """
+    limits = limits or settings()
+    staged = staged or []
+    if len(staged) >= limits.max_files:
+        raise AttachmentError(
+            f"At most {limits.max_files} files go with one prompt "
+            "(max_files in [attachments] of config.toml): send this prompt first."
+        )
+    loaded = load(source, limits, stdin)
+    keep(loaded, store)
+    return loaded.part
+
+
+def keep(loaded: Loaded, store: Store | None) -> None:
+    """Keep ``loaded``'s bytes once: in ``store``, or in this process without one."""
+    data = loaded.part.data
+    if store is not None:
+        store.put_attachment(data["sha256"], data["mime"], loaded.content)
+    else:
+        _MEMORY[data["sha256"]] = loaded.content
+
+
+def content_of(sha256: str, store: Store | None) -> bytes | None:
+    """The bytes of the attachment with this hash, or ``None`` if they were never kept here."""
+    if store is not None:
+        found = store.attachment(sha256)
+        if found is not None:
+            return found
+    return _MEMORY.get(sha256)
+
+
+# --- handing them to a provider -------------------------------------------------------------
+
+
+def resolve(
+    messages: list[Message], store: Store | None, resend: str | None = None
+) -> list[Message]:
+    """``messages`` with each attachment part replaced by a transient copy for the provider:
+    with ``data["content"]`` (the bytes), or ``data["omitted"]`` (an earlier turn's attachment
+    that ``resend = "last"`` leaves out), or ``data["missing"]`` (bytes not kept here).
+
+    The copies are never saved; the parts of the turns are left as they are.
+    """
+    attached = [n for n, m in enumerate(messages) if any(p.kind == "attachment" for p in m.parts)]
+    if not attached:
+        return messages
+    if resend is None:
+        resend = settings().resend
+    newest = attached[-1]
+    out = list(messages)
+    for n in attached:
+        message = messages[n]
+        parts = []
+        for p in message.parts:
+            if p.kind != "attachment":
+                parts.append(p)
+                continue
+            data = dict(p.data)
+            if resend == "last" and n != newest:
+                data["omitted"] = True
+            elif (content := content_of(str(data.get("sha256", "")), store)) is not None:
+                data["content"] = content
+            else:
+                data["missing"] = True
+            parts.append(Part(p.kind, p.text, data, p.call))
+        out[n] = Message(message.role, message.content, tuple(parts))
+    return out
+
+
+def note(part: Part) -> str | None:
+    """The line a model reads instead of an attachment that is not sent, else ``None``."""
+    if part.data.get("omitted"):
+        return f"[{name(part)} was attached earlier; it is not sent again]"
+    if part.data.get("missing") or "content" not in part.data:
+        return f"[{name(part)} was attached, but its content is not available here]"
+    return None
+
+
+def inline_text(part: Part) -> str:
+    """A text attachment inlined in the prompt, between lines that name it."""
+    text = bytes(part.data["content"]).decode("utf-8", "replace")
+    return f"[file {name(part)}]\n{text.rstrip()}\n[end of file {name(part)}]"
+
+
+def text_content(part: Part) -> str:
+    """A text attachment's content as text."""
+    return bytes(part.data["content"]).decode("utf-8", "replace")
+
+
+def unsupported(part: Part, where: str) -> AttachmentError:
+    """The sentence for an attachment ``where`` (a model, a server) cannot take."""
+    return AttachmentError(
+        f"{where} cannot take the {kind(part).upper() if kind(part) == 'pdf' else kind(part)} "
+        f"{_shown(name(part))}: the prompt is saved; ask again without the file, or with a "
+        "model that reads it (/model)."
+    )
+
+
+_REJECT_WORDS = (
+    "image",
+    "file",
+    "pdf",
+    "document",
+    "unsupported",
+    "not supported",
+    "multimodal",
+    "vision",
+    "mmproj",
+    "media",
+)
+
+
+def rejected(error: ChatreplError, messages: list[Message], where: str) -> AttachmentError | None:
+    """When a server refused a request that carried attachments with words about them: one
+    sentence naming the files; else ``None``."""
+    from .errors import BadRequestError, ServerError
+
+    sent = [
+        p
+        for m in messages
+        for p in m.parts
+        if p.kind == "attachment" and "content" in p.data and kind(p) != "text"
+    ]
+    said = str(error).lower()
+    if not sent or not isinstance(error, BadRequestError | ServerError):
+        return None
+    if not any(word in said for word in _REJECT_WORDS):
+        return None
+    names = ", ".join(_shown(name(p)) for p in sent)
+    detail = str(error).rstrip(".")
+    return AttachmentError(
+        f"{where} did not accept the attachment{'s' if len(sent) > 1 else ''} {names} "
+        f"({detail}): the prompt is saved; ask again without it or with a model that reads it."
+    )
+
+
+# --- the request body --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Base64Data:
+    """Where a provider's request carries ``content`` as base64 (after ``prefix``, e.g. a
+    ``data:`` URL's head); encoded only while the request is sent."""
+
+    content: bytes
+    prefix: str = ""
+
+    @property
+    def encoded_length(self) -> int:
+        return len(self.prefix.encode()) + 4 * ((len(self.content) + 2) // 3)
+
+
+class StreamedJSON:
+    """A JSON request body whose :class:`Base64Data` values are encoded piece by piece as it is
+    sent: the whole body never exists in memory. Its length is known in advance (sent as
+    Content-Length); it can be sent again (a retry) and gives the same bytes."""
+
+    def __init__(self, body: dict[str, Any]):
+        nonce = secrets.token_hex(8)
+        self.blobs: list[Base64Data] = []
+
+        def placeholder(value: Any) -> str:
+            if not isinstance(value, Base64Data):
+                raise TypeError(f"{type(value).__name__} cannot be sent as JSON")
+            self.blobs.append(value)
+            return f"\x00{nonce}:{len(self.blobs) - 1}\x00"
+
+        text = json.dumps(body, default=placeholder, ensure_ascii=False)
+        marks = re.split(r"\\u0000" + nonce + r":(\d+)\\u0000", text)
+        self.pieces: list[bytes | Base64Data] = []
+        for n, piece in enumerate(marks):
+            self.pieces.append(self.blobs[int(piece)] if n % 2 else piece.encode("utf-8"))
+        self.length = sum(
+            p.encoded_length if isinstance(p, Base64Data) else len(p) for p in self.pieces
+        )
+
+    def headers(self) -> dict[str, str]:
+        return {"Content-Type": "application/json", "Content-Length": str(self.length)}
+
+    def __iter__(self) -> Iterator[bytes]:
+        for piece in self.pieces:
+            if not isinstance(piece, Base64Data):
+                yield piece
+                continue
+            yield piece.prefix.encode()
+            view = memoryview(piece.content)
+            for start in range(0, len(view), _CHUNK):
+                yield base64.b64encode(view[start : start + _CHUNK])
+
+    def json(self) -> Any:
+        """The whole body parsed (for tests and debugging: this builds it all in memory)."""
+        return json.loads(b"".join(self))
+
+
+def request_content(body: dict[str, Any], messages: list[Message]) -> dict[str, Any] | StreamedJSON:
+    """``body`` as sent: itself, or streamed when ``messages`` carry attachment bytes."""
+    if any("content" in p.data for m in messages for p in m.parts if p.kind == "attachment"):
+        return StreamedJSON(body)
+    return body

@@ -1,0 +1,153 @@
+"""How full the context is and what the conversation cost: for the toolbar, /info and the
+decision to compact.
+
+Tokens come from the server's usage where it reported them, else an estimate (characters / 4).
+Cost is what the provider reported for each call, else the config's ``prices`` of the provider
+(dollars per million tokens), else unknown.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .conversation import Conversation, Response
+
+CHARS_PER_TOKEN = 4  # the usual estimate for English text and code
+
+
+def estimate_tokens(text: str | int) -> int:
+    """A rough token count of ``text`` (or of that many characters): characters / 4, rounded up."""
+    chars = text if isinstance(text, int) else len(text)
+    return -(-chars // CHARS_PER_TOKEN)
+
+
+def turn_chars(turn: Response) -> int:
+    """The characters of a turn that are sent again with every later prompt."""
+    return sum(
+        len(p.text) for p in turn.parts if p.kind in ("prompt", "text", "refusal", "tool_result")
+    ) + sum(len(str(p.data.get("arguments", ""))) for p in turn.parts if p.kind == "tool_call")
+
+
+def since_summary(conversation: Conversation) -> tuple[Response | None, list[Response]]:
+    """The last compaction summary on the path (or ``None``) and the turns after it."""
+    turns = conversation.turns
+    for n in range(len(turns) - 1, -1, -1):
+        if turns[n].kind == "summary":
+            return turns[n], turns[n + 1 :]
+    return None, turns
+
+
+def context_used(conversation: Conversation, prompt: str = "") -> tuple[int, bool]:
+    """Tokens the next request holds (with ``prompt``), and whether that is an estimate.
+
+    The last model call made after the last compaction counts what it read and wrote, as the
+    server reported it; what came after it (and ``prompt``) is estimated.
+    """
+    summary, turns = since_summary(conversation)
+    since = summary.started if summary is not None else ""
+    base, start, exact = 0, 0, False
+    for n in range(len(turns) - 1, -1, -1):
+        t = turns[n]
+        call = next((c for c in reversed(t.calls) if c.input_tokens), None)
+        if call is not None and t.started >= since:  # copies kept by a compaction are older
+            base, start, exact = call.input_tokens or 0, n + 1, True
+            base += call.output_tokens or 0
+            break
+    chars = len(prompt) + sum(turn_chars(t) for t in turns[start:])
+    if not exact:
+        chars += len(conversation.system or "")
+        if summary is not None:
+            chars += sum(len(p.text) for p in summary.parts if p.kind == "summary")
+    return base + estimate_tokens(chars) if chars else base, not exact
+
+
+def window_of(conversation: Conversation) -> int | None:
+    """The model's context window in tokens, or ``None`` when no one says."""
+    try:
+        return conversation.model.context_window()
+    except Exception:  # a fact that is nice to have: never an error
+        return None
+
+
+def conversation_cost(conversation: Conversation) -> float | None:
+    """Dollars spent on the turns of the current path, or ``None`` when nothing is known."""
+    total, known = 0.0, False
+    for turn in conversation.turns:
+        for call in turn.calls:
+            cost = call.cost
+            if cost is None:
+                cost = priced(call.model, call.input_tokens, call.output_tokens)
+            if cost is not None:
+                total, known = total + cost, True
+    return total if known else None
+
+
+_PRICES: dict[str, tuple[float, float] | None] = {}
+
+
+def prices(model: str) -> tuple[float, float] | None:
+    """Dollars per million input and output tokens of ``provider:model`` from config.toml:
+    ``prices = {input = 2.5, output = 10}`` in its provider's table, or a table of such by
+    model name."""
+    if model not in _PRICES:
+        _PRICES[model] = _read_prices(model)
+    return _PRICES[model]
+
+
+def _read_prices(model: str) -> tuple[float, float] | None:
+    from .config import load_config
+    from .errors import ChatreplError
+
+    provider, _, name = model.partition(":")
+    try:
+        table = load_config().get("providers", {}).get(provider, {}).get("prices")
+    except (ChatreplError, AttributeError):
+        return None
+    if not isinstance(table, dict):
+        return None
+    if isinstance(table.get(name), dict):
+        table = table[name]
+    found = _pair(table)
+    return found
+
+
+def _pair(table: dict[str, Any]) -> tuple[float, float] | None:
+    a, b = table.get("input"), table.get("output")
+    if all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in (a, b)):
+        return float(a), float(b)  # type: ignore[arg-type]
+    return None
+
+
+def priced(model: str, input_tokens: int | None, output_tokens: int | None) -> float | None:
+    """The cost of one call by the config's prices, or ``None``."""
+    if input_tokens is None and output_tokens is None:
+        return None
+    found = prices(model)
+    if found is None:
+        return None
+    return ((input_tokens or 0) * found[0] + (output_tokens or 0) * found[1]) / 1_000_000
+
+
+def short_count(n: int) -> str:
+    """``950``, ``12.3k``, ``128k``, ``1.05M``: a token count as the toolbar shows it."""
+    if n < 1000:
+        return str(n)
+    if n < 1_000_000:
+        k = n / 1000
+        return f"{k:.1f}k".replace(".0k", "k") if k < 100 else f"{k:.0f}k"
+    return f"{n / 1_000_000:.2f}M".replace(".00M", "M")
+
+
+def describe(conversation: Conversation, window: int | None) -> str:
+    """``12.3k tok · 9% of 128k · $0.0123``: what the context holds, and the cost so far."""
+    used, estimated = context_used(conversation)
+    if not used and not conversation.turns:
+        return ""
+    pieces = [("~" if estimated else "") + f"{short_count(used)} tok"]
+    if window:
+        pieces.append(f"{100 * used / window:.0f}% of {short_count(window)}")
+    cost = conversation_cost(conversation)
+    if cost is not None:
+        pieces.append(f"${cost:.4f}" if cost < 1 else f"${cost:.2f}")
+    return " · ".join(pieces)
