@@ -23,9 +23,28 @@ SUBCOMMANDS = (
 )
 
 
+def suggestion(word: str) -> str | None:
+    """The sub-command ``word`` was probably meant to be (``lst`` → ``list``), if any."""
+    import difflib
+
+    if not word or word.startswith("-"):
+        return None
+    close = difflib.get_close_matches(word.lower(), SUBCOMMANDS, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def blank(text: str) -> bool:
+    """Whether ``text`` has nothing to answer: only whitespace and invisible characters."""
+    import unicodedata
+
+    return all(c.isspace() or unicodedata.category(c) in ("Cf", "Cc") for c in text)
+
+
 def chat_parser() -> argparse.ArgumentParser:
     """The parser of the chat form: interactive, or one answer with ``-p`` / stdin."""
-    p = argparse.ArgumentParser(
+    from .frontend import Parser
+
+    p = Parser(
         prog="chatrepl",
         description="Chat with large language models in the terminal. Every word is saved.",
         epilog="Manage saved conversations with: chatrepl {" + ",".join(SUBCOMMANDS) + "} --help",
@@ -91,6 +110,15 @@ def _main(argv: list[str]) -> int:
         from .manage import main as manage
 
         return manage(argv)
+    if argv and (meant := suggestion(argv[0])) and argv[0] not in SUBCOMMANDS:
+        from .text import make_safe, shorten
+
+        print(
+            f"chatrepl: '{make_safe(shorten(argv[0], 40))}' is not a command: "
+            f"did you mean `chatrepl {meant}`?",
+            file=sys.stderr,
+        )
+        return 2
     args = chat_parser().parse_args(argv)
     args.prompt, args.system = as_text(args.prompt), as_text(args.system)
     from .options import OptionError, parse_all
@@ -98,9 +126,14 @@ def _main(argv: list[str]) -> int:
     try:
         args.options = parse_all([(as_text(k), as_text(v)) for k, v in args.option or []])
     except OptionError as exc:
-        print(f"chatrepl: {exc}", file=sys.stderr)
+        from .frontend import say_error
+
+        say_error(str(exc))
         return 2
     prompt = args.prompt
+    if prompt is not None and blank(prompt):
+        print("chatrepl: nothing to answer: the prompt given with -p is empty.", file=sys.stderr)
+        return 2
     if "-" in (args.attach or []) and prompt is None:
         print(
             "chatrepl: with -a -, stdin is the attachment: give the prompt with -p.",
@@ -109,7 +142,7 @@ def _main(argv: list[str]) -> int:
         return 2
     if prompt is None and not sys.stdin.isatty() and "-" not in (args.attach or []):
         prompt = read_stdin().strip()
-        if not prompt.strip():
+        if blank(prompt):
             print("chatrepl: nothing to answer: the prompt on stdin was empty.", file=sys.stderr)
             return 2
     if prompt is not None:

@@ -62,16 +62,47 @@ def private_file(path: Path) -> Path:
     return path
 
 
-def write_private(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` (an export), readable by the user only (mode 0600)."""
+def write_private(path: Path, text: str, make_folder: bool = True) -> Path:
+    """Write ``text`` to ``path`` (an export), readable by the user only (mode 0600).
+
+    Only a regular file is written (a FIFO or a device is refused); a missing folder is made
+    (mode 0700) when ``make_folder``, refused otherwise.
+    """
+    import stat
+
+    from .text import make_safe, valid_text
+
+    shown = make_safe(str(path))
     if path.is_dir():
-        raise ConfigError(f"{path} is a folder: give a file name to export to.")
+        raise ConfigError(f"{shown} is a folder: give a file name to export to.")
+    if make_folder and not path.parent.exists():
+        try:
+            path.parent.mkdir(mode=0o700, parents=True)
+        except OSError as exc:
+            raise ConfigError(f"Cannot create the folder of {shown}: {exc.strerror}.") from exc
+    if not path.parent.is_dir():
+        raise ConfigError(
+            f"The folder {make_safe(str(path.parent))} does not exist: create it first, or "
+            "export somewhere else."
+        )
     try:
-        private_file(path)
-        with path.open("w", encoding="utf-8") as f:
-            f.write(text)
+        mode = path.stat().st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise ConfigError(f"{shown} is not a regular file (a pipe or a device): not exported.")
+    try:
+        # O_NOFOLLOW-free but O_NONBLOCK: a FIFO made in the meantime cannot hang the export.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ConfigError(f"{shown} is not a regular file: not exported.")
+            f.truncate(0)
+            f.write(valid_text(text))
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
     except OSError as exc:
-        raise ConfigError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
+        raise ConfigError(f"Cannot write {shown}: {exc.strerror or exc}.") from exc
     return path
 
 

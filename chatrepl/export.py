@@ -128,7 +128,18 @@ def _below(text: str, level: str) -> str:
     """``text`` with its own Markdown headings pushed below ``level``, so a prompt's headings
     never pose as turns."""
     depth = len(level)
-    return _HEADING.sub(lambda m: m.group(1) + "#" * min(6, len(m.group(2)) + depth), text)
+    out, fence = [], None
+    for line in text.split("\n"):
+        if m := _FENCE.match(line):  # headings inside a code block are code: left as they are
+            mark = m.group(1)
+            if fence is None:
+                fence = mark
+            elif mark[0] == fence[0] and len(mark) >= len(fence) and not line[m.end() :].strip():
+                fence = None
+        elif fence is None:
+            line = _HEADING.sub(lambda h: h.group(1) + "#" * min(6, len(h.group(2)) + depth), line)
+        out.append(line)
+    return "\n".join(out)
 
 
 def _compact(value: Any) -> str:

@@ -4,10 +4,11 @@ an answer to a screen so that the screen shows what was saved."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from .errors import ChatreplError
 
@@ -41,6 +42,17 @@ def say_error(message: str) -> None:
     from .text import make_safe
 
     print(f"chatrepl: {make_safe(' '.join(str(message).split()))}", file=sys.stderr)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose error messages cannot drive the terminal: an argument quoted back in
+    "unrecognized arguments: …" or "invalid choice: …" is cleaned like any outside text."""
+
+    def error(self, message: str) -> NoReturn:
+        from .text import make_safe
+
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {make_safe(message)}\n")
 
 
 def guarded(action: Callable[[], int]) -> int:
@@ -140,6 +152,21 @@ def load_conversation(
     return conversation
 
 
+class Failure(str):
+    """The sentence of an answer that failed, and whether asking again may help."""
+
+    retryable: bool = False
+
+
+def may_retry(exc: BaseException) -> bool:
+    """Whether asking again can help after ``exc``: a dropped or refused connection, a timeout,
+    a rate limit or a server failure; not a rejected key, an unknown model, a bad request, an
+    account out of credit, or a database that cannot be written."""
+    from .errors import ProviderError, StreamError
+
+    return isinstance(exc, ProviderError) and (exc.retryable or isinstance(exc, StreamError))
+
+
 def open_tools(
     store: Store,
     names: list[str] | None,
@@ -198,21 +225,21 @@ def stream_answer(
     screen: Screen,
     event: Callable[[Any], None] | None = None,
     notes: dict[str, str] = ENDINGS,
-) -> str | None:
+) -> Failure | None:
     """Show ``response`` on ``screen`` as it streams; Ctrl-C stops it, keeping what arrived.
 
     The screen ends up showing exactly the answer text that was saved, and a note when the
     answer did not end normally. Reasoning goes to ``screen.reasoning(text)`` where the screen
     has it; ``event`` sees every other event (tool calls and results, and reasoning a screen
     cannot show). ``notes`` words the note by status. Returns the error sentence if the request
-    failed.
+    failed (a :class:`Failure`, which says whether retrying may help).
     """
     from .records import ReasoningDelta, TextDelta
 
     think = getattr(screen, "reasoning", None)  # a screen that shows reasoning has this
     events = response.events()
     shown = 0
-    error: str | None = None
+    error: Failure | None = None
     try:
         for e in events:
             if isinstance(e, TextDelta):
@@ -226,7 +253,8 @@ def stream_answer(
         response.cancel()
         events.close()  # the Response saves itself as interrupted
     except ChatreplError as exc:
-        error = str(exc)
+        error = Failure(str(exc))
+        error.retryable = may_retry(exc)
     finally:
         # What the database holds is what the screen shows, to the last piece (a Ctrl-C in
         # the middle of feeding one: the screen counts what it took).

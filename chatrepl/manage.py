@@ -53,13 +53,15 @@ class UsageError(ChatreplError):
 
 def parser() -> argparse.ArgumentParser:
     """The parser of every sub-command."""
-    root = argparse.ArgumentParser(
+    from .frontend import Parser
+
+    root = Parser(
         prog="chatrepl",
         description="Work with saved conversations from the shell.",
     )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    db = argparse.ArgumentParser(add_help=False)
+    db = Parser(add_help=False)
     db.add_argument(
         "--db", metavar="PATH", help="the database (default: $CHATREPL_DB, else the home's)"
     )
@@ -205,14 +207,21 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+#: The most rows a count asks for; more is as many as there are.
+MOST = 1_000_000_000
+
+
 def _count(text: str) -> int:
+    from .text import make_safe, shorten
+
     try:
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        shown = make_safe(shorten(text, 20))
+        raise argparse.ArgumentTypeError(f"'{shown}' is not a whole number") from None
     if n < 0:
-        raise argparse.ArgumentTypeError("N cannot be negative")
-    return n
+        raise argparse.ArgumentTypeError("N cannot be negative (0 shows all)")
+    return min(n, MOST)
 
 
 def main(argv: list[str]) -> int:
@@ -253,12 +262,28 @@ def _console() -> Console:
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json_text(data))
+
+
+def json_text(data: Any) -> str:
+    """``data`` as indented JSON, every character that could drive a terminal (controls, bidi
+    and other format characters, lone surrogates) written as a ``\\uXXXX`` escape: the same
+    data to a JSON reader, inert on a screen."""
+    from .text import _UNSAFE
+
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
 
 
 def _line(*cells: Any) -> str:
     """One tab-separated line: every cell on one line, without tabs."""
     return "\t".join(" ".join(str("" if c is None else c).split()) for c in cells)
+
+
+def _valid(text: str) -> str:
+    from .text import valid_text
+
+    return valid_text(text)
 
 
 def _safe(text: str | None) -> str:
@@ -283,7 +308,7 @@ def summary_json(s: ConversationSummary) -> dict[str, Any]:
 
 
 def _limit(n: int) -> int:
-    return 1_000_000_000 if n == ALL else n
+    return MOST if n == ALL else min(n, MOST)
 
 
 # --- list --------------------------------------------------------------------------------------
@@ -297,28 +322,14 @@ def cmd_list(args: argparse.Namespace) -> int:
         _print_json([summary_json(s) for s in rows])
     elif not _terminal():
         for s in rows:
-            sys.stdout.write(_line(s.id, s.updated, s.turns, s.model, s.title) + "\n")
+            sys.stdout.write(_line(s.id, s.updated, s.turns, _safe(s.model), _safe(s.title)) + "\n")
     elif not rows:
         print("No conversations yet: start one with `chatrepl`.")
     else:
-        from rich.table import Table
-        from rich.text import Text
+        from .tables import conversation_table
 
-        table = Table(box=None, header_style="bold", pad_edge=False)
-        table.add_column("id", no_wrap=True, style="cyan")
-        table.add_column("title", overflow="ellipsis", no_wrap=True, ratio=1)
-        table.add_column("model", overflow="ellipsis", no_wrap=True, max_width=28)
-        table.add_column("turns", justify="right")
-        table.add_column("last active", no_wrap=True)
-        for s in rows:
-            table.add_row(
-                s.id,
-                Text(_safe(" ".join((s.title or "").split())) or "(untitled)"),
-                Text(_safe(s.model)),
-                str(s.turns),
-                local_time(s.updated),
-            )
-        _console().print(table)
+        console = _console()
+        console.print(conversation_table(rows, console.width, local_time, numbered=False, least=26))
     return 0
 
 
@@ -344,7 +355,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         _print_json(to_json(summary, every, open_store(args).attachment))
     elif args.markdown or not _terminal():
         text = to_markdown(summary, turns, every if args.all_branches else None)
-        sys.stdout.write(_safe(text) if _terminal() else text)
+        sys.stdout.write(_safe(text) if _terminal() else _valid(text))  # a pipe: as saved
     else:
         render(summary, turns, _console())
         if len(every) > len(turns):
@@ -438,25 +449,27 @@ def cmd_search(args: argparse.Namespace) -> int:
     elif not _terminal():
         for h in hits:
             sys.stdout.write(
-                _line(h.conversation_id, h.response_id, h.started, h.title, h.snippet) + "\n"
+                _line(h.conversation_id, h.response_id, h.started, _safe(h.title), _safe(h.snippet))
+                + "\n"
             )
     elif not hits:
-        print(f"No turn matches {_safe(query)!r}.")
+        print(f"No turn matches '{_safe(query)}'.")
     else:
-        from rich.table import Table
         from rich.text import Text
 
-        table = Table(box=None, header_style="bold", pad_edge=False, show_lines=False)
-        table.add_column("conversation", no_wrap=True, style="cyan")
-        table.add_column("when", no_wrap=True)
-        table.add_column("title and match", ratio=1)
+        from .tables import one_line, short_ids
+
+        console = _console()
+        ids = short_ids([h.conversation_id for h in hits], least=26)  # whole, for `-r`
         for h in hits:
-            cell = Text()
-            cell.append(_safe(" ".join((h.title or "(untitled)").split())), style="bold")
-            cell.append("\n")
-            cell.append_text(_highlighted(" ".join(h.snippet.split())))
-            table.add_row(h.conversation_id, local_time(h.started), cell)
-        _console().print(table)
+            line = Text(ids[h.conversation_id], style="cyan")
+            line.append(f"  {local_time(h.started)}  ")
+            room = console.width - len(line)
+            line.append(one_line(h.title or "(untitled)", max(room, 10)), style="bold")
+            console.print(line, no_wrap=True, overflow="ellipsis", crop=True)
+            snippet = Text("    ")
+            snippet.append_text(_highlighted(" ".join(h.snippet.split())))
+            console.print(snippet)
     return 0
 
 
@@ -488,17 +501,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     summary, turns, every = _conversation(args)
     if args.format == "json":
         files = open_store(args).attachment  # the attached files go in the export too
-        text = json.dumps(to_json(summary, every, files), indent=2, ensure_ascii=False) + "\n"
+        text = json_text(to_json(summary, every, files))
     else:
         text = to_markdown(summary, turns, every if args.all_branches else None)
     if args.output in (None, "-"):
-        sys.stdout.write(_safe(text) if _terminal() else text)
+        sys.stdout.write(_safe(text) if _terminal() else _valid(text))  # a pipe: as saved
         return 0
     from .config import write_private
 
     path = write_private(Path(args.output).expanduser(), text)
     if sys.stderr.isatty():
-        print(f"Exported {summary.id} ({args.format}) to {path}.", file=sys.stderr)
+        print(f"Exported {summary.id} ({args.format}) to {_safe(str(path))}.", file=sys.stderr)
     return 0
 
 
@@ -630,7 +643,14 @@ def _served(known: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def _without_userinfo(url: str) -> str:
-    return re.sub(r"//[^/@]*@", "//", url)
+    """A base URL fit to show: credentials (``user:pass@``) and query values (``?key=``) out."""
+    from .providers.http import Endpoint
+
+    return (
+        Endpoint("", re.sub(r"//[^/@]*@", "//", url)).shown_url
+        if "?" in url
+        else _safe(re.sub(r"//[^/@]*@", "//", url))
+    )
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -650,11 +670,13 @@ def cmd_models(args: argparse.Namespace) -> int:
         for p in info["providers"]:
             for m in p["models"]:
                 listed.add(m)
-                sys.stdout.write(_line(m, status(m), "default" if m == default else "") + "\n")
+                line = _line(_safe(m), status(m), "default" if m == default else "")
+                sys.stdout.write(line + "\n")
         if default not in listed:
-            sys.stdout.write(_line(default, status(default), "default") + "\n")
+            sys.stdout.write(_line(_safe(default), status(default), "default") + "\n")
         for alias, target in info["aliases"].items():
-            sys.stdout.write(_line(alias, status(target), f"alias of {target}") + "\n")
+            line = _line(_safe(alias), status(target), f"alias of {_safe(target)}")
+            sys.stdout.write(line + "\n")
         return 0
 
     from rich.table import Table
@@ -668,7 +690,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         if p["key"] == "set":
             key = Text("set", style="green")
         elif p["key"] == "missing":
-            key = Text(f"missing ({p['key_env']})" if p["key_env"] else "missing", style="red")
+            env = _safe(p["key_env"])
+            key = Text(f"missing ({env})" if p["key_env"] else "missing", style="red")
         else:
             key = Text("not needed", style="dim")
         models = Text()
@@ -708,18 +731,21 @@ def cmd_import(args: argparse.Namespace) -> int:
         try:
             text = sys.stdin.read() if name == "-" else Path(name).expanduser().read_text("utf-8")
         except OSError as exc:
-            raise ChatreplError(f"Cannot read {name}: {exc.strerror or exc}.") from exc
+            raise ChatreplError(f"Cannot read {_safe(name)}: {exc.strerror or exc}.") from exc
         except UnicodeDecodeError:
-            raise ChatreplError(f"{name} is not a chatrepl JSON export (not UTF-8 text).") from None
+            raise ChatreplError(
+                f"{_safe(name)} is not a chatrepl JSON export (not UTF-8 text)."
+            ) from None
         try:
             data = json.loads(text)
-        except ValueError as exc:
-            raise ChatreplError(f"{name} is not a chatrepl JSON export ({exc}).") from None
+        except (ValueError, RecursionError) as exc:
+            shown = _safe(str(exc))[:100]
+            raise ChatreplError(f"{_safe(name)} is not a chatrepl JSON export ({shown}).") from None
         try:
             loaded.append(from_json(data))
             files.update(attachments_in(data))
         except ChatreplError as exc:
-            raise ChatreplError(f"{name}: {exc}") from None
+            raise ChatreplError(f"{_safe(name)}: {exc}") from None
     store = open_store(args, create=True)
     for sha, (mime, content) in files.items():
         store.put_attachment(sha, mime, content)
@@ -768,7 +794,7 @@ def cmd_import_llm(args: argparse.Namespace) -> int:
         parts.append(f"added {_plural(added, 'new turn')} to {_plural(grown, 'conversation')}")
     if same:
         parts.append(f"{_plural(same, 'conversation')} already here")
-    print(f"{', '.join(parts)} from {path}.")
+    print(f"{', '.join(parts)} from {_safe(str(path))}.")
     return 0
 
 

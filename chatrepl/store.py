@@ -14,6 +14,7 @@ head. A turn's typed parts and its model calls have tables of their own.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -273,17 +274,23 @@ class Store:
                 raise StoreError(
                     f"Cannot create the database {self.path}: {exc.strerror}."
                 ) from exc
+        self.read_only = exists and not create and _cannot_write(self.path)
+        self._identity = _identity(self.path)
+        self._unfinished: dict[str, TurnRecord] = {}  # final writes the disk had no room for
+        pragmas: dict[str, Any] = {"foreign_keys": 1, "busy_timeout": BUSY_TIMEOUT_S * 1000}
+        if not self.read_only:
+            pragmas.update(journal_mode="wal", synchronous="normal")
         self.db = pw.SqliteDatabase(
-            str(self.path),
-            pragmas={
-                "journal_mode": "wal",
-                "foreign_keys": 1,
-                "synchronous": "normal",
-                "busy_timeout": BUSY_TIMEOUT_S * 1000,
-            },
+            # A folder that cannot be written (a read-only filesystem) has no room for the
+            # WAL's -shm file: the file is read as it stands, and nothing writes to it.
+            f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
+            if self.read_only
+            else str(self.path),
+            pragmas=pragmas,
             timeout=BUSY_TIMEOUT_S,
             lock_type="IMMEDIATE",
             check_same_thread=False,
+            uri=self.read_only,
         )
         with self._errors():
             self._migrate()
@@ -294,6 +301,8 @@ class Store:
         from . import postgres
 
         self.pg, self._url = postgres, url
+        self.read_only, self._identity = False, None
+        self._unfinished: dict[str, TurnRecord] = {}
         self.path = postgres.display(url)  # type: ignore[assignment]
         self.db = postgres.open_database(url)
         with self._errors(), self._lock:
@@ -302,7 +311,8 @@ class Store:
     def _check_version(self) -> None:
         """Refuse a newer or non-chatrepl database before anything writes to it."""
         try:
-            con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+            ro = "mode=ro&immutable=1" if _cannot_write(self.path) else "mode=ro"
+            con = sqlite3.connect(f"{self.path.resolve().as_uri()}?{ro}", uri=True)
             try:
                 version = con.execute("PRAGMA user_version").fetchone()[0]
                 tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
@@ -332,10 +342,10 @@ class Store:
                 f"{self.path} stayed locked by another program for over {BUSY_TIMEOUT_S} s: "
                 "try again."
             )
+        if _is_full(exc):
+            return f"The disk holding {self.path} is full: free some space and try again."
         if "readonly" in text or "read-only" in text or "unable to open" in text:
             return f"Cannot write to {self.path}: check its permissions and free space."
-        if "full" in text:
-            return f"The disk holding {self.path} is full: free some space and try again."
         return f"The database {self.path} failed: {exc}."
 
     @contextmanager
@@ -366,7 +376,10 @@ class Store:
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
-        """One write transaction (SQLite: BEGIN IMMEDIATE), failures as one sentence."""
+        """One write transaction (SQLite: BEGIN IMMEDIATE), failures as one sentence; never
+        into a file that is no longer the one opened."""
+        self._check_same_file()
+        self._finish_unfinished()
         with self._errors(), self._lock:
             self._ready()
             with self.db.atomic():
@@ -390,6 +403,36 @@ class Store:
                 _pg_sql(sql), [tuple(clean(v) for v in row) for row in rows]
             )
 
+    def _check_same_file(self) -> None:
+        """Refuse to write when the database file was deleted, moved or replaced since it was
+        opened: the writes would go to a vanished file, or into someone else's database."""
+        if self.pg is not None:  # a server: no file of ours to lose
+            return
+        if self.read_only:
+            raise StoreError(
+                f"Cannot write to {self.path}: its folder is read-only (it can be listed, "
+                "searched and shown, not changed)."
+            )
+        now_is = _identity(self.path)
+        if now_is == self._identity:
+            return
+        if now_is is None:
+            raise StoreError(
+                f"The database {self.path} was deleted or moved while chatrepl was running: "
+                "nothing more was saved; put it back, or restart chatrepl to start a new one."
+            )
+        raise StoreError(
+            f"The database {self.path} was replaced by another file while chatrepl was "
+            "running: nothing was written to it; restart chatrepl to use the new file."
+        )
+
+    def _finish_unfinished(self) -> None:
+        """Write the final state of turns a full disk kept from being finalised."""
+        for turn_id, t in list(self._unfinished.items()):
+            with self._errors(), self.db.atomic():
+                self._finish(t)
+            self._unfinished.pop(turn_id, None)
+
     def _migrate(self) -> None:
         version = self._x("PRAGMA user_version").fetchone()[0]
         if version == SCHEMA_VERSION:
@@ -411,7 +454,12 @@ class Store:
 
     def close(self) -> None:
         """Close this thread's connection (PostgreSQL: the store's one connection, when the
-        thread that opened the store closes it)."""
+        thread that opened the store closes it), after a last try at a final write the disk had
+        no room for."""
+        if self._unfinished:
+            with contextlib.suppress(StoreError):
+                self._check_same_file()
+                self._finish_unfinished()
         if self.pg is None or threading.get_ident() == self._owner:
             with self._lock:
                 self.db.close()
@@ -419,7 +467,14 @@ class Store:
     def _sql(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         with self._errors(), self._lock:
             self._ready()
-            return self._x(sql, params).fetchall()
+            try:
+                return self._x(sql, params).fetchall()
+            except (pw.OperationalError, sqlite3.OperationalError) as exc:
+                if self.pg is not None or "decode" not in str(exc):
+                    raise
+                # Text that is not UTF-8 (written by another program): read with U+FFFD.
+                self.db.connection().text_factory = _lenient
+                return self._x(sql, params).fetchall()
 
     # --- writing --------------------------------------------------------------------------
 
@@ -479,32 +534,49 @@ class Store:
             self._write_parts(seq, start, parts[start:])
 
     def finish_turn(self, t: TurnRecord) -> None:
-        """Save the turn as it ended: every part, every call, status, usage, timings."""
-        with self._writing():
-            seq = self._seq(t.id)
-            # the conversation's row before the turn's, as every write takes them (PostgreSQL
-            # locks rows: one order everywhere, no deadlock)
-            self._x("UPDATE conversations SET updated = ? WHERE id = ?", (now(), t.conversation_id))
-            self._x(
-                """UPDATE turns SET response = ?, extra = ?, status = ?, error = ?,
-                    input_tokens = ?, output_tokens = ?, duration_ms = ?, ttft_ms = ?
-                WHERE seq = ?""",
-                (
-                    t.response,
-                    _extra(t.parts),
-                    t.status,
-                    t.error,
-                    t.input_tokens,
-                    t.output_tokens,
-                    t.duration_ms,
-                    t.ttft_ms,
-                    seq,
-                ),
-            )
-            self._x("DELETE FROM parts WHERE turn_seq = ?", (seq,))
-            self._write_parts(seq, 0, t.parts)
-            self._x("DELETE FROM calls WHERE turn_seq = ?", (seq,))
-            self._write_calls(seq, t.calls)
+        """Save the turn as it ended: every part, every call, status, usage, timings.
+
+        When the disk is full the turn is kept here and written first by the next write once
+        there is room again (the error says so).
+        """
+        try:
+            with self._writing():
+                self._finish(t)
+        except StoreError as exc:
+            if not _is_full(exc.__cause__):
+                raise
+            self._unfinished[t.id] = t
+            raise StoreError(
+                f"The disk holding {self.path} is full, so the end of this answer is not saved "
+                "yet: free some space, and it is saved with the next thing you do."
+            ) from exc
+        self._unfinished.pop(t.id, None)
+
+    def _finish(self, t: TurnRecord) -> None:
+        seq = self._seq(t.id)
+        # the conversation's row before the turn's, as every write takes them (PostgreSQL
+        # locks rows: one order everywhere, no deadlock)
+        self._x("UPDATE conversations SET updated = ? WHERE id = ?", (now(), t.conversation_id))
+        self._x(
+            """UPDATE turns SET response = ?, extra = ?, status = ?, error = ?,
+                input_tokens = ?, output_tokens = ?, duration_ms = ?, ttft_ms = ?
+            WHERE seq = ?""",
+            (
+                t.response,
+                _extra(t.parts),
+                t.status,
+                t.error,
+                t.input_tokens,
+                t.output_tokens,
+                t.duration_ms,
+                t.ttft_ms,
+                seq,
+            ),
+        )
+        self._x("DELETE FROM parts WHERE turn_seq = ?", (seq,))
+        self._write_parts(seq, 0, t.parts)
+        self._x("DELETE FROM calls WHERE turn_seq = ?", (seq,))
+        self._write_calls(seq, t.calls)
 
     def _seq(self, turn_id: str) -> int:
         row = self._x("SELECT seq FROM turns WHERE id = ?", (turn_id,)).fetchone()
@@ -841,8 +913,9 @@ class Store:
     def search(
         self, query: str, n: int = 20, marks: tuple[str, str] = ("[", "]")
     ) -> list[SearchHit]:
-        """Turns whose prompt, answer or tool results contain every word of ``query``, best
-        first.
+        """Conversations with a turn whose prompt, answer or tool results contain every word of
+        ``query`` (as a word or the start of one), best first: one hit per conversation, its
+        best turn.
 
         Ranked by relevance (bm25) among the newest ``max(SEARCH_WINDOW, n)`` matches: ranking
         every match of a common word costs seconds in a million turns, and FTS5 finds the
@@ -863,13 +936,21 @@ class Store:
                 (tsquery, n, self.pg.headline_options(marks)),
             )
             return [SearchHit(*row) for row in rows]
-        match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
+        # Each word matches as a word prefix ("goat" finds "goats"), a word in double quotes
+        # exactly; every word must match.
+        match = " ".join(_term(w) for w in words)
         best = """
-            SELECT rowid FROM (
+            SELECT f.rowid, t.conversation_id FROM (
                 SELECT rowid, bm25(turns_fts) AS score FROM turns_fts
                 WHERE turns_fts MATCH ? ORDER BY rowid DESC LIMIT ?
-            ) ORDER BY score, rowid DESC LIMIT ?"""
-        seqs = [row[0] for row in self._sql(best, (match, max(SEARCH_WINDOW, n), n))]
+            ) f JOIN turns t ON t.seq = f.rowid ORDER BY f.score, f.rowid DESC"""
+        firsts: dict[str, int] = {}  # each conversation once, with its best turn
+        for seq, cid in self._sql(best, (match, max(SEARCH_WINDOW, n))):
+            if cid not in firsts:
+                firsts[cid] = seq
+                if len(firsts) >= n:
+                    break
+        seqs = list(firsts.values())
         if not seqs:
             return []
         snippets = f"""
@@ -893,6 +974,44 @@ def _pg_sql(sql: str) -> str:
     from .postgres import placeholders
 
     return placeholders(sql)
+
+
+def _term(word: str) -> str:
+    """One word of a search as an FTS5 term: a prefix, or the word exactly when quoted."""
+    exact = len(word) > 2 and word[0] == word[-1] == '"'
+    inner = word[1:-1] if exact else word
+    return '"' + inner.replace('"', '""') + ('"' if exact else '"*')
+
+
+def _lenient(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """What tells one file from another at ``path`` (device and inode), or ``None`` if gone."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _cannot_write(path: Path) -> bool:
+    """Whether the folder of ``path`` cannot be written (a read-only filesystem or folder)."""
+    return not os.access(path.parent, os.W_OK)
+
+
+def _is_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or the sqlite3 error inside it) is SQLITE_FULL: the disk is full."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            return True
+        if "database or disk is full" in str(exc):
+            return True
+        inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+        exc, seen = inner or exc.__cause__, seen + 1
+    return False
 
 
 def _turn_values(t: TurnRecord) -> list[Any]:

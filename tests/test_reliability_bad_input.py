@@ -158,7 +158,6 @@ def test_any_slash_command_line_is_handled_and_the_session_goes_on(repl_session,
 
 BAD_ARGUMENTS = [
     "/list many",
-    "/list 0",
     "/list -3",
     "/resume 999",
     "/resume ZZZZZZZZ",

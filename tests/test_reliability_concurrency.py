@@ -38,7 +38,7 @@ def test_twelve_one_shot_processes_at_once_lose_nothing(openai_env, tmp_path):
         first = f"slot{i} " + " ".join(f"word{j}" for j in range(20))
         out = chatrepl("-m", MODEL, "-p", first, "--db", str(db))
         assert out.returncode == 0, out.stderr
-        (hit,) = Store(db).search(f"slot{i}")
+        (hit,) = Store(db).search(f'"slot{i}"')  # the word exactly, not slot10
         out = chatrepl("-r", hit.conversation_id, "-p", f"slot{i} again", "--db", str(db))
         assert out.returncode == 0, out.stderr
         return hit.conversation_id

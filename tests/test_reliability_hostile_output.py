@@ -114,7 +114,9 @@ def test_a_server_error_message_is_shown_not_obeyed(openai_env, tmp_path):
     assert status == 1
     assert_not_obeyed(raw, screen)
     text = shown(screen)
-    assert "chatrepl: OpenAI refused the request" in text and "^[[2J" in text
+    assert (
+        "chatrepl: Server 127.0.0.1:" in text and "refused the request" in text and "^[[2J" in text
+    )
 
 
 def test_an_error_event_mid_answer_is_shown_not_obeyed(openai_env, tmp_path):

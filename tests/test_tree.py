@@ -216,9 +216,8 @@ def test_a_first_release_database_migrates_without_losing_anything(tmp_path: Pat
     assert all(t.options == {"temperature": 0.5} and t.system == "be a goat" for t in every)
     assert every[0].parts[0].kind == "prompt" and every[0].parts[1].text == "answer one"
     assert every[0].calls[0].input_tokens == 3 and every[0].calls[0].ttft_ms == 80
-    assert [h.response_id for h in store.search("answer")] == [ids[2], ids[1], ids[0]] or {
-        h.response_id for h in store.search("answer")
-    } == {ids[0], ids[1], ids[2]}
+    hits = store.search("answer")  # a conversation is listed once, with its best turn
+    assert len(hits) == 1 and hits[0].response_id in ids[:3]
     assert store.search("thr")[0].response_id == ids[3]  # branches are searchable
     c = Conversation.load(store, cid)
     assert c.prompt("five").text() == "five"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +73,67 @@ SETTING_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "prices": (dict, "a table such as {input = 2.5, output = 10} (dollars per million tokens)"),
 }
 
+#: Settings that are never quoted back in a message.
+SECRET_SETTINGS = ("api_key", "base_url")
+#: The range of each numeric setting (inclusive), and what it counts.
+LIMITS: dict[str, tuple[float, float, str]] = {
+    "connect_timeout": (0.001, 86400, "a number of seconds above 0 and at most 86400"),
+    "read_timeout": (0.001, 86400, "a number of seconds above 0 and at most 86400"),
+    "max_retries": (0, 10, "a whole number from 0 to 10"),
+}
+#: Options that are counts: a whole number of 1 or more.
+POSITIVE_OPTIONS = ("max_tokens", "max_output_tokens", "max_completion_tokens", "n_ctx")
+
+
+def _as_tuple(t: type | tuple[type, ...]) -> tuple[type, ...]:
+    return t if isinstance(t, tuple) else (t,)
+
+
+def _shown(value: object) -> str:
+    from ..text import make_safe, shorten
+
+    return make_safe(shorten(repr(value), 60))
+
+
+def check_number(value: object, setting: str, where: str) -> float:
+    """``value`` if it is a finite number in the range :data:`LIMITS` gives ``setting``, else a
+    ConfigError naming ``where`` in one sentence."""
+    low, high, said = LIMITS[setting]
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if setting == "max_retries":
+        ok = ok and isinstance(value, int)
+    if not ok:
+        kind = "a whole number" if setting == "max_retries" else "a number of seconds"
+        raise ConfigError(f"{where} must be {kind}, not {_shown(value)}.")
+    if not math.isfinite(value) or not low <= value <= high:  # type: ignore[arg-type]
+        raise ConfigError(f"{where} must be {said}, not {_shown(value)}.")
+    return value  # type: ignore[return-value]
+
+
+def check_base_url(url: str, where: str) -> str:
+    """``url`` if it is an http(s) address with a host, else one sentence naming ``where``."""
+    from urllib.parse import urlsplit
+
+    problem = ""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # a port that is not a number in 0-65535 raises ValueError
+    except ValueError:
+        parts, port, problem = None, None, "is malformed"
+    if parts is not None:
+        if parts.scheme.lower() not in ("http", "https"):
+            problem = "must start with http:// or https://"
+        elif not parts.hostname:
+            problem = "has no host"
+        elif any(c.isspace() for c in url) or port == 0:
+            problem = "is malformed"
+    if problem:
+        raise ConfigError(
+            f"The base URL in {where} {problem}: write it like https://api.example.com/v1."
+        )
+    return url
+
+
 #: Which provider a default model comes from when a key is present, in order.
 KEYED_DEFAULTS = ("openai", "anthropic")
 OFFLINE_MODEL = "echo:echo"
@@ -129,11 +191,29 @@ def providers(config: dict[str, Any] | None = None) -> dict[str, ProviderInfo]:
             raise ConfigError(f"config.toml: [providers.{name}] must be a table.")
         for setting, value in extra.items():
             want, said = SETTING_TYPES.get(setting, (object, ""))
-            if not isinstance(value, want):
-                shown = "" if setting == "api_key" else f", not {value!r}"
+            if not isinstance(value, want) or (
+                isinstance(value, bool) and bool not in _as_tuple(want)
+            ):
+                shown = "" if setting in SECRET_SETTINGS else f", not {_shown(value)}"
                 raise ConfigError(
                     f"config.toml: [providers.{name}] {setting} must be {said}{shown}."
                 )
+            if setting in LIMITS:
+                check_number(value, setting, f"config.toml: [providers.{name}] {setting}")
+        for option, value in extra.get("options", {}).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(
+                    f"config.toml: [providers.{name}.options] {option} must be a finite number, "
+                    f"not {value}."
+                )
+            if option in POSITIVE_OPTIONS and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ConfigError(
+                    f"config.toml: [providers.{name}.options] {option} must be a whole number "
+                    f"of 1 or more, not {_shown(value)}."
+                )
+
         if name == "local" and "default_model" not in extra:
             from .local import packaged_model_installed
 
@@ -250,6 +330,24 @@ def get_model(name: str | None = None, config: dict[str, Any] | None = None) -> 
     return build(known[provider], model_name)
 
 
+def _label(info: ProviderInfo, base: str) -> str:
+    """The name errors give the service: the label, unless a built-in provider was pointed at
+    another server (``OPENAI_BASE_URL``, a base_url in config.toml), which is then named by its
+    host, so that "OpenAI" is not blamed for a compatible server's answers."""
+    from urllib.parse import urlsplit
+
+    label = str(info.settings.get("label", info.name))
+    builtin = BUILTIN.get(info.name, {})
+    if info.name not in KEYED_DEFAULTS or label != builtin.get("label"):
+        return label
+    default = builtin.get("base_url")
+    here, there = urlsplit(base), urlsplit(default or "")
+    if not default or (here.hostname, here.port) == (there.hostname, there.port):
+        return label
+    host = here.hostname or "the server"
+    return f"Server {host}:{here.port}" if here.port else f"Server {host}"
+
+
 def build(info: ProviderInfo, model_name: str) -> Model:
     """A model of provider ``info``."""
     s = info.settings
@@ -268,23 +366,26 @@ def build(info: ProviderInfo, model_name: str) -> Model:
         )
     from .http import Endpoint
 
-    base = (os.environ.get(s["base_url_env"]) if s.get("base_url_env") else None) or s.get(
-        "base_url"
-    )
+    from_env = os.environ.get(s["base_url_env"]) if s.get("base_url_env") else None
+    base = from_env or s.get("base_url")
     if not base:
         raise ConfigError(f"Provider '{info.name}' has no base_url: add it to config.toml.")
+    where = s["base_url_env"] if from_env else f"config.toml [providers.{info.name}] base_url"
     if "://" not in base:
         base = "http://" + base
+    check_base_url(base, where)
     base = base.rstrip("/") + s.get("path", "")
     timeout = os.environ.get("CHATREPL_TIMEOUT")
-    try:
-        read_timeout = float(timeout or s.get("read_timeout", 120))
-    except ValueError:
-        raise ConfigError(
-            f"CHATREPL_TIMEOUT must be a number of seconds, not {timeout!r}."
-        ) from None
+    if timeout is not None and timeout.strip():
+        try:
+            number: object = float(timeout)
+        except ValueError:
+            number = timeout
+        read_timeout = check_number(number, "read_timeout", "CHATREPL_TIMEOUT")
+    else:
+        read_timeout = float(s.get("read_timeout", 120))
     endpoint = Endpoint(
-        label=s.get("label", info.name),
+        label=_label(info, base),
         base_url=base,
         api_key=info.api_key,
         key_env=s.get("api_key_env"),

@@ -26,7 +26,7 @@ from .branching import cmd_alt  # noqa: F401 - registers the tree's commands
 from .commands import dispatch, plural
 from .keys import HOW_TO_LEAVE
 from .options import cmd_set  # noqa: F401 - registers /set /unset /reasoning /continue /compact
-from .toolbar import SHORT_ID, fit, toolbar_text
+from .toolbar import fit, toolbar_text
 from .tooling import ToolScreen
 
 if TYPE_CHECKING:
@@ -46,6 +46,8 @@ PROMPT = "> "
 CONTINUATION = "· "
 RECENT = 50  # conversations cached for completing /resume and /delete
 RESUME_TURNS = 3  # turns shown again on /resume and -c
+RESUME_LINES = 24  # lines of an answer shown again on /resume; a longer one is shortened
+RESUME_CHARS = 2400  # characters of an answer shown again on /resume, at most
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,9 +126,10 @@ class Repl:
         if self._toolbox is not None:
             self._toolbox.close()  # the MCP servers stop with chatrepl
         if self.conversation.responses:
-            self.say(
-                f"Saved as {self.conversation.id[:SHORT_ID]}: chatrepl -c continues it.", "dim"
-            )
+            from ..tables import unique_prefix
+
+            short = unique_prefix(self.store, self.conversation.id)
+            self.say(f"Saved as {short}: chatrepl -c continues it.", "dim")
 
     def read(self) -> str | None:
         """The next line typed, ``""`` after Ctrl-C on an empty line, ``None`` on Ctrl-D."""
@@ -197,7 +200,7 @@ class Repl:
             screen.start()
             error = stream_answer(response, screen, event=screen.event)
         if error is not None:
-            self.error(error, hint="/retry tries again")
+            self.error(error, hint="/retry tries again" if error.retryable else "")
             if not retried:
                 from ..compaction import recover
 
@@ -255,13 +258,15 @@ class Repl:
 
     def show_resumed(self, n: int = RESUME_TURNS) -> None:
         """Say which conversation this is and show its last ``n`` turns again."""
+        from ..tables import unique_prefix
         from .render import render_markdown
 
         c = self.conversation
         turns = c.turns
+        short = unique_prefix(self.store, c.id)
         self.say(
-            f"Resumed: {_title(c.title)} ({c.id[:SHORT_ID]}, {plural(len(turns), 'turn')}, "
-            f"{c.model.full_name})",
+            f"Resumed: {_title(c.title)} ({short}, {plural(len(turns), 'turn')}, "
+            f"{make_safe(c.model.full_name)})",
             "bold",
         )
         if c.system:
@@ -270,9 +275,16 @@ class Repl:
             earlier = len(turns) - n
             self.say(f"… {plural(earlier, 'earlier turn')} not shown", "dim")
         for turn in turns[-n:] if n else []:
-            self.echo_prompt(turn.prompt)
+            self.echo_prompt(shortened(turn.prompt)[0])
             if turn.text_so_far:
-                render_markdown(self.console, turn.text_so_far)
+                text, cut = shortened(turn.text_so_far)
+                render_markdown(self.console, text)
+                if cut:
+                    self.say(
+                        f"… {plural(cut, 'more line')} of this answer not shown: "
+                        f"chatrepl show {short} shows it all (/copy copies it).",
+                        "dim",
+                    )
             if turn.status == "error":
                 self.error(turn.error or "This turn failed.")
             elif note := ENDINGS.get(turn.status):
@@ -445,6 +457,26 @@ def _file_history() -> Any:
             file=sys.stderr,
         )
         return InMemoryHistory()
+
+
+def shortened(text: str) -> tuple[str, int]:
+    """The start of a long ``text`` to show again (whole lines, at most :data:`RESUME_LINES`
+    and :data:`RESUME_CHARS`, code fences closed), and how many lines were left out."""
+    from ..export import close_fences
+
+    lines = text.split("\n")
+    if len(lines) <= RESUME_LINES and len(text) <= RESUME_CHARS:
+        return text, 0
+    kept: list[str] = []
+    size = 0
+    for line in lines[:RESUME_LINES]:
+        if size + len(line) > RESUME_CHARS:
+            if not kept:  # one enormous line: its start
+                kept.append(line[:RESUME_CHARS] + "…")
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return close_fences("\n".join(kept)), max(len(lines) - len(kept), 1)
 
 
 def _reasoning_setting() -> bool:

@@ -150,13 +150,9 @@ def ago(iso: str, now: datetime | None = None) -> str:
 
 def short_ids(ids: list[str], least: int = 8) -> dict[str, str]:
     """Each id cut to the shortest prefix (at least ``least`` long) that tells it from the rest."""
-    out = {}
-    for i in ids:
-        n = least
-        while n < len(i) and any(o != i and o[:n] == i[:n] for o in ids):
-            n += 1
-        out[i] = i[:n]
-    return out
+    from ..tables import short_ids as shortest
+
+    return shortest(ids, least=least)
 
 
 def plural(n: int, word: str) -> str:
@@ -169,16 +165,21 @@ def title_of(title: str | None, width: int = 60) -> str:
     return make_safe(shorten(title, width)) if title else "(untitled)"
 
 
+#: The most rows a count asks for; more is as many as there are.
+MOST = 1_000_000_000
+
+
 def _count(arg: str, default: int, what: str) -> int:
+    """``arg`` as a count of rows: ``default`` when empty, 0 for all (as ``chatrepl list -n 0``)."""
     if not arg:
         return default
     try:
         n = int(arg)
     except ValueError:
         raise ChatreplError(f"'{make_safe(shorten(arg, 20))}' is not a number: {what}.") from None
-    if n < 1:
-        raise ChatreplError(f"Give a number of 1 or more: {what}.")
-    return n
+    if n < 0:
+        raise ChatreplError(f"Give a number of 0 (all) or more: {what}.")
+    return MOST if n == 0 else min(n, MOST)
 
 
 def pick(repl: Session, arg: str) -> str:
@@ -254,7 +255,7 @@ def cmd_new(repl: Session, arg: str) -> None:
 
     old = repl.conversation
     repl.switch_to(Conversation(old.model, system=old.system, store=repl.store))
-    said = f"New conversation with {old.model.full_name}"
+    said = f"New conversation with {make_safe(old.model.full_name)}"
     if old.system:
         said += f", persona: {_persona_line(old.system)}"
     if old.turns:
@@ -264,9 +265,9 @@ def cmd_new(repl: Session, arg: str) -> None:
 
 @command("list", "[N]", "recent conversations, numbered for /resume")
 def cmd_list(repl: Session, arg: str) -> None:
-    """The N (default 20) most recently active conversations: number, id, title, model, turns and
-    when it was last active. `/resume N` continues the one numbered N."""
-    n = _count(arg, 20, "/list N shows the N most recent conversations")
+    """The N (default 20; 0 for all) most recently active conversations: number, id, title,
+    model, turns and when it was last active. `/resume N` continues the one numbered N."""
+    n = _count(arg, 20, "/list N shows the N most recent conversations, /list 0 all")
     rows = repl.store.recent(n)
     if not rows:
         repl.say("No saved conversations yet: say something to start one.")
@@ -277,29 +278,12 @@ def cmd_list(repl: Session, arg: str) -> None:
 
 def show_table(repl: Session, rows: list[ConversationSummary]) -> None:
     """Print ``rows`` numbered, and remember their ids for ``/resume N``."""
-    from rich.table import Table
-    from rich.text import Text
+
+    from ..tables import conversation_table
 
     repl.listed = [r.id for r in rows]
-    short = short_ids(repl.listed)
-    table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
-    table.add_column("#", justify="right")
-    table.add_column("id", no_wrap=True)
-    table.add_column("title", overflow="ellipsis", no_wrap=True, ratio=1)
-    table.add_column("model", overflow="ellipsis", no_wrap=True)
-    table.add_column("turns", justify="right")
-    table.add_column("last active", no_wrap=True)
-    for i, r in enumerate(rows, 1):
-        current = r.id == repl.conversation.id
-        table.add_row(
-            str(i),
-            short[r.id],
-            Text(title_of(r.title) + (" (current)" if current else "")),
-            Text(make_safe(r.model)),
-            str(r.turns),
-            ago(r.updated),
-            style="bold" if current else None,
-        )
+    width = repl.console.width
+    table = conversation_table(rows, width, ago, repl.store, current=repl.conversation.id)
     repl.console.print(table)
 
 
@@ -402,20 +386,37 @@ def cmd_model(repl: Session, arg: str) -> None:
 
         model = get_model(arg)
         c.set_model(model)
-        repl.say(f"Model: {model.full_name} from the next turn on.")
+        repl.say(f"Model: {make_safe(model.full_name)} from the next turn on.")
+        if warning := missing_key(model.provider):
+            repl.error(warning)
         repl.refresh()
         return
     from ..providers.registry import providers
 
-    repl.say(f"Now: {c.model.full_name}", "bold")
+    repl.say(f"Now: {make_safe(c.model.full_name)}", "bold")
     for info in providers().values():
-        line = Text(f"  {info.name:<10} ")
+        line = Text(f"  {make_safe(info.name):<10} ")
         if info.usable:
-            line.append(", ".join(info.models) or "(any model name)")
+            line.append(make_safe(", ".join(info.models)) or "(any model name)")
         else:
-            line.append(info.unavailable, style="dim")
+            line.append(make_safe(info.unavailable), style="dim")
         repl.console.print(line)
     repl.say("/model provider:name switches; Tab completes.", "dim")
+
+
+def missing_key(provider: str) -> str | None:
+    """The warning for a provider that needs a key and has none, or ``None``."""
+    from ..providers.registry import providers
+
+    info = providers().get(provider)
+    if info is None or info.usable:
+        return None
+    env = info.settings.get("api_key_env")
+    how = f"set {make_safe(env)}" if env else "add its key to keys.json"
+    return (
+        f"{make_safe(provider)} has no API key, so the next turn will fail: {how} and restart "
+        "chatrepl, or pick another model."
+    )
 
 
 @command("retry", "", "ask the last prompt again (the old answer stays, one /alt away)")
@@ -505,11 +506,12 @@ def cmd_export(repl: Session, arg: str) -> None:
     else:
         slug = re.sub(r"[^a-z0-9]+", "-", (c.title or "").lower()).strip("-")[:40]
         path = Path(f"{slug or 'conversation'}-{c.id[:SHORT_ID].lower()}.md")
-    if path.is_file() and not repl.confirm(f"{path} exists. Overwrite it?"):
+    if path.is_file() and not repl.confirm(f"{make_safe(str(path))} exists. Overwrite it?"):
         repl.say("Not exported.")
         return
-    write_private(path, to_markdown(repl.store.summary(c.id), repl.store.turns(c.id)))
-    repl.say(f"Exported {plural(len(c.turns), 'turn')} to {path}")
+    text = to_markdown(repl.store.summary(c.id), repl.store.turns(c.id))
+    write_private(path, text, make_folder=False)
+    repl.say(f"Exported {plural(len(c.turns), 'turn')} to {make_safe(str(path))}")
 
 
 @command("search", "QUERY", "search every conversation; numbered for /resume")
@@ -526,8 +528,10 @@ def cmd_search(repl: Session, arg: str) -> None:
     if not hits:
         repl.say(f"Nothing found for {make_safe(shorten(arg, 40))}.")
         return
+    from ..tables import short_ids as shortest
+
     repl.listed = [h.conversation_id for h in hits]
-    short = short_ids(list(dict.fromkeys(repl.listed)))
+    short = shortest(list(dict.fromkeys(repl.listed)), repl.store)
     for i, hit in enumerate(hits, 1):
         line = Text(f"{i:>3}  ")
         line.append(short[hit.conversation_id], style="bold")
@@ -568,9 +572,10 @@ def cmd_delete(repl: Session, arg: str) -> None:
             return
         cid = repl.conversation.id
     s = repl.store.summary(cid)
-    question = (
-        f"Delete “{title_of(s.title, 50)}” ({s.id[:SHORT_ID]}, {plural(s.turns, 'turn')}) for good?"
-    )
+    from ..tables import unique_prefix
+
+    short = unique_prefix(repl.store, s.id)
+    question = f"Delete “{title_of(s.title, 50)}” ({short}, {plural(s.turns, 'turn')}) for good?"
     if not repl.confirm(question):
         repl.say("Kept.")
         return
@@ -612,13 +617,13 @@ def cmd_info(repl: Session, arg: str) -> None:
     rows = [
         ("id", c.id + ("" if c.responses else " (not saved until the first message)")),
         ("title", title),
-        ("model", c.model.full_name),
+        ("model", make_safe(c.model.full_name)),
         ("persona", make_safe(c.system) if c.system else "none"),
         ("turns", f"{len(turns)}" + (f" ({detail})" if detail else "")),
         ("tokens", f"{usage.input_tokens or 0:,} in, {usage.output_tokens or 0:,} out"),
         *_context_rows(repl),
         ("started", _local(c.created)),
-        ("database", str(repl.store.path)),
+        ("database", make_safe(str(repl.store.path))),
     ]
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
