@@ -902,12 +902,9 @@ class Store:
             calls[seq].append(CallRecord(*values))
         out = []
         for seq, cid, *values in rows:
-            t = TurnRecord(None, cid, *([None] * 13))  # type: ignore[arg-type]
-            for name, value in zip(_TURN_COLUMNS, values, strict=True):
-                setattr(t, name, value)
-            t.options = _loads(t.options)
-            t.parts, t.calls = parts[seq], calls[seq]
-            out.append(t)
+            row = dict(zip(_TURN_COLUMNS, values, strict=True))
+            row["options"] = _loads(row["options"])
+            out.append(TurnRecord(conversation_id=cid, parts=parts[seq], calls=calls[seq], **row))
         return out
 
     def search(
@@ -1055,6 +1052,8 @@ def _dumps(data: Any) -> str:
 
 
 def _loads(text: str | None) -> dict[str, Any]:
+    if not text or text == "{}":  # most parts and options: no JSON to parse
+        return {}
     try:
         value = json.loads(text or "{}")
     except ValueError:
