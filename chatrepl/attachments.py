@@ -256,7 +256,7 @@ def _fetch(url: str, limits: Settings) -> tuple[bytes, str]:
                     f"Cannot attach {shown}: the server answered HTTP {response.status_code}."
                 )
             declared = response.headers.get("content-length", "")
-            if declared.isdigit():
+            if declared.isascii() and declared.isdigit():
                 _check_size(int(declared), limits, shown)
             chunks, size = [], 0
             for chunk in response.iter_bytes():

@@ -33,11 +33,10 @@ def suggestion(word: str) -> str | None:
     return close[0] if close else None
 
 
-def blank(text: str) -> bool:
-    """Whether ``text`` has nothing to answer: only whitespace and invisible characters."""
-    import unicodedata
+def _blank(text: str) -> bool:
+    from .text import is_blank  # not at start-up: text.py compiles its patterns on import
 
-    return all(c.isspace() or unicodedata.category(c) in ("Cf", "Cc") for c in text)
+    return is_blank(text)
 
 
 def chat_parser() -> argparse.ArgumentParser:
@@ -131,7 +130,7 @@ def _main(argv: list[str]) -> int:
         say_error(str(exc))
         return 2
     prompt = args.prompt
-    if prompt is not None and blank(prompt):
+    if prompt is not None and _blank(prompt):
         print("chatrepl: nothing to answer: the prompt given with -p is empty.", file=sys.stderr)
         return 2
     if "-" in (args.attach or []) and prompt is None:
@@ -142,7 +141,7 @@ def _main(argv: list[str]) -> int:
         return 2
     if prompt is None and not sys.stdin.isatty() and "-" not in (args.attach or []):
         prompt = read_stdin().strip()
-        if blank(prompt):
+        if _blank(prompt):
             print("chatrepl: nothing to answer: the prompt on stdin was empty.", file=sys.stderr)
             return 2
     if prompt is not None:

@@ -99,3 +99,10 @@ def now() -> str:
     from datetime import UTC, datetime
 
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def is_blank(text: str) -> bool:
+    """Whether ``text`` has nothing to answer: only whitespace and invisible characters."""
+    import unicodedata
+
+    return all(c.isspace() or unicodedata.category(c) in ("Cf", "Cc") for c in text)

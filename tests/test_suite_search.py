@@ -92,24 +92,15 @@ def test_n_zero_gives_every_hit(store: Store, monkeypatch: pytest.MonkeyPatch) -
     assert len(search("llama", "-n", "5")) == 5
 
 
-# --- word prefixes: enable when prefix search lands (branch `promises`) -------------------------
-#
-# strict xfail: once prefix search is in, these pass, the run fails with XPASS(strict), and the
-# mark is to be removed.
-PREFIX = pytest.mark.xfail(
-    reason="word-prefix search is not in yet (branch promises): remove this mark when it lands",
-    strict=True,
-)
+# --- word prefixes ---------------------------------------------------------------------------
 
 
-@PREFIX
 def test_a_word_finds_the_words_it_begins(store: Store) -> None:
     capy = add(store, "the capybara is large")
     assert found(store, "capy") == {capy}
     assert found(store, "CAPYB") == {capy}
 
 
-@PREFIX
 def test_prefixes_still_need_every_word_and_ignore_accents(store: Store) -> None:
     both = add(store, "a capybara in the café")
     add(store, "a capybara alone")

@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import child_env
 
 CONFTEST = Path(__file__).with_name("conftest.py")
-SAMPLE = '''
+SAMPLE = """
 import pytest
 
 def test_runs():
@@ -21,8 +21,8 @@ def test_needs_an_extra():
 
 def test_needs_node():
     pytest.skip("Node.js and npm are not on this machine: server-everything cannot run")
-'''
-ONLY_ALLOWED = '''
+"""
+ONLY_ALLOWED = """
 import pytest
 
 def test_runs():
@@ -30,8 +30,8 @@ def test_runs():
 
 def test_needs_node():
     pytest.skip("Node.js and npm are not on this machine: server-everything cannot run")
-'''
-MODULE_SKIP = '''
+"""
+MODULE_SKIP = """
 import pytest
 
 pytest.skip("llama.cpp's server cannot run here: llama-cpp-python not installed",
@@ -39,7 +39,7 @@ pytest.skip("llama.cpp's server cannot run here: llama-cpp-python not installed"
 
 def test_never():
     assert True
-'''
+"""
 
 
 def pytest_in(folder: Path, source: str, no_skips: str | None) -> subprocess.CompletedProcess:

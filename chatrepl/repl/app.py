@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ChatreplError, StoreError
 from ..frontend import ENDINGS
-from ..text import make_safe, shorten
+from ..text import is_blank, make_safe, shorten
 from .attach import cmd_attach, stage_arguments  # noqa: F401 - registers /attach
 from .branching import cmd_alt  # noqa: F401 - registers the tree's commands
 from .commands import dispatch, plural
@@ -147,7 +147,7 @@ class Repl:
         """Run a command or send a message; nothing typed here can end in a traceback."""
         text = text.strip()
         rewrite, self._prefill = self._prefill, None
-        if not text:
+        if not text or is_blank(text):  # only invisible characters: nothing to send
             return
         try:
             if rewrite and not (text.startswith("/") and not text.startswith("//")):

@@ -22,7 +22,7 @@ def _line(text: str, width: int = 60) -> str:
 
 
 def _number(arg: str, most: int, what: str) -> int:
-    if not arg.isdigit() or not 1 <= int(arg) <= most:
+    if not (arg.isascii() and arg.isdigit()) or not 1 <= int(arg) <= most:
         raise ChatreplError(f"Give a number from 1 to {most}: {what}.")
     return int(arg)
 

@@ -191,7 +191,7 @@ def pick(repl: Session, arg: str) -> str:
                 return s.id
         raise NotFoundError("There is no other saved conversation yet.")
     # A list number: ids start with 0 for decades yet, and so does no number in a list.
-    if arg.isdigit() and len(arg) <= 3 and not arg.startswith("0"):
+    if (arg.isascii() and arg.isdigit()) and len(arg) <= 3 and not arg.startswith("0"):
         n = int(arg)
         listed = repl.listed or [s.id for s in repl.store.recent(max(n, 20))]
         if not 1 <= n <= len(listed):

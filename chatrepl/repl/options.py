@@ -107,7 +107,7 @@ def cmd_compact(repl: Session, arg: str) -> None:
     by itself when a prompt would not fit the context window."""
     from ..compaction import KEEP_TURNS, compact
 
-    if arg and not (arg.isdigit() and int(arg) <= 1000):
+    if arg and not ((arg.isascii() and arg.isdigit()) and int(arg) <= 1000):
         raise ChatreplError("Give how many of the last turns to keep as they are, e.g. /compact 2.")
     keep = int(arg) if arg else KEEP_TURNS
     window = getattr(repl, "window", lambda ask=False: None)(ask=True)

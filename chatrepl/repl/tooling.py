@@ -135,7 +135,7 @@ def _show_result(repl: Session, arg: str) -> None:
     if not results:
         repl.say("The last answer called no tool.")
         return
-    if not arg.isdigit() or not 1 <= int(arg) <= len(results):
+    if not (arg.isascii() and arg.isdigit()) or not 1 <= int(arg) <= len(results):
         raise ChatreplError(f"Give a number from 1 to {len(results)}: /tools result N.")
     part = results[int(arg) - 1]
     repl.say(f"Result of {make_safe(str(part.data.get('name')))}:", "bold")
