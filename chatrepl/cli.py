@@ -96,9 +96,12 @@ def chat_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run chatrepl; returns the exit status (0 ok, 1 error, 2 usage, 130 interrupted, 141 the
     reader of stdout went away)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--version"]:  # the commonest check of all, answered before anything loads
+        print(f"chatrepl {__version__}")
+        return 0
     from .frontend import guarded
 
-    argv = sys.argv[1:] if argv is None else argv
     return guarded(lambda: _main(argv))
 
 
