@@ -227,3 +227,23 @@ def test_a_first_release_database_migrates_without_losing_anything(tmp_path: Pat
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "responses" not in tables
+
+
+def test_a_loaded_turn_keeps_its_usage_timings_and_calls(tmp_path: Path) -> None:
+    store = Store(tmp_path / "t.db")
+    c = chatrepl.get_model("echo").conversation(store=store)
+    r = c.prompt("three little words")
+    r.text()
+    (again,) = Conversation.load(store, c.id).turns
+    assert (again.usage.input_tokens, again.usage.output_tokens) == (
+        r.usage.input_tokens,
+        r.usage.output_tokens,
+    )
+    assert again.usage.output_tokens == 3
+    assert again.duration == pytest.approx(round(r.duration * 1000) / 1000)
+    assert again.time_to_first_token == pytest.approx(round(r.time_to_first_token * 1000) / 1000)
+    assert again.status == "complete" and again.model_name == "echo:echo"
+    assert [(k.index, k.model, k.finish_reason) for k in again.calls] == [
+        (k.index, k.model, k.finish_reason) for k in r.calls
+    ]
+    assert again.parts == r.parts and again.text_so_far == "three little words"
