@@ -21,6 +21,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, fields
@@ -47,6 +48,8 @@ __all__ = ["STATUSES", "Store", "now"]
 
 BUSY_TIMEOUT_S = 10
 SEARCH_WINDOW = 300  # search ranks the newest this many matches
+PREFIX_BUDGET_S = 0.25  # the most a search may spend adding matches of words as prefixes
+_STEPS = 1_000  # SQLite instructions between two looks at the clock during such a search
 
 
 # --- migrations: an ordered list of small named functions, each recorded once applied -------
@@ -933,20 +936,31 @@ class Store:
                 (tsquery, n, self.pg.headline_options(marks)),
             )
             return [SearchHit(*row) for row in rows]
-        # Each word matches as a word prefix ("goat" finds "goats"), a word in double quotes
-        # exactly; every word must match.
-        match = " ".join(_term(w) for w in words)
-        best = """
-            SELECT f.rowid, t.conversation_id FROM (
-                SELECT rowid, bm25(turns_fts) AS score FROM turns_fts
-                WHERE turns_fts MATCH ? ORDER BY rowid DESC LIMIT ?
-            ) f JOIN turns t ON t.seq = f.rowid ORDER BY f.score, f.rowid DESC"""
+        # Every word must match. Whole words first: FTS5 finds the newest matches of a word by
+        # walking its index backwards, cheaply at any size. Then words as prefixes ("goat"
+        # finds "goats"; a word in double quotes stays exact): FTS5 merges every word a prefix
+        # starts before it can walk them, which for a short, common prefix in a million turns
+        # takes seconds, so that search is given PREFIX_BUDGET_S and left out when it is slower.
+        window = max(SEARCH_WINDOW, n)
+        exact = " ".join(_term(w, prefix=False) for w in words)
+        prefixed = " ".join(_term(w) for w in words)
         firsts: dict[str, int] = {}  # each conversation once, with its best turn
-        for seq, cid in self._sql(best, (match, max(SEARCH_WINDOW, n))):
-            if cid not in firsts:
-                firsts[cid] = seq
-                if len(firsts) >= n:
-                    break
+        match = exact
+        for query_match in (exact, prefixed):
+            if len(firsts) >= n or (query_match is prefixed and prefixed == exact):
+                break
+            if query_match is exact:
+                rows: list[tuple[Any, ...]] | None = self._sql(_BEST, (exact, window))
+            else:
+                rows = self._sql_bounded(_BEST, (prefixed, window), PREFIX_BUDGET_S)
+            if rows is None:  # the prefix search took too long: whole words only
+                break
+            match = query_match
+            for seq, cid in rows:
+                if cid not in firsts:
+                    firsts[cid] = seq
+                    if len(firsts) >= n:
+                        break
         seqs = list(firsts.values())
         if not seqs:
             return []
@@ -959,6 +973,25 @@ class Store:
             WHERE turns_fts MATCH ? AND turns_fts.rowid IN ({",".join("?" * len(seqs))})"""
         found = {row[0]: SearchHit(*row[1:]) for row in self._sql(snippets, (*marks, match, *seqs))}
         return [found[seq] for seq in seqs if seq in found]
+
+    def _sql_bounded(
+        self, sql: str, params: tuple[Any, ...], seconds: float
+    ) -> list[tuple[Any, ...]] | None:
+        """``_sql`` given ``seconds`` at most (SQLite's progress handler stops it): ``None``
+        when it would take longer."""
+        deadline = time.monotonic() + seconds
+        with self._errors(), self._lock:
+            self._ready()
+            connection = self.db.connection()
+            connection.set_progress_handler(lambda: time.monotonic() > deadline, _STEPS)
+            try:
+                return self._x(sql, params).fetchall()
+            except (pw.OperationalError, sqlite3.OperationalError) as exc:
+                if "interrupt" not in str(exc):
+                    raise
+                return None
+            finally:
+                connection.set_progress_handler(None, 0)
 
     def count(self) -> tuple[int, int]:
         """How many conversations and turns the database holds."""
@@ -973,11 +1006,20 @@ def _pg_sql(sql: str) -> str:
     return placeholders(sql)
 
 
-def _term(word: str) -> str:
-    """One word of a search as an FTS5 term: a prefix, or the word exactly when quoted."""
+def _term(word: str, prefix: bool = True) -> str:
+    """One word of a search as an FTS5 term: a prefix, or the word exactly when quoted (or
+    when ``prefix`` is off)."""
     exact = len(word) > 2 and word[0] == word[-1] == '"'
     inner = word[1:-1] if exact else word
-    return '"' + inner.replace('"', '""') + ('"' if exact else '"*')
+    return '"' + inner.replace('"', '""') + ('"*' if prefix and not exact else '"')
+
+
+#: The newest matches of a search, ranked (bm25) among themselves, with their conversations.
+_BEST = """
+    SELECT f.rowid, t.conversation_id FROM (
+        SELECT rowid, bm25(turns_fts) AS score FROM turns_fts
+        WHERE turns_fts MATCH ? ORDER BY rowid DESC LIMIT ?
+    ) f JOIN turns t ON t.seq = f.rowid ORDER BY f.score, f.rowid DESC"""
 
 
 def _lenient(raw: bytes) -> str:
