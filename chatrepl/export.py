@@ -35,11 +35,15 @@ _HEADING = re.compile(r"^( {0,3})(#{1,6})(?=\s|$)", re.MULTILINE)
 
 
 def to_markdown(
-    summary: ConversationSummary, turns: list[TurnRecord], all_turns: list[TurnRecord] | None = None
+    summary: ConversationSummary,
+    turns: list[TurnRecord],
+    all_turns: list[TurnRecord] | None = None,
+    reasoning: bool = False,
 ) -> str:
     """A readable Markdown document: title, model, persona, then each turn of the path.
 
-    With ``all_turns`` (every turn of the conversation), the branches off the path follow, each
+    The model's reasoning is left out unless ``reasoning``. With ``all_turns`` (every turn of
+    the conversation), the branches off the path follow, each
     under a heading that says where it branches off.
     """
     models = list(dict.fromkeys(t.model for t in turns)) or [summary.model]
@@ -56,7 +60,7 @@ def to_markdown(
     if tokens_in or tokens_out:
         lines.append(f"- tokens: {tokens_in} in, {tokens_out} out")
     lines.append("")
-    lines += _turns_markdown(turns, "##")
+    lines += _turns_markdown(turns, "##", reasoning)
     if all_turns:
         on_path = {t.id for t in turns}
         number = {t.id: n for n, t in enumerate(all_turns, 1)}
@@ -68,11 +72,11 @@ def to_markdown(
                     f"after turn {number[t.parent_id]}" if t.parent_id in number else "at the start"
                 )
                 lines += [f"### Branch {number[t.id]} ({where})", ""]
-                lines += _turns_markdown([t], "####")
+                lines += _turns_markdown([t], "####", reasoning)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _turns_markdown(turns: list[TurnRecord], level: str) -> list[str]:
+def _turns_markdown(turns: list[TurnRecord], level: str, reasoning: bool = False) -> list[str]:
     lines: list[str] = []
     persona = None
     for turn in turns:
@@ -89,7 +93,9 @@ def _turns_markdown(turns: list[TurnRecord], level: str) -> list[str]:
                 lines += [_attached(p), ""]
         lines += [f"{level} Assistant · `{turn.model}`", ""]
         for p in turn.parts:
-            if p.kind == "text" and p.text.strip():
+            if p.kind == "reasoning" and reasoning and p.text.strip():
+                lines += ["> *Reasoning:* " + p.text.strip().replace("\n", "\n> "), ""]
+            elif p.kind == "text" and p.text.strip():
                 lines += [_below(close_fences(p.text), level), ""]
             elif p.kind == "refusal":
                 lines += ["> *Refused:* " + " ".join(p.text.split()), ""]

@@ -93,6 +93,9 @@ def parser() -> argparse.ArgumentParser:
             action="store_true",
             help="Markdown: every branch, not only the current path",
         )
+        p.add_argument(
+            "--reasoning", action="store_true", help="Markdown: the model's reasoning too"
+        )
 
     def json_flag(p: argparse.ArgumentParser) -> None:
         p.add_argument("--json", action="store_true", help="print stable JSON (see the README)")
@@ -127,6 +130,7 @@ def parser() -> argparse.ArgumentParser:
         cmd_search,
     )
     p.add_argument("query", nargs="+", metavar="QUERY", help="words that must all occur in a turn")
+    p.add_argument("--reasoning", action="store_true", help="search the model's reasoning too")
     count(p, "matches", 20)
     json_flag(p)
 
@@ -354,7 +358,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(to_json(summary, every, open_store(args).attachment))
     elif args.markdown or not _terminal():
-        text = to_markdown(summary, turns, every if args.all_branches else None)
+        text = to_markdown(
+            summary, turns, every if args.all_branches else None, reasoning=args.reasoning
+        )
         sys.stdout.write(_safe(text) if _terminal() else _valid(text))  # a pipe: as saved
     else:
         render(summary, turns, _console())
@@ -443,7 +449,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise UsageError("search for what? Give one or more words.")
     store = open_store(args)
     terminal = _terminal() and not args.json
-    hits = store.search(query, _limit(args.n), MARKS if terminal else ("[", "]"))
+    marks = MARKS if terminal else ("[", "]")
+    hits = store.search(query, _limit(args.n), marks, reasoning=args.reasoning)
     if args.json:
         _print_json([{name: getattr(h, name) for name in HIT_FIELDS} for h in hits])
     elif not _terminal():
@@ -503,7 +510,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         files = open_store(args).attachment  # the attached files go in the export too
         text = json_text(to_json(summary, every, files))
     else:
-        text = to_markdown(summary, turns, every if args.all_branches else None)
+        text = to_markdown(
+            summary, turns, every if args.all_branches else None, reasoning=args.reasoning
+        )
     if args.output in (None, "-"):
         sys.stdout.write(_safe(text) if _terminal() else _valid(text))  # a pipe: as saved
         return 0

@@ -911,7 +911,11 @@ class Store:
         return out
 
     def search(
-        self, query: str, n: int = 20, marks: tuple[str, str] = ("[", "]")
+        self,
+        query: str,
+        n: int = 20,
+        marks: tuple[str, str] = ("[", "]"),
+        reasoning: bool = False,
     ) -> list[SearchHit]:
         """Conversations with a turn whose prompt, answer or tool results contain every word of
         ``query`` (as a word or the start of one), best first: one hit per conversation, its
@@ -920,13 +924,43 @@ class Store:
         Ranked by relevance (bm25) among the newest ``max(SEARCH_WINDOW, n)`` matches: ranking
         every match of a common word costs seconds in a million turns, and FTS5 finds the
         newest matches by walking its index backwards. ``marks`` go around each match in the
-        snippets.
+        snippets. With ``reasoning``, conversations whose model reasoning holds every word
+        follow (reasoning is not in the index: it is scanned, newest first).
         """
         from .text import valid_text
 
         words = [w for w in valid_text(query).split() if w.strip('"')]
         if not words:
             return []
+        hits = self._search(words, n, marks)
+        if reasoning and len(hits) < n:
+            seen = {h.conversation_id for h in hits}
+            hits += [
+                h for h in self._search_reasoning(words, n, marks) if h.conversation_id not in seen
+            ][: n - len(hits)]
+        return hits
+
+    def _search_reasoning(
+        self, words: list[str], n: int, marks: tuple[str, str]
+    ) -> list[SearchHit]:
+        """Turns whose reasoning holds every word (case ignored), newest first, one per
+        conversation."""
+        plain = [w.strip('"').lower() for w in words]
+        like = " AND ".join("lower(p.text) LIKE ? ESCAPE '\\'" for _ in plain)
+        rows = self._sql(
+            f"""SELECT t.conversation_id, c.title, t.id, t.started, p.text
+            FROM parts p JOIN turns t ON t.seq = p.turn_seq
+            JOIN conversations c ON c.id = t.conversation_id
+            WHERE p.kind = 'reasoning' AND {like} ORDER BY t.seq DESC LIMIT ?""",
+            (*(f"%{_escape_like(w)}%" for w in plain), n * 5),
+        )
+        out: dict[str, SearchHit] = {}
+        for cid, title, tid, started, text in rows:
+            if cid not in out:
+                out[cid] = SearchHit(cid, title, tid, started, _snippet(text, plain[0], marks))
+        return list(out.values())[:n]
+
+    def _search(self, words: list[str], n: int, marks: tuple[str, str]) -> list[SearchHit]:
         if self.pg is not None:
             tsquery = self.pg.tsquery(words)
             if tsquery is None:
@@ -1004,6 +1038,21 @@ def _pg_sql(sql: str) -> str:
     from .postgres import placeholders
 
     return placeholders(sql)
+
+
+def _escape_like(word: str) -> str:
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _snippet(text: str, word: str, marks: tuple[str, str]) -> str:
+    """About twelve words of ``text`` around ``word``, with ``marks`` around it."""
+    at = text.lower().find(word)
+    if at < 0:
+        return " ".join(text.split()[:12])
+    start, end = max(0, at - 60), at + len(word)
+    before = ("…" if start else "") + text[start:at]
+    after = text[end : end + 60] + ("…" if end + 60 < len(text) else "")
+    return " ".join(f"{before}{marks[0]}{text[at:end]}{marks[1]}{after}".split())
 
 
 def _term(word: str, prefix: bool = True) -> str:

@@ -516,15 +516,18 @@ def cmd_export(repl: Session, arg: str) -> None:
 
 @command("search", "QUERY", "search every conversation; numbered for /resume")
 def cmd_search(repl: Session, arg: str) -> None:
-    """Full-text search over the prompts and answers of every conversation. Each hit shows its
+    """Full-text search over the prompts, answers and tool results of every conversation
+    (`/search --reasoning WORDS`: the model's reasoning too). Each hit shows its
     conversation's id and title and a snippet; `/resume N` continues the conversation of
     hit N."""
     from rich.text import Text
 
+    reasoning = arg.startswith("--reasoning")
+    arg = arg.removeprefix("--reasoning").strip()
     if not arg:
-        repl.say("Search for what? /search WORDS")
+        repl.say("Search for what? /search WORDS (/search --reasoning WORDS: reasoning too)")
         return
-    hits = repl.store.search(arg, 20, marks=MARKS)
+    hits = repl.store.search(arg, 20, marks=MARKS, reasoning=reasoning)
     if not hits:
         repl.say(f"Nothing found for {make_safe(shorten(arg, 40))}.")
         return
