@@ -38,7 +38,7 @@ from .records import (
     TurnRecord,
     Usage,
 )
-from .text import valid_text
+from .text import now, valid_text
 
 if TYPE_CHECKING:
     from .providers.base import Model
@@ -55,12 +55,6 @@ CHAIN_LIMIT = 10  # model calls in one turn that runs tools
 _ENDINGS = {"length": "cut_off", "filtered": "filtered", "refused": "refused"}
 #: Parts the model produced that make a turn worth sending again.
 _SUBSTANCE = ("text", "refusal", "tool_call")
-
-
-def _now() -> str:
-    from .text import now
-
-    return now()
 
 
 class Toolbox(Protocol):
@@ -112,7 +106,7 @@ class Response:
         self.model = model
         self.model_name = model.full_name
         self.kind = "turn"
-        self.started = _now()
+        self.started = now()
         self.status = "pending"
         self.error: str | None = None
         self.usage = Usage()
@@ -407,17 +401,8 @@ class Response:
     def _close_unanswered(self) -> None:
         """Give every tool call without a result an error result, so the history stays one
         providers accept."""
-        answered = {p.data.get("call_id") for p in self.parts if p.kind == "tool_result"}
-        for p in list(self.parts):
-            if p.kind == "tool_call" and p.data.get("id") not in answered and self.chain:
-                self.parts.append(
-                    Part(
-                        "tool_result",
-                        "The call was stopped before it ran to the end.",
-                        {"call_id": p.data.get("id"), "name": p.data.get("name"), "is_error": True},
-                        p.call,
-                    )
-                )
+        if self.chain:
+            self.parts += _unanswered(self.parts, "The call was stopped before it ran to the end.")
 
     def progress(self) -> tuple[str, int, list[Part]]:
         """What to flush: the answer text so far, and the parts from the first unsaved one."""
@@ -487,7 +472,7 @@ class Conversation:
         self.id = id or new_id()
         self.title: str | None = None
         self.title_source: str | None = None
-        self.created = _now()
+        self.created = now()
         self.forked_from: str | None = None
         self.path: list[Response] = []  # the turns from the root to the head
         #: options sent with every prompt from now on (``-o``, ``/set``); a prompt's own win
@@ -525,7 +510,7 @@ class Conversation:
             model=self.model.full_name,
             system=self.system,
             created=self.created,
-            updated=_now(),
+            updated=now(),
             head=self.head,
             forked_from=self.forked_from,
         )
@@ -884,25 +869,26 @@ def _turn_messages(parts: list[Part], closed: bool) -> list[Message]:
         if text or any(p.kind == "tool_call" for p in extra):
             messages.append(Message("assistant", text, extra))
         results = [p for p in own if p.kind == "tool_result"]
-        answered = {p.data.get("call_id") for p in results}
         if closed:
-            for p in own:
-                if p.kind == "tool_call" and p.data.get("id") not in answered:
-                    results.append(
-                        Part(
-                            "tool_result",
-                            "The call was not run.",
-                            {
-                                "call_id": p.data.get("id"),
-                                "name": p.data.get("name"),
-                                "is_error": True,
-                            },
-                            n,
-                        )
-                    )
+            results += _unanswered(own, "The call was not run.")
         if results:
             messages.append(Message("tool", "", tuple(results)))
     return messages
+
+
+def _unanswered(parts: list[Part], text: str) -> list[Part]:
+    """An error result saying ``text`` for each tool call in ``parts`` that has no result."""
+    answered = {p.data.get("call_id") for p in parts if p.kind == "tool_result"}
+    return [
+        Part(
+            "tool_result",
+            text,
+            {"call_id": p.data.get("id"), "name": p.data.get("name"), "is_error": True},
+            p.call,
+        )
+        for p in parts
+        if p.kind == "tool_call" and p.data.get("id") not in answered
+    ]
 
 
 def _ms(seconds: float | None) -> int | None:
