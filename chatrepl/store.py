@@ -979,22 +979,13 @@ class Store:
         exact = " ".join(_term(w, prefix=False) for w in words)
         prefixed = " ".join(_term(w) for w in words)
         firsts: dict[str, int] = {}  # each conversation once, with its best turn
+        _first_per_conversation(firsts, self._sql(_BEST, (exact, window)), n)
         match = exact
-        for query_match in (exact, prefixed):
-            if len(firsts) >= n or (query_match is prefixed and prefixed == exact):
-                break
-            if query_match is exact:
-                rows: list[tuple[Any, ...]] | None = self._sql(_BEST, (exact, window))
-            else:
-                rows = self._sql_bounded(_BEST, (prefixed, window), PREFIX_BUDGET_S)
-            if rows is None:  # the prefix search took too long: whole words only
-                break
-            match = query_match
-            for seq, cid in rows:
-                if cid not in firsts:
-                    firsts[cid] = seq
-                    if len(firsts) >= n:
-                        break
+        if len(firsts) < n and prefixed != exact:
+            rows = self._sql_bounded(_BEST, (prefixed, window), PREFIX_BUDGET_S)
+            if rows is not None:  # else the prefix search took too long: whole words only
+                match = prefixed
+                _first_per_conversation(firsts, rows, n)
         seqs = list(firsts.values())
         if not seqs:
             return []
@@ -1038,6 +1029,15 @@ def _pg_sql(sql: str) -> str:
     from .postgres import placeholders
 
     return placeholders(sql)
+
+
+def _first_per_conversation(firsts: dict[str, int], rows: list[tuple[Any, ...]], n: int) -> None:
+    """Add to ``firsts`` the first turn of each conversation in ``rows`` (turn, conversation),
+    up to ``n`` conversations."""
+    for seq, cid in rows:
+        if len(firsts) >= n:
+            return
+        firsts.setdefault(cid, seq)
 
 
 def _escape_like(word: str) -> str:
