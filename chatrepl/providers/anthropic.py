@@ -27,8 +27,7 @@ from .http import (
     parse_json,
     post_stream,
     quota_error,
-    tools_refused,
-    tools_unsupported,
+    refusal_of,
     whole_body,
 )
 from .sse import iter_events
@@ -123,7 +122,7 @@ class AnthropicModel(HTTPModelMixin, Model):
         cancel: threading.Event,
         tools: list[ToolSpec] | None = None,
     ) -> Iterator[Event]:
-        from ..attachments import rejected, request_content
+        from ..attachments import request_content
 
         body = self.request_body(messages, options, tools)
         content = request_content(body, messages)
@@ -138,9 +137,8 @@ class AnthropicModel(HTTPModelMixin, Model):
                 cancel,
             )
         except errors.ProviderError as exc:
-            if tools and tools_refused(exc, self.endpoint, self.name):
-                raise tools_unsupported(self.endpoint, self.name) from None
-            if refused := rejected(exc, messages, f"Anthropic's '{self.name}'"):
+            who = f"Anthropic's '{self.name}'"
+            if refused := refusal_of(exc, self.endpoint, self.name, tools, messages, who):
                 raise refused from None
             raise
         if response is None:

@@ -465,6 +465,23 @@ def tools_unsupported(endpoint: Endpoint, model: str) -> errors.ToolsUnsupported
     )
 
 
+def refusal_of(
+    error: errors.ProviderError,
+    endpoint: Endpoint,
+    model: str,
+    tools: list[Any] | None,
+    messages: list[Any],
+    who: str,
+) -> errors.ProviderError | None:
+    """The one sentence for a request refused for the tools offered or the files attached
+    (``who`` names the model in it), or ``None`` when ``error`` is about something else."""
+    from ..attachments import rejected
+
+    if tools and tools_refused(error, endpoint, model):
+        return tools_unsupported(endpoint, model)
+    return rejected(error, messages, who)
+
+
 def whole_body(lines: Iterator[str]) -> tuple[str | None, Iterator[str]]:
     """A plain JSON answer where a stream was asked for: its text, or ``None`` and the lines
     (untouched) when the body is an event stream."""

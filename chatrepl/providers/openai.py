@@ -34,7 +34,7 @@ from .http import (
     parse_json,
     post_stream,
     quota_error,
-    tools_refused,
+    refusal_of,
     tools_unsupported,
     whole_body,
 )
@@ -126,7 +126,7 @@ class OpenAIModel(HTTPModelMixin, Model):
         cancel: threading.Event,
         tools: list[ToolSpec] | None = None,
     ) -> Iterator[Event]:
-        from ..attachments import rejected, request_content
+        from ..attachments import request_content
 
         body = self.request_body(messages, options, tools)
         headers = self.headers()
@@ -153,9 +153,8 @@ class OpenAIModel(HTTPModelMixin, Model):
                 body.pop("stream_options")
                 response = post()
         except errors.ProviderError as exc:
-            if tools and tools_refused(exc, self.endpoint, self.name):
-                raise tools_unsupported(self.endpoint, self.name) from None
-            if refused := rejected(exc, messages, f"'{self.name}' at {self.endpoint.label}"):
+            who = f"'{self.name}' at {self.endpoint.label}"
+            if refused := refusal_of(exc, self.endpoint, self.name, tools, messages, who):
                 raise refused from None
             raise
         if response is None:
