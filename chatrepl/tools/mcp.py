@@ -337,7 +337,9 @@ class MCPManager:
     @staticmethod
     def _close_log(server: _Server) -> None:
         if server.errlog is not None:
-            with contextlib.suppress(OSError):
+            # a scratch file: a close that fails (a call cut short by Ctrl-C may leave its
+            # buffer unflushable: ValueError) must not end chatrepl's exit in a traceback
+            with contextlib.suppress(OSError, ValueError):
                 server.errlog.close()
 
     def close(self) -> None:
