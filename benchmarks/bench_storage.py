@@ -58,7 +58,7 @@ BRANCH = "write: a branch (retry: head moved back, a sibling turn) at depth {dep
 BRANCH_EDIT = "write: a branch (an edited prompt, 500 turns back) from depth {depth}"
 STATEMENTS = "statements of a branch (retry; edit 500 back), depth 1 → depth {depth}"
 OPEN_HEAD = "open a {n}-turn conversation at its head (Conversation.load)"
-PATH = "the path to its head alone (Store.path_to, recursive CTE)"
+PATH = "the path to its head alone, with each turn's own row (Store.path_to)"
 CPU = " (CPU)"  # the process's CPU time of a measure, kept beside its wall time
 
 
@@ -273,9 +273,11 @@ def run(repeat: int = 15, quick: bool = False) -> Section:
         "lists, fenced code; turns interleaved in time over two years. The long conversation's "
         f"head is {big_meta.long_turns:,} turns deep, with "
         f"{round(big_meta.long_turns * RETRY)} retried turns off its path.",
-        "Opening at the head is Conversation.load: the conversation's row, the path from the "
-        "root to the head (a recursive CTE up the parent links, then each turn's parts and "
-        "calls) and a Response for each turn; the path alone is shown too.",
+        "Opening at the head is Conversation.load: the conversation's row, its turns' outline "
+        "(the turns_outline index), parts and calls (three ranges of rows keyed by "
+        "conversation, schema 3), the path from the head up the parent links in memory, and a "
+        "Response for each turn. The path alone is Store.path_to as export and show call it, "
+        "which also reads each turn's row for its prompt and answer columns.",
         f"A turn's writes: the prompt (begin_turn: the conversation's row, the turn with its "
         f"prompt part, the head) before the request goes out, {FLUSHES} flushes of the growing "
         "answer (save_progress: the answer text and the open text part; the flusher thread "

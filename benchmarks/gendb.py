@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .common import cache_dir
 
-VERSION = 2  # bump when the generated data changes, so cached files are rebuilt
+VERSION = 3  # bump when the generated data changes, so cached files are rebuilt
 
 COMMON = """the of and to a in is it you that for on are with as this be or by not can
 at from have an your but if will all which one more when use there so what do about their
@@ -341,16 +341,19 @@ def _turn(rng, text, seq, tid, c, parent, depth, prompt, ts):  # noqa: ANN001, A
 def _insert(
     con: sqlite3.Connection, sql: str, rows: list[tuple], parts: list[tuple], calls: list[tuple]
 ) -> None:
+    conversation = {row[0]: row[2] for row in rows}  # parts and calls are keyed by both
     con.execute("BEGIN")
     con.executemany(sql, rows)  # the store's trigger fills the full-text index
     con.executemany(
-        "INSERT INTO parts (turn_seq, position, call, kind, text, data) VALUES (?, ?, ?, ?, ?, ?)",
-        parts,
+        "INSERT INTO parts (conversation_id, turn_seq, position, call, kind, text, data) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(conversation[p[0]], *p) for p in parts],
     )
     con.executemany(
-        "INSERT INTO calls (turn_seq, idx, model, finish_reason, input_tokens, output_tokens, "
-        "reasoning_tokens, cost, duration_ms, ttft_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        calls,
+        "INSERT INTO calls (conversation_id, turn_seq, idx, model, finish_reason, input_tokens, "
+        "output_tokens, reasoning_tokens, cost, duration_ms, ttft_ms) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(conversation[c[0]], *c) for c in calls],
     )
     con.execute("COMMIT")
 

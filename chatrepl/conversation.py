@@ -496,7 +496,7 @@ class Conversation:
         c = cls(model, system=record.system, store=store, id=record.id)
         c.title, c.title_source, c.created = record.title, record.title_source, record.created
         c.forked_from = record.forked_from
-        c._set_path(store.path_to(record.head))
+        c._set_path(store.path_to(record.head, texts=False))
         if c.path:  # the options of the last turn go on
             c.options = dict(c.path[-1].options)
         return c
@@ -681,7 +681,7 @@ class Conversation:
         self._turn(turn_id)  # it belongs here
         if self.store:
             leaf = self.store.latest_leaf(turn_id)
-            self._set_path(self.store.path_to(leaf))
+            self._set_path(self.store.path_to(leaf, texts=False))
         else:
             leaf_id = turn_id
             while children := [t for t in self._known.values() if t.parent_id == leaf_id]:

@@ -299,8 +299,35 @@ def _unaccent_dictionary(db: Database) -> str | None:
     return str(row[0]) if row else None
 
 
+def _m003_by_conversation(db: Database) -> None:
+    """Parts and calls keyed by conversation first, as in SQLite (the store's statements are
+    the same for both), each turn's key the pair (conversation, seq)."""
+    statements = [
+        "CREATE UNIQUE INDEX turns_in_conversation ON turns (conversation_id, seq)",
+        "DROP INDEX turns_conversation",
+    ]
+    for table, position in (("parts", "position"), ("calls", "idx")):
+        statements += [
+            f'ALTER TABLE {table} ADD COLUMN conversation_id TEXT COLLATE "C"',
+            f"""UPDATE {table} x SET conversation_id = t.conversation_id FROM turns t
+                WHERE t.seq = x.turn_seq""",
+            f"ALTER TABLE {table} ALTER COLUMN conversation_id SET NOT NULL",
+            f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey",
+            f"ALTER TABLE {table} DROP CONSTRAINT {table}_turn_seq_fkey",
+            f"ALTER TABLE {table} ADD PRIMARY KEY (conversation_id, turn_seq, {position})",
+            f"""ALTER TABLE {table} ADD FOREIGN KEY (conversation_id, turn_seq)
+                REFERENCES turns (conversation_id, seq) ON DELETE CASCADE""",
+        ]
+    for statement in statements:
+        db.execute_sql(statement)
+
+
 #: Migrations by name, as SQLite's (a later migration must come with its PostgreSQL twin).
-MIGRATIONS = [("m001_initial", _m001_initial), ("m002_tree", _m002_tree)]
+MIGRATIONS = [
+    ("m001_initial", _m001_initial),
+    ("m002_tree", _m002_tree),
+    ("m003_by_conversation", _m003_by_conversation),
+]
 
 
 def migrate(db: Database, create: bool, shown: str) -> None:

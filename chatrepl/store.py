@@ -229,7 +229,68 @@ def _copy_v1_turns(db: pw.SqliteDatabase) -> None:
     cursor.executemany("UPDATE conversations SET head = ? WHERE id = ?", heads)
 
 
-MIGRATIONS: list[Callable[[pw.SqliteDatabase], None]] = [m001_initial, m002_tree]
+def m003_by_conversation(db: pw.SqliteDatabase) -> None:
+    """A conversation's rows stored together: parts and calls keyed by conversation first, and
+    the turns' outline (all but their texts) in one index, so opening a conversation reads a
+    few hundred neighbouring pages, not thousands scattered over the whole file."""
+    outline = ", ".join(OUTLINE_COLUMNS)
+    for statement in (
+        "CREATE UNIQUE INDEX turns_in_conversation ON turns (conversation_id, seq)",
+        "DROP INDEX turns_conversation",
+        f"CREATE INDEX turns_outline ON turns (conversation_id, seq, {outline})",
+        f"""CREATE TABLE parts_new (
+            conversation_id TEXT NOT NULL,
+            turn_seq INTEGER NOT NULL,
+            position INTEGER NOT NULL,
+            call INTEGER NOT NULL DEFAULT 0,
+            kind TEXT NOT NULL,
+            text TEXT NOT NULL DEFAULT '',
+            data TEXT NOT NULL DEFAULT '{{}}',
+            PRIMARY KEY (conversation_id, turn_seq, position),
+            {_TURN_KEY}) WITHOUT ROWID""",
+        """INSERT INTO parts_new SELECT t.conversation_id, p.turn_seq, p.position, p.call,
+            p.kind, p.text, p.data FROM parts p JOIN turns t ON t.seq = p.turn_seq
+            ORDER BY 1, 2, 3""",
+        "DROP TABLE parts",
+        "ALTER TABLE parts_new RENAME TO parts",
+        f"""CREATE TABLE calls_new (
+            conversation_id TEXT NOT NULL,
+            turn_seq INTEGER NOT NULL,
+            idx INTEGER NOT NULL,
+            model TEXT NOT NULL,
+            finish_reason TEXT,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            reasoning_tokens INTEGER,
+            cost REAL,
+            duration_ms INTEGER,
+            ttft_ms INTEGER,
+            PRIMARY KEY (conversation_id, turn_seq, idx),
+            {_TURN_KEY}) WITHOUT ROWID""",
+        """INSERT INTO calls_new SELECT t.conversation_id, c.* FROM calls c
+            JOIN turns t ON t.seq = c.turn_seq ORDER BY 1, 2, 3""",
+        "DROP TABLE calls",
+        "ALTER TABLE calls_new RENAME TO calls",
+    ):
+        db.execute_sql(statement)
+
+
+_TURN_KEY = (
+    "FOREIGN KEY (conversation_id, turn_seq) REFERENCES turns (conversation_id, seq) "
+    "ON DELETE CASCADE"
+)
+#: A turn's columns but its texts (prompt, response, extra): what opening a conversation reads
+#: from the ``turns_outline`` index (the texts come from the parts).
+OUTLINE_COLUMNS = [
+    "id", "parent_id", "model", "system", "options", "input_tokens", "output_tokens", "status",
+    "error", "started", "duration_ms", "ttft_ms", "kind",
+]  # fmt: skip
+
+MIGRATIONS: list[Callable[[pw.SqliteDatabase], None]] = [
+    m001_initial,
+    m002_tree,
+    m003_by_conversation,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -525,16 +586,16 @@ class Store:
             [t.conversation_id, depth, _extra(t.parts), *values],
         )
         seq = cursor.lastrowid if self.pg is None else cursor.fetchone()[0]
-        self._write_parts(seq, 0, t.parts)
-        self._write_calls(seq, t.calls)
+        self._write_parts(t.conversation_id, seq, 0, t.parts)
+        self._write_calls(t.conversation_id, seq, t.calls)
         return seq
 
     def save_progress(self, turn_id: str, response: str, start: int, parts: list[Part]) -> None:
         """Save what has arrived: the answer text so far and the parts from ``start`` on."""
         with self._writing():
-            seq = self._seq(turn_id)
+            cid, seq = self._key(turn_id)
             self._x("UPDATE turns SET response = ? WHERE seq = ?", (response, seq))
-            self._write_parts(seq, start, parts[start:])
+            self._write_parts(cid, seq, start, parts[start:])
 
     def finish_turn(self, t: TurnRecord) -> None:
         """Save the turn as it ended: every part, every call, status, usage, timings.
@@ -556,10 +617,10 @@ class Store:
         self._unfinished.pop(t.id, None)
 
     def _finish(self, t: TurnRecord) -> None:
-        seq = self._seq(t.id)
+        cid, seq = self._key(t.id)
         # the conversation's row before the turn's, as every write takes them (PostgreSQL
         # locks rows: one order everywhere, no deadlock)
-        self._x("UPDATE conversations SET updated = ? WHERE id = ?", (now(), t.conversation_id))
+        self._x("UPDATE conversations SET updated = ? WHERE id = ?", (now(), cid))
         self._x(
             """UPDATE turns SET response = ?, extra = ?, status = ?, error = ?,
                 input_tokens = ?, output_tokens = ?, duration_ms = ?, ttft_ms = ?
@@ -576,35 +637,43 @@ class Store:
                 seq,
             ),
         )
-        self._x("DELETE FROM parts WHERE turn_seq = ?", (seq,))
-        self._write_parts(seq, 0, t.parts)
-        self._x("DELETE FROM calls WHERE turn_seq = ?", (seq,))
-        self._write_calls(seq, t.calls)
+        self._replace_parts_and_calls(cid, seq, t)
 
-    def _seq(self, turn_id: str) -> int:
-        row = self._x("SELECT seq FROM turns WHERE id = ?", (turn_id,)).fetchone()
+    def _replace_parts_and_calls(self, cid: str, seq: int, t: TurnRecord) -> None:
+        key = (cid, seq)
+        self._x("DELETE FROM parts WHERE conversation_id = ? AND turn_seq = ?", key)
+        self._write_parts(cid, seq, 0, t.parts)
+        self._x("DELETE FROM calls WHERE conversation_id = ? AND turn_seq = ?", key)
+        self._write_calls(cid, seq, t.calls)
+
+    def _key(self, turn_id: str) -> tuple[str, int]:
+        """A turn's conversation and sequence number, which key its parts and calls."""
+        row = self._x("SELECT conversation_id, seq FROM turns WHERE id = ?", (turn_id,)).fetchone()
         if row is None:
             raise StoreError(
                 f"The turn {turn_id} is no longer in {self.path}: was the database replaced "
                 "or its conversation deleted?"
             )
-        return int(row[0])
+        return str(row[0]), int(row[1])
 
-    def _write_parts(self, seq: int, start: int, parts: list[Part]) -> None:
+    def _write_parts(self, cid: str, seq: int, start: int, parts: list[Part]) -> None:
         self._many(
-            """INSERT INTO parts (turn_seq, position, call, kind, text, data)
-            VALUES (?, ?, ?, ?, ?, ?)
-            ON CONFLICT (turn_seq, position) DO UPDATE SET
+            """INSERT INTO parts (conversation_id, turn_seq, position, call, kind, text, data)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (conversation_id, turn_seq, position) DO UPDATE SET
                 call = excluded.call, kind = excluded.kind, text = excluded.text,
                 data = excluded.data""",
-            [(seq, start + n, p.call, p.kind, p.text, _dumps(p.data)) for n, p in enumerate(parts)],
+            [
+                (cid, seq, start + n, p.call, p.kind, p.text, _dumps(p.data))
+                for n, p in enumerate(parts)
+            ],
         )
 
-    def _write_calls(self, seq: int, calls: list[CallRecord]) -> None:
+    def _write_calls(self, cid: str, seq: int, calls: list[CallRecord]) -> None:
         self._many(
-            f"""INSERT INTO calls (turn_seq, idx, {", ".join(_CALL_COLUMNS[1:])})
-            VALUES (?, {", ".join("?" * len(_CALL_COLUMNS))})""",
-            [(seq, *(getattr(c, name) for name in _CALL_COLUMNS)) for c in calls],
+            f"""INSERT INTO calls (conversation_id, turn_seq, idx, {", ".join(_CALL_COLUMNS[1:])})
+            VALUES (?, ?, {", ".join("?" * len(_CALL_COLUMNS))})""",
+            [(cid, seq, *(getattr(c, name) for name in _CALL_COLUMNS)) for c in calls],
         )
 
     def set_head(self, conversation_id: str, turn_id: str | None) -> None:
@@ -731,10 +800,7 @@ class Store:
             f"UPDATE turns SET extra = ?, {', '.join(f'{c} = ?' for c in columns)} WHERE seq = ?",
             [_extra(t.parts), *(row[c] for c in columns), seq],
         )
-        self._x("DELETE FROM parts WHERE turn_seq = ?", (seq,))
-        self._write_parts(seq, 0, t.parts)
-        self._x("DELETE FROM calls WHERE turn_seq = ?", (seq,))
-        self._write_calls(seq, t.calls)
+        self._replace_parts_and_calls(t.conversation_id, seq, t)
 
     def put_attachment(self, sha256: str, mime: str, content: bytes) -> None:
         """Keep an attachment's bytes once, by their hash."""
@@ -822,18 +888,99 @@ class Store:
         rows = self._sql("SELECT id FROM conversations ORDER BY updated DESC, id DESC LIMIT 1")
         return rows[0][0] if rows else None
 
-    def path_to(self, head: str | None) -> list[TurnRecord]:
-        """The turns from the root to ``head``, oldest first, with their parts and calls."""
-        if head is None:
+    def path_to(self, head: str | None, texts: bool = True) -> list[TurnRecord]:
+        """The turns from the root to ``head``, oldest first, with their parts and calls.
+
+        With ``texts=False`` each turn's ``prompt`` and ``response`` are those of its parts
+        (the prompt part, the answer's text parts), not its own columns: the same text unless a
+        turn was written with them apart, and its row is then never read. The conversation's
+        outline, parts and calls are each one range of neighbouring rows (``turns_outline``).
+        """
+        found = self._sql("SELECT conversation_id FROM turns WHERE id = ?", (head,))
+        if not found:
             return []
-        return self._turns(
-            f"""WITH RECURSIVE up(id) AS (
-                SELECT id FROM turns WHERE id = ? UNION ALL
-                SELECT t.parent_id FROM turns t JOIN up ON t.id = up.id
-                WHERE t.parent_id IS NOT NULL)
-            SELECT {_TURN_SELECT} FROM up JOIN turns t ON t.id = up.id ORDER BY t.depth""",
-            (head,),
-        )
+        cid = found[0][0]
+        outline = {
+            row[1]: row
+            for row in self._sql(
+                f"SELECT seq, {', '.join(OUTLINE_COLUMNS)} FROM turns "
+                "WHERE conversation_id = ? ORDER BY seq",
+                (cid,),
+            )
+        }
+        path, at = [], head
+        while at in outline:
+            row = outline.pop(at)  # popped: damaged links cannot loop
+            path.append(row)
+            at = row[2]
+        path.reverse()
+        seqs = [row[0] for row in path]
+        parts, calls = self._parts_and_calls(cid, seqs, whole=len(outline) <= len(path))
+        if texts or not all(parts.values()):  # a turn saved without parts has only its columns
+            texts, columns = (
+                True,
+                {
+                    seq: (prompt, response)
+                    for seq, prompt, response in self._sql(
+                        "SELECT seq, prompt, response FROM turns WHERE conversation_id = ?", (cid,)
+                    )
+                },
+            )
+        out = []
+        for seq, tid, parent, model, system, options, *rest, kind in path:
+            if texts:
+                prompt, response = columns[seq]
+            else:
+                prompt = "".join([p.text for p in parts[seq] if p.kind == "prompt"])
+                response = "".join([p.text for p in parts[seq] if p.kind == "text"])
+            # by position, in TurnRecord's order (cheaper than by keyword, for a thousand
+            # turns): OUTLINE_COLUMNS from "input_tokens" to "ttft_ms" are ``rest``
+            out.append(
+                TurnRecord(
+                    tid,
+                    cid,
+                    parent,
+                    model,
+                    prompt,
+                    system,
+                    response,
+                    _loads(options),
+                    *rest,
+                    parts[seq],
+                    calls[seq],
+                    kind,
+                )  # fmt: skip
+            )
+        return out
+
+    def _parts_and_calls(
+        self, cid: str, seqs: list[int], whole: bool = False
+    ) -> tuple[dict[int, list[Part]], dict[int, list[CallRecord]]]:
+        """The parts and the calls of these turns of one conversation; ``whole``: read the
+        whole conversation's (one range, cheaper when most of its turns are wanted)."""
+        parts: dict[int, list[Part]] = {s: [] for s in seqs}
+        calls: dict[int, list[CallRecord]] = {s: [] for s in seqs}
+        where = "conversation_id = ?"
+        if not whole:
+            where += f" AND turn_seq IN ({','.join('?' * len(seqs))})"
+        params = (cid,) if whole else (cid, *seqs)
+        for seq, call, kind, text, data in self._sql(
+            f"SELECT turn_seq, call, kind, text, data FROM parts WHERE {where} "
+            "ORDER BY turn_seq, position",
+            params,
+        ):
+            bucket = parts.get(seq)
+            if bucket is not None:  # most parts' data is "{}": not parsed
+                bucket.append(Part(kind, text, {} if data == "{}" else _loads(data), call))
+        for seq, *values in self._sql(
+            f"SELECT turn_seq, {', '.join('idx' if c == 'index' else c for c in _CALL_COLUMNS)} "
+            f"FROM calls WHERE {where} ORDER BY turn_seq, idx",
+            params,
+        ):
+            bucket = calls.get(seq)
+            if bucket is not None:
+                bucket.append(CallRecord(*values))
+        return parts, calls
 
     def turns(self, conversation_id: str, all_branches: bool = False) -> list[TurnRecord]:
         """The turns of a conversation: those on the path to its head, or every one (oldest
@@ -884,25 +1031,12 @@ class Store:
         return [TreeNode(*row) for row in rows]
 
     def _turns(self, sql: str, params: tuple[Any, ...]) -> list[TurnRecord]:
+        """The turns a query selects (``_TURN_SELECT``, one conversation), with their parts and
+        calls."""
         rows = self._sql(sql, params)
         if not rows:
             return []
-        seqs = [r[0] for r in rows]
-        marks = ",".join("?" * len(seqs))
-        parts: dict[int, list[Part]] = {s: [] for s in seqs}
-        for seq, call, kind, text, data in self._sql(
-            f"SELECT turn_seq, call, kind, text, data FROM parts WHERE turn_seq IN ({marks}) "
-            "ORDER BY turn_seq, position",
-            seqs,
-        ):
-            parts[seq].append(Part(kind, text, _loads(data), call))
-        calls: dict[int, list[CallRecord]] = {s: [] for s in seqs}
-        for seq, *values in self._sql(
-            f"SELECT turn_seq, {', '.join('idx' if c == 'index' else c for c in _CALL_COLUMNS)} "
-            f"FROM calls WHERE turn_seq IN ({marks}) ORDER BY turn_seq, idx",
-            seqs,
-        ):
-            calls[seq].append(CallRecord(*values))
+        parts, calls = self._parts_and_calls(rows[0][1], [r[0] for r in rows])
         out = []
         for seq, cid, *values in rows:
             row = dict(zip(_TURN_COLUMNS, values, strict=True))
