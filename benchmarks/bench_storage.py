@@ -265,7 +265,7 @@ def run(repeat: int = 15, quick: bool = False) -> Section:
             else "no run was over its limit."
         ),  # fmt: skip
         f"The big database took {big_meta.seconds:.0f} s to generate (once, then cached: "
-        f"{big}). Schema 2: each conversation a tree of turns (about {RETRY:.0%} of turns "
+        f"{big}). Schema 3: each conversation a tree of turns (about {RETRY:.0%} of turns "
         f"retried, {EDIT:.1%} an edited prompt one to three turns back), each turn its typed "
         f"parts (prompt, text; {REASONING:.0%} with reasoning, {TOOLS:.0%} with a tool call and "
         "its result over two model calls) and model calls; the full-text index filled by the "
