@@ -24,9 +24,11 @@ from functools import cache
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from rich.control import Control
 from rich.live import Live
+from rich.live_render import LiveRender
 from rich.markdown import Markdown
-from rich.segment import Segment, SegmentLines
+from rich.segment import ControlType, Segment, SegmentLines
 from rich.spinner import Spinner
 from rich.style import Style
 from rich.text import Text
@@ -102,13 +104,57 @@ def _faithful(source: str, lines: list[Line]) -> bool:
     return shown >= expected
 
 
-class _Sync:
-    """A control segment that starts or ends a synchronized update (ignored where unknown)."""
+class _Raw(Control):
+    """A control sequence written as is (rich has no name for some, such as DEC modes)."""
+
+    __slots__ = ()
 
     def __init__(self, code: str) -> None:
-        from rich.segment import ControlType
-
         self.segment = Segment(code, None, [(ControlType.BELL,)])  # a control: written as is
+
+
+_Sync = _Raw  # starts or ends a synchronized update (ignored where unknown)
+
+# Erase the frame from its top-left corner, where the cursor is parked: this row (EL 2), then
+# every row below (ED 0 from the next row: tmux moves the whole screen into its history when
+# told to erase below from the top-left corner of the screen), then back (DECSC / DECRC: nothing
+# scrolls in between).
+_ERASE_FRAME = "\r\x1b7\x1b[2K\x1b[1B\x1b[J\x1b8"
+_WRAP_OFF, _WRAP_ON = "\x1b[?7l", "\x1b[?7h"  # DECAWM: autowrap at the right margin
+
+
+class _Frame(LiveRender):
+    """rich's live region, but with the cursor parked at the frame's top-left between redraws.
+
+    rich leaves the cursor after the frame's last line and erases the frame by going up as many
+    rows as it drew. A terminal that re-wraps its lines when narrowed (tmux, VTE, kitty, iTerm2,
+    WezTerm, Alacritty, Windows Terminal, Konsole) gives the old frame more rows than that, and
+    the rows missed stayed in the scrollback as a garbled copy. A terminal keeps the cursor on
+    the character it is on when it re-wraps, so parked on the frame's first character it stays
+    at the frame's top whether the terminal re-wraps, clips (xterm, the Linux console) or does
+    nothing, and erasing from there down removes the whole frame at whatever height it has now:
+    no row count, no guess about the terminal, nothing above the frame touched.
+
+    The frame is drawn with autowrap off, so a frame drawn at the old width into a terminal
+    narrowed a moment before (mid-redraw) has the rows it was drawn with, and the way back up
+    to its top is right.
+    """
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield _Raw(_WRAP_OFF).segment
+        yield from super().__rich_console__(console, options)
+        up = self.last_render_height - 1
+        yield _Raw(_WRAP_ON + "\r" + (f"\x1b[{up}A" if up > 0 else "")).segment
+
+    def position_cursor(self) -> Control:
+        """Erase the last frame (the cursor is at its top-left): what comes next goes there."""
+        return _Raw(_WRAP_ON + _ERASE_FRAME) if self.last_render_height else Control()
+
+    def restore_cursor(self) -> Control:
+        """Erase the last frame, once ``Live.stop`` has moved a line down from its top."""
+        if not self.last_render_height:
+            return Control()
+        return _Raw("\x1b[1A" + _ERASE_FRAME)
 
 
 def _render(console: Console, options: ConsoleOptions, markdown: Markdown) -> list[Line]:
@@ -259,6 +305,8 @@ class StreamRenderer:
             transient=True,
             vertical_overflow="visible",  # _Tail crops itself, keeping the bottom
         )
+        if not self.console.legacy_windows:  # a console of escape sequences
+            self._live._live_render = _Frame(self._view, vertical_overflow="visible")
         self._live.start(refresh=True)
 
     def reasoning(self, chunk: str) -> None:

@@ -1,0 +1,225 @@
+"""Narrowing the terminal while an answer streams leaves no stale copy of the live region.
+
+The real chatrepl streams a slow answer from the fake server. Mid-answer, while the unfinished
+block (a long paragraph, a wide table, a code block) is in the live region, the terminal is
+narrowed. Two terminals:
+
+- tmux, which re-wraps (reflows) every line wider than the new width onto several rows, as
+  GNOME Terminal, kitty, iTerm2, WezTerm, Alacritty, Windows Terminal and Konsole do: the old
+  frame then takes more rows than it was drawn with. The whole scrollback afterwards
+  (``capture-pane -J``, wrapped rows joined) must hold every word of the answer exactly once and
+  in order: a partly erased stale frame would show some of them twice.
+- pyte (tests/terminal.py), which clips lines instead, as xterm and the Linux console do: the
+  old frame keeps its rows, and no finished line above it may be erased by the narrowing.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from conftest import child_env
+from fakeserver import FakeLLMServer, Reply
+from terminal import Terminal
+
+pytestmark = pytest.mark.timeout(120)
+
+WIDE, NARROW, ROWS = 100, 60, 40
+READY = r"^> *$(?=[\s\S]*openai:test │)"  # an empty input line above the bottom toolbar
+
+#: Variables by which chatrepl recognises a terminal that reflows; the pyte test clears them.
+REFLOW_HINTS = (
+    "TMUX",
+    "VTE_VERSION",
+    "KITTY_WINDOW_ID",
+    "WEZTERM_PANE",
+    "WT_SESSION",
+    "KONSOLE_VERSION",
+    "ALACRITTY_WINDOW_ID",
+    "ALACRITTY_LOG",
+    "TERM_PROGRAM",
+    "ITERM_SESSION_ID",
+    "GHOSTTY_RESOURCES_DIR",
+)
+
+
+def words(prefix: str, count: int) -> list[str]:
+    """``count`` distinct words: what the checks count on screen."""
+    return [f"{prefix}{i:03d}" for i in range(count)]
+
+
+INTRO = words("h", 30)  # a finished paragraph above the live region
+PARAGRAPH = words("p", 160)
+ROWS_OF_TABLE = [words(f"t{r:02d}c", 10) for r in range(12)]  # five columns, two words each
+CODE = [" ".join(words(f"k{r:02d}w", 11)) for r in range(12)]
+OUTRO = words("z", 5)
+EARLIER = "\n\n".join(f"Earlier answer, part {i}." for i in range(20))  # fills the screen
+
+
+def answer(kind: str) -> tuple[str, list[str], str]:
+    """An answer whose unfinished block is of ``kind``; every word in order; the word that,
+    once shown, means the block is well under way (the moment to narrow)."""
+    intro = " ".join(INTRO)
+    if kind == "paragraph":
+        block, body = " ".join(PARAGRAPH), PARAGRAPH
+    elif kind == "table":
+        head = "| " + " | ".join(f"column {c}" for c in range(5)) + " |"
+        rule = "|" + "---|" * 5
+        cells = [[f"{row[c]} {row[c + 1]}" for c in range(0, 10, 2)] for row in ROWS_OF_TABLE]
+        lines = ["| " + " | ".join(cell) + " |" for cell in cells]
+        block = "\n".join([head, rule, *lines])
+        body = [w for row in ROWS_OF_TABLE for w in row]
+    else:
+        block = "```\n" + "\n".join(CODE) + "\n```"
+        body = " ".join(CODE).split()
+    text = f"{intro}\n\n{block}\n\n{' '.join(OUTRO)}"
+    return text, [*INTRO, *body, *OUTRO], body[len(body) // 2]
+
+
+# --- tmux --------------------------------------------------------------------------------------
+
+
+class Tmux:
+    """One tmux server of its own (a private socket) running one command in a window."""
+
+    def __init__(self, socket: Path, argv: list[str], env: dict[str, str], cwd: str) -> None:
+        self.base = ["tmux", "-S", str(socket), "-f", "/dev/null"]
+        command = " ".join(_quote(a) for a in argv)
+        subprocess.run(
+            [*self.base, "new-session", "-d", "-x", str(WIDE), "-y", str(ROWS), command],
+            env=env,
+            cwd=cwd,
+            check=True,
+        )
+        self.tmux("set-option", "-g", "history-limit", "10000")
+        self.tmux("set-option", "-g", "status", "off")  # the pane is the whole window
+
+    def tmux(self, *args: str) -> str:
+        done = subprocess.run([*self.base, *args], capture_output=True, text=True, timeout=10)
+        return done.stdout
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p")
+
+    def scrollback(self) -> str:
+        """Everything the pane holds, history and screen, wrapped rows joined."""
+        return self.tmux("capture-pane", "-p", "-J", "-S", "-", "-E", "-")
+
+    def wait_for(self, pattern: str, timeout: float = 20.0, where: str = "screen") -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.scrollback() if where == "scrollback" else self.screen()
+            if re.search(pattern, text, re.MULTILINE):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pattern!r} did not show in {timeout} s:\n{text}")
+            time.sleep(0.05)
+
+    def type(self, text: str) -> None:
+        self.tmux("send-keys", "-l", text)
+        time.sleep(0.05)  # let prompt-toolkit take the text before the Enter
+        self.tmux("send-keys", "Enter")
+
+    def close(self) -> None:
+        self.tmux("kill-server")
+
+
+def _quote(arg: str) -> str:
+    return "'" + arg.replace("'", "'\\''") + "'"
+
+
+@contextmanager
+def tmux_chatrepl(home: Path, tmp: Path) -> Iterator[Tmux]:
+    env = child_env(TERM="xterm-256color", PYTHONIOENCODING="utf-8")
+    env.pop("TMUX", None)  # a server of its own, even when the tests run inside tmux
+    argv = [sys.executable, "-m", "chatrepl", "-m", "openai:test"]
+    # The command runs with the tmux server's environment, which is the one it started with.
+    pane = Tmux(tmp / "tmux.sock", argv, env, cwd=str(home.parent))
+    try:
+        pane.wait_for(READY)
+        yield pane
+    finally:
+        pane.close()
+
+
+def not_once(shown: str, expected: list[str]) -> dict[str, int]:
+    """The expected words that do not show exactly once, with how often they show."""
+    tally = Counter(re.findall(r"\w+", shown))
+    return {w: tally[w] for w in expected if tally[w] != 1}
+
+
+def in_order(shown: str, expected: list[str]) -> list[str]:
+    """The expected words as they show, in the order they show."""
+    wanted = set(expected)
+    return [w for w in re.findall(r"\w+", shown) if w in wanted]
+
+
+# .ci/run installs tmux with apt-get where it is missing; only a machine without both skips.
+needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not on this machine")
+
+
+@needs_tmux
+@pytest.mark.parametrize("kind", ["paragraph", "table", "code"])
+def test_narrowing_a_reflowing_terminal_mid_answer(
+    kind: str, home: Path, openai_env: FakeLLMServer, tmp_path: Path
+) -> None:
+    text, expected, midway = answer(kind)
+    openai_env.push(Reply(EARLIER), Reply(text, delay=0.02))
+    with tmux_chatrepl(home, tmp_path) as pane:
+        pane.type("Fill the screen")
+        pane.wait_for(r"Earlier answer, part 19\.")
+        pane.wait_for(READY)
+        pane.type("Tell me something long")
+        pane.wait_for(rf"\b{midway}\b")
+        pane.tmux("resize-window", "-x", str(NARROW), "-y", str(ROWS))
+        pane.wait_for(rf"\b{OUTRO[-1]}\b", where="scrollback")
+        pane.wait_for(READY)  # the answer is finished: the prompt is back
+        shown = pane.scrollback()
+    assert not_once(shown, expected) == {}, f"words shown other than once:\n{shown}"
+    if kind != "table":  # a table narrowed wraps its cells: read across, the words interleave
+        assert in_order(shown, expected) == expected, shown
+
+
+# --- a terminal that clips -------------------------------------------------------------------
+
+FINISHED = [f"Finished line {i:02d}." for i in range(12)]  # short: no clipping can touch them
+
+
+def test_narrowing_a_clipping_terminal_mid_answer_erases_no_finished_line(
+    home: Path, openai_env: FakeLLMServer
+) -> None:
+    text = "\n\n".join([*FINISHED, " ".join(PARAGRAPH), " ".join(OUTRO)])
+    openai_env.push(Reply(EARLIER), Reply(text, delay=0.02))
+    env = child_env(TERM="xterm-256color", PYTHONIOENCODING="utf-8")
+    for name in REFLOW_HINTS:
+        env.pop(name, None)
+    argv = [sys.executable, "-m", "chatrepl", "-m", "openai:test"]
+    with Terminal(argv, env, rows=ROWS, cols=WIDE, cwd=str(home.parent)) as t:
+        t.wait_prompt()
+        t.line("Fill the screen")
+        t.wait_for(r"Earlier answer, part 19\.")
+        t.wait_prompt()
+        t.line("Tell me something long")
+        t.wait_for(rf"\b{PARAGRAPH[80]}\b")
+        # pyte clips the rows it has to the new width and keeps the cursor where it is, as
+        # xterm does; then the program learns the new size (SIGWINCH).
+        t.pump(0)
+        t.screen.resize(ROWS, NARROW)
+        t.child.setwinsize(ROWS, NARROW)
+        t.wait_for(rf"\b{OUTRO[-1]}\b")
+        t.wait_for(r"^> *$")
+        shown = t.scrollback()
+    streamed = [*PARAGRAPH, *OUTRO]
+    assert not_once(shown, streamed) == {}, shown
+    assert in_order(shown, streamed) == streamed, shown
+    for line in FINISHED:  # finished lines just above the live region: still there, once
+        assert shown.count(line) == 1, shown
+    assert [f"Earlier answer, part {i}." in shown for i in range(20)] == [True] * 20, shown
