@@ -137,10 +137,14 @@ def _quote(arg: str) -> str:
 
 
 @contextmanager
-def tmux_chatrepl(home: Path, tmp: Path) -> Iterator[Tmux]:
-    env = child_env(TERM="xterm-256color", PYTHONIOENCODING="utf-8")
+def tmux_chatrepl(home: Path, tmp: Path, told: bool) -> Iterator[Tmux]:
+    """chatrepl in a tmux pane; ``told=False`` hides tmux from it (no ``TMUX``, an xterm
+    ``TERM``), as a terminal it cannot recognise."""
+    env = child_env(PYTHONIOENCODING="utf-8")
     env.pop("TMUX", None)  # a server of its own, even when the tests run inside tmux
     argv = [sys.executable, "-m", "chatrepl", "-m", "openai:test"]
+    if not told:  # tmux sets both in the pane
+        argv = ["env", "-u", "TMUX", "TERM=xterm-256color", *argv]
     # The command runs with the tmux server's environment, which is the one it started with.
     pane = Tmux(tmp / "tmux.sock", argv, env, cwd=str(home.parent))
     try:
@@ -168,15 +172,21 @@ needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is no
 
 @needs_tmux
 @pytest.mark.parametrize("kind", ["paragraph", "table", "code"])
+@pytest.mark.parametrize("told", [True, False], ids=["tmux-known", "tmux-unknown"])
 def test_narrowing_a_reflowing_terminal_mid_answer(
-    kind: str, home: Path, openai_env: FakeLLMServer, tmp_path: Path
+    told: bool, kind: str, home: Path, openai_env: FakeLLMServer, tmp_path: Path
 ) -> None:
+    """Known as tmux, chatrepl keeps the live block as drawn and goes on below it: tested on an
+    empty screen, where tmux moves the top rows of the re-wrapped block into its history. Not
+    known, the live block is erased from its top and redrawn: tested on a full screen (an empty
+    one is the case tmux puts out of reach, see chatrepl/repl/live_frame.py)."""
     text, expected, midway = answer(kind)
-    openai_env.push(Reply(EARLIER), Reply(text, delay=0.02))
-    with tmux_chatrepl(home, tmp_path) as pane:
-        pane.type("Fill the screen")
-        pane.wait_for(r"Earlier answer, part 19\.")
-        pane.wait_for(READY)
+    openai_env.push(*([] if told else [Reply(EARLIER)]), Reply(text, delay=0.02))
+    with tmux_chatrepl(home, tmp_path, told) as pane:
+        if not told:
+            pane.type("Fill the screen")
+            pane.wait_for(r"Earlier answer, part 19\.")
+            pane.wait_for(READY)
         pane.type("Tell me something long")
         pane.wait_for(rf"\b{midway}\b")
         pane.tmux("resize-window", "-x", str(NARROW), "-y", str(ROWS))

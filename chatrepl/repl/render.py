@@ -24,16 +24,16 @@ from functools import cache
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from rich.control import Control
 from rich.live import Live
-from rich.live_render import LiveRender
 from rich.markdown import Markdown
-from rich.segment import ControlType, Segment, SegmentLines
+from rich.segment import Segment, SegmentLines
 from rich.spinner import Spinner
 from rich.style import Style
 from rich.text import Text
 
 from chatrepl.text import make_safe
+
+from .live_frame import Frame, Raw, keeps_on_narrow
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
@@ -104,57 +104,7 @@ def _faithful(source: str, lines: list[Line]) -> bool:
     return shown >= expected
 
 
-class _Raw(Control):
-    """A control sequence written as is (rich has no name for some, such as DEC modes)."""
-
-    __slots__ = ()
-
-    def __init__(self, code: str) -> None:
-        self.segment = Segment(code, None, [(ControlType.BELL,)])  # a control: written as is
-
-
-_Sync = _Raw  # starts or ends a synchronized update (ignored where unknown)
-
-# Erase the frame from its top-left corner, where the cursor is parked: this row (EL 2), then
-# every row below (ED 0 from the next row: tmux moves the whole screen into its history when
-# told to erase below from the top-left corner of the screen), then back (DECSC / DECRC: nothing
-# scrolls in between).
-_ERASE_FRAME = "\r\x1b7\x1b[2K\x1b[1B\x1b[J\x1b8"
-_WRAP_OFF, _WRAP_ON = "\x1b[?7l", "\x1b[?7h"  # DECAWM: autowrap at the right margin
-
-
-class _Frame(LiveRender):
-    """rich's live region, but with the cursor parked at the frame's top-left between redraws.
-
-    rich leaves the cursor after the frame's last line and erases the frame by going up as many
-    rows as it drew. A terminal that re-wraps its lines when narrowed (tmux, VTE, kitty, iTerm2,
-    WezTerm, Alacritty, Windows Terminal, Konsole) gives the old frame more rows than that, and
-    the rows missed stayed in the scrollback as a garbled copy. A terminal keeps the cursor on
-    the character it is on when it re-wraps, so parked on the frame's first character it stays
-    at the frame's top whether the terminal re-wraps, clips (xterm, the Linux console) or does
-    nothing, and erasing from there down removes the whole frame at whatever height it has now:
-    no row count, no guess about the terminal, nothing above the frame touched.
-
-    The frame is drawn with autowrap off, so a frame drawn at the old width into a terminal
-    narrowed a moment before (mid-redraw) has the rows it was drawn with, and the way back up
-    to its top is right.
-    """
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield _Raw(_WRAP_OFF).segment
-        yield from super().__rich_console__(console, options)
-        up = self.last_render_height - 1
-        yield _Raw(_WRAP_ON + "\r" + (f"\x1b[{up}A" if up > 0 else "")).segment
-
-    def position_cursor(self) -> Control:
-        """Erase the last frame (the cursor is at its top-left): what comes next goes there."""
-        return _Raw(_WRAP_ON + _ERASE_FRAME) if self.last_render_height else Control()
-
-    def restore_cursor(self) -> Control:
-        """Erase the last frame, once ``Live.stop`` has moved a line down from its top."""
-        if not self.last_render_height:
-            return Control()
-        return _Raw("\x1b[1A" + _ERASE_FRAME)
+_Sync = Raw  # starts or ends a synchronized update (ignored where unknown)
 
 
 def _render(console: Console, options: ConsoleOptions, markdown: Markdown) -> list[Line]:
@@ -181,6 +131,7 @@ class _Tail:
         self.markdown: Markdown | None = None
         self.thinking = ""  # the end of the reasoning streaming now (safe text)
         self.separate = False  # a blank line first, as blocks are already in the scrollback
+        self.cropped = False  # the last drawing left out the block's first lines
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         if self.markdown is None:
@@ -194,6 +145,7 @@ class _Tail:
             lines.insert(0, [])
         # Keep the bottom, never an ellipsis: a region as tall as the screen cannot be redrawn.
         keep = max(1, console.size.height - 1)
+        self.cropped = len(lines) > keep
         yield SegmentLines(lines[-keep:], new_lines=True)
 
 
@@ -239,6 +191,9 @@ class StreamRenderer:
             at once; terminals that lack the mode ignore it. ``None``: on a terminal.
         reasoning: Show the model's reasoning (``reasoning``) while it streams, dimmed above
             the spinner, folded to one line once the answer starts; ``False`` hides it.
+        keep_on_narrow: When the terminal is narrowed, leave the live block as drawn and go on
+            below it, instead of erasing and redrawing it (see :mod:`.live_frame`); ``None``:
+            under tmux.
 
     After ``finish``, ``interrupted`` says whether Ctrl-C cut the final drawing short (what had
     arrived is then written plainly, so it is all on screen) and ``received`` counts the
@@ -256,6 +211,7 @@ class StreamRenderer:
         timer: Callable[[], float] | None = None,
         sync: bool | None = None,
         reasoning: bool = True,
+        keep_on_narrow: bool | None = None,
     ) -> None:
         self.console = console
         self.show_reasoning = reasoning
@@ -287,6 +243,11 @@ class StreamRenderer:
         self._fence_closed = False  # the tail opens with a fence, and its closing line is in
         self._view = _Tail()
         self._live: Live | None = None
+        self._frame: Frame | None = None
+        if keep_on_narrow is None:
+            keep_on_narrow = keeps_on_narrow()
+        self.keep_on_narrow = keep_on_narrow
+        self._whole = False  # the live region shows the whole unfinished block as it is now
         self._started = False
         self._finished = False
 
@@ -306,7 +267,8 @@ class StreamRenderer:
             vertical_overflow="visible",  # _Tail crops itself, keeping the bottom
         )
         if not self.console.legacy_windows:  # a console of escape sequences
-            self._live._live_render = _Frame(self._view, vertical_overflow="visible")
+            self._frame = Frame(self._view, self.console, self.keep_on_narrow)
+            self._live._live_render = self._frame
         self._live.start(refresh=True)
 
     def reasoning(self, chunk: str) -> None:
@@ -379,6 +341,7 @@ class StreamRenderer:
             return
         try:
             try:
+                self._follow_width()
                 self._view.markdown = None
                 self._view.waiting = None
                 self._absorb()
@@ -423,14 +386,46 @@ class StreamRenderer:
         with self.console:  # one write for the whole redraw
             if self.sync:
                 self.console.control(_Sync(SYNC_BEGIN))
+            self._follow_width()
             self._view.waiting = self._view.markdown = None  # commits redraw it: keep it cheap
             self._absorb()
-            self._view.markdown = _Markdown(self._preview(), self.code_theme)
+            preview = self._preview()
+            self._view.markdown = _Markdown(preview, self.code_theme)
             self.refreshes += 1
             if self._live is not None:
                 self._live.refresh()
+            self._whole = preview is self._tail and not self._view.cropped
             if self.sync:
                 self.console.control(_Sync(SYNC_END))
+
+    def _follow_width(self) -> None:
+        """Once the terminal is narrower than the live block was drawn for, and it keeps the
+        block (tmux), leave the block as drawn and go on with the rest of it below.
+
+        The rest is a block of its own, joined without a blank line: a fence is reopened with
+        its opening line (its first padding row dropped), a table repeats its header.
+        """
+        frame = self._frame
+        if not (self.keep_on_narrow and self._whole and frame is not None and frame.narrowed()):
+            return
+        self._whole = False
+        self.console.control(frame.release())
+        self._printed = True
+        self._view.separate = False
+        tail, self._tail = self._tail, ""
+        lines = tail.split("\n")
+        blocks = [t for t in _parser().parse(tail) if t.level == 0 and t.nesting >= 0 and t.map]
+        last = blocks[-1] if blocks else None
+        if last is not None and last.type == "fence":
+            if not self._fence_closed:  # reopened, so the code is still highlighted
+                self._tail = lines[last.map[0]] + "\n"
+                self._continues = self._drop_first = True
+        elif last is not None and last.type == "table_open":  # the header, then the rows
+            self._tail = "\n".join(lines[last.map[0] : last.map[0] + 2]) + "\n"
+            self._continues, self._drop_first = True, False
+        elif tail.strip():
+            self._continues, self._drop_first = True, False
+        self._fence_closed = False
 
     def _absorb(self) -> None:
         """Move the pending text into the tail, a piece at a time, committing finished blocks."""
@@ -523,6 +518,8 @@ class StreamRenderer:
         if not _faithful(text, lines):
             lines = self.console.render_lines(Text(text), pad=False)
         continues, self._continues = self._continues, False
+        if continues and "\n" in text and not text.split("\n", 1)[0].strip():
+            continues = False  # the block had ended where it was cut: this one is new
         if continues and self._drop_first:
             lines = lines[1:]
         if drop_last:
