@@ -15,6 +15,7 @@ narrowed. Two terminals:
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import subprocess
@@ -25,10 +26,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pyte
 import pytest
 from conftest import child_env
 from fakeserver import FakeLLMServer, Reply
+from rich.console import Console
+from rich.segment import Segment
+from rich.style import Style
 from terminal import Terminal
+from test_render import FakeClock
+
+from chatrepl.repl.live_frame import keeps_on_narrow, rows_after_rewrap, trim
+from chatrepl.repl.render import StreamRenderer
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -233,3 +242,90 @@ def test_narrowing_a_clipping_terminal_mid_answer_erases_no_finished_line(
     for line in FINISHED:  # finished lines just above the live region: still there, once
         assert shown.count(line) == 1, shown
     assert [f"Earlier answer, part {i}." in shown for i in range(20)] == [True] * 20, shown
+
+
+# --- the pieces --------------------------------------------------------------------------------
+
+
+def test_tmux_is_told_apart_by_its_variable_or_its_terminal_name():
+    assert keeps_on_narrow({"TMUX": "/tmp/tmux-0/default,1,0", "TERM": "screen"})
+    assert keeps_on_narrow({"TERM": "tmux-256color"})  # over ssh, without $TMUX
+    for environ in ({"TERM": "xterm-256color"}, {"TERM": "screen"}, {"TMUX": ""}, {}):
+        assert not keeps_on_narrow(environ)
+
+
+def test_rows_after_rewrap_count_cells_and_push_a_wide_character_to_the_next_row():
+    assert rows_after_rewrap([], 10) == 1  # an empty line still takes its row
+    assert rows_after_rewrap([Segment("x" * 10)], 10) == 1
+    assert rows_after_rewrap([Segment("x" * 10), Segment("y")], 10) == 2
+    assert rows_after_rewrap([Segment("x" * 25)], 10) == 3
+    assert rows_after_rewrap([Segment("x" * 9 + "界")], 10) == 2  # 9 cells, then 2 do not fit
+    assert rows_after_rewrap([Segment("界" * 5)], 10) == 1
+    assert rows_after_rewrap([Segment("x" * 8), Segment("\x1b[2K", None, [(1,)])], 8) == 1
+
+
+def test_trim_drops_padding_spaces_and_keeps_coloured_ones():
+    padded = [Segment("word", Style(bold=True)), Segment("   "), Segment("  ", Style(bold=True))]
+    assert trim(padded) == [Segment("word", Style(bold=True))]
+    assert trim([Segment("a b   ")]) == [Segment("a b")]
+    code = [Segment(" x = 1", Style(bgcolor="black")), Segment("    ", Style(bgcolor="black"))]
+    assert trim(code) == code  # the code block's background reaches its edge
+    assert trim([Segment("    ")]) == []
+
+
+def kept_after_narrowing(before: str, after: str) -> list[str]:
+    """The lines a 100-column screen holds after ``before`` was streamed, the console narrowed
+    to 60 columns (the block as drawn kept, as under tmux), then ``after`` and the end.
+
+    The screen here neither re-wraps nor clips: what was drawn at 100 columns stays as drawn.
+    """
+    out = io.StringIO()
+    console = Console(file=out, width=WIDE, height=ROWS, force_terminal=True, color_system=None)
+    renderer = StreamRenderer(console, clock=FakeClock(1.0), keep_on_narrow=True, sync=False)
+    renderer.feed(before)  # the clock moves a second per reading: every piece is drawn
+    console.size = (NARROW, ROWS)
+    renderer.feed(after)
+    renderer.finish()
+    screen = pyte.HistoryScreen(WIDE, ROWS, history=1000)
+    screen.set_mode(pyte.modes.LNM)  # "\n" also returns the carriage, as a tty does
+    pyte.Stream(screen).feed(out.getvalue())
+    history = ["".join(line[x].data for x in range(WIDE)) for line in screen.history.top]
+    lines = [line.rstrip() for line in history + screen.display]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def test_a_kept_paragraph_goes_on_below_itself_and_a_new_one_after_a_blank_line():
+    assert kept_after_narrowing("one two three", " four five\n\nnext one") == [
+        "one two three",
+        "four five",
+        "",
+        "next one",
+    ]
+    # The paragraph had ended where it was kept: the next one is apart, as always.
+    assert kept_after_narrowing("one two three", "\n\nnext one") == [
+        "one two three",
+        "",
+        "next one",
+    ]
+
+
+def test_a_kept_code_block_is_reopened_and_a_closed_one_is_not():
+    lines = kept_after_narrowing("```python\nx = 1\n", "y = 2\n```\n\nafter words")
+    # Rows of code are inside the block's padding (one column); the paragraph is at the margin.
+    assert lines.count(" x = 1") == lines.count(" y = 2") == 1
+    assert lines.index(" x = 1") < lines.index(" y = 2") < lines.index("after words")
+
+    lines = kept_after_narrowing("```\nx = 1\n```\n", "\nafter words")
+    assert lines.count("after words") == 1  # not code in a block reopened for nothing
+    assert lines[lines.index("after words") - 1] == ""
+
+
+def test_a_kept_table_goes_on_under_its_header_again():
+    before = "| name | value |\n|---|---|\n| alpha | one |\n"
+    lines = kept_after_narrowing(before, "| beta | two |\n\nend")
+    shown = re.findall(r"\w+", "\n".join(lines))
+    assert shown.count("name") == shown.count("value") == 2
+    assert [shown.count(w) for w in ("alpha", "one", "beta", "two", "end")] == [1] * 5
+    assert shown.index("alpha") < shown.index("beta") < shown.index("end")
