@@ -329,3 +329,12 @@ def test_a_kept_table_goes_on_under_its_header_again():
     assert shown.count("name") == shown.count("value") == 2
     assert [shown.count(w) for w in ("alpha", "one", "beta", "two", "end")] == [1] * 5
     assert shown.index("alpha") < shown.index("beta") < shown.index("end")
+
+
+def test_a_kept_block_that_ends_there_is_not_followed_by_its_header_alone():
+    table = "| name | value |\n|---|---|\n| alpha | one |\n"
+    for after in ("", "\nend", "\n"):
+        shown = re.findall(r"\w+", "\n".join(kept_after_narrowing(table, after)))
+        assert shown.count("name") == 1, (after, shown)
+    code = kept_after_narrowing("```python\nx = 1\n", "```\n\nend")
+    assert code[code.index(" x = 1") :] == [" x = 1", "", "", "end"]  # one padding row, a gap

@@ -248,6 +248,7 @@ class StreamRenderer:
             keep_on_narrow = keeps_on_narrow()
         self.keep_on_narrow = keep_on_narrow
         self._whole = False  # the live region shows the whole unfinished block as it is now
+        self._resumed = ""  # what a kept block's rest starts with (a fence or table header)
         self._started = False
         self._finished = False
 
@@ -351,7 +352,8 @@ class StreamRenderer:
                 # Ctrl-C while a long answer is still being drawn: what arrived goes on the
                 # screen at once, plainly, and the caller learns the drawing was cut short.
                 self.interrupted = True
-                self._print_plain(self._tail + "".join(self._pending))
+                tail = self._unresumed(self._tail) if self._resumed else self._tail
+                self._print_plain(tail + "".join(self._pending))
                 self._tail = ""
                 self._pending.clear()
                 note = "interrupted"
@@ -425,7 +427,23 @@ class StreamRenderer:
             self._continues, self._drop_first = True, False
         elif tail.strip():
             self._continues, self._drop_first = True, False
+        self._resumed = self._tail
         self._fence_closed = False
+
+    def _unresumed(self, text: str) -> str:
+        """``text`` to commit, without the header a kept block's rest began with if no row of
+        it came (the block ended where it was kept): then what follows is a block of its own."""
+        resumed, self._resumed = self._resumed, ""
+        if not text.startswith(resumed):
+            return text
+        rest = text[len(resumed) :]
+        first, _, after = rest.partition("\n")
+        if _FENCE.match(resumed) and first.strip() and not first.strip(" `~"):
+            rest = after  # the fence closed at once
+        elif first.strip() or ("\n" not in rest and rest.strip()):
+            return text  # rows came: the block goes on
+        self._continues = self._drop_first = False
+        return rest
 
     def _absorb(self) -> None:
         """Move the pending text into the tail, a piece at a time, committing finished blocks."""
@@ -514,6 +532,10 @@ class StreamRenderer:
     def _commit(self, text: str, drop_last: bool = False) -> None:
         """Print finished blocks (safe Markdown) to the scrollback, one blank line after what
         is there; plainly if rich would lose some of their text."""
+        if self._resumed:
+            text = self._unresumed(text)
+            if not text.strip():
+                return
         lines = _render(self.console, self.console.options, _Markdown(text, self.code_theme))
         if not _faithful(text, lines):
             lines = self.console.render_lines(Text(text), pad=False)
