@@ -157,8 +157,9 @@ class Frame(LiveRender):
         """Erase the last frame, once ``Live.stop`` has moved a line down from where it was."""
         if not self.lines:
             return Control()
-        up = self.rows() if self.keep_on_narrow else 1
-        return Raw("\r" + _up(up) + _ERASE_DOWN)
+        if self.keep_on_narrow:
+            return Raw("\r" + _up(self.rows()) + _ERASE_DOWN)
+        return Raw(_WRAP_ON + "\r" + _up(1) + _ERASE_DOWN)
 
     def release(self) -> Control:
         """Leave the last frame on the screen as printed text: the next one starts below it.

@@ -248,7 +248,8 @@ class StreamRenderer:
             keep_on_narrow = keeps_on_narrow()
         self.keep_on_narrow = keep_on_narrow
         self._whole = False  # the live region shows the whole unfinished block as it is now
-        self._resumed = ""  # what a kept block's rest starts with (a fence or table header)
+        self._kept = False  # the next commit may continue a block left as drawn
+        self._resumed = ""  # what that block's rest starts with (a fence or table header)
         self._started = False
         self._finished = False
 
@@ -352,7 +353,7 @@ class StreamRenderer:
                 # Ctrl-C while a long answer is still being drawn: what arrived goes on the
                 # screen at once, plainly, and the caller learns the drawing was cut short.
                 self.interrupted = True
-                tail = self._unresumed(self._tail) if self._resumed else self._tail
+                tail = self._unresumed(self._tail) if self._kept else self._tail
                 self._print_plain(tail + "".join(self._pending))
                 self._tail = ""
                 self._pending.clear()
@@ -427,13 +428,13 @@ class StreamRenderer:
             self._continues, self._drop_first = True, False
         elif tail.strip():
             self._continues, self._drop_first = True, False
-        self._resumed = self._tail
+        self._kept, self._resumed = True, self._tail
         self._fence_closed = False
 
     def _unresumed(self, text: str) -> str:
-        """``text`` to commit, without the header a kept block's rest began with if no row of
-        it came (the block ended where it was kept): then what follows is a block of its own."""
-        resumed, self._resumed = self._resumed, ""
+        """``text``, the first to commit after a block was left as drawn; if that block had
+        ended there, without the header its rest began with: a block of its own, apart."""
+        resumed, self._resumed, self._kept = self._resumed, "", False
         if not text.startswith(resumed):
             return text
         rest = text[len(resumed) :]
@@ -532,7 +533,7 @@ class StreamRenderer:
     def _commit(self, text: str, drop_last: bool = False) -> None:
         """Print finished blocks (safe Markdown) to the scrollback, one blank line after what
         is there; plainly if rich would lose some of their text."""
-        if self._resumed:
+        if self._kept:
             text = self._unresumed(text)
             if not text.strip():
                 return
@@ -540,8 +541,6 @@ class StreamRenderer:
         if not _faithful(text, lines):
             lines = self.console.render_lines(Text(text), pad=False)
         continues, self._continues = self._continues, False
-        if continues and "\n" in text and not text.split("\n", 1)[0].strip():
-            continues = False  # the block had ended where it was cut: this one is new
         if continues and self._drop_first:
             lines = lines[1:]
         if drop_last:
