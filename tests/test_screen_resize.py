@@ -75,7 +75,7 @@ EARLIER = "\n\n".join(f"Earlier answer, part {i}." for i in range(20))  # fills 
 
 def answer(kind: str) -> tuple[str, list[str], str]:
     """An answer whose unfinished block is of ``kind``; every word in order; the word that,
-    once shown, means the block is well under way (the moment to narrow)."""
+    once shown, means the block is under way (the moment to narrow)."""
     intro = " ".join(INTRO)
     if kind == "paragraph":
         block, body = " ".join(PARAGRAPH), PARAGRAPH
@@ -90,7 +90,7 @@ def answer(kind: str) -> tuple[str, list[str], str]:
         block = "```\n" + "\n".join(CODE) + "\n```"
         body = " ".join(CODE).split()
     text = f"{intro}\n\n{block}\n\n{' '.join(OUTRO)}"
-    return text, [*INTRO, *body, *OUTRO], body[len(body) // 2]
+    return text, [*INTRO, *body, *OUTRO], body[len(body) // 3]
 
 
 # --- tmux --------------------------------------------------------------------------------------
@@ -199,6 +199,8 @@ def test_narrowing_a_reflowing_terminal_mid_answer(
         pane.type("Tell me something long")
         pane.wait_for(rf"\b{midway}\b")
         pane.tmux("resize-window", "-x", str(NARROW), "-y", str(ROWS))
+        block_end = expected[-len(OUTRO) - 1]
+        assert block_end not in pane.scrollback(), "the block ended before the narrowing"
         pane.wait_for(rf"\b{OUTRO[-1]}\b", where="scrollback")
         pane.wait_for(READY)  # the answer is finished: the prompt is back
         shown = pane.scrollback()
@@ -231,6 +233,7 @@ def test_narrowing_a_clipping_terminal_mid_answer_erases_no_finished_line(
         # pyte clips the rows it has to the new width and keeps the cursor where it is, as
         # xterm does; then the program learns the new size (SIGWINCH).
         t.pump(0)
+        assert PARAGRAPH[-1] not in t.scrollback(), "the block ended before the narrowing"
         t.screen.resize(ROWS, NARROW)
         t.child.setwinsize(ROWS, NARROW)
         t.wait_for(rf"\b{OUTRO[-1]}\b")
