@@ -1,10 +1,10 @@
-"""The live region's frame on the terminal: drawn, erased, and left alone when it must be.
+"""The live region's frame on the terminal: drawn, erased, or left as printed text.
 
 rich's ``Live`` leaves the cursor after the frame's last line and erases the frame by going up
 as many rows as it drew. A terminal that re-wraps its lines when narrowed (tmux, VTE, kitty,
 iTerm2, WezTerm, Alacritty, Windows Terminal, Konsole) gives the old frame more rows than that,
-and the rows missed stay in the scrollback as a garbled copy. :class:`Frame` erases the old
-frame wholly, in one of two ways:
+and the rows missed stayed in the scrollback as a garbled copy. :class:`Frame` leaves no part of
+an old frame behind, in one of two ways:
 
 - parked at the top (any terminal): between redraws the cursor waits on the frame's first
   character. A terminal keeps the cursor on its character when it re-wraps, and in place when
@@ -14,8 +14,11 @@ frame wholly, in one of two ways:
   moves rows off the top of the screen into its history instead: a frame that grows by more
   rows than there are above it (the first answer on an empty screen) loses its top rows there,
   out of reach of any erase. So under tmux the cursor stays after the frame's last line, and
-  once the terminal is narrower than the frame was drawn for, the frame is left as printed text
-  (:meth:`Frame.release`); the renderer goes on below it with the rest of the block.
+  once the terminal is narrower than the frame was drawn for, a frame showing a whole block is
+  left as printed text (:meth:`Frame.release`) and the renderer goes on below it with the rest
+  of the block. Any other frame (a block taller than the screen, shown cropped; the reasoning)
+  is erased by the rows it takes after re-wrapping, counted as tmux counts them; what tmux has
+  already moved into its history stays there.
 """
 
 from __future__ import annotations
