@@ -8,9 +8,14 @@ narrowed. Two terminals:
   GNOME Terminal, kitty, iTerm2, WezTerm, Alacritty, Windows Terminal and Konsole do: the old
   frame then takes more rows than it was drawn with. The whole scrollback afterwards
   (``capture-pane -J``, wrapped rows joined) must hold every word of the answer exactly once and
-  in order: a partly erased stale frame would show some of them twice.
+  in order: a partly erased stale frame would show some of them twice. chatrepl runs there
+  both knowing it is in tmux (the block as drawn is kept) and not (the block is erased from its
+  top and redrawn).
 - pyte (tests/terminal.py), which clips lines instead, as xterm and the Linux console do: the
   old frame keeps its rows, and no finished line above it may be erased by the narrowing.
+
+Then the pieces: how a kept block goes on (a paragraph, a fence, a table), and the frame's row
+count, trimming and tmux detection.
 """
 
 from __future__ import annotations
@@ -43,21 +48,6 @@ pytestmark = pytest.mark.timeout(120)
 
 WIDE, NARROW, ROWS = 100, 60, 40
 READY = r"^> *$(?=[\s\S]*openai:test │)"  # an empty input line above the bottom toolbar
-
-#: Variables by which chatrepl recognises a terminal that reflows; the pyte test clears them.
-REFLOW_HINTS = (
-    "TMUX",
-    "VTE_VERSION",
-    "KITTY_WINDOW_ID",
-    "WEZTERM_PANE",
-    "WT_SESSION",
-    "KONSOLE_VERSION",
-    "ALACRITTY_WINDOW_ID",
-    "ALACRITTY_LOG",
-    "TERM_PROGRAM",
-    "ITERM_SESSION_ID",
-    "GHOSTTY_RESOURCES_DIR",
-)
 
 
 def words(prefix: str, count: int) -> list[str]:
@@ -220,8 +210,7 @@ def test_narrowing_a_clipping_terminal_mid_answer_erases_no_finished_line(
     text = "\n\n".join([*FINISHED, " ".join(PARAGRAPH), " ".join(OUTRO)])
     openai_env.push(Reply(EARLIER), Reply(text, delay=0.02))
     env = child_env(TERM="xterm-256color", PYTHONIOENCODING="utf-8")
-    for name in REFLOW_HINTS:
-        env.pop(name, None)
+    env.pop("TMUX", None)  # pyte is the terminal, even when the tests run inside tmux
     argv = [sys.executable, "-m", "chatrepl", "-m", "openai:test"]
     with Terminal(argv, env, rows=ROWS, cols=WIDE, cwd=str(home.parent)) as t:
         t.wait_prompt()
