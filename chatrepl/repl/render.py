@@ -33,6 +33,8 @@ from rich.text import Text
 
 from chatrepl.text import make_safe
 
+from .live_frame import Frame, Raw, keeps_on_narrow
+
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
     from rich.console import Console, ConsoleOptions, RenderResult
@@ -102,13 +104,7 @@ def _faithful(source: str, lines: list[Line]) -> bool:
     return shown >= expected
 
 
-class _Sync:
-    """A control segment that starts or ends a synchronized update (ignored where unknown)."""
-
-    def __init__(self, code: str) -> None:
-        from rich.segment import ControlType
-
-        self.segment = Segment(code, None, [(ControlType.BELL,)])  # a control: written as is
+_Sync = Raw  # starts or ends a synchronized update (ignored where unknown)
 
 
 def _render(console: Console, options: ConsoleOptions, markdown: Markdown) -> list[Line]:
@@ -135,6 +131,7 @@ class _Tail:
         self.markdown: Markdown | None = None
         self.thinking = ""  # the end of the reasoning streaming now (safe text)
         self.separate = False  # a blank line first, as blocks are already in the scrollback
+        self.cropped = False  # the last drawing left out the block's first lines
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         if self.markdown is None:
@@ -148,6 +145,7 @@ class _Tail:
             lines.insert(0, [])
         # Keep the bottom, never an ellipsis: a region as tall as the screen cannot be redrawn.
         keep = max(1, console.size.height - 1)
+        self.cropped = len(lines) > keep
         yield SegmentLines(lines[-keep:], new_lines=True)
 
 
@@ -193,6 +191,9 @@ class StreamRenderer:
             at once; terminals that lack the mode ignore it. ``None``: on a terminal.
         reasoning: Show the model's reasoning (``reasoning``) while it streams, dimmed above
             the spinner, folded to one line once the answer starts; ``False`` hides it.
+        keep_on_narrow: When the terminal is narrowed, leave the live block as drawn and go on
+            below it, instead of erasing and redrawing it (see :mod:`.live_frame`); ``None``:
+            under tmux.
 
     After ``finish``, ``interrupted`` says whether Ctrl-C cut the final drawing short (what had
     arrived is then written plainly, so it is all on screen) and ``received`` counts the
@@ -210,6 +211,7 @@ class StreamRenderer:
         timer: Callable[[], float] | None = None,
         sync: bool | None = None,
         reasoning: bool = True,
+        keep_on_narrow: bool | None = None,
     ) -> None:
         self.console = console
         self.show_reasoning = reasoning
@@ -241,6 +243,13 @@ class StreamRenderer:
         self._fence_closed = False  # the tail opens with a fence, and its closing line is in
         self._view = _Tail()
         self._live: Live | None = None
+        self._frame: Frame | None = None
+        if keep_on_narrow is None:
+            keep_on_narrow = keeps_on_narrow()
+        self.keep_on_narrow = keep_on_narrow
+        self._whole = False  # the live region shows the whole unfinished block as it is now
+        self._kept = False  # the next commit may continue a block left as drawn
+        self._resumed = ""  # what that block's rest starts with (a fence or table header)
         self._started = False
         self._finished = False
 
@@ -259,6 +268,9 @@ class StreamRenderer:
             transient=True,
             vertical_overflow="visible",  # _Tail crops itself, keeping the bottom
         )
+        if not self.console.legacy_windows:  # a console of escape sequences
+            self._frame = Frame(self._view, self.console, self.keep_on_narrow)
+            self._live._live_render = self._frame
         self._live.start(refresh=True)
 
     def reasoning(self, chunk: str) -> None:
@@ -331,6 +343,7 @@ class StreamRenderer:
             return
         try:
             try:
+                self._follow_width()
                 self._view.markdown = None
                 self._view.waiting = None
                 self._absorb()
@@ -340,7 +353,8 @@ class StreamRenderer:
                 # Ctrl-C while a long answer is still being drawn: what arrived goes on the
                 # screen at once, plainly, and the caller learns the drawing was cut short.
                 self.interrupted = True
-                self._print_plain(self._tail + "".join(self._pending))
+                tail = self._unresumed(self._tail) if self._kept else self._tail
+                self._print_plain(tail + "".join(self._pending))
                 self._tail = ""
                 self._pending.clear()
                 note = "interrupted"
@@ -375,14 +389,62 @@ class StreamRenderer:
         with self.console:  # one write for the whole redraw
             if self.sync:
                 self.console.control(_Sync(SYNC_BEGIN))
+            self._follow_width()
             self._view.waiting = self._view.markdown = None  # commits redraw it: keep it cheap
             self._absorb()
-            self._view.markdown = _Markdown(self._preview(), self.code_theme)
+            preview = self._preview()
+            self._view.markdown = _Markdown(preview, self.code_theme)
             self.refreshes += 1
             if self._live is not None:
                 self._live.refresh()
+            self._whole = preview is self._tail and not self._view.cropped
             if self.sync:
                 self.console.control(_Sync(SYNC_END))
+
+    def _follow_width(self) -> None:
+        """Once the terminal is narrower than the live block was drawn for, and it keeps the
+        block (tmux), leave the block as drawn and go on with the rest of it below.
+
+        The rest is a block of its own, joined without a blank line: a fence is reopened with
+        its opening line (its first padding row dropped), a table repeats its header.
+        """
+        frame = self._frame
+        if not (self.keep_on_narrow and self._whole and frame is not None and frame.narrowed()):
+            return
+        self._whole = False
+        self.console.control(frame.release())
+        self._printed = True
+        self._view.separate = False
+        tail, self._tail = self._tail, ""
+        lines = tail.split("\n")
+        blocks = [t for t in _parser().parse(tail) if t.level == 0 and t.nesting >= 0 and t.map]
+        last = blocks[-1] if blocks else None
+        if last is not None and last.type == "fence":
+            if not self._fence_closed:  # reopened, so the code is still highlighted
+                self._tail = lines[last.map[0]] + "\n"
+                self._continues = self._drop_first = True
+        elif last is not None and last.type == "table_open":  # the header, then the rows
+            self._tail = "\n".join(lines[last.map[0] : last.map[0] + 2]) + "\n"
+            self._continues, self._drop_first = True, False
+        elif tail.strip():
+            self._continues, self._drop_first = True, False
+        self._kept, self._resumed = True, self._tail
+        self._fence_closed = False
+
+    def _unresumed(self, text: str) -> str:
+        """``text``, the first to commit after a block was left as drawn; if that block had
+        ended there, without the header its rest began with: a block of its own, apart."""
+        resumed, self._resumed, self._kept = self._resumed, "", False
+        if not text.startswith(resumed):
+            return text
+        rest = text[len(resumed) :]
+        first, _, after = rest.partition("\n")
+        if _FENCE.match(resumed) and first.strip() and not first.strip(" `~"):
+            rest = after  # the fence closed at once
+        elif first.strip() or ("\n" not in rest and rest.strip()):
+            return text  # rows came: the block goes on
+        self._continues = self._drop_first = False
+        return rest
 
     def _absorb(self) -> None:
         """Move the pending text into the tail, a piece at a time, committing finished blocks."""
@@ -471,6 +533,10 @@ class StreamRenderer:
     def _commit(self, text: str, drop_last: bool = False) -> None:
         """Print finished blocks (safe Markdown) to the scrollback, one blank line after what
         is there; plainly if rich would lose some of their text."""
+        if self._kept:
+            text = self._unresumed(text)
+            if not text.strip():
+                return
         lines = _render(self.console, self.console.options, _Markdown(text, self.code_theme))
         if not _faithful(text, lines):
             lines = self.console.render_lines(Text(text), pad=False)
