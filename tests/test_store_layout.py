@@ -185,3 +185,67 @@ def test_deleting_a_conversation_leaves_no_part_or_call(tmp_path: Path, server, 
         left = con.execute(f"SELECT DISTINCT conversation_id FROM {table}").fetchall()
         assert left == [(cids[1],)]
     assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+def test_opening_keeps_each_turn_s_kind_options_and_every_text_part(tmp_path: Path) -> None:
+    """What a turn's row holds besides its texts comes back from the outline, and an answer
+    spread over several text parts (text, a tool call, more text) comes back whole."""
+    from chatrepl.ids import new_id
+    from chatrepl.records import CallRecord, ConversationRecord, Part, TurnRecord
+
+    cid, first, second = new_id(), new_id(), new_id()
+    when = "2025-01-31T14:00:00.000+00:00"
+    turns = [
+        TurnRecord(
+            first, cid, None, "echo:echo", "Summarise", None, "", {}, 1, 2,
+            "complete", None, when, 10, 1,
+            [Part("prompt", "Summarise"), Part("summary", "The summary.", call=1)],
+            [CallRecord(1, "echo:echo", "stop", 1, 2, None, None, 10, 1)], kind="summary",
+        ),
+        TurnRecord(
+            second, cid, first, "openai:gpt-test", "Weather?", "a persona", "Let me look. Sunny.",
+            {"temperature": 0.5}, 3, 4, "complete", None, when, 20, 2,
+            [
+                Part("prompt", "Weather?"),
+                Part("text", "Let me look.", call=1),
+                Part("tool_call", "", {"id": "c1", "name": "weather"}, call=1),
+                Part("tool_result", "sunny", {"id": "c1"}, call=1),
+                Part("text", " Sunny.", call=2),
+            ],
+        ),
+    ]  # fmt: skip
+    store = Store(tmp_path / "s.db")
+    conversation = ConversationRecord(cid, "t", "user", "echo:echo", None, when, when, second)
+    store.import_conversation(conversation, turns)
+    loaded = store.path_to(second, texts=False)
+    assert [t.kind for t in loaded] == ["summary", "turn"]
+    assert [t.options for t in loaded] == [{}, {"temperature": 0.5}]
+    assert loaded[1].response == "Let me look. Sunny." and loaded[1].prompt == "Weather?"
+    assert loaded == turns
+
+
+def test_a_turn_s_own_columns_are_what_path_to_reads_by_default(tmp_path: Path) -> None:
+    """Export and show read the prompt and answer columns; opening reads the parts."""
+    from dataclasses import replace
+
+    store = Store(tmp_path / "s.db")
+    c = chatrepl.get_model("echo").conversation(store=store)
+    c.prompt("words").text()
+    saved = store.path_to(c.head)[0]
+    apart = replace(saved, id=new_turn_id(), conversation_id=saved.conversation_id)
+    apart.prompt, apart.response = "column prompt", "column answer"
+    store.add_turns(store.conversation(c.id), [replace(apart, parent_id=saved.id)])
+    head = apart.id
+    store.set_head(c.id, head)
+    assert (store.path_to(head)[-1].prompt, store.path_to(head)[-1].response) == (
+        "column prompt",
+        "column answer",
+    )
+    from_parts = store.path_to(head, texts=False)[-1]
+    assert (from_parts.prompt, from_parts.response) == ("words", "words")
+
+
+def new_turn_id() -> str:
+    from chatrepl.ids import new_id
+
+    return new_id()
