@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from chatrepl.errors import AmbiguousIdError, NotFoundError, StoreError
 from chatrepl.ids import new_id
 from chatrepl.records import CallRecord, ConversationRecord, Part, TurnRecord
 from chatrepl.store import Store
@@ -209,3 +210,317 @@ def test_the_database_file_holds_what_was_merged(tmp_path: Path) -> None:
     assert con.execute("SELECT count(*) FROM parts").fetchone()[0] == 2
     assert con.execute("SELECT count(*) FROM calls").fetchone()[0] == 1
     con.close()
+
+
+# --- saving while an answer streams ---------------------------------------------------------------
+
+
+def test_progress_saved_while_streaming_is_what_another_process_reads(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    cid = new_id()
+    t = turn(cid, "tell me", response="", status="pending", parts=[Part("prompt", "tell me")])
+    store.begin_turn(conv(cid, None), t)
+    parts = [Part("prompt", "tell me"), Part("reasoning", "hm", {}, 1), Part("text", "Once", {}, 1)]
+    store.save_progress(t.id, "Once", 1, parts)
+    parts[2] = Part("text", "Once upon", {}, 1)
+    parts.append(Part("tool_call", "", {"id": "c1", "name": "now"}, 1))
+    store.save_progress(t.id, "Once upon", 2, parts)  # only the parts from 2 on are written
+    (seen,) = Store(tmp_path / "s.db").turns(cid)
+    assert (seen.response, seen.status) == ("Once upon", "pending")
+    assert seen.parts == parts
+    assert [h.response_id for h in Store(tmp_path / "s.db").search("upon")] == [t.id]
+
+
+def test_a_finished_turns_parts_are_numbered_from_zero_in_the_file(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    cid = new_id()
+    t = turn(cid, "tell me", response="", status="pending", parts=[Part("prompt", "tell me")])
+    store.begin_turn(conv(cid, None), t)
+    t.response, t.status = "done", "complete"
+    t.parts = [Part("prompt", "tell me"), Part("text", "done", {}, 1)]
+    store.finish_turn(t)
+    store.close()
+    con = sqlite3.connect(tmp_path / "s.db")
+    rows = con.execute("SELECT position, kind FROM parts ORDER BY position").fetchall()
+    con.close()
+    assert rows == [(0, "prompt"), (1, "text")]  # as a prompt saved by begin_turn is
+
+
+# --- titles, ids, listings ----------------------------------------------------------------------
+
+
+def test_a_stale_title_in_memory_never_overwrites_a_saved_one(tmp_path: Path) -> None:
+    mine = Store(tmp_path / "s.db")
+    cid = new_id()
+    a = turn(cid, "first")
+    mine.begin_turn(conv(cid, None), a)
+    Store(tmp_path / "s.db").set_title(cid, "Renamed elsewhere")
+    stale = conv(cid, a.id, title="Old title", title_source="model")
+    mine.save_conversation(stale)
+    b = turn(cid, "second", parent=a.id)
+    mine.begin_turn(stale, b)
+    row = Store(tmp_path / "s.db").conversation(cid)
+    assert (row.title, row.title_source) == ("Renamed elsewhere", "user")
+    mine.save_conversation(stale, rename=True)  # unless asked to
+    assert Store(tmp_path / "s.db").conversation(cid).title == "Old title"
+
+
+def test_a_title_set_without_a_source_is_the_users(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    cid = new_id()
+    store.save_conversation(conv(cid, None, title="auto", title_source="model"))
+    store.set_title(cid, "Mine")
+    assert Store(tmp_path / "s.db").summary(cid).title_source == "user"
+
+
+IDS = [f"01JD8X{n:02d}" + "ABCDEFGHJK" * 2 for n in range(6)]  # six ids sharing "01JD8X"
+
+
+def test_an_ambiguous_prefix_names_five_of_the_ids_it_matched(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    for cid in IDS:
+        store.save_conversation(conv(cid, None))
+    with pytest.raises(AmbiguousIdError) as caught:
+        store.resolve("01jd8x")
+    shown = ", ".join(f"{cid[:10]}…" for cid in IDS[:5])
+    assert str(caught.value) == (
+        f"'01JD8X' matches several conversations ({shown}): type more of the id."
+    )
+    assert caught.value.candidates == IDS
+
+
+def test_two_conversations_sharing_a_prefix_are_ambiguous(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    for cid in IDS[:2]:
+        store.save_conversation(conv(cid, None))
+    with pytest.raises(AmbiguousIdError):
+        store.resolve("01JD8X")
+    assert store.resolve(IDS[1][:8]) == IDS[1]
+
+
+def test_an_id_longer_than_an_id_is_not_an_id(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    store.save_conversation(conv(IDS[0], None))
+    with pytest.raises(NotFoundError, match="is not a conversation id: ids are 26 letters"):
+        store.resolve(IDS[0] + "0")
+    with pytest.raises(NotFoundError, match="is not a conversation id"):
+        store.resolve("   ")
+
+
+def test_an_unknown_turn_id_is_shown_shortened_to_forty_characters(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    with pytest.raises(NotFoundError) as caught:
+        store.turn("T" * 100)
+    assert str(caught.value) == f"No turn has the id {'T' * 39}…."
+
+
+def test_a_conversation_without_turns_is_listed_with_no_tokens(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    assert store.last_id() is None  # an empty database
+    cid = new_id()
+    store.save_conversation(conv(cid, None))
+    (s,) = store.recent()
+    assert (s.id, s.turns, s.input_tokens, s.output_tokens) == (cid, 0, 0, 0)
+    assert store.last_id() == cid
+
+
+def test_recent_and_search_give_twenty_by_default(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    for n in range(21):
+        cid = new_id()
+        a = turn(cid, f"llama number {n}")
+        store.import_conversation(conv(cid, a.id, updated=f"2025-01-01T00:00:{n:02d}"), [a])
+    assert len(store.recent()) == 20
+    assert len(store.search("llama")) == 20
+    assert len(store.search("llama", n=21)) == 21
+
+
+# --- attachments ---------------------------------------------------------------------------------
+
+
+def test_an_attachment_is_kept_once_by_hash_and_read_back(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    store.put_attachment("ab" * 32, "image/png", b"\x89PNG first")
+    store.put_attachment("ab" * 32, "image/png", b"other bytes, same hash")  # kept once
+    store.put_attachment("cd" * 32, "text/plain", b"second")
+    again = Store(tmp_path / "s.db")
+    assert again.attachment("ab" * 32) == b"\x89PNG first"
+    assert again.attachment("cd" * 32) == b"second"
+    assert again.attachment("ef" * 32) is None
+
+
+# --- what search finds besides prompt and answer --------------------------------------------------
+
+
+def _with_parts(store: Store, *parts: Part) -> str:
+    cid = new_id()
+    t = turn(cid, "q", response="a", parts=[Part("prompt", "q"), *parts])
+    store.import_conversation(conv(cid, t.id), [t])
+    return cid
+
+
+def test_search_finds_tool_results_and_attachment_names_only(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    cid = _with_parts(
+        store,
+        Part("attachment", "caption text", {"name": "quarterly.pdf", "sha256": "ab" * 32}),
+        Part("tool_call", "callarg", {"id": "c", "name": "lookup"}, 1),
+        Part("tool_result", "the result says wombat", {"call_id": "c", "name": "lookup"}, 1),
+        Part("attachment", "", {"name": "second.txt"}),
+    )
+    nameless = _with_parts(store, Part("attachment", "", {"sha256": "cd" * 32}))
+    assert {h.conversation_id for h in store.search("wombat")} == {cid}
+    assert {h.conversation_id for h in store.search("quarterly")} == {cid}
+    assert {h.conversation_id for h in store.search("second")} == {cid}
+    assert {h.conversation_id for h in store.search("wombat second")} == {cid}
+    for absent in ("caption", "callarg", "lookup", "none", "xxxx"):
+        assert store.search(absent) == [], absent
+    assert nameless not in {h.conversation_id for h in store.search("sha256")}
+
+
+# --- search words -------------------------------------------------------------------------------
+
+
+def _said(store: Store, text: str) -> str:
+    cid = new_id()
+    t = turn(cid, text)
+    store.import_conversation(conv(cid, t.id), [t])
+    return cid
+
+
+def test_an_unclosed_quote_or_a_quote_inside_a_word_is_a_separator(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    cid = _said(store, "they say hello to the goats")
+    assert {h.conversation_id for h in store.search('"goat')} == {cid}
+    assert {h.conversation_id for h in store.search('say"hello')} == {cid}
+    assert store.search('""') == [] and store.search('" "') == []
+
+
+def test_a_one_letter_word_is_searched_and_quoted_it_stays_whole(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    letter = _said(store, "X marks the spot")
+    xylo = _said(store, "a xylophone")
+    assert {h.conversation_id for h in store.search("X")} == {letter, xylo}
+    assert {h.conversation_id for h in store.search('"X"')} == {letter}
+
+
+def test_whole_word_matches_come_before_prefix_matches(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    whole = _said(store, "far away on the ridge a mountain goat stood still for a long while")
+    _said(store, "mountains goats")  # newer, shorter: the better bm25 score as prefixes
+    (hit,) = store.search("mountain goat", n=1)
+    assert hit.conversation_id == whole
+
+
+def test_when_whole_words_fill_the_hits_only_whole_words_are_marked(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    _said(store, "one goat and two goats")
+    (hit,) = store.search("goat", n=1)  # the prefix search is not run
+    assert hit.snippet == "one [goat] and two goats"
+    (hit,) = store.search("goat", n=5)  # fewer whole-word hits than asked: prefixes too
+    assert hit.snippet == "one [goat] and two [goats]"
+
+
+# --- reasoning is searched only when asked --------------------------------------------------------
+
+
+def test_reasoning_is_not_searched_unless_asked(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    cid = _reasoned(store, "pondering the narwhal")
+    assert store.search("narwhal") == []
+    assert [h.conversation_id for h in store.search("narwhal", reasoning=True)] == [cid]
+
+
+# --- turns arriving children first, or hanging from a turn that is not there ---------------------
+
+
+def test_new_turns_given_children_first_are_chained_to_a_saved_parent(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    cid = new_id()
+    root = turn(cid, "one")
+    store.import_conversation(conv(cid, root.id), [root])
+    two = turn(cid, "two", parent=root.id)
+    three = turn(cid, "three", parent=two.id)
+    four = turn(cid, "four", parent=three.id)
+    assert store.add_turns(conv(cid, four.id), [four, three, two, root]) == 3
+    again = Store(tmp_path / "s.db")
+    assert [t.prompt for t in again.turns(cid)] == ["one", "two", "three", "four"]
+    assert again.summary(cid).turns == 4
+
+
+def test_a_turn_whose_parent_is_missing_is_saved_as_a_first_turn(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    cid = new_id()
+    orphan = turn(cid, "hand-edited export", parent=new_id())
+    assert store.import_conversation(conv(cid, orphan.id), [orphan])
+    again = Store(tmp_path / "s.db")
+    assert again.summary(cid).turns == 1
+    assert [t.prompt for t in again.turns(cid)] == ["hand-edited export"]
+
+
+def test_part_data_that_is_not_json_is_saved_as_text(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    store = Store(tmp_path / "s.db")
+    cid = new_id()
+    when = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    t = turn(cid, "q", parts=[Part("prompt", "q"), Part("tool_result", "r", {"at": when}, 1)])
+    store.import_conversation(conv(cid, t.id), [t])
+    (seen,) = Store(tmp_path / "s.db").turns(cid)
+    assert seen.parts[1].data == {"at": "2025-01-02 03:04:05+00:00"}
+
+
+# --- failures as one sentence ----------------------------------------------------------------------
+
+
+def test_a_failed_write_that_is_not_a_full_disk_is_not_called_one(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    cid = new_id()
+    a = turn(cid, "one")
+    twin = turn(cid, "two", tid=a.id)  # a damaged export: one turn id twice
+    with pytest.raises(StoreError) as caught:
+        store.import_conversation(conv(cid, a.id), [a, twin])
+    assert "full" not in str(caught.value) and "UNIQUE constraint failed" in str(caught.value)
+    assert store.count() == (0, 0)  # nothing half-imported
+    gone = turn(cid, "never saved")
+    with pytest.raises(StoreError, match="is no longer in") as caught:
+        store.finish_turn(gone)
+    assert "full" not in str(caught.value)
+
+
+def test_a_damaged_chatrepl_database_is_called_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    Store(path).close()
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA journal_mode = delete")  # everything into the main file
+    con.close()
+    data = bytearray(path.read_bytes())
+    data[100:4096] = b"\xff" * 3996  # the schema page, after the header
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreError) as caught:
+        Store(path)
+    assert str(caught.value) == (
+        f"{path} is corrupt or not a chatrepl database: move it aside (it was left untouched) "
+        "and chatrepl will start a new one."
+    )
+    assert path.read_bytes() == bytes(data)
+
+
+def test_a_turn_finalised_after_a_full_disk_is_not_written_again(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    cid = new_id()
+    t = turn(cid, "tell me", response="", status="pending", parts=[Part("prompt", "tell me")])
+    store.begin_turn(conv(cid, None), t)
+    pages = store.db.execute_sql("PRAGMA page_count").fetchone()[0]
+    store.db.execute_sql(f"PRAGMA max_page_count = {pages}")  # SQLITE_FULL, as on a full disk
+    t.response, t.status = "a long answer " * 2000, "complete"
+    t.parts = [Part("prompt", "tell me"), Part("text", t.response, {}, 1)]
+    with pytest.raises(StoreError, match="full, so the end of this answer is not saved yet"):
+        store.finish_turn(t)
+    store.db.execute_sql("PRAGMA max_page_count = 1073741823")  # room again
+    store.set_title(cid, "next thing")  # finalises the turn first
+    assert Store(tmp_path / "s.db").turn(t.id).status == "complete"
+    store.delete(cid)
+    other = new_id()
+    store.save_conversation(conv(other, None))  # the deleted turn is not written again
+    assert [s.id for s in Store(tmp_path / "s.db").recent()] == [other]
