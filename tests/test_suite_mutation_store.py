@@ -273,7 +273,7 @@ def test_a_title_set_without_a_source_is_the_users(tmp_path: Path) -> None:
     assert Store(tmp_path / "s.db").summary(cid).title_source == "user"
 
 
-IDS = [f"01JD8X{n:02d}" + "ABCDEFGHJK" * 2 for n in range(6)]  # six ids sharing "01JD8X"
+IDS = [f"01JD8X{n:02d}" + "ABCDEFGHJKMNPQRSTV" for n in range(6)]  # six ids sharing "01JD8X"
 
 
 def test_an_ambiguous_prefix_names_five_of_the_ids_it_matched(tmp_path: Path) -> None:
@@ -301,6 +301,7 @@ def test_two_conversations_sharing_a_prefix_are_ambiguous(tmp_path: Path) -> Non
 def test_an_id_longer_than_an_id_is_not_an_id(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     store.save_conversation(conv(IDS[0], None))
+    assert store.resolve(IDS[0].lower()) == IDS[0]  # the whole id, in any case
     with pytest.raises(NotFoundError, match="is not a conversation id: ids are 26 letters"):
         store.resolve(IDS[0] + "0")
     with pytest.raises(NotFoundError, match="is not a conversation id"):
@@ -524,3 +525,25 @@ def test_a_turn_finalised_after_a_full_disk_is_not_written_again(tmp_path: Path)
     other = new_id()
     store.save_conversation(conv(other, None))  # the deleted turn is not written again
     assert [s.id for s in Store(tmp_path / "s.db").recent()] == [other]
+
+
+def test_the_turns_of_an_unknown_conversation_are_none(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    assert store.turns(new_id()) == [] and store.turns(new_id(), all_branches=True) == []
+    assert store.tree(new_id()) == [] and store.path_to(None) == []
+
+
+def test_part_data_another_program_wrote_as_a_non_object_reads_as_empty(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    cid = new_id()
+    t = turn(cid, "q")
+    store.import_conversation(conv(cid, t.id), [t])
+    store.close()
+    con = sqlite3.connect(tmp_path / "s.db")
+    con.execute("UPDATE parts SET data = '[1, 2]' WHERE kind = 'prompt'")
+    con.execute("UPDATE parts SET data = '{not json' WHERE kind = 'text'")
+    con.execute("UPDATE turns SET options = '\"text\"'")
+    con.commit()
+    con.close()
+    (seen,) = Store(tmp_path / "s.db").turns(cid)
+    assert [p.data for p in seen.parts] == [{}, {}] and seen.options == {}
