@@ -547,3 +547,52 @@ def test_part_data_another_program_wrote_as_a_non_object_reads_as_empty(tmp_path
     con.close()
     (seen,) = Store(tmp_path / "s.db").turns(cid)
     assert [p.data for p in seen.parts] == [{}, {}] and seen.options == {}
+
+
+# --- the migration from the first release, and opening -------------------------------------------
+
+
+def test_a_migrated_first_release_turn_has_its_parts_and_call_in_order(tmp_path: Path) -> None:
+    from test_tree import first_release_db
+
+    path = tmp_path / "old.db"
+    first_release_db(path)
+    store = Store(path)
+    cid = "01JD8X0000AAAABBBBCCCCDDDD"
+    first = store.turns(cid, all_branches=True)[0]
+    assert first.parts == [Part("prompt", "one", {}, 0), Part("text", "answer one", {}, 1)]
+    assert [c.index for c in first.calls] == [1]
+    assert store.summary(cid).turns == 2  # the head is the second turn on its path
+    store.close()
+    con = sqlite3.connect(path)
+    rows = con.execute("SELECT position, data FROM parts WHERE turn_seq = 1").fetchall()
+    con.close()
+    assert rows == [(0, "{}"), (1, "{}")]
+
+
+def test_an_empty_file_given_as_the_database_becomes_one(tmp_path: Path) -> None:
+    path = tmp_path / "touched.db"
+    path.touch()
+    store = Store(path)
+    cid = new_id()
+    store.save_conversation(conv(cid, None))
+    assert Store(path).recent()[0].id == cid
+
+
+def test_a_database_being_written_by_another_program_opens_and_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import chatrepl.store
+
+    monkeypatch.setattr(chatrepl.store, "BUSY_TIMEOUT_S", 1)
+    path = tmp_path / "s.db"
+    cid = new_id()
+    Store(path).save_conversation(conv(cid, None, title="before"))
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another program's write lock, held
+    holder.execute("UPDATE conversations SET title = 'not committed yet'")
+    try:
+        assert Store(path, create=False).conversation(cid).title == "before"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
