@@ -596,3 +596,57 @@ def test_a_database_being_written_by_another_program_opens_and_reads(
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_merging_the_same_pending_turns_again_changes_nothing(tmp_path: Path) -> None:
+    dst = Store(tmp_path / "dst.db")
+    cid = new_id()
+    a = turn(cid, "one", response="ab", status="pending")
+    b = turn(cid, "two", parent=a.id, response="cd", status="pending")
+    dst.merge(conv(cid, b.id), [a, b])
+    assert dst.merge(conv(cid, b.id), [a, b]) == ("kept", 0, 0)
+    ended = [turn(cid, t.prompt, t.parent_id, t.response + "!", tid=t.id) for t in (a, b)]
+    assert dst.merge(conv(cid, b.id), ended) == ("kept", 0, 2)
+    dst.close()
+    con = sqlite3.connect(tmp_path / "dst.db")
+    rows = con.execute("SELECT DISTINCT position FROM parts ORDER BY position").fetchall()
+    con.close()
+    assert rows == [(0,), (1,)]  # rewritten parts are numbered from 0, as at first
+
+
+def test_a_write_sqlite_refuses_as_read_only_is_one_sentence(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    store.db.execute_sql("PRAGMA query_only = 1")  # SQLite answers as for a read-only file
+    with pytest.raises(StoreError) as caught:
+        store.save_conversation(conv(new_id(), None))
+    assert str(caught.value) == (
+        f"Cannot write to {store.path}: check its permissions and free space."
+    )
+
+
+def test_reasoning_search_takes_quoted_several_and_one_letter_words(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    both = _reasoned(store, "the walrus and the carpenter")
+    _reasoned(store, "a walrus alone, no one else")
+    assert [h.conversation_id for h in store.search('"walrus" carpenter', reasoning=True)] == [both]
+    marked = _reasoned(store, "x marks it")
+    assert [h.conversation_id for h in store.search("X", reasoning=True)] == [marked]
+    (hit,) = store.search('"carpenter"', reasoning=True)
+    (t,) = store.turns(both)
+    assert (hit.response_id, hit.started, hit.title) == (t.id, t.started, "R")
+
+
+def test_a_reasoning_snippet_is_sixty_characters_either_side_of_the_first_match(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "s.db")
+    ten = "abcdefghi "
+    _reasoned(store, ten * 7 + "Quokka" + " " + ten * 7 + "quokka again")
+    (hit,) = store.search("quokka", reasoning=True)
+    assert hit.snippet == "…" + (ten * 6).strip() + " [Quokka] " + (ten * 6).strip() + "…"
+    _reasoned(store, "Numbat " + "b" * 59)  # at the very start; exactly 60 after: no ellipsis
+    (hit,) = store.search("numbat", reasoning=True)
+    assert hit.snippet == "[Numbat] " + "b" * 59
+    _reasoned(store, "x dingo " + "c" * 60)  # 61 characters after: cut
+    (hit,) = store.search("dingo", reasoning=True)
+    assert hit.snippet == "x [dingo] " + "c" * 59 + "…"
