@@ -650,3 +650,42 @@ def test_a_reasoning_snippet_is_sixty_characters_either_side_of_the_first_match(
     _reasoned(store, "x dingo " + "c" * 60)  # 61 characters after: cut
     (hit,) = store.search("dingo", reasoning=True)
     assert hit.snippet == "x [dingo] " + "c" * 59 + "…"
+
+
+# --- opening: a URL is a server, the connection's settings, waiting for a lock --------------------
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_a_postgres_url_is_never_taken_for_a_file_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scheme: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StoreError, match="Cannot reach the PostgreSQL server at 127.0.0.1:1"):
+        Store(f"{scheme}://nobody@127.0.0.1:1/chat")
+    assert list(tmp_path.iterdir()) == []  # no SQLite file made of the URL
+
+
+def test_the_connection_syncs_normally_in_wal_with_foreign_keys(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    assert store.db.execute_sql("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert store.db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_a_write_waits_for_a_lock_another_program_holds_briefly(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "s.db"
+    store = Store(path)
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("UPDATE conversations SET title = 'x'")  # nothing to update: the lock only
+    release = threading.Timer(0.5, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        cid = new_id()
+        store.save_conversation(conv(cid, None))  # waits for the lock, then writes
+    finally:
+        release.join()
+        holder.close()
+    assert Store(path).conversation(cid).id == cid
