@@ -689,3 +689,11 @@ def test_a_write_waits_for_a_lock_another_program_holds_briefly(tmp_path: Path) 
         release.join()
         holder.close()
     assert Store(path).conversation(cid).id == cid
+
+
+def test_a_missing_database_opened_to_read_is_one_sentence(tmp_path: Path) -> None:
+    with pytest.raises(StoreError) as caught:
+        Store(tmp_path / "none.db", create=False)
+    assert str(caught.value) == (
+        f"There is no chatrepl database at {tmp_path / 'none.db'} yet: nothing saved."
+    )
