@@ -502,7 +502,7 @@ class Store:
         if version == SCHEMA_VERSION:
             return
         with self.db.atomic():
-            version = self._x("PRAGMA user_version").fetchone()[0]
+            version = self._x("PRAGMA user_version").fetchone()[0] or self._recorded_version()
             if version > SCHEMA_VERSION:
                 raise NewerDatabaseError(
                     f"{self.path} was written by a newer chatrepl: upgrade chatrepl."
@@ -515,6 +515,16 @@ class Store:
                     (migration.__name__, now()),
                 )
             self._x(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _recorded_version(self) -> int:
+        """The schema version ``_migrations`` records: a copy restored from ``sqlite3 .dump``
+        keeps that table but not ``PRAGMA user_version``."""
+        if not self._x("SELECT 1 FROM sqlite_master WHERE name = '_migrations'").fetchone():
+            return 0
+        names = {r[0] for r in self._x("SELECT name FROM _migrations").fetchall()}
+        if names - {m.__name__ for m in MIGRATIONS}:
+            return SCHEMA_VERSION + 1  # applied by a newer chatrepl
+        return len(names)
 
     def close(self) -> None:
         """Close this thread's connection (PostgreSQL: the store's one connection, when the

@@ -249,3 +249,28 @@ def new_turn_id() -> str:
     from chatrepl.ids import new_id
 
     return new_id()
+
+
+def test_a_copy_restored_from_a_dump_opens_at_its_recorded_version(tmp_path: Path) -> None:
+    """``sqlite3 old.db .dump | sqlite3 new.db`` keeps every table, ``_migrations`` included,
+    but not ``PRAGMA user_version``: the store goes by what ``_migrations`` records."""
+    path = tmp_path / "restored.db"
+    store = Store(path)
+    c = chatrepl.get_model("echo").conversation(store=store)
+    c.prompt("kept words").text()
+    store.close()
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA user_version = 0")  # what a restored dump has
+    con.commit()
+    con.close()
+    again = Store(path)
+    assert Conversation.load(again, c.id).prompt("more").text() == "more"
+    assert [t.prompt for t in again.turns(c.id)] == ["kept words", "more"]
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert [r[0] for r in con.execute("SELECT count(*) FROM _migrations")] == [3]
+    con.execute("PRAGMA user_version = 0")
+    con.execute("INSERT INTO _migrations VALUES ('m999_from_the_future', '2030-01-01')")
+    con.commit()
+    with pytest.raises(chatrepl.errors.NewerDatabaseError):
+        Store(path)
