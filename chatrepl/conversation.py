@@ -804,7 +804,7 @@ class Conversation:
             if isinstance(e, TextDelta)
         )
         title = next((line for line in text.splitlines() if line.strip()), "")
-        return shorten(title.strip().strip("\"'*#").strip(), 60)
+        return shorten(title.strip().strip(" \"'*#").strip(), 60)
 
     @property
     def tokens(self) -> Usage:

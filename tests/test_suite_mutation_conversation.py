@@ -309,7 +309,11 @@ def test_a_proposed_title_is_asked_with_the_first_four_exchanges() -> None:
     model.scripts = [[TextDelta("\n  \n"), TextDelta('"**Goat names**"  \nsecond line')]]
     assert c.propose_title() == "Goat names"
     system, user = model.sent[-1]
-    assert system.role == "system" and "title of at most six words" in system.content
+    assert system == Message(
+        "system",
+        "You name conversations. Reply with a title of at most six words, no quotes, "
+        "no punctuation at the end.",
+    )
     assert user.role == "user"
     assert user.content == "Name this conversation:\n\n" + "\n\n".join(
         f"User: q{n}\nAssistant: a{n}" for n in range(4)
@@ -329,6 +333,16 @@ def test_a_proposed_title_shortens_long_exchanges_and_long_titles() -> None:
     assert f"User: {'a' * 299}…\nAssistant: {'b' * 299}…" in user
 
 
+def test_a_proposed_title_is_the_first_line_with_words_without_its_decoration() -> None:
+    model = Scripted([TextDelta("x")])
+    c = Conversation(model)
+    c.prompt("hi").text()
+    model.scripts = [[TextDelta("# 'Xmas lists'#\n")], [TextDelta(" \n\t\n")], []]
+    assert c.propose_title() == "Xmas lists"
+    assert c.propose_title() == ""  # only blank lines: no title
+    assert c.propose_title() == ""  # nothing at all
+
+
 def test_echo_proposes_its_first_prompt_as_title() -> None:
     c = Conversation(get_model("echo"))
     assert c.propose_title() == ""
@@ -336,6 +350,19 @@ def test_echo_proposes_its_first_prompt_as_title() -> None:
     assert c.propose_title() == ""
     c.prompt("g" * 80).text()
     assert c.propose_title() == "g" * 59 + "…"
+
+
+def test_a_saved_tool_call_without_usable_arguments_reads_as_no_arguments() -> None:
+    c = Conversation(Scripted())
+    record = _summary(c, None, "x")
+    record.kind, record.prompt = "turn", "hi"
+    record.parts = [
+        Part("prompt", "hi"),
+        Part("tool_call", "", {"id": "c1", "name": "lookup", "arguments": "{not json"}, 1),
+        Part("tool_call", "", {"id": "c2", "name": "other"}, 1),
+    ]
+    c.graft([record])
+    assert c.turns[0].tool_calls == [ToolCall("c1", "lookup", {}), ToolCall("c2", "other", {})]
 
 
 def test_tokens_add_up_the_turns_on_the_path() -> None:
@@ -538,3 +565,97 @@ def test_a_conversation_loaded_without_a_model_answers_with_its_own(
     c = Conversation(get_model("openai:gpt-test"), store=store)
     c.prompt("hi").text()
     assert Conversation.load(store, c.id).model.full_name == "openai:gpt-test"
+
+
+# --- saved rows: titles, options, summaries -------------------------------------------------
+
+
+def test_a_title_set_by_hand_is_saved_as_the_users(store: Store) -> None:
+    c = Conversation(Scripted(), store=store)
+    c.prompt("one").text()
+    c.set_title("Goats")
+    assert (store.conversation(c.id).title, store.conversation(c.id).title_source) == (
+        "Goats",
+        "user",
+    )
+
+
+def test_a_stale_title_in_another_session_never_overwrites_a_rename(store: Store) -> None:
+    c = Conversation(Scripted(), store=store)
+    c.prompt("one").text()
+    c.set_title("Old")
+    stale = Conversation.load(store, c.id, model=Scripted())
+    c.set_title("New")
+    stale.set_system("Be brief")  # saves its row, with the title it loaded
+    stale.set_model(Scripted())
+    assert store.conversation(c.id).title == "New"
+    assert store.conversation(c.id).system == "Be brief"
+
+
+def test_a_resumed_conversation_goes_on_with_the_options_of_its_last_turn(store: Store) -> None:
+    c = Conversation(Scripted(), store=store)
+    c.prompt("one", temperature=0.2).text()
+    again = Conversation.load(store, c.id, model=Scripted())
+    assert again.turns[0].options == {"temperature": 0.2}
+    assert again.options == {"temperature": 0.2}
+
+
+def _summary(c: Conversation, parent: str | None, text: str) -> Any:
+    from chatrepl.records import TurnRecord
+
+    return TurnRecord(
+        id=f"summary-{text}",
+        conversation_id=c.id,
+        parent_id=parent,
+        model="scripted:m",
+        prompt="",
+        system=None,
+        response="",
+        options={},
+        input_tokens=None,
+        output_tokens=None,
+        status="complete",
+        error=None,
+        started="2026-01-01T00:00:00Z",
+        duration_ms=5,
+        ttft_ms=None,
+        parts=[Part("summary", text, {}, 1)],
+        kind="summary",
+    )
+
+
+def test_a_graft_goes_on_from_the_turn_it_hangs_from() -> None:
+    c = Conversation(Scripted())
+    a = c.prompt("a")
+    a.text()
+    c.prompt("b").text()
+    c.prompt("c").text()
+    c.graft([_summary(c, a.id, "after a")])
+    assert [t.prompt or t.kind for t in c.turns] == ["a", "summary"]
+    assert c.head == "summary-after a"
+
+
+def test_a_graft_from_the_start_replaces_the_whole_path() -> None:
+    c = Conversation(Scripted())
+    for q in ("a", "b", "c"):
+        c.prompt(q).text()
+    c.graft([])  # nothing to graft: nothing changes
+    assert [t.prompt for t in c.turns] == ["a", "b", "c"]
+    c.graft([_summary(c, None, "all")])
+    assert [t.kind for t in c.turns] == ["summary"]
+
+
+def test_a_fork_of_a_compacted_conversation_sends_the_summary(store: Store) -> None:
+    model = Scripted()
+    c = Conversation(model, store=store)
+    a = c.prompt("old question")
+    a.text()
+    c.graft([_summary(c, a.id, "they talked of goats")])
+    fork = c.fork()
+    assert [t.kind for t in fork.turns] == ["turn", "summary"]
+    assert [t.kind for t in store.path_to(fork.head)] == ["turn", "summary"]
+    fork.prompt("new question").text()
+    assert [(m.role, m.content) for m in model.sent[-1]] == [
+        ("system", "Summary of the conversation so far:\nthey talked of goats"),
+        ("user", "new question"),
+    ]
