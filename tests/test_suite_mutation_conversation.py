@@ -74,9 +74,13 @@ def store(tmp_path: Path) -> Store:
 def test_a_resumed_turn_keeps_its_usage_and_timings(store: Store) -> None:
     model = Scripted([0.01, TextDelta("hello"), 0.01, Usage(7, 3), Finish("stop")])
     c = Conversation(model, store=store)
-    first = c.prompt("hi")
+    first = c.prompt("hi", "Be brief")
     assert first.text() == "hello"
     again = Conversation.load(store, c.id, model=model).turns[0]
+    assert (again.system, again.kind, again.status) == ("Be brief", "turn", "complete")
+    assert (again.model_name, again.started) == ("scripted:m", first.started)
+    assert again.calls == first.calls and again.calls[0].finish_reason == "stop"
+    assert (again.calls[0].input_tokens, again.calls[0].output_tokens) == (7, 3)
     assert (again.usage.input_tokens, again.usage.output_tokens) == (7, 3)
     # saved in whole milliseconds, read back in seconds
     assert first.duration is not None and first.time_to_first_token is not None
@@ -659,3 +663,52 @@ def test_a_fork_of_a_compacted_conversation_sends_the_summary(store: Store) -> N
         ("system", "Summary of the conversation so far:\nthey talked of goats"),
         ("user", "new question"),
     ]
+
+
+# --- tool calls left without a result -------------------------------------------------------
+
+
+def test_a_call_asked_for_but_not_run_is_sent_back_as_an_error_result() -> None:
+    call = ToolCall("c1", "lookup", {"q": "goats"})
+    model = Scripted([call, Finish("tool_calls")])
+    c = Conversation(model)
+    r = c.prompt("hi", tools=[get_weather])
+    r.text()
+    assert r.tool_calls == [call] and r.status == "complete"
+    c.prompt("next").text()
+    history = model.sent[-1]
+    assert [m.role for m in history] == ["user", "assistant", "tool", "user"]
+    assert history[2].parts == (
+        Part(
+            "tool_result",
+            "The call was not run.",
+            {"call_id": "c1", "name": "lookup", "is_error": True},
+            1,
+        ),
+    )
+
+
+def test_calls_a_cancelled_chain_never_ran_get_an_error_result() -> None:
+    first = ToolCall("c1", "get_weather", {"city": "Rome"})
+    second = ToolCall("c2", "get_weather", {"city": "Oslo"})
+    model = Scripted([first, second, Finish("tool_calls")], [TextDelta("never")])
+    c = Conversation(model)
+    turn: list[Any] = []
+
+    def approve(tool: Any, arguments: dict[str, Any]) -> bool:
+        turn[0].cancel()  # the user stops the turn while the first call runs
+        return True
+
+    turn.append(c.chain("Weather?", tools=[get_weather], approve=approve))
+    turn[0].text()
+    assert turn[0].status == "interrupted"
+    results = [p for p in turn[0].parts if p.kind == "tool_result"]
+    assert [(p.text, p.data.get("call_id"), p.call) for p in results] == [
+        ("Sunny in Rome", "c1", 1),
+        ("The call was stopped before it ran to the end.", "c2", 1),
+    ]
+    assert results[1].data == {"call_id": "c2", "name": "get_weather", "is_error": True}
+    assert len(model.sent) == 1  # the results were not sent: the turn was stopped
+    c.prompt("next").text()
+    sent = [p.text for m in model.sent[-1] if m.role == "tool" for p in m.parts]
+    assert sent == ["Sunny in Rome", "The call was stopped before it ran to the end."]
