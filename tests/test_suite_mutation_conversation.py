@@ -712,3 +712,64 @@ def test_calls_a_cancelled_chain_never_ran_get_an_error_result() -> None:
     c.prompt("next").text()
     sent = [p.text for m in model.sent[-1] if m.role == "tool" for p in m.parts]
     assert sent == ["Sunny in Rome", "The call was stopped before it ran to the end."]
+
+
+def test_the_repeat_guard_of_a_runner_counts_each_turn_afresh() -> None:
+    from chatrepl.tools import Runner
+
+    runner = Runner([get_weather], max_repeats=1)
+    call = ToolCall("c1", "get_weather", {"city": "Rome"})
+    model = Scripted([call, Finish("tool_calls")], [TextDelta("one")], [call, Finish("tool_calls")])
+    c = Conversation(model)
+    c.chain("Weather?", tools=runner).text()
+    c.chain("And now?", tools=runner).text()
+    assert _results(model) == ["Sunny in Rome", "Sunny in Rome"]  # not refused as a repeat
+
+
+def test_a_toolbox_of_the_callers_own_runs_its_calls() -> None:
+    from chatrepl.tools import Runner
+
+    class Toolbox:
+        """Only what a toolbox needs: specs and run."""
+
+        def __init__(self) -> None:
+            self.runner = Runner([get_weather])
+            self.ran: list[str] = []
+
+        def specs(self) -> list[Any]:
+            return self.runner.specs()
+
+        def run(self, call: ToolCall, cancel: threading.Event) -> Part:
+            self.ran.append(call.name)
+            return self.runner.run(call, cancel)
+
+    box = Toolbox()
+    model = _asks_for_weather()
+    assert Conversation(model).chain("Weather?", tools=box).text() == "It is sunny."
+    assert box.ran == ["get_weather"]
+    assert _results(model) == ["Sunny in Rome"]
+
+
+def test_an_answer_without_a_store_leaves_no_crashed_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    crashed: list[Any] = []
+    monkeypatch.setattr(threading, "excepthook", crashed.append)
+    r = Conversation(Scripted([TextDelta("a"), 0.05, TextDelta("b")])).prompt("hi")
+    assert r.text() == "ab"
+    assert crashed == []
+
+
+def test_a_chain_stopped_at_its_limit_is_complete_and_says_why() -> None:
+    call = ToolCall("c1", "get_weather", {"city": "Rome"})
+    model = Scripted([call, Finish("tool_calls")], [call, Finish("tool_calls")], [TextDelta("x")])
+    r = Conversation(model).chain("Weather?", tools=[get_weather], chain_limit=2)
+    assert r.text() == ""
+    assert r.status == "complete"
+    assert len(model.sent) == 2
+    assert r.parts[-1] == Part(
+        "notice",
+        "Stopped after 2 model calls in one turn (the chain limit).",
+        {"reason": "chain_limit"},
+        2,
+    )
