@@ -487,7 +487,7 @@ def test_a_program_that_stops_reading_an_answer_midway_still_exits(tmp_path: Pat
         capture_output=True,
         text=True,
         env=child_env(),
-        timeout=60,
+        timeout=30,  # a hang at exit fails here,
     )
     assert (done.returncode, done.stdout) == (0, "one\n"), done.stderr
 
@@ -773,3 +773,57 @@ def test_a_chain_stopped_at_its_limit_is_complete_and_says_why() -> None:
         {"reason": "chain_limit"},
         2,
     )
+
+
+def test_a_tool_call_keeps_the_raw_arguments_the_model_sent_when_there_are_any() -> None:
+    bad = ToolCall("c1", "lookup", {}, raw='{"q": "goa')
+    good = ToolCall("c2", "lookup", {"q": "goats"})
+    r = Conversation(Scripted([bad, good, Finish("tool_calls")])).prompt("hi")
+    r.text()
+    calls = [(p.text, p.data) for p in r.parts if p.kind == "tool_call"]
+    assert calls == [
+        ("", {"id": "c1", "name": "lookup", "arguments": {}, "raw": '{"q": "goa'}),
+        ("", {"id": "c2", "name": "lookup", "arguments": {"q": "goats"}}),
+    ]
+
+
+# --- timings --------------------------------------------------------------------------------
+
+
+def test_time_to_first_token_is_measured_to_the_first_text_within_the_turn() -> None:
+    model = Scripted([ReasoningDelta("hmm"), 0.01, TextDelta("a"), 0.01, TextDelta("b")])
+    r = Conversation(model).prompt("hi")
+    began = time.monotonic()
+    r.text()
+    took = time.monotonic() - began
+    assert r.duration is not None and r.time_to_first_token is not None
+    assert 0 < r.time_to_first_token <= r.duration <= took
+    (call,) = r.calls
+    assert call.ttft_ms is not None and call.duration_ms is not None
+    assert 0 <= call.ttft_ms <= call.duration_ms <= round(took * 1000)
+
+
+def test_an_answer_without_text_has_no_time_to_first_token() -> None:
+    thinking = Conversation(Scripted([ReasoningDelta("hmm"), Finish("stop")])).prompt("hi")
+    thinking.text()
+    assert thinking.time_to_first_token is None
+    empty = Conversation(get_model("echo")).prompt("")
+    empty.text()
+    assert empty.time_to_first_token is None
+    assert empty.calls[0].ttft_ms is None
+
+
+def test_a_chain_stopped_while_text_arrives_keeps_the_stopped_calls_result() -> None:
+    call = ToolCall("c1", "get_weather", {"city": "Rome"})
+    r = Conversation(Scripted([call, TextDelta("partial"), TextDelta(" more")])).chain(
+        "Weather?", tools=[get_weather]
+    )
+    for piece in r:
+        assert piece == "partial"
+        r.cancel()
+    assert r.text_so_far == "partial"
+    assert [(p.kind, p.text) for p in r.parts[1:]] == [
+        ("tool_call", ""),
+        ("text", "partial"),
+        ("tool_result", "The call was stopped before it ran to the end."),
+    ]
