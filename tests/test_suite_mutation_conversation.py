@@ -133,6 +133,7 @@ def test_a_completed_turn_gives_its_text_again_without_asking_again() -> None:
     model = Scripted([TextDelta("once"), Finish("stop")])
     r = Conversation(model).prompt("hi")
     assert r.text() == "once"
+    assert r.error is None
     assert r.text() == "once" and list(r) == ["once"]
     assert len(model.sent) == 1
 
@@ -678,12 +679,16 @@ def test_a_call_asked_for_but_not_run_is_sent_back_as_an_error_result() -> None:
     c.prompt("next").text()
     history = model.sent[-1]
     assert [m.role for m in history] == ["user", "assistant", "tool", "user"]
-    assert history[2].parts == (
-        Part(
-            "tool_result",
-            "The call was not run.",
-            {"call_id": "c1", "name": "lookup", "is_error": True},
-            1,
+    assert history[2] == Message(
+        "tool",
+        "",
+        (
+            Part(
+                "tool_result",
+                "The call was not run.",
+                {"call_id": "c1", "name": "lookup", "is_error": True},
+                1,
+            ),
         ),
     )
 
@@ -827,3 +832,58 @@ def test_a_chain_stopped_while_text_arrives_keeps_the_stopped_calls_result() -> 
         ("text", "partial"),
         ("tool_result", "The call was stopped before it ran to the end."),
     ]
+
+
+def test_a_prompt_undone_before_it_is_read_still_answers() -> None:
+    model = Scripted()
+    c = Conversation(model)
+    c.prompt("one").text()
+    r = c.prompt("two")
+    assert c.undo() is r
+    assert r.text() == "ok"
+    assert [m.content for m in model.sent[-1]] == ["one", "ok", "two"]
+    assert [t.prompt for t in c.turns] == ["one"]
+
+
+# --- the history sent ----------------------------------------------------------------------
+
+
+def test_a_refusal_is_part_of_the_history_sent_next() -> None:
+    model = Scripted([RefusalDelta("I cannot help with that."), Finish("stop")])
+    c = Conversation(model)
+    c.prompt("do it").text()
+    c.prompt("please").text()
+    assert [(m.role, m.content) for m in model.sent[-1]] == [
+        ("user", "do it"),
+        ("assistant", "I cannot help with that."),
+        ("user", "please"),
+    ]
+
+
+def test_a_failed_turn_midway_is_left_out_and_the_rest_kept() -> None:
+    model = Scripted(
+        [TextDelta("one")], [ProviderError("The service is down.")], [TextDelta("three")]
+    )
+    c = Conversation(model)
+    c.prompt("q1").text()
+    with pytest.raises(ProviderError):
+        c.prompt("q2").text()
+    c.prompt("q3").text()
+    c.prompt("q4").text()
+    assert [m.content for m in model.sent[-1]] == ["q1", "one", "q3", "three", "q4"]
+
+
+def test_an_attachment_kept_in_the_store_is_sent_with_its_bytes(
+    store: Store, tmp_path: Path
+) -> None:
+    from chatrepl import attachments
+
+    note = tmp_path / "note.txt"
+    note.write_text("goats eat everything\n")
+    part = attachments.stage(str(note), store)
+    model = Scripted()
+    c = Conversation(model, store=store)
+    c.prompt("read it", attachments=[part]).text()
+    (sent,) = model.sent[-1][-1].parts
+    assert sent.data["content"] == b"goats eat everything\n"
+    assert "missing" not in sent.data
