@@ -72,7 +72,8 @@ def store(tmp_path: Path) -> Store:
 
 
 def test_a_resumed_turn_keeps_its_usage_and_timings(store: Store) -> None:
-    model = Scripted([0.01, TextDelta("hello"), 0.01, Usage(7, 3), Finish("stop")])
+    # over half a second, so that a scale off by a thousandth would change the milliseconds
+    model = Scripted([0.6, TextDelta("hello"), 0.01, Usage(7, 3), Finish("stop")])
     c = Conversation(model, store=store)
     first = c.prompt("hi", "Be brief")
     assert first.text() == "hello"
@@ -887,3 +888,42 @@ def test_an_attachment_kept_in_the_store_is_sent_with_its_bytes(
     (sent,) = model.sent[-1][-1].parts
     assert sent.data["content"] == b"goats eat everything\n"
     assert "missing" not in sent.data
+
+
+def test_the_first_prompt_is_the_provisional_title_shortened() -> None:
+    c = Conversation(Scripted())
+    c.prompt("   ").text()  # blank: no title yet
+    assert (c.title, c.title_source) == (None, None)
+    c.prompt("g" * 80).text()
+    assert (c.title, c.title_source) == ("g" * 59 + "…", "prompt")
+    c.prompt("a later prompt").text()
+    assert c.title == "g" * 59 + "…"
+
+
+def test_the_text_read_while_it_streams_grows_as_it_arrives() -> None:
+    model = Scripted([ReasoningDelta("think"), TextDelta("a"), TextDelta("b"), TextDelta("c")])
+    r = Conversation(model).prompt("hi")
+    seen = []
+    for _ in r:
+        seen.append(r.text_so_far)
+    assert seen == ["a", "ab", "abc"]
+    assert r.reasoning == "think"
+
+
+def test_a_conversation_of_a_public_model_answers_with_the_providers_model() -> None:
+    import chatrepl
+    from chatrepl.providers.base import Model as ProviderModel
+
+    public = chatrepl.get_model("echo")
+    c = Conversation(public)
+    assert isinstance(c.model, ProviderModel) and c.model is public.backend
+    c.set_model(chatrepl.get_model("echo"))
+    assert isinstance(c.model, ProviderModel)
+
+
+def test_a_new_conversation_is_untitled_and_forked_from_nothing(store: Store) -> None:
+    c = Conversation(Scripted(), store=store)
+    assert (c.title, c.title_source, c.forked_from) == (None, None, None)
+    c.prompt("   ").text()
+    saved = store.conversation(c.id)
+    assert (saved.title, saved.title_source, saved.forked_from) == (None, None, None)
