@@ -224,12 +224,17 @@ def test_the_tree_in_memory_lists_every_turn_with_its_place_and_status() -> None
     c = Conversation(Scripted())
     a = c.prompt("first " + "x" * 300)
     a.text()
-    b = c.retry()
-    assert b is not None
+    b = c.prompt("second")
+    b.text()
+    b2 = c.retry()
+    assert b2 is not None
+    c.graft([_summary(c, b2.id, "so far")])
     nodes = c.tree()
     assert [(n.id, n.parent_id, n.status, n.kind) for n in nodes] == [
         (a.id, None, "complete", "turn"),
-        (b.id, None, "pending", "turn"),
+        (b.id, a.id, "complete", "turn"),
+        (b2.id, a.id, "pending", "turn"),
+        ("summary-so far", b2.id, "complete", "summary"),
     ]
     assert nodes[0].prompt == ("first " + "x" * 300)[:200]
     assert nodes[0].started == a.started
@@ -475,6 +480,14 @@ def test_a_program_that_stops_reading_an_answer_midway_still_exits(tmp_path: Pat
 
     from conftest import child_env
 
+    # in this process: the answer dropped midway is saved as interrupted with what arrived
+    store = Store(tmp_path / "here.db")
+    r = Conversation(get_model("echo"), store=store).prompt("one two three", delay=0.01)
+    answer = iter(r)
+    assert next(answer) == "one"
+    del answer
+    assert (store.turn(r.id).status, store.turn(r.id).response) == ("interrupted", "one")
+    # in a program of its own, which then exits with the answer still open
     script = (
         "import sys\n"
         "from chatrepl.conversation import Conversation\n"
@@ -927,3 +940,10 @@ def test_a_new_conversation_is_untitled_and_forked_from_nothing(store: Store) ->
     c.prompt("   ").text()
     saved = store.conversation(c.id)
     assert (saved.title, saved.title_source, saved.forked_from) == (None, None, None)
+
+
+def test_a_finished_answer_leaves_nothing_writing_to_the_store(store: Store) -> None:
+    r = Conversation(Scripted([TextDelta("a"), 0.05, TextDelta("b")]), store=store).prompt("hi")
+    assert r.text() == "ab"
+    assert [t for t in threading.enumerate() if t.name == f"flush-{r.id}"] == []
+    assert store.turn(r.id).response == "ab"
