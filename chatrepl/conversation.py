@@ -14,6 +14,7 @@ turn is finalised at the end, whatever the end is.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -312,7 +313,10 @@ class Response:
                 self._close_unanswered()
             if flusher:
                 flusher.stop()
-            if store:
+            # An answer still open when the interpreter exits (its iterator kept to the end):
+            # the flusher, a daemon thread, may have been stopped holding the store's lock, so
+            # the turn stays as last flushed (as after kill -9) rather than hang the exit.
+            if store and not sys.is_finalizing():
                 store.finish_turn(self.record())
 
     def _call(
@@ -446,7 +450,8 @@ class _Flusher(threading.Thread):
     def stop(self) -> None:
         self.stopped.set()
         self.dirty.set()
-        self.join()
+        if not sys.is_finalizing():  # at exit a daemon thread may never end: see Response._run
+            self.join()
 
 
 class Conversation:
@@ -804,7 +809,7 @@ class Conversation:
             if isinstance(e, TextDelta)
         )
         title = next((line for line in text.splitlines() if line.strip()), "")
-        return shorten(title.strip().strip("\"'*#").strip(), 60)
+        return shorten(title.strip().strip(" \"'*#").strip(), 60)
 
     @property
     def tokens(self) -> Usage:
