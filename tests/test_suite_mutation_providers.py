@@ -18,6 +18,8 @@ from wirehelp import KEY, events, joined, of, reasoning
 from chatrepl import errors
 from chatrepl.providers.http import Endpoint
 from chatrepl.providers.openai import OpenAIModel
+from chatrepl.providers.sse import Event as SSEEvent
+from chatrepl.providers.sse import iter_events
 from chatrepl.records import (
     Finish,
     Message,
@@ -164,7 +166,11 @@ def test_tool_results_go_out_one_message_each_with_errors_marked(server):
 
 
 def test_a_tool_message_skips_parts_that_are_not_results(server):
-    parts = (Part("text", "note"), Part("tool_result", "42", {"call_id": "c9"}))
+    parts = (
+        Part("text", "note"),
+        Part("tool_result", "42", {"call_id": "c9"}),
+        Part("tool_result", "lost", {}),
+    )
     call = Part("tool_call", "", {"id": "c9", "name": "lookup", "arguments": {"w": "x"}})
     history = [
         Message("user", "look"),
@@ -175,7 +181,18 @@ def test_a_tool_message_skips_parts_that_are_not_results(server):
     sent = body(server)["messages"]
     assert sent[1]["content"] == "Looking."
     assert sent[1]["tool_calls"][0]["function"]["arguments"] == '{"w": "x"}'
-    assert sent[2:] == [{"role": "tool", "tool_call_id": "c9", "content": "42"}]
+    assert sent[2:] == [
+        {"role": "tool", "tool_call_id": "c9", "content": "42"},
+        {"role": "tool", "tool_call_id": "", "content": "lost"},
+    ]
+
+
+def test_a_call_saved_without_id_name_or_arguments_goes_out_blank(server):
+    history = [Message("user", "x"), Message("assistant", "", (Part("tool_call", "", {}),))]
+    events(make(server), messages=history, tools=[TOOL])
+    assert body(server)["messages"][1]["tool_calls"] == [
+        {"id": "", "type": "function", "function": {"name": "", "arguments": "{}"}}
+    ]
 
 
 # --- what comes back --------------------------------------------------------------------------
@@ -757,3 +774,41 @@ def test_an_earlier_pdf_becomes_a_note_where_pdfs_cannot_go(server):
     with pytest.raises(errors.ChatreplError) as caught:
         events(make(server, provider="llamacpp", label="llama.cpp"), messages=history[:1])
     assert "'gpt-test' at llama.cpp cannot take the PDF" in str(caught.value)
+
+
+# --- sse.py: the event-stream rules, over the socket and directly -----------------------------
+
+
+def test_an_event_name_lasts_for_one_event_only(server):
+    frames = (
+        b'event: note\ndata: {"choices": [{"index": 0, "delta": {"content": "A"}}]}\n\n'
+        b'data: {"choices": [{"index": 0, "delta": {"content": "B"}}]}\n\n'
+        b"event: error\n\n"  # a name with no data dispatches nothing and is forgotten
+        b'data: {"choices": [{"index": 0, "delta": {"content": "C"}}]}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    server.push(Raw(frames))
+    assert joined(events(make(server))) == "ABC"
+
+
+def test_field_rules_of_the_event_stream():
+    got = list(
+        iter_events(
+            [
+                "\ufeffdata:  two spaces",  # a byte order mark opens the stream; one space goes
+                "id: 7",
+                "retry: 10",
+                "data",  # a field name alone: an empty value
+                "",
+                "\ufeffdata: x",  # a mark later is part of the field name: not data
+                "data:no space",
+                "event:named",
+                ": a comment",
+                "data: last",  # dispatched at the end of input without a blank line
+            ]
+        )
+    )
+    assert got == [
+        SSEEvent("message", " two spaces\n"),
+        SSEEvent("named", "no space\nlast"),
+    ]

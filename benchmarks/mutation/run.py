@@ -69,6 +69,14 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
             "tests/test_suite_mutation_providers.py",
         ],
     ),
+    "sse": (
+        "chatrepl/providers/sse.py",
+        [
+            "tests/test_providers.py",
+            "tests/test_wire_robustness.py",
+            "tests/test_suite_mutation_providers.py",
+        ],
+    ),
 }
 
 
