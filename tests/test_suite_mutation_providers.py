@@ -374,6 +374,13 @@ def test_a_refusal_of_tools_mid_stream_says_so_only_when_tools_went_out(server, 
     assert not isinstance(caught.value, errors.ToolsUnsupportedError)
 
 
+def test_another_error_mid_stream_with_tools_is_not_about_tools(server):
+    server.push(Raw(sse({"error": {"message": "The server is overloaded"}}, done=False)))
+    with pytest.raises(errors.ServerError) as caught:
+        events(make(server, label="Acme"), tools=[TOOL])
+    assert str(caught.value) == "Acme reported an error mid-answer: The server is overloaded."
+
+
 def test_usage_with_every_detail(server):
     usage = {
         "prompt_tokens": 10,
@@ -582,6 +589,16 @@ def test_a_whole_answer_with_two_calls_without_index(server):
     assert [c.id for c in of(got, ToolCall)] == ["a", "b"]
     assert of(got, Usage) == [Usage(input_tokens=2, output_tokens=1)]
     assert got[-1] == Finish("tool_calls", "tool_calls")
+
+
+def test_whole_calls_that_carry_an_index_keep_it(server):
+    calls = [
+        {"index": 1, "id": "b", "function": {"name": "lookup", "arguments": "{}"}},
+        {"index": 0, "id": "a", "function": {"name": "lookup", "arguments": "{}"}},
+    ]
+    message = {"content": None, "tool_calls": calls}
+    server.push(Status(200, {"choices": [{"message": message, "finish_reason": "tool_calls"}]}))
+    assert [c.id for c in of(events(make(server), tools=[TOOL]), ToolCall)] == ["a", "b"]
 
 
 def test_a_whole_answer_without_a_finish_reason_still_ends(server):
