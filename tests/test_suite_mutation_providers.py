@@ -525,6 +525,17 @@ def test_a_legacy_function_call_in_pieces(server):
     assert got[-1] == Finish("tool_calls", "function_call")
 
 
+def test_a_legacy_call_beside_parallel_calls_stays_its_own(server):
+    calls = [
+        {"index": 0, "id": "a", "function": {"name": "first", "arguments": "{}"}},
+        {"index": 1, "id": "b", "function": {"name": "second", "arguments": "{}"}},
+    ]
+    legacy = {"name": "legacy", "arguments": "{}"}
+    server.push(Raw(sse(chunk({"tool_calls": calls, "function_call": legacy}, finish="stop"))))
+    calls = of(events(make(server), tools=[TOOL]), ToolCall)
+    assert [c.name for c in calls] == ["legacy", "first", "second"]
+
+
 def test_calls_are_sent_once_at_the_finish_and_not_again(server):
     call = {"index": 0, "id": "c1", "function": {"name": "lookup", "arguments": "{}"}}
     server.push(Raw(sse(chunk({"tool_calls": [call]}), chunk(finish="tool_calls"), chunk())))
