@@ -795,10 +795,13 @@ def test_an_earlier_pdf_becomes_a_note_where_pdfs_cannot_go(server):
         Message("user", "and?"),
     ]
     events(make(server, provider="llamacpp", label="llama.cpp"), messages=history)
-    assert body(server)["messages"][0]["content"] == [
-        {"type": "text", "text": "[r.pdf was attached earlier; this model cannot read PDFs]"},
-        {"type": "text", "text": "read it"},
-    ]
+    assert body(server)["messages"][0] == {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "[r.pdf was attached earlier; this model cannot read PDFs]"},
+            {"type": "text", "text": "read it"},
+        ],
+    }
     with pytest.raises(errors.ChatreplError) as caught:
         events(make(server, provider="llamacpp", label="llama.cpp"), messages=history[:1])
     assert "'gpt-test' at llama.cpp cannot take the PDF" in str(caught.value)
