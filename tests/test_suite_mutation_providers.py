@@ -843,3 +843,28 @@ def test_field_rules_of_the_event_stream():
         SSEEvent("message", " two spaces\n"),
         SSEEvent("named", "no space\nlast"),
     ]
+
+
+# --- the sentences of a refused request name the model ----------------------------------------
+
+
+def test_an_unknown_model_is_named_in_its_sentence(server):
+    server.push(Status(404))
+    with pytest.raises(errors.ModelNotFoundError) as caught:
+        events(make(server, name="gpt-nope", label="Acme"))
+    assert str(caught.value).startswith(f"Acme has no model 'gpt-nope' at {server.openai_url}")
+
+
+def test_a_request_refused_for_its_tools_names_the_model(server):
+    server.push(Status(400, {"error": {"message": "This model does not support tools"}}))
+    with pytest.raises(errors.ToolsUnsupportedError) as caught:
+        events(make(server, name="tiny", label="Acme"), tools=[TOOL])
+    assert str(caught.value).startswith("'tiny' at Acme does not support tools")
+
+
+def test_a_request_refused_for_its_image_names_the_model_and_the_file(server):
+    image = Part("attachment", "", {"name": "cat.png", "mime": "image/png", "content": b"\x89PNG"})
+    server.push(Status(400, {"error": {"message": "This model does not support image input"}}))
+    with pytest.raises(errors.ChatreplError) as caught:
+        events(make(server, name="tiny", label="Acme"), messages=[Message("user", "see", (image,))])
+    assert str(caught.value).startswith("'tiny' at Acme did not accept the attachment 'cat.png'")
