@@ -868,3 +868,7 @@ def test_a_request_refused_for_its_image_names_the_model_and_the_file(server):
     with pytest.raises(errors.ChatreplError) as caught:
         events(make(server, name="tiny", label="Acme"), messages=[Message("user", "see", (image,))])
     assert str(caught.value).startswith("'tiny' at Acme did not accept the attachment 'cat.png'")
+
+
+def test_an_unnamed_event_at_the_end_of_input_is_a_message():
+    assert list(iter_events(["data: x"])) == [SSEEvent("message", "x")]
