@@ -70,6 +70,18 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
             "tests/test_wire_tools.py",
             "tests/test_wire_reasoning.py",
             "tests/test_wire_robustness.py",
+            "tests/test_wire_secrets_models.py",
+            "tests/test_context.py",
+            "tests/test_attach.py",
+            "tests/test_suite_mutation_providers.py",
+        ],
+    ),
+    "sse": (
+        "chatrepl/providers/sse.py",
+        [
+            "tests/test_providers.py",
+            "tests/test_wire_robustness.py",
+            "tests/test_suite_mutation_providers.py",
         ],
     ),
 }
