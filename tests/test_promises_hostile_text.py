@@ -27,7 +27,11 @@ HOSTILE = (
 #: rich's own sequences: styles (SGR), hiding the cursor and synchronized output, erasing and
 #: moving up a line of the live display (never the ones a hostile text carries: OSC, clear).
 #: (The live display also returns the carriage before a new line.)
-RICH_STYLE = re.compile(r"\r?\x1b\[(?:[0-9;]*m|\?(?:25|2026)[hl]|2K|\d*A)|\r(?=\n)")
+# rich's styling and the live region's own controls (colours, cursor shown/hidden, synchronized
+# output, autowrap off/on, erase line/below, cursor up/down, save/restore the cursor)
+RICH_STYLE = re.compile(
+    r"\r?\x1b\[(?:[0-9;]*m|\?(?:25|2026|7)[hl]|2K|J|\d*[AB])|\r?\x1b[78]|\r(?=\n)"
+)
 FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f]")
 
 
