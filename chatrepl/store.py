@@ -1079,30 +1079,41 @@ class Store:
         hits = self._search(words, n, marks)
         if reasoning and len(hits) < n:
             seen = {h.conversation_id for h in hits}
-            hits += [
-                h for h in self._search_reasoning(words, n, marks) if h.conversation_id not in seen
-            ][: n - len(hits)]
+            more = self._search_reasoning(words, n + len(seen), marks)
+            hits += [h for h in more if h.conversation_id not in seen][: n - len(hits)]
         return hits
 
     def _search_reasoning(
         self, words: list[str], n: int, marks: tuple[str, str]
     ) -> list[SearchHit]:
-        """Turns whose reasoning holds every word (case ignored), newest first, one per
-        conversation."""
+        """The ``n`` conversations whose reasoning holds every word (case ignored) most
+        recently, newest first, each with its newest such turn."""
         plain = [w.strip('"').lower() for w in words]
         like = " AND ".join("lower(p.text) LIKE ? ESCAPE '\\'" for _ in plain)
-        rows = self._sql(
-            f"""SELECT t.conversation_id, c.title, t.id, t.started, p.text
+        patterns = tuple(f"%{_escape_like(w)}%" for w in plain)
+        newest = [
+            seq
+            for _, seq in self._sql(
+                f"""SELECT p.conversation_id, max(p.turn_seq) FROM parts p
+                WHERE p.kind = 'reasoning' AND {like}
+                GROUP BY p.conversation_id ORDER BY max(p.turn_seq) DESC LIMIT ?""",
+                (*patterns, n),
+            )
+        ]
+        if not newest:
+            return []
+        found: dict[int, SearchHit] = {}
+        for seq, cid, title, tid, started, text in self._sql(
+            f"""SELECT t.seq, t.conversation_id, c.title, t.id, t.started, p.text
             FROM parts p JOIN turns t ON t.seq = p.turn_seq
             JOIN conversations c ON c.id = t.conversation_id
-            WHERE p.kind = 'reasoning' AND {like} ORDER BY t.seq DESC LIMIT ?""",
-            (*(f"%{_escape_like(w)}%" for w in plain), n * 5),
-        )
-        out: dict[str, SearchHit] = {}
-        for cid, title, tid, started, text in rows:
-            if cid not in out:
-                out[cid] = SearchHit(cid, title, tid, started, _snippet(text, plain[0], marks))
-        return list(out.values())[:n]
+            WHERE p.kind = 'reasoning' AND {like}
+            AND t.seq IN ({",".join("?" * len(newest))}) ORDER BY p.position""",
+            (*patterns, *newest),
+        ):
+            if seq not in found:
+                found[seq] = SearchHit(cid, title, tid, started, _snippet(text, plain[0], marks))
+        return [found[seq] for seq in newest if seq in found]
 
     def _search(self, words: list[str], n: int, marks: tuple[str, str]) -> list[SearchHit]:
         if self.pg is not None:

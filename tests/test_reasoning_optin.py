@@ -7,12 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import child_env
 from fakeserver import Answer, Text, Think
 
 import chatrepl
 from chatrepl.export import to_markdown
 from chatrepl.store import Store
+
+pytest_plugins = ("pgserver",)
 
 
 def saved(openai_env, tmp_path: Path) -> tuple[Path, str]:  # type: ignore[no-untyped-def]
@@ -72,3 +75,24 @@ def test_search_finds_reasoning_only_when_asked(openai_env, tmp_path: Path) -> N
     )
     assert out.returncode == 0, out.stderr
     assert [h["conversation_id"] for h in json.loads(out.stdout)] == [cid]
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_reasoning_search_finds_every_conversation_however_many_turns_match_in_one(
+    engine: str, openai_env, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:  # type: ignore[no-untyped-def]
+    """An older conversation is found even when a newer one has many matching turns, and
+    each conversation is listed once, with its newest matching turn."""
+    store = Store(tmp_path / "r.db" if engine == "sqlite" else request.getfixturevalue("pg_url"))
+    model = chatrepl.get_model("openai:gpt-test")
+    older = model.conversation(store=store)
+    openai_env.push(Answer(Think("the zanzibar riddle, older"), Text("old.")))
+    older.prompt("Before?").text()
+    newer = model.conversation(store=store)
+    for n in range(12):
+        openai_env.push(Answer(Think(f"zanzibar again, step {n}"), Text(f"{n}.")))
+        newer.prompt(f"Step {n}?").text()
+    hits = store.search("zanzibar", n=2, reasoning=True)
+    assert [h.conversation_id for h in hits] == [newer.id, older.id]
+    assert hits[0].response_id == newer.head and "step 11" in hits[0].snippet
+    assert [h.conversation_id for h in store.search("zanzibar", n=1, reasoning=True)] == [newer.id]
