@@ -926,19 +926,13 @@ class Store:
         path.reverse()
         seqs = [row[0] for row in path]
         parts, calls = self._parts_and_calls(cid, seqs, whole=len(outline) <= len(path))
+        columns: dict[int, tuple[str, str]] = {}
         if texts or not all(parts.values()):  # a turn saved without parts has only its columns
-            texts, columns = (
-                True,
-                {
-                    seq: (prompt, response)
-                    for seq, prompt, response in self._sql(
-                        "SELECT seq, prompt, response FROM turns WHERE conversation_id = ?", (cid,)
-                    )
-                },
-            )
+            sql = "SELECT seq, prompt, response FROM turns WHERE conversation_id = ?"
+            columns = {seq: (prompt, response) for seq, prompt, response in self._sql(sql, (cid,))}
         out = []
         for seq, tid, parent, model, system, options, *rest, kind in path:
-            if texts:
+            if columns:
                 prompt, response = columns[seq]
             else:
                 prompt = "".join([p.text for p in parts[seq] if p.kind == "prompt"])
@@ -959,7 +953,7 @@ class Store:
                     parts[seq],
                     calls[seq],
                     kind,
-                )  # fmt: skip
+                )
             )
         return out
 
