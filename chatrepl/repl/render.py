@@ -57,7 +57,10 @@ _BATCH = 32_768
 _WORD = re.compile(r"\w")
 # Not shown as written: fence info strings, entities, ordered list numbers (rich renumbers).
 _NOT_SHOWN = re.compile(r"^ {0,3}(?:`{3,}|~{3,})(.*)$|&#?\w+;|^[ >]*\d{1,9}[.)]", re.M)
-SYNC_BEGIN, SYNC_END = "\x1b[?2026h", "\x1b[?2026l"  # DEC synchronized output
+SYNC_BEGIN, SYNC_END = (
+    "\x1b[?2026h",
+    "\x1b[?2026l",
+)  # DEC synchronized output (ignored where unknown)
 
 Line = list[Segment]
 
@@ -102,9 +105,6 @@ def _faithful(source: str, lines: list[Line]) -> bool:
     expected = _words(source) - sum(_words(m.group()) for m in _NOT_SHOWN.finditer(source))
     shown = sum(_words(segment.text) for line in lines for segment in line)
     return shown >= expected
-
-
-_Sync = Raw  # starts or ends a synchronized update (ignored where unknown)
 
 
 def _render(console: Console, options: ConsoleOptions, markdown: Markdown) -> list[Line]:
@@ -388,7 +388,7 @@ class StreamRenderer:
         """Commit the blocks that are finished and redraw the live region once."""
         with self.console:  # one write for the whole redraw
             if self.sync:
-                self.console.control(_Sync(SYNC_BEGIN))
+                self.console.control(Raw(SYNC_BEGIN))
             self._follow_width()
             self._view.waiting = self._view.markdown = None  # commits redraw it: keep it cheap
             self._absorb()
@@ -399,7 +399,7 @@ class StreamRenderer:
                 self._live.refresh()
             self._whole = preview is self._tail and not self._view.cropped
             if self.sync:
-                self.console.control(_Sync(SYNC_END))
+                self.console.control(Raw(SYNC_END))
 
     def _follow_width(self) -> None:
         """Once the terminal is narrower than the live block was drawn for, and it keeps the
