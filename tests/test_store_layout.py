@@ -8,6 +8,7 @@ reading each turn's own columns; deleting a conversation leaves no part or call 
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from fakeserver import Answer, Call, Text, Think
 
 import chatrepl
 from chatrepl.conversation import Conversation
+from chatrepl.ids import new_id
 from chatrepl.store import Store
 
 pytest_plugins = ("pgserver",)
@@ -190,7 +192,6 @@ def test_deleting_a_conversation_leaves_no_part_or_call(tmp_path: Path, server, 
 def test_opening_keeps_each_turn_s_kind_options_and_every_text_part(tmp_path: Path) -> None:
     """What a turn's row holds besides its texts comes back from the outline, and an answer
     spread over several text parts (text, a tool call, more text) comes back whole."""
-    from chatrepl.ids import new_id
     from chatrepl.records import CallRecord, ConversationRecord, Part, TurnRecord
 
     cid, first, second = new_id(), new_id(), new_id()
@@ -226,29 +227,19 @@ def test_opening_keeps_each_turn_s_kind_options_and_every_text_part(tmp_path: Pa
 
 def test_a_turn_s_own_columns_are_what_path_to_reads_by_default(tmp_path: Path) -> None:
     """Export and show read the prompt and answer columns; opening reads the parts."""
-    from dataclasses import replace
-
     store = Store(tmp_path / "s.db")
     c = chatrepl.get_model("echo").conversation(store=store)
     c.prompt("words").text()
     saved = store.path_to(c.head)[0]
-    apart = replace(saved, id=new_turn_id(), conversation_id=saved.conversation_id)
-    apart.prompt, apart.response = "column prompt", "column answer"
-    store.add_turns(store.conversation(c.id), [replace(apart, parent_id=saved.id)])
-    head = apart.id
-    store.set_head(c.id, head)
-    assert (store.path_to(head)[-1].prompt, store.path_to(head)[-1].response) == (
-        "column prompt",
-        "column answer",
-    )
-    from_parts = store.path_to(head, texts=False)[-1]
+    apart = replace(
+        saved, id=new_id(), parent_id=saved.id, prompt="column prompt", response="column answer"
+    )  # its parts still say "words"
+    store.add_turns(store.conversation(c.id), [apart])
+    store.set_head(c.id, apart.id)
+    from_columns = store.path_to(apart.id)[-1]
+    assert (from_columns.prompt, from_columns.response) == ("column prompt", "column answer")
+    from_parts = store.path_to(apart.id, texts=False)[-1]
     assert (from_parts.prompt, from_parts.response) == ("words", "words")
-
-
-def new_turn_id() -> str:
-    from chatrepl.ids import new_id
-
-    return new_id()
 
 
 def test_a_copy_restored_from_a_dump_opens_at_its_recorded_version(tmp_path: Path) -> None:
