@@ -133,14 +133,7 @@ def run(name: str, max_children: int, keep: bool) -> str:
             check=False,
         )
         took = time.monotonic() - began
-        results = subprocess.run(
-            [sys.executable, "-m", "mutmut", "results", "--all", "true"],
-            cwd=scratch,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
+        results = _mutmut(scratch, env, "results", "--all", "true")
         summary, report = _report(name, module, tests, results, scratch, env, took)
         OUT.mkdir(exist_ok=True)
         (OUT / f"{name}.txt").write_text(report)
@@ -150,6 +143,18 @@ def run(name: str, max_children: int, keep: bool) -> str:
             print(f"kept {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _mutmut(scratch: Path, env: dict[str, str], *args: str) -> str:
+    """What ``mutmut ARGS`` prints in the scratch folder."""
+    return subprocess.run(
+        [sys.executable, "-m", "mutmut", *args],
+        cwd=scratch,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
 
 
 def _junk(folder: str, names: list[str]) -> set[str]:
@@ -184,15 +189,7 @@ def _report(
     )
     out = [summary, f"tests: {' '.join(tests)}", ""]
     for key in survived:
-        diff = subprocess.run(
-            [sys.executable, "-m", "mutmut", "show", key],
-            cwd=scratch,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
-        out += [f"## {key}", diff.strip(), ""]
+        out += [f"## {key}", _mutmut(scratch, env, "show", key).strip(), ""]
     return summary, "\n".join(out) + "\n"
 
 
