@@ -331,7 +331,7 @@ class Store:
             self._check_version()
         else:
             try:
-                from .config import private_file
+                from .settings import private_file
 
                 private_file(self.path)
             except OSError as exc:

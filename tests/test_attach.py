@@ -28,8 +28,9 @@ from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
 from chatrepl import attachments
-from chatrepl.attachments import AttachmentError, Settings, StreamedJSON, stage
+from chatrepl.attachments import Settings, StreamedJSON, stage
 from chatrepl.conversation import Conversation
+from chatrepl.errors import AttachmentError
 from chatrepl.export import attachments_in, from_json, to_json, to_markdown
 from chatrepl.providers.registry import get_model
 from chatrepl.records import Part

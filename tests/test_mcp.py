@@ -17,8 +17,8 @@ import pytest
 
 from chatrepl.records import ToolCall
 from chatrepl.tools import ApprovalPolicy, Runner, ToolError
-from chatrepl.tools.config import ServerConfig
 from chatrepl.tools.mcp import MCPManager
+from chatrepl.tools.tool_settings import ServerConfig
 from chatrepl.tools.toolbox import Toolbox
 
 pytest.importorskip("mcp", reason="the mcp extra is not installed: pip install -e '.[dev,mcp]'")

@@ -12,7 +12,8 @@ from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
 from chatrepl.conversation import Conversation
-from chatrepl.options import OptionError, parse, parse_all, parse_value
+from chatrepl.errors import OptionError
+from chatrepl.model_options import parse, parse_all, parse_value
 from chatrepl.providers.registry import get_model
 from chatrepl.repl.app import Repl
 from chatrepl.store import Store

@@ -193,7 +193,7 @@ def test_read_timeout_mid_stream(openai_env, server, monkeypatch):
     monkeypatch.setenv("CHATREPL_TIMEOUT", "0.5")
     server.push(Reply("a b c d", stall_after=2))
     got = []
-    with pytest.raises(errors.TimeoutError, match="stopped answering"):
+    with pytest.raises(errors.ResponseTimeoutError, match="stopped answering"):
         for chunk in get_model("openai:x").stream([Message("user", "x")], {}, threading.Event()):
             got.append(getattr(chunk, "text", ""))
     assert "".join(got) == "a b"

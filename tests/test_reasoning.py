@@ -16,7 +16,7 @@ from chatrepl.conversation import Conversation
 from chatrepl.export import to_markdown
 from chatrepl.providers.registry import get_model
 from chatrepl.repl.app import Repl
-from chatrepl.repl.render import StreamRenderer, fold_line
+from chatrepl.screen.render import StreamRenderer, fold_line
 from chatrepl.store import Store
 
 pytestmark = pytest.mark.timeout(60)

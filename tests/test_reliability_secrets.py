@@ -119,7 +119,7 @@ PRIVATE = textwrap.dedent(
     import json, os, stat, sys
     os.umask(0)  # the most permissive umask: only chatrepl's own modes protect the files
     import chatrepl
-    from chatrepl.config import ensure_home, history_path, private_file, save_key
+    from chatrepl.settings import ensure_home, history_path, private_file, save_key
     home = ensure_home()
     save_key("openai", sys.argv[1])
     save_key("anthropic", sys.argv[1])  # rewriting keys.json keeps it private

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from chatrepl.repl.render import StreamRenderer, render_markdown
+from chatrepl.screen.render import StreamRenderer, render_markdown
 from chatrepl.text import make_safe
 
 WIDTH, HEIGHT = 80, 24

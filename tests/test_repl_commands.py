@@ -467,7 +467,7 @@ def test_ctrl_c_clears_the_line_and_on_an_empty_line_says_how_to_leave(h: Harnes
 
 
 def test_history_file_is_private(store: Store, home: Path) -> None:
-    from chatrepl.config import history_path
+    from chatrepl.settings import history_path
 
     with create_pipe_input() as pipe:
         repl = Repl(

@@ -14,8 +14,8 @@ import pytest
 from rich.console import Console
 from test_render import FakeClock, screen_lines
 
-from chatrepl.repl import render
-from chatrepl.repl.render import SYNC_BEGIN, SYNC_END, StreamRenderer, render_markdown
+from chatrepl.screen import render
+from chatrepl.screen.render import SYNC_BEGIN, SYNC_END, StreamRenderer, render_markdown
 
 WIDTH, HEIGHT = 80, 24  # test_render's screen_lines reads a screen of this size
 WORD = re.compile(r"\w+")

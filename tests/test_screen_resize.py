@@ -41,8 +41,8 @@ from rich.style import Style
 from terminal import Terminal
 from test_render import FakeClock
 
-from chatrepl.repl.live_frame import keeps_on_narrow, rows_after_rewrap, trim
-from chatrepl.repl.render import StreamRenderer
+from chatrepl.screen.live_frame import keeps_on_narrow, rows_after_rewrap, trim
+from chatrepl.screen.render import StreamRenderer
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -178,7 +178,7 @@ def test_narrowing_a_reflowing_terminal_mid_answer(
     """Known as tmux, chatrepl keeps the live block as drawn and goes on below it: tested on an
     empty screen, where tmux moves the top rows of the re-wrapped block into its history. Not
     known, the live block is erased from its top and redrawn: tested on a full screen (an empty
-    one is the case tmux puts out of reach, see chatrepl/repl/live_frame.py)."""
+    one is the case tmux puts out of reach, see chatrepl/screen/live_frame.py)."""
     text, expected, midway = answer(kind)
     openai_env.push(*([] if told else [Reply(EARLIER)]), Reply(text, delay=0.02))
     with tmux_chatrepl(home, tmp_path, told) as pane:

@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 
 from chatrepl.conversation import Conversation
-from chatrepl.errors import ConfigError
+from chatrepl.errors import ConfigError, ToolError
 from chatrepl.providers.registry import get_model
 from chatrepl.store import Store
 from chatrepl.tools.builtin import READ_LIMIT, builtin_tools
-from chatrepl.tools.function import ToolError
 from chatrepl.tools.toolbox import Toolbox
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from chatrepl.config import load_config
 from chatrepl.errors import ConfigError
-from chatrepl.tools.config import expanded, public_url, tools_config
+from chatrepl.settings import load_config
+from chatrepl.tools.tool_settings import expanded, public_url, tools_config
 
 CONFIG = """
 [mcp]
@@ -89,7 +89,7 @@ def test_loading_config_with_servers_imports_no_mcp(home: Path) -> None:
     home.mkdir(parents=True)
     (home / "config.toml").write_text(CONFIG.replace('servers_file = "other.json"', ""), "utf-8")
     code = (
-        "import sys; from chatrepl.config import load_config; from chatrepl.tools.toolbox import Toolbox;"
+        "import sys; from chatrepl.settings import load_config; from chatrepl.tools.toolbox import Toolbox;"
         "box = Toolbox(load_config()); box.enable('now'); box.listing();"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mcp', 'pydantic', 'anyio', 'httpx2')))"
     )

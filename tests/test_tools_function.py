@@ -8,8 +8,9 @@ from typing import Annotated, Literal, Optional
 
 import pytest
 
+from chatrepl.errors import ToolError
 from chatrepl.records import ToolSpec
-from chatrepl.tools.function import WIRE_NAME, Tool, ToolError, parse_docstring, wire_name
+from chatrepl.tools.function import WIRE_NAME, Tool, parse_docstring, wire_name
 
 
 def get_weather(city: str, days: int = 1, metric: bool = True) -> str:

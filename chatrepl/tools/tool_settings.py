@@ -114,7 +114,7 @@ def expanded(server: ServerConfig) -> ServerConfig:
 
 
 def tools_config(config: dict[str, Any], base: Path | None = None) -> ToolsConfig:
-    """The tools part of a loaded config (``chatrepl.config.load_config()``); one clear
+    """The tools part of a loaded config (``chatrepl.settings.load_config()``); one clear
     sentence (ConfigError) for anything malformed."""
     tools = config.get("tools", {})
     if not isinstance(tools, dict):

@@ -12,7 +12,7 @@ import math
 import re
 from typing import Any
 
-from .errors import ChatreplError
+from .errors import OptionError
 
 #: reasoning_effort values servers take
 EFFORTS = ("none", "minimal", "low", "medium", "high")
@@ -27,10 +27,6 @@ KNOWN = {
     "stop": "text, or a JSON list of texts",
 }
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
-
-
-class OptionError(ChatreplError):
-    """An option name or value that cannot be sent."""
 
 
 def parse_value(text: str) -> Any:
@@ -101,8 +97,8 @@ def _shown(value: Any) -> str:
 def reasoning_shown(config: dict[str, Any] | None = None) -> bool:
     """The ``show_reasoning`` setting of config.toml (default true): whether reasoning is shown
     while it streams (the REPL's ``/reasoning on|off`` changes it for the session)."""
-    from .config import load_config
     from .errors import ConfigError
+    from .settings import load_config
 
     value = (load_config() if config is None else config).get("show_reasoning", True)
     if not isinstance(value, bool):

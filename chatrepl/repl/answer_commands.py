@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import ChatreplError
-from ..options import KNOWN, parse, shown
+from ..model_options import KNOWN, parse, shown
 from ..text import make_safe
 from .commands import command
 
