@@ -129,7 +129,7 @@ def test_the_first_run_with_echo_tells_the_truth(monkeypatch: pytest.MonkeyPatch
 
 
 def test_the_install_advice_reads_the_same_everywhere() -> None:
-    root = Path(__file__).parent.parent
+    root = Path(__file__).parents[2]
     readme = (root / "README.md").read_text()
     section = readme[readme.index("## A model that runs offline") :]
     section = section[: section.index("\n## ", 1)]

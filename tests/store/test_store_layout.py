@@ -167,8 +167,7 @@ def test_opening_at_the_head_reads_the_same_turns_as_their_rows(
     store.close()
 
 
-def test_a_turn_saved_without_parts_opens_with_its_columns(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_a_turn_saved_without_parts_opens_with_its_columns(tmp_path: Path, store: Store) -> None:
     c = chatrepl.get_model("echo").conversation(store=store)
     c.prompt("first words").text()
     con = sqlite3.connect(tmp_path / "s.db")
@@ -178,8 +177,9 @@ def test_a_turn_saved_without_parts_opens_with_its_columns(tmp_path: Path) -> No
     assert (turn.prompt, turn.text()) == ("first words", "first words")
 
 
-def test_deleting_a_conversation_leaves_no_part_or_call(tmp_path: Path, server, openai_env) -> None:
-    store = Store(tmp_path / "s.db")
+def test_deleting_a_conversation_leaves_no_part_or_call(
+    tmp_path: Path, store: Store, server, openai_env
+) -> None:
     cids = fill(store, server)
     store.delete(cids[0])
     con = sqlite3.connect(tmp_path / "s.db")
@@ -189,7 +189,9 @@ def test_deleting_a_conversation_leaves_no_part_or_call(tmp_path: Path, server, 
     assert con.execute("PRAGMA foreign_key_check").fetchall() == []
 
 
-def test_opening_keeps_each_turn_s_kind_options_and_every_text_part(tmp_path: Path) -> None:
+def test_opening_keeps_each_turn_s_kind_options_and_every_text_part(
+    tmp_path: Path, store: Store
+) -> None:
     """What a turn's row holds besides its texts comes back from the outline, and an answer
     spread over several text parts (text, a tool call, more text) comes back whole."""
     from chatrepl.records import CallRecord, ConversationRecord, Part, TurnRecord
@@ -215,7 +217,6 @@ def test_opening_keeps_each_turn_s_kind_options_and_every_text_part(tmp_path: Pa
             ],
         ),
     ]  # fmt: skip
-    store = Store(tmp_path / "s.db")
     conversation = ConversationRecord(cid, "t", "user", "echo:echo", None, when, when, second)
     store.import_conversation(conversation, turns)
     loaded = store.path_to(second, texts=False)
@@ -225,9 +226,10 @@ def test_opening_keeps_each_turn_s_kind_options_and_every_text_part(tmp_path: Pa
     assert loaded == turns
 
 
-def test_a_turn_s_own_columns_are_what_path_to_reads_by_default(tmp_path: Path) -> None:
+def test_a_turn_s_own_columns_are_what_path_to_reads_by_default(
+    tmp_path: Path, store: Store
+) -> None:
     """Export and show read the prompt and answer columns; opening reads the parts."""
-    store = Store(tmp_path / "s.db")
     c = chatrepl.get_model("echo").conversation(store=store)
     c.prompt("words").text()
     saved = store.path_to(c.head)[0]

@@ -16,12 +16,12 @@ import sys
 import pytest
 from conftest import child_env, run_chatrepl
 from fakeserver import Reply
+from harness import Harness, make
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prompt_toolkit.input import create_pipe_input
-from test_repl_commands import Harness, make
-from test_repl_e2e import chatrepl as repl
-from test_repl_e2e import say
+from pty_repl import chatrepl as repl
+from pty_repl import say
 
 from chatrepl import errors, get_model
 from chatrepl.repl import commands

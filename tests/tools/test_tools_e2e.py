@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import child_env
 from fakeserver import Answer, Call, FakeLLMServer, Text
-from test_repl_e2e import chatrepl, db
+from pty_repl import chatrepl, db
 
 pytestmark = pytest.mark.timeout(90)
 

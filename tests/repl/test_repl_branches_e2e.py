@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from fakeserver import FakeLLMServer
-from test_repl_e2e import chatrepl, db, say
+from pty_repl import chatrepl, db, say
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -24,7 +24,7 @@ from chatrepl.tools.toolbox import Toolbox
 pytest.importorskip("mcp", reason="the mcp extra is not installed: pip install -e '.[dev,mcp]'")
 pytestmark = pytest.mark.timeout(120)
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parent.parent  # tests/
 NPM_CACHE = Path(os.environ.get("CHATREPL_NPM_CACHE", "~/.cache/chatrepl-npm")).expanduser()
 EVERYTHING = NPM_CACHE / "node_modules/@modelcontextprotocol/server-everything/dist/index.js"
 

@@ -123,8 +123,7 @@ def test_merge_adds_only_missing_turns_and_completes_pending_ones(tmp_path: Path
 # --- adding turns to an imported conversation (import-llm again) --------------------------------
 
 
-def test_add_turns_adds_the_new_ones_and_moves_the_head(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_add_turns_adds_the_new_ones_and_moves_the_head(tmp_path: Path, store: Store) -> None:
     cid = new_id()
     a = turn(cid, "first")
     assert store.import_conversation(conv(cid, a.id), [a])
@@ -163,8 +162,9 @@ def _reasoned(store: Store, reasoning: str, answer: str = "ok") -> str:
     return cid
 
 
-def test_reasoning_search_marks_the_word_in_a_snippet_of_about_twelve_words(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_reasoning_search_marks_the_word_in_a_snippet_of_about_twelve_words(
+    tmp_path: Path, store: Store
+) -> None:
     long = " ".join(f"w{n}" for n in range(40)) + " the Zanzibar question " + "z " * 40
     cid = _reasoned(store, long)
     (hit,) = store.search("zanzibar", reasoning=True)
@@ -179,8 +179,8 @@ def test_reasoning_search_marks_the_word_in_a_snippet_of_about_twelve_words(tmp_
 
 def test_reasoning_search_treats_like_wildcards_and_backslashes_as_characters(
     tmp_path: Path,
+    store: Store,
 ) -> None:
-    store = Store(tmp_path / "s.db")
     literal = _reasoned(store, r"costs 50% of a_b in c:\temp")
     _reasoned(store, "costs 500 of axb in c:temp")
     assert {h.conversation_id for h in store.search("50%", reasoning=True)} == {literal}
@@ -190,8 +190,8 @@ def test_reasoning_search_treats_like_wildcards_and_backslashes_as_characters(
 
 def test_reasoning_hits_follow_the_indexed_ones_once_per_conversation_up_to_n(
     tmp_path: Path,
+    store: Store,
 ) -> None:
-    store = Store(tmp_path / "s.db")
     answered = _reasoned(store, "walrus thoughts", answer="walrus answer")
     thought = [_reasoned(store, f"walrus musing {n}") for n in range(3)]
     hits = store.search("walrus", reasoning=True)
@@ -215,8 +215,9 @@ def test_the_database_file_holds_what_was_merged(tmp_path: Path) -> None:
 # --- saving while an answer streams ---------------------------------------------------------------
 
 
-def test_progress_saved_while_streaming_is_what_another_process_reads(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_progress_saved_while_streaming_is_what_another_process_reads(
+    tmp_path: Path, store: Store
+) -> None:
     cid = new_id()
     t = turn(cid, "tell me", response="", status="pending", parts=[Part("prompt", "tell me")])
     store.begin_turn(conv(cid, None), t)
@@ -231,8 +232,9 @@ def test_progress_saved_while_streaming_is_what_another_process_reads(tmp_path: 
     assert [h.response_id for h in Store(tmp_path / "s.db").search("upon")] == [t.id]
 
 
-def test_a_finished_turns_parts_are_numbered_from_zero_in_the_file(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_a_finished_turns_parts_are_numbered_from_zero_in_the_file(
+    tmp_path: Path, store: Store
+) -> None:
     cid = new_id()
     t = turn(cid, "tell me", response="", status="pending", parts=[Part("prompt", "tell me")])
     store.begin_turn(conv(cid, None), t)
@@ -265,8 +267,7 @@ def test_a_stale_title_in_memory_never_overwrites_a_saved_one(tmp_path: Path) ->
     assert Store(tmp_path / "s.db").conversation(cid).title == "Old title"
 
 
-def test_a_title_set_without_a_source_is_the_users(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_a_title_set_without_a_source_is_the_users(tmp_path: Path, store: Store) -> None:
     cid = new_id()
     store.save_conversation(conv(cid, None, title="auto", title_source="model"))
     store.set_title(cid, "Mine")
@@ -276,8 +277,7 @@ def test_a_title_set_without_a_source_is_the_users(tmp_path: Path) -> None:
 IDS = [f"01JD8X{n:02d}" + "ABCDEFGHJKMNPQRSTV" for n in range(6)]  # six ids sharing "01JD8X"
 
 
-def test_an_ambiguous_prefix_names_five_of_the_ids_it_matched(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_an_ambiguous_prefix_names_five_of_the_ids_it_matched(tmp_path: Path, store: Store) -> None:
     for cid in IDS:
         store.save_conversation(conv(cid, None))
     with pytest.raises(AmbiguousIdError) as caught:
@@ -289,8 +289,7 @@ def test_an_ambiguous_prefix_names_five_of_the_ids_it_matched(tmp_path: Path) ->
     assert caught.value.candidates == IDS
 
 
-def test_two_conversations_sharing_a_prefix_are_ambiguous(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_two_conversations_sharing_a_prefix_are_ambiguous(tmp_path: Path, store: Store) -> None:
     for cid in IDS[:2]:
         store.save_conversation(conv(cid, None))
     with pytest.raises(AmbiguousIdError):
@@ -298,8 +297,7 @@ def test_two_conversations_sharing_a_prefix_are_ambiguous(tmp_path: Path) -> Non
     assert store.resolve(IDS[1][:8]) == IDS[1]
 
 
-def test_an_id_longer_than_an_id_is_not_an_id(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_an_id_longer_than_an_id_is_not_an_id(tmp_path: Path, store: Store) -> None:
     store.save_conversation(conv(IDS[0], None))
     assert store.resolve(IDS[0].lower()) == IDS[0]  # the whole id, in any case
     with pytest.raises(NotFoundError, match="is not a conversation id: ids are 26 letters"):
@@ -308,15 +306,17 @@ def test_an_id_longer_than_an_id_is_not_an_id(tmp_path: Path) -> None:
         store.resolve("   ")
 
 
-def test_an_unknown_turn_id_is_shown_shortened_to_forty_characters(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_an_unknown_turn_id_is_shown_shortened_to_forty_characters(
+    tmp_path: Path, store: Store
+) -> None:
     with pytest.raises(NotFoundError) as caught:
         store.turn("T" * 100)
     assert str(caught.value) == f"No turn has the id {'T' * 39}…."
 
 
-def test_a_conversation_without_turns_is_listed_with_no_tokens(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_a_conversation_without_turns_is_listed_with_no_tokens(
+    tmp_path: Path, store: Store
+) -> None:
     assert store.last_id() is None  # an empty database
     cid = new_id()
     store.save_conversation(conv(cid, None))
@@ -325,8 +325,7 @@ def test_a_conversation_without_turns_is_listed_with_no_tokens(tmp_path: Path) -
     assert store.last_id() == cid
 
 
-def test_recent_and_search_give_twenty_by_default(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_recent_and_search_give_twenty_by_default(tmp_path: Path, store: Store) -> None:
     for n in range(21):
         cid = new_id()
         a = turn(cid, f"llama number {n}")
@@ -339,8 +338,7 @@ def test_recent_and_search_give_twenty_by_default(tmp_path: Path) -> None:
 # --- attachments ---------------------------------------------------------------------------------
 
 
-def test_an_attachment_is_kept_once_by_hash_and_read_back(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_an_attachment_is_kept_once_by_hash_and_read_back(tmp_path: Path, store: Store) -> None:
     store.put_attachment("ab" * 32, "image/png", b"\x89PNG first")
     store.put_attachment("ab" * 32, "image/png", b"other bytes, same hash")  # kept once
     store.put_attachment("cd" * 32, "text/plain", b"second")
@@ -360,8 +358,7 @@ def _with_parts(store: Store, *parts: Part) -> str:
     return cid
 
 
-def test_search_finds_tool_results_and_attachment_names_only(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_search_finds_tool_results_and_attachment_names_only(tmp_path: Path, store: Store) -> None:
     cid = _with_parts(
         store,
         Part("attachment", "caption text", {"name": "quarterly.pdf", "sha256": "ab" * 32}),
@@ -389,32 +386,34 @@ def _said(store: Store, text: str) -> str:
     return cid
 
 
-def test_an_unclosed_quote_or_a_quote_inside_a_word_is_a_separator(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_an_unclosed_quote_or_a_quote_inside_a_word_is_a_separator(
+    tmp_path: Path, store: Store
+) -> None:
     cid = _said(store, "they say hello to the goats")
     assert {h.conversation_id for h in store.search('"goat')} == {cid}
     assert {h.conversation_id for h in store.search('say"hello')} == {cid}
     assert store.search('""') == [] and store.search('" "') == []
 
 
-def test_a_one_letter_word_is_searched_and_quoted_it_stays_whole(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_a_one_letter_word_is_searched_and_quoted_it_stays_whole(
+    tmp_path: Path, store: Store
+) -> None:
     letter = _said(store, "X marks the spot")
     xylo = _said(store, "a xylophone")
     assert {h.conversation_id for h in store.search("X")} == {letter, xylo}
     assert {h.conversation_id for h in store.search('"X"')} == {letter}
 
 
-def test_whole_word_matches_come_before_prefix_matches(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_whole_word_matches_come_before_prefix_matches(tmp_path: Path, store: Store) -> None:
     whole = _said(store, "far away on the ridge a mountain goat stood still for a long while")
     _said(store, "mountains goats")  # newer, shorter: the better bm25 score as prefixes
     (hit,) = store.search("mountain goat", n=1)
     assert hit.conversation_id == whole
 
 
-def test_when_whole_words_fill_the_hits_only_whole_words_are_marked(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_when_whole_words_fill_the_hits_only_whole_words_are_marked(
+    tmp_path: Path, store: Store
+) -> None:
     _said(store, "one goat and two goats")
     (hit,) = store.search("goat", n=1)  # the prefix search is not run
     assert hit.snippet == "one [goat] and two goats"
@@ -425,8 +424,7 @@ def test_when_whole_words_fill_the_hits_only_whole_words_are_marked(tmp_path: Pa
 # --- reasoning is searched only when asked --------------------------------------------------------
 
 
-def test_reasoning_is_not_searched_unless_asked(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_reasoning_is_not_searched_unless_asked(tmp_path: Path, store: Store) -> None:
     cid = _reasoned(store, "pondering the narwhal")
     assert store.search("narwhal") == []
     assert [h.conversation_id for h in store.search("narwhal", reasoning=True)] == [cid]
@@ -435,8 +433,9 @@ def test_reasoning_is_not_searched_unless_asked(tmp_path: Path) -> None:
 # --- turns arriving children first, or hanging from a turn that is not there ---------------------
 
 
-def test_new_turns_given_children_first_are_chained_to_a_saved_parent(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_new_turns_given_children_first_are_chained_to_a_saved_parent(
+    tmp_path: Path, store: Store
+) -> None:
     cid = new_id()
     root = turn(cid, "one")
     store.import_conversation(conv(cid, root.id), [root])
@@ -449,8 +448,9 @@ def test_new_turns_given_children_first_are_chained_to_a_saved_parent(tmp_path: 
     assert again.summary(cid).turns == 4
 
 
-def test_a_turn_whose_parent_is_missing_is_saved_as_a_first_turn(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_a_turn_whose_parent_is_missing_is_saved_as_a_first_turn(
+    tmp_path: Path, store: Store
+) -> None:
     cid = new_id()
     orphan = turn(cid, "hand-edited export", parent=new_id())
     assert store.import_conversation(conv(cid, orphan.id), [orphan])
@@ -459,10 +459,9 @@ def test_a_turn_whose_parent_is_missing_is_saved_as_a_first_turn(tmp_path: Path)
     assert [t.prompt for t in again.turns(cid)] == ["hand-edited export"]
 
 
-def test_part_data_that_is_not_json_is_saved_as_text(tmp_path: Path) -> None:
+def test_part_data_that_is_not_json_is_saved_as_text(tmp_path: Path, store: Store) -> None:
     from datetime import UTC, datetime
 
-    store = Store(tmp_path / "s.db")
     cid = new_id()
     when = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
     t = turn(cid, "q", parts=[Part("prompt", "q"), Part("tool_result", "r", {"at": when}, 1)])
@@ -474,8 +473,9 @@ def test_part_data_that_is_not_json_is_saved_as_text(tmp_path: Path) -> None:
 # --- failures as one sentence ----------------------------------------------------------------------
 
 
-def test_a_failed_write_that_is_not_a_full_disk_is_not_called_one(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_a_failed_write_that_is_not_a_full_disk_is_not_called_one(
+    tmp_path: Path, store: Store
+) -> None:
     cid = new_id()
     a = turn(cid, "one")
     twin = turn(cid, "two", tid=a.id)  # a damaged export: one turn id twice
@@ -507,8 +507,9 @@ def test_a_damaged_chatrepl_database_is_called_corrupt(tmp_path: Path) -> None:
     assert path.read_bytes() == bytes(data)
 
 
-def test_a_turn_finalised_after_a_full_disk_is_not_written_again(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_a_turn_finalised_after_a_full_disk_is_not_written_again(
+    tmp_path: Path, store: Store
+) -> None:
     cid = new_id()
     t = turn(cid, "tell me", response="", status="pending", parts=[Part("prompt", "tell me")])
     store.begin_turn(conv(cid, None), t)
@@ -527,14 +528,14 @@ def test_a_turn_finalised_after_a_full_disk_is_not_written_again(tmp_path: Path)
     assert [s.id for s in Store(tmp_path / "s.db").recent()] == [other]
 
 
-def test_the_turns_of_an_unknown_conversation_are_none(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_the_turns_of_an_unknown_conversation_are_none(tmp_path: Path, store: Store) -> None:
     assert store.turns(new_id()) == [] and store.turns(new_id(), all_branches=True) == []
     assert store.tree(new_id()) == [] and store.path_to(None) == []
 
 
-def test_part_data_another_program_wrote_as_a_non_object_reads_as_empty(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_part_data_another_program_wrote_as_a_non_object_reads_as_empty(
+    tmp_path: Path, store: Store
+) -> None:
     cid = new_id()
     t = turn(cid, "q")
     store.import_conversation(conv(cid, t.id), [t])
@@ -553,7 +554,7 @@ def test_part_data_another_program_wrote_as_a_non_object_reads_as_empty(tmp_path
 
 
 def test_a_migrated_first_release_turn_has_its_parts_and_call_in_order(tmp_path: Path) -> None:
-    from test_tree import first_release_db
+    from old_schemas import first_release_db
 
     path = tmp_path / "old.db"
     first_release_db(path)
@@ -614,8 +615,7 @@ def test_merging_the_same_pending_turns_again_changes_nothing(tmp_path: Path) ->
     assert rows == [(0,), (1,)]  # rewritten parts are numbered from 0, as at first
 
 
-def test_a_write_sqlite_refuses_as_read_only_is_one_sentence(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_a_write_sqlite_refuses_as_read_only_is_one_sentence(tmp_path: Path, store: Store) -> None:
     store.db.execute_sql("PRAGMA query_only = 1")  # SQLite answers as for a read-only file
     with pytest.raises(StoreError) as caught:
         store.save_conversation(conv(new_id(), None))
@@ -624,8 +624,9 @@ def test_a_write_sqlite_refuses_as_read_only_is_one_sentence(tmp_path: Path) -> 
     )
 
 
-def test_reasoning_search_takes_quoted_several_and_one_letter_words(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_reasoning_search_takes_quoted_several_and_one_letter_words(
+    tmp_path: Path, store: Store
+) -> None:
     both = _reasoned(store, "the walrus and the carpenter")
     _reasoned(store, "a walrus alone, no one else")
     assert [h.conversation_id for h in store.search('"walrus" carpenter', reasoning=True)] == [both]
@@ -638,8 +639,8 @@ def test_reasoning_search_takes_quoted_several_and_one_letter_words(tmp_path: Pa
 
 def test_a_reasoning_snippet_is_sixty_characters_either_side_of_the_first_match(
     tmp_path: Path,
+    store: Store,
 ) -> None:
-    store = Store(tmp_path / "s.db")
     ten = "abcdefghi "
     _reasoned(store, ten * 7 + "Quokka" + " " + ten * 7 + "quokka again")
     (hit,) = store.search("quokka", reasoning=True)
@@ -665,8 +666,9 @@ def test_a_postgres_url_is_never_taken_for_a_file_name(
     assert list(tmp_path.iterdir()) == []  # no SQLite file made of the URL
 
 
-def test_the_connection_syncs_normally_in_wal_with_foreign_keys(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_the_connection_syncs_normally_in_wal_with_foreign_keys(
+    tmp_path: Path, store: Store
+) -> None:
     assert store.db.execute_sql("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     assert store.db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1

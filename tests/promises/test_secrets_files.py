@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import child_env
 from fakeserver import Raw, Reply, Status
-from test_repl_e2e import chatrepl as repl
-from test_repl_e2e import say
+from pty_repl import chatrepl as repl
+from pty_repl import say
 
 from chatrepl.cli import main
 from chatrepl.providers.registry import get_model

@@ -17,8 +17,8 @@ import pyte
 import pytest
 from conftest import child_env
 from fakeserver import Reply, Status
-from test_repl_e2e import chatrepl as repl
-from test_repl_e2e import say
+from pty_repl import chatrepl as repl
+from pty_repl import say
 
 ROWS, COLS = 50, 160
 

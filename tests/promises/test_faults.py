@@ -22,8 +22,8 @@ import pyte
 import pytest
 from conftest import child_env, saved_rows
 from fakeserver import FakeLLMServer, Reply
-from test_repl_e2e import chatrepl as repl
-from test_repl_e2e import say
+from pty_repl import chatrepl as repl
+from pty_repl import say
 
 from chatrepl.conversation import Conversation
 from chatrepl.store import Store

@@ -103,12 +103,13 @@ def test_usage_error_exits_2():
     assert out.returncode == 2
 
 
-def test_model_escape_sequences_are_raw_in_a_pipe_but_stored_whole(openai_env, tmp_path):
+def test_model_escape_sequences_are_raw_in_a_pipe_but_stored_whole(
+    openai_env, tmp_path, store: Store
+):
     openai_env.push(Reply("evil \x1b[2J text"))
     out = chatrepl("-m", "openai:gpt-test", "-p", "x", "--db", str(tmp_path / "s.db"))
     assert out.returncode == 0
     assert out.stdout == b"evil \x1b[2J text\n"  # a pipe gets the data as it is
-    store = Store(tmp_path / "s.db")
     assert store.turns(store.last_id())[0].response == "evil \x1b[2J text"
 
 

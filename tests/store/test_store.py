@@ -211,13 +211,14 @@ def test_search_ranks_the_better_match_first(tmp_path):
     assert [h.conversation_id for h in store.search("goat")] == [strong.id, weak.id]
 
 
-def test_prefix_matches_are_added_only_within_their_time_budget(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_prefix_matches_are_added_only_within_their_time_budget(
+    tmp_path, store: Store, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     """Whole words are always searched; words as prefixes only while that is quick (a short
     prefix in a million turns costs seconds in FTS5)."""
     import chatrepl
     from chatrepl import store as store_module
 
-    store = Store(tmp_path / "s.db")
     c = chatrepl.get_model("echo").conversation(store=store)
     c.prompt("three goats graze").text()
     other = chatrepl.get_model("echo").conversation(store=store)

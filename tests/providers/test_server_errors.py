@@ -3,7 +3,7 @@
 Every failure must give exactly one clear sentence on stderr (exit 1), save the turn with
 status ``error`` and that sentence, keep any text that arrived, and be retried only where
 trying again can help: 429 and 5xx before the answer starts, never a 4xx, never once the answer
-has started. (tests/test_providers.py checks the same at the provider level.)
+has started. (tests/providers/test_providers.py checks the same at the provider level.)
 """
 
 from __future__ import annotations

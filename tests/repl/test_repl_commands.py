@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from fakeserver import FakeLLMServer, Reply
-from prompt_toolkit.history import InMemoryHistory
+from harness import Harness, make
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from rich.console import Console
@@ -30,51 +30,9 @@ from chatrepl.store import Store
 pytestmark = pytest.mark.timeout(30)
 
 
-class Harness:
-    """A Repl wired to a pipe for input and a string for output."""
-
-    def __init__(self, repl: Repl, pipe: Any):
-        self.repl, self.pipe = repl, pipe
-
-    @property
-    def out(self) -> str:
-        return self.repl.console.file.getvalue()
-
-    def clear(self) -> None:
-        self.repl.console.file.seek(0)
-        self.repl.console.file.truncate()
-
-    def run(self, line: str) -> str:
-        """Handle one line; what it printed."""
-        self.clear()
-        self.repl.handle(line)
-        return self.out
-
-    @property
-    def store(self) -> Store:
-        return self.repl.store
-
-    @property
-    def conversation(self) -> Conversation:
-        return self.repl.conversation
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "chat.db")
-
-
-def make(store: Store, model: Model | None = None, pipe: Any = None) -> Repl:
-    console = Console(file=io.StringIO(), width=100, color_system=None)
-    conversation = Conversation(model or get_model("echo"), store=store)
-    return Repl(
-        store,
-        conversation,
-        console=console,
-        input=pipe,
-        output=DummyOutput(),
-        history=InMemoryHistory(),
-    )
 
 
 @pytest.fixture

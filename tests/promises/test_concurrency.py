@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from conftest import run_chatrepl
 from fakeserver import Reply
-from test_repl_e2e import chatrepl as repl
-from test_repl_e2e import db, say
+from pty_repl import chatrepl as repl
+from pty_repl import db, say
 
 from chatrepl.conversation import Conversation
 from chatrepl.providers.registry import get_model

@@ -163,9 +163,8 @@ def test_redacted_reasoning_is_kept_and_anthropic_gets_it_back(openai_env, tmp_p
     model.close()
 
 
-def test_reasoning_stays_out_of_the_markdown_export_and_search(openai_env, tmp_path):
+def test_reasoning_stays_out_of_the_markdown_export_and_search(openai_env, tmp_path, store: Store):
     openai_env.push(Answer(Think("zanzibarish musing"), Text("Plain answer.")))
-    store = Store(tmp_path / "s.db")
     model = get_model("openai:gpt-test")
     c = Conversation(model, store=store)
     c.prompt("question").text()

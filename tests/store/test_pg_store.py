@@ -13,9 +13,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-import test_conversation
 import test_store
-from conftest import child_env, run_chatrepl
+from conftest import child_env, run_chatrepl, tests_of
 from fakeserver import Reply
 
 import chatrepl
@@ -24,6 +23,7 @@ from chatrepl.conversation import Conversation
 from chatrepl.store import Store
 
 pytest_plugins = ("pgserver",)
+test_conversation = tests_of("conversation/test_conversation.py")
 pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[postgres]'")
 
 #: Credentials for a server that does not exist (the down-server test).
@@ -43,7 +43,7 @@ def shows(text: str, user: str, password: str) -> bool:
     return password in text or user in text.replace("postgresql", "")
 
 
-#: Tests of tests/test_store.py and tests/test_conversation.py that ask the store only through
+#: Tests of tests/store/test_store.py and tests/conversation/test_conversation.py that ask the store only through
 #: its methods: run again here with every ``Store(path)`` they open made a PostgreSQL database.
 SHARED = [
     test_store.test_prefix_resolution,
@@ -367,7 +367,7 @@ def test_an_sqlite_store_never_imports_psycopg(tmp_path):
 
 
 def test_twelve_one_shot_commands_at_once_lose_nothing(pg_url, openai_env):
-    """As tests/test_reliability_concurrency.py on SQLite: 12 `chatrepl -p` at once, each then
+    """As tests/promises/test_concurrency.py on SQLite: 12 `chatrepl -p` at once, each then
     continuing its own conversation while the others still stream."""
     Store(pg_url).close()
     slots = 12
