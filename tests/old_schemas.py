@@ -9,7 +9,7 @@ def first_release_db(path: Path) -> None:
     """A database as chatrepl 0.1 wrote it (schema 1): straight lines with undone flags."""
     import peewee as pw
 
-    from chatrepl.store import m001_initial
+    from chatrepl.migrations import m001_initial
 
     db = pw.SqliteDatabase(str(path))
     m001_initial(db)

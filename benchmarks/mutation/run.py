@@ -63,6 +63,27 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
             "tests/store/test_store_mutants.py",
         ],
     ),
+    "dialect": (
+        "chatrepl/dialect.py",
+        [
+            "tests/test_store.py",
+            "tests/test_suite_search.py",
+            "tests/test_promises_database.py",
+            "tests/test_suite_hostile_store.py",
+            "tests/test_reliability_bad_files.py",
+            "tests/test_suite_mutation_store.py",
+        ],
+    ),
+    "migrations": (
+        "chatrepl/migrations.py",
+        [
+            "tests/test_store.py",
+            "tests/test_tree.py",
+            "tests/test_store_layout.py",
+            "tests/test_reliability_bad_files.py",
+            "tests/test_suite_mutation_store.py",
+        ],
+    ),
     "openai": (
         "chatrepl/providers/openai.py",
         [

@@ -23,11 +23,11 @@ import pytest
 from conftest import child_env, run_chatrepl
 from fakeserver import Reply
 
-from chatrepl import get_model
-from chatrepl import store as store_module
+from chatrepl import dialect, get_model
 from chatrepl.cli import main
 from chatrepl.errors import StoreError
-from chatrepl.store import SCHEMA_VERSION, Store
+from chatrepl.migrations import SCHEMA_VERSION
+from chatrepl.store import Store
 
 MODEL = "openai:gpt-test"
 
@@ -170,8 +170,8 @@ def test_a_read_only_database_can_be_read_but_not_written(openai_env, tmp_path):
 LOCKED = textwrap.dedent(
     """
     import sys
-    import chatrepl.store
-    chatrepl.store.BUSY_TIMEOUT_S = int(sys.argv[1])
+    import chatrepl.dialect
+    chatrepl.dialect.BUSY_TIMEOUT_S = int(sys.argv[1])
     from chatrepl.cli import main
     sys.exit(main(sys.argv[2:]))
     """
@@ -326,7 +326,7 @@ def test_a_home_folder_that_cannot_be_written(tmp_path):
 def test_a_prompt_that_cannot_be_saved_does_not_join_the_conversation(tmp_path, monkeypatch):
     """With the database locked past the busy timeout the prompt fails in one sentence, and the
     conversation in memory stays as the database has it: /undo and /retry see saved turns only."""
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 1)
+    monkeypatch.setattr(dialect, "BUSY_TIMEOUT_S", 1)
     db = tmp_path / "held.db"
     store = Store(db)
     conversation = get_model("echo").conversation(store=store)

@@ -17,7 +17,8 @@ from fakeserver import Reply
 
 import chatrepl
 from chatrepl import errors
-from chatrepl.store import SCHEMA_VERSION, Store
+from chatrepl.migrations import SCHEMA_VERSION
+from chatrepl.store import Store
 
 
 def chat(store, *prompts, model="echo"):
@@ -217,14 +218,14 @@ def test_prefix_matches_are_added_only_within_their_time_budget(
     """Whole words are always searched; words as prefixes only while that is quick (a short
     prefix in a million turns costs seconds in FTS5)."""
     import chatrepl
-    from chatrepl import store as store_module
+    from chatrepl import dialect
 
     c = chatrepl.get_model("echo").conversation(store=store)
     c.prompt("three goats graze").text()
     other = chatrepl.get_model("echo").conversation(store=store)
     other.prompt("one goat sleeps").text()
     assert {h.conversation_id for h in store.search("goat")} == {c.id, other.id}
-    monkeypatch.setattr(store_module, "PREFIX_BUDGET_S", -1.0)  # already over at the
-    monkeypatch.setattr(store_module, "_STEPS", 1)  # first look at the clock
+    monkeypatch.setattr(dialect, "PREFIX_BUDGET_S", -1.0)  # already over at the
+    monkeypatch.setattr(dialect, "_STEPS", 1)  # first look at the clock
     assert [h.conversation_id for h in store.search("goat")] == [other.id]  # the whole word
     assert store.search("goa") == []

@@ -583,9 +583,9 @@ def test_an_empty_file_given_as_the_database_becomes_one(tmp_path: Path) -> None
 def test_a_database_being_written_by_another_program_opens_and_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import chatrepl.store
+    import chatrepl.dialect
 
-    monkeypatch.setattr(chatrepl.store, "BUSY_TIMEOUT_S", 1)
+    monkeypatch.setattr(chatrepl.dialect, "BUSY_TIMEOUT_S", 1)
     path = tmp_path / "s.db"
     cid = new_id()
     Store(path).save_conversation(conv(cid, None, title="before"))
