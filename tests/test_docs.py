@@ -51,7 +51,7 @@ def table(text: str, header: list[str]) -> list[list[str]]:
                     break
                 rows.append(cells(row))
             return rows
-    raise AssertionError(f"{ARCHITECTURE.name} has no table headed | {' | '.join(header)} |")
+    raise AssertionError(f"no table headed | {' | '.join(header)} |")
 
 
 def code_spans(cell: str) -> list[str]:
@@ -256,3 +256,27 @@ def test_the_readme_stays_short_and_links_to_the_map() -> None:
     readme = (ROOT / "README.md").read_text()
     assert len(readme.splitlines()) <= 200, "README.md is at most 200 lines: the rest is docs/"
     assert "docs/architecture.md" in links(readme), "the README's map: a link to the architecture"
+
+
+# --- the reference -----------------------------------------------------------------------------
+
+
+def test_every_command_is_in_the_reference() -> None:
+    import chatrepl.repl.app  # noqa: F401 - registers every slash-command
+    from chatrepl.cli import SUBCOMMANDS
+    from chatrepl.repl.commands import COMMANDS
+
+    page = (DOCS / "reference" / "commands.md").read_text()
+    said = {
+        word
+        for row in [
+            *table(page, ["command", "does"]),
+            *table(page, ["command", "does", "described in"]),
+        ]
+        for span in code_spans(row[0])
+        for word in span.split()[:2]
+    }
+    missing = [f"/{c.name}" for c in COMMANDS.values() if f"/{c.name}" not in said]
+    missing += [f"/{a}" for c in COMMANDS.values() for a in c.aliases if f"/{a}" not in said]
+    missing += [f"chatrepl {s}" for s in SUBCOMMANDS if s not in said]
+    assert not missing, f"docs/reference/commands.md does not list: {missing}"
