@@ -9,7 +9,7 @@ import tomllib
 import unicodedata
 from pathlib import Path
 
-ROOT = Path(__file__).parent.parent
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
 PACKAGE = ROOT / "chatrepl"
 DOCS = ROOT / "docs"
 ARCHITECTURE = DOCS / "architecture.md"
