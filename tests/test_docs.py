@@ -114,11 +114,32 @@ def layer_in_contract(module: str, names: dict[str, str]) -> str:
 # --- the architecture page ---------------------------------------------------------------------
 
 
+def contract_names() -> dict[str, str]:
+    """Each module of the contract → the page's name of its layer: the row at the same place in
+    the table of layers while it has as many layers as the contract (so a module added to a
+    layer is named by it), else the row with the same modules, else the contract's own words."""
+    rows = [(name, modules) for name, modules in page_layers() if name != NONE]
+    layers = contract_layers()
+    by_modules = {tuple(sorted(modules)): name for name, modules in rows}
+    names = {}
+    for n, layer in enumerate(layers):
+        if len(rows) == len(layers):
+            name = rows[n][0]
+        else:
+            name = by_modules.get(tuple(sorted(layer)), " : ".join(layer))
+        names.update(dict.fromkeys(layer, name))
+    return names
+
+
 def test_the_layers_are_the_contracts_in_its_order() -> None:
     said = [modules for name, modules in page_layers() if name != NONE]
-    assert said == contract_layers(), (
+    contract = contract_layers()
+    unsaid = [" : ".join(layer) for layer in contract if layer not in said]
+    stale = [" : ".join(layer) for layer in said if layer not in contract]
+    assert said == contract, (
         "the table of layers in docs/architecture.md must list the layers of pyproject.toml's "
-        "[tool.importlinter] contract, top first, with the same modules"
+        f"[tool.importlinter] contract, top first, with the same modules: add {unsaid}, "
+        f"remove {stale}" + (", and order them as the contract does" if not unsaid + stale else "")
     )
     names = [name for name, _ in page_layers()]
     assert len(names) == len(set(names)), f"two layers share a name: {names}"
@@ -130,13 +151,15 @@ def test_every_module_of_the_package_has_one_row() -> None:
     twice = sorted({p for p in listed if listed.count(p) > 1})
     assert not twice, f"docs/architecture.md lists these modules twice: {twice}"
     missing = sorted(set(package_modules()) - set(listed))
-    assert not missing, f"add a row to docs/architecture.md's table of modules for: {missing}"
     gone = sorted(set(listed) - set(package_modules()))
-    assert not gone, f"docs/architecture.md lists modules that no longer exist: {gone}"
+    assert not missing + gone, (
+        f"docs/architecture.md's table of modules: add a row for {missing}, "
+        f"remove the rows of {gone} (no such file)"
+    )
 
 
 def test_each_module_is_in_the_layer_the_contract_gives_it() -> None:
-    names = {module: name for name, modules in page_layers() for module in modules}
+    names = contract_names()
     known = {name for name, _ in page_layers()}
     wrong = []
     for path, layer, job in page_modules():
