@@ -68,7 +68,7 @@ def test_a_typed_command_goes_with_the_next_prompt_and_is_saved_once(
     parts = [p for t in shown["turns"] for p in t["parts"] if p["kind"] == "attachment"]
     assert "hi-from-shell" in parts[0]["text"]
     exported = run_chatrepl("export", cid).stdout
-    assert "$ echo hi-from-shell" in exported and "[exit status 3]" in exported
+    assert "```console\n$ echo hi-from-shell; echo oops >&2; exit 3\nhi-from-shell\n" in exported
 
 
 def test_a_paste_and_backslash_bang_are_messages_and_clear_drops_the_output(
