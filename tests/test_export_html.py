@@ -114,7 +114,10 @@ def test_the_page_renders_folds_branches_embeds_images_and_runs_no_script(
 
     # it shows the conversation: text, code highlighted, folds, the image, both branches
     assert "Here:" in dom and "the kept answer" in dom and "the first try" in dom
-    assert re.search(r'<span class="k">def</span>(<span class="w">)? (</span>)?<span class="nf">visible_answer<', dom)
+    assert re.search(
+        r'<span class="k">def</span>(<span class="w">)? (</span>)?<span class="nf">visible_answer<',
+        dom,
+    )
     assert re.search(r"<details class=\"reasoning\"><summary>Reasoning</summary>", dom)
     assert re.search(r"<details class=\"tool\"><summary>Tool call <code>read_file", dom)
     assert "1 other branch from here" in dom and "an abandoned answer" in dom
