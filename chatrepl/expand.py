@@ -52,7 +52,7 @@ def max_folder_bytes(config: dict[str, Any] | None = None) -> int:
         ConfigError: it is not a number above 0.
     """
     if config is None:
-        from .config import load_config
+        from .settings import load_config
 
         config = load_config()
     table = config.get("attachments", {})

@@ -22,7 +22,7 @@ def known_keys() -> list[str]:
     """The values of the keys chatrepl knows: every provider's key as it would be used, the
     environment variables the providers name for keys, and every value in keys.json. Longest
     first, so that a key containing another is blanked out whole."""
-    from . import config as cfg
+    from . import settings as cfg
     from .providers.registry import providers
 
     found: list[str] = []

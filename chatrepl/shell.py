@@ -68,7 +68,7 @@ def max_output(config: dict[str, Any] | None = None) -> int:
         ConfigError: it is not a whole number above 0.
     """
     if config is None:
-        from .config import load_config
+        from .settings import load_config
 
         config = load_config()
     table = config.get("shell", {})
