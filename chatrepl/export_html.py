@@ -223,8 +223,8 @@ def _renderer() -> MarkdownIt:
 
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "highlight": _highlight})
     md.enable(["table", "strikethrough"])
-    image = md.renderer.rules.get("image")
-    link_open = md.renderer.rules.get("link_open")
+    rules: dict[str, Any] = getattr(md.renderer, "rules", {})  # markdown-it's HTML renderer
+    image, link_open = rules.get("image"), rules.get("link_open")
 
     def render_image(renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
         """An image from the model is a link, unless it is already here (a data: URL)."""
