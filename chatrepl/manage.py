@@ -132,16 +132,18 @@ def parser() -> argparse.ArgumentParser:
 
     p = command(
         "export",
-        "Write a conversation as Markdown (to read) or JSON (to import again).",
+        "Write a conversation as Markdown (to read), HTML (one page to share) or JSON (to "
+        "import again).",
         "chatrepl export 01JD8X --format json -o goat.json",
         cmd_export,
     )
     p.add_argument("id", metavar="ID", help="a conversation id, or a unique prefix of one")
     p.add_argument(
         "--format",
-        choices=("markdown", "json"),
+        choices=("markdown", "html", "json"),
         default="markdown",
-        help="markdown (the default) or json",
+        help="markdown (the default), html (one self-contained page: every branch, images "
+        "embedded) or json",
     )
     p.add_argument(
         "-o", "--output", metavar="FILE", help="write to FILE (mode 0600) instead of stdout"
@@ -491,7 +493,7 @@ def _highlighted(snippet: str) -> Any:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """``chatrepl export ID [--format markdown|json] [-o FILE]``."""
+    """``chatrepl export ID [--format markdown|html|json] [-o FILE]``."""
     from .export import to_json, to_markdown
 
     summary, turns, every = _conversation(args)
@@ -500,6 +502,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             args.db, create=False
         ).attachment  # the attached files go in the export too
         text = json_text(to_json(summary, every, files))
+    elif args.format == "html":
+        from .export_html import to_html
+
+        text = to_html(summary, turns, every, open_store(args.db, create=False).attachment)
     else:
         text = to_markdown(
             summary, turns, every if args.all_branches else None, reasoning=args.reasoning

@@ -100,12 +100,19 @@ def _stream(response: Response, thoughts: ReasoningWriter | None) -> str | None:
 
 
 def attached(args: argparse.Namespace, store: Store) -> list[Part]:
-    """The files of ``-a``, staged (kept in ``store``) for the prompt."""
-    from .attachments import stage
+    """The files of ``-a`` (a folder or a glob: its text files), staged (kept in ``store``)
+    for the prompt, known keys blanked out of text; a file left out of a folder is said."""
+    from .expand import stage_any
+    from .redact import known_keys
 
     staged: list[Part] = []
-    for source in getattr(args, "attach", None) or []:
-        staged.append(stage(source, store, staged))
+    sources = getattr(args, "attach", None) or []
+    keys = known_keys() if sources else []
+    for source in sources:
+        found = stage_any(source, store, staged, keys)
+        for sentence in found.refused:
+            say_error(sentence)
+        staged += found.parts
     return staged
 
 
