@@ -21,13 +21,16 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ChatreplError, StoreError
 from ..frontend import ENDINGS
 from ..text import is_blank, make_safe, shorten
-from .answer_commands import cmd_set  # noqa: F401 - registers /set /unset /reasoning /continue /compact
 from .attach import cmd_attach, stage_arguments  # noqa: F401 - registers /attach
 from .branching import cmd_alt  # noqa: F401 - registers the tree's commands
 from .commands import dispatch, plural
 from .keys import HOW_TO_LEAVE, Pasted
 from .toolbar import fit, toolbar_text
 from .tooling import ToolScreen
+
+# isort: split
+# Registered last, so /help and Tab list them after the commands of conversations and the tree.
+from .answer_commands import cmd_set  # noqa: F401, E402 - registers /set /unset /reasoning /continue /compact
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
