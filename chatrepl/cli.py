@@ -20,6 +20,8 @@ SUBCOMMANDS = (
     "import",
     "import-llm",
     "db",
+    "templates",
+    "keys",
 )
 
 

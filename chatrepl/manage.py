@@ -1,6 +1,7 @@
 """The sub-commands that work on saved conversations from the shell.
 
-``chatrepl list | show | search | export | title | delete | models | import | import-llm | db``:
+``chatrepl list | show | search | export | title | delete | models | import | import-llm | db |
+templates | keys``:
 cli.py hands :func:`main` the arguments, the sub-command first. Each command prints a rich
 table (or rendered Markdown) on a terminal, plain tab-separated lines into a pipe, and stable
 JSON with ``--json``. The exit status is 0 on success, 1 on an error (one line on stderr,
@@ -207,7 +208,16 @@ def parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="llm's logs.db or its folder (default: $LLM_USER_PATH/logs.db, else llm's own)",
     )
+    p.add_argument(
+        "--keys",
+        action="store_true",
+        help="also copy llm's API keys (into the keyring, else keys.json)",
+    )
     add_db_command(commands)
+    from . import manage_keys, manage_templates
+
+    manage_templates.add_command(commands)
+    manage_keys.add_command(commands)
     return root
 
 
@@ -789,7 +799,17 @@ def cmd_import_llm(args: argparse.Namespace) -> int:
     from .importers.llm import read_conversations
 
     path = llm_logs_path(args.path)
-    conversations = read_conversations(path)
+    folder = path.parent
+    others = (folder / "templates").is_dir() or (args.keys and (folder / "keys.json").is_file())
+    if not path.is_file() and others:  # llm's templates or keys, and no logs yet
+        print(f"No conversations: there is no logs.db in {_safe(str(folder))}.")
+    else:
+        _import_logs(args, path, read_conversations(path))
+    _import_llm_files(folder, args.keys)
+    return 0
+
+
+def _import_logs(args: argparse.Namespace, path: Path, conversations: list[Any]) -> None:
     store = open_store(args, create=True)
     new = new_turns = grown = added = 0
     for summary, turns in conversations:
@@ -804,7 +824,31 @@ def cmd_import_llm(args: argparse.Namespace) -> int:
     if same:
         parts.append(f"{_plural(same, 'conversation')} already here")
     print(f"{', '.join(parts)} from {_safe(str(path))}.")
-    return 0
+
+
+def _import_llm_files(folder: Path, keys: bool) -> None:
+    """llm's templates (and keys, with ``keys``), each reported: what came, what could not."""
+    from .importers.llm_files import Report, import_keys, import_templates
+
+    def say(report: Report, what: str) -> None:
+        if report.imported:
+            names = _safe(", ".join(report.imported))
+            print(f"Imported {_plural(len(report.imported), what)} from llm: {names}.")
+        if report.same:
+            print(
+                f"{_plural(len(report.same), what)} already here: {_safe(', '.join(report.same))}."
+            )
+        for line in report.dropped:
+            print(f"Imported {line} (chatrepl does not support those).")
+        for line in report.skipped:
+            print(f"Not imported: {line}.")
+
+    say(import_templates(folder), "template")
+    if keys:
+        report = import_keys(folder)
+        if not (report.imported or report.same or report.skipped):
+            print(f"No keys to import: there is no keys.json in {_safe(str(folder))}.")
+        say(report, "key")
 
 
 def _plural(n: int, word: str) -> str:
