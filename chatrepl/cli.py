@@ -149,6 +149,14 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     if len(argv) > 2 and argv[0] == "--db" and argv[2] in SUBCOMMANDS:
         argv = [argv[2], *argv[:2], *argv[3:]]  # `chatrepl --db X list` reads naturally too
+    if argv and argv[0] == "templates":
+        from .manage_templates import main as templates
+
+        return templates(argv)
+    if argv and argv[0] == "keys":
+        from .manage_keys import main as keys
+
+        return keys(argv)
     if argv and argv[0] in SUBCOMMANDS:
         from .manage import main as manage
 

@@ -1,7 +1,7 @@
 """The sub-commands that work on saved conversations from the shell.
 
-``chatrepl list | show | search | export | title | delete | models | import | import-llm | db |
-templates | keys``:
+``chatrepl list | show | search | export | title | delete | models | import | import-llm | db``
+(``templates`` and ``keys`` live in manage_templates.py and manage_keys.py):
 cli.py hands :func:`main` the arguments, the sub-command first. Each command prints a rich
 table (or rendered Markdown) on a terminal, plain tab-separated lines into a pipe, and stable
 JSON with ``--json``. The exit status is 0 on success, 1 on an error (one line on stderr,
@@ -214,10 +214,6 @@ def parser() -> argparse.ArgumentParser:
         help="also copy llm's API keys (into the keyring, else keys.json)",
     )
     add_db_command(commands)
-    from . import manage_keys, manage_templates
-
-    manage_templates.add_command(commands)
-    manage_keys.add_command(commands)
     return root
 
 

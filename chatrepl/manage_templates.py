@@ -27,6 +27,20 @@ SKELETON = """\
 """
 
 
+def main(argv: list[str]) -> int:
+    """Run ``chatrepl templates ACTION …``; returns the exit status (2 for a usage error)."""
+    from .frontend import Parser, guarded
+    from .manage import _run
+
+    root = Parser(prog="chatrepl")
+    add_command(root.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    try:
+        args = root.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
+        return exc.code if isinstance(exc.code, int) else 2
+    return guarded(lambda: _run(args))
+
+
 def add_command(commands: Any) -> None:
     """Register ``chatrepl templates ACTION``."""
     from .frontend import Parser

@@ -41,7 +41,7 @@ def cmd_attach(repl: Session, arg: str) -> None:
         repl.say(f"Unstaged {plural(n, 'file')}." if n else "Nothing was staged.")
         repl.refresh()
         return
-    part = stage(arg, repl.store, staged)
+    part = stage(arg, None if repl.no_log else repl.store, staged)
     if any(p.data.get("sha256") == part.data.get("sha256") for p in staged):
         repl.say(f"{describe(part)} is already staged.")
         return
@@ -56,7 +56,7 @@ def stage_arguments(repl: Session, sources: list[str] | None) -> None:
 
     for source in sources or []:
         try:
-            part = stage(source, repl.store, repl.staged)
+            part = stage(source, None if repl.no_log else repl.store, repl.staged)
         except ChatreplError as exc:
             repl.error(str(exc))
             continue
