@@ -9,6 +9,7 @@ dependency is needed.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,11 @@ def concise(text: str) -> dict[str, Any]:
                 "(put a description after a colon)."
             )
         name = words[0]
+        if not re.fullmatch(r"\w[\w.-]*", name):
+            raise SchemaError(
+                f"The schema field '{make_safe(shorten(name, 30))}' is not a name: use letters, "
+                "digits and _ (or give the schema as JSON)."
+            )
         kind = words[1] if len(words) > 1 else "str"
         if kind not in CONCISE_TYPES:
             raise SchemaError(
