@@ -835,9 +835,9 @@ def _import_llm_files(folder: Path, keys: bool) -> None:
                 f"{_plural(len(report.same), what)} already here: {_safe(', '.join(report.same))}."
             )
         for line in report.dropped:
-            print(f"Imported {line} (chatrepl does not support those).")
+            print(f"Imported {_safe(line)} (chatrepl does not support those).")
         for line in report.skipped:
-            print(f"Not imported: {line}.")
+            print(f"Not imported: {_safe(line)}.")
 
     say(import_templates(folder), "template")
     if keys:

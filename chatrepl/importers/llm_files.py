@@ -32,9 +32,12 @@ def import_templates(llm_folder: Path) -> Report:
     """Copy llm's templates into chatrepl's templates folder."""
     import yaml
 
+    from ..providers.registry import providers
     from ..templates import LLM_ONLY, TemplateError, parse, path_of, save
     from ..text import make_safe
+    from .llm import model_name
 
+    known = set(providers())
     report = Report()
     source = llm_folder / "templates"
     files = sorted(source.glob("*.yaml")) if source.is_dir() else []
@@ -53,6 +56,12 @@ def import_templates(llm_folder: Path) -> Report:
             continue
         left = sorted(k for k in data if k in LLM_ONLY and data[k])
         data = {k: v for k, v in data.items() if k not in LLM_ONLY and k != "name"}
+        if isinstance(data.get("model"), str):  # llm's model ids as chatrepl names
+            named = model_name(data["model"], known)
+            if named.startswith("llm:"):  # an alias or a plugin's model chatrepl cannot call
+                left.append(f"its model {data.pop('model')}")
+            else:
+                data["model"] = named
         try:
             template = parse(name, yaml.safe_dump(data))
             target = path_of(name)
