@@ -58,7 +58,7 @@ def one_shot(args: argparse.Namespace, prompt: str) -> int:
     ask = {"schema": schema} if schema is not None else {}
     window = window_of(conversation) if conversation.turns else None
     make_room(conversation, prompt, window, say_error)  # older turns summarised if need be
-    box, runner = open_tools(store, args.tools, approve_all=args.auto_approve)
+    box, runner = open_tools(store, args.tools, approve_all=args.auto_approve)  # type: ignore[arg-type]
     try:
         if schema is not None:
             from .providers.structured import conflict

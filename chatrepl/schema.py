@@ -164,7 +164,9 @@ def mismatch(value: Any, schema: dict[str, Any], where: str = "the answer") -> s
         shown = make_safe(shorten(json.dumps(value, ensure_ascii=False), 30))
         return f"{where} is {shown}, not one of {make_safe(shorten(allowed, 80))}"
     if isinstance(value, dict):
-        props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+        props: dict[str, Any] = (
+            schema["properties"] if isinstance(schema.get("properties"), dict) else {}
+        )
         for name in schema.get("required") or []:
             if name not in value:
                 return f"{where} lacks the field '{make_safe(str(name))}'"

@@ -200,7 +200,7 @@ def parse(name: str, text: str) -> Template:
             continue
         if not isinstance(value, want) or (isinstance(value, bool) and want is not bool):
             raise TemplateError(f"Template {shown}: {key} must be {said}.")
-        if key == "tools" and not all(isinstance(t, str) for t in value):
+        if isinstance(value, list) and not all(isinstance(t, str) for t in value):
             raise TemplateError(f"Template {shown}: tools must be a list of tool names.")
     values = {k: v for k, v in data.items() if v is not None}
     return Template(name=name, **values)

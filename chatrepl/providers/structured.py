@@ -24,7 +24,7 @@ TOOL_NAME = "answer"
 SCHEMA_NAME = "answer"
 
 
-def conflict(model: Any, options: dict[str, Any], tools: list[Any] | None) -> str | None:
+def conflict(model: Any, options: dict[str, Any], tools: Any) -> str | None:
     """Why ``model`` cannot answer with a schema given these ``options`` and ``tools``, in one
     sentence, or ``None``: said before anything is sent."""
     how = getattr(model, "structured_output", None)
