@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import config as cfg
+from . import settings as cfg
 from .errors import ChatreplError
 
 #: The keyring's service name for chatrepl's keys (the user name is the key's name).

@@ -17,12 +17,12 @@ from .frontend import (
     stream_answer,
     tool_line,
 )
-from .options import reasoning_shown
+from .model_options import reasoning_shown
 
 if TYPE_CHECKING:
     from .conversation import Response
     from .records import Part
-    from .repl.render import StreamRenderer
+    from .screen.render import StreamRenderer
     from .store import Store
 
 #: Exit status of an answer that arrived but did not end normally.
@@ -42,7 +42,7 @@ def one_shot(args: argparse.Namespace, prompt: str) -> int:
     from .templating import shaped
 
     no_log = getattr(args, "no_log", False)
-    store = open_log(args) if no_log else open_store(args.db)
+    store = open_log(args) if no_log else open_store(args.db, create=True)
     staged = attached(args, None if no_log else store)
     conversation = open_conversation(
         store,  # type: ignore[arg-type] # -n with nothing to continue: no store at all
@@ -115,7 +115,7 @@ def _stream(
 ) -> str | None:
     """Show ``response`` on stdout (reasoning on stderr), or nothing while it streams when
     ``quiet`` (a shaped answer, printed at the end); the error sentence if it failed."""
-    from .repl.interrupt import answering
+    from .screen.interrupt import answering
     from .shaped import Quiet
 
     show: StreamRenderer | PipeWriter | Split | Quiet
@@ -243,7 +243,7 @@ def terminal_renderer(reasoning: bool = True) -> StreamRenderer:
     """The streaming Markdown display on the terminal, already showing its spinner."""
     from rich.console import Console
 
-    from .repl.render import StreamRenderer
+    from .screen.render import StreamRenderer
 
     renderer = StreamRenderer(Console(highlight=False), reasoning=reasoning)
     renderer.start()

@@ -51,6 +51,8 @@ def emit(args: argparse.Namespace, response: Response, error: str | None = None)
         except SchemaError as exc:
             problem = str(exc)
     if getattr(args, "json", False):
+        from .text import json_text
+
         _write(json_text(response_json(response, error or problem, value)))
         return problem
     if problem or error is not None:
@@ -104,12 +106,6 @@ def response_json(
     if error:
         data["error"] = error
     return data
-
-
-def json_text(data: Any) -> str:
-    from .manage import json_text as text  # one way of printing JSON safely
-
-    return text(data)
 
 
 def _write(text: str) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import config as cfg
+from . import settings as cfg
 from .errors import ChatreplError
 
 #: The fields a template may have, and what each must be.

@@ -85,7 +85,7 @@ def from_args(args: argparse.Namespace) -> Template:
 
 def merge(args: argparse.Namespace, template: Template) -> None:
     """Fill ``args`` from ``template`` where the command line said nothing itself."""
-    from .options import OptionError, check
+    from .model_options import OptionError, check
 
     args.template_obj = template
     if not args.model and template.model:

@@ -64,7 +64,7 @@ def _params(pairs: list[str]) -> dict[str, str]:
 
 def _apply(repl: Session, template: Template, system: str | None) -> None:
     """Change the conversation as ``template`` says, and say what changed."""
-    from ..options import OptionError, check
+    from ..model_options import OptionError, check
 
     options = {}
     for key, value in template.options.items():
@@ -87,7 +87,7 @@ def _apply(repl: Session, template: Template, system: str | None) -> None:
         said.append(f"persona: {make_safe(shorten(' '.join(system.split()), 50))}")
     if options:
         c.options.update(options)
-        from ..options import shown
+        from ..model_options import shown
 
         said.append(f"options {make_safe(shown(options))}")
     if template.tools:
