@@ -116,8 +116,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_edit(args: argparse.Namespace) -> int:
     """Open the template in the editor; a new one starts from :data:`SKELETON`. Checked after."""
-    from .settings import write_private
     from .frontend import say_error
+    from .settings import write_private
     from .templates import folder, load, path_of
     from .text import make_safe
 
