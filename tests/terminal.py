@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import pexpect
 import pyte
+from scrollback import ScrollbackScreen
 
 KEYS = {
     "enter": "\r",
@@ -41,7 +42,7 @@ class Terminal:
         cwd: str | None = None,
     ):
         self.rows, self.cols = rows, cols
-        self.screen = pyte.HistoryScreen(cols, rows, history=2000)
+        self.screen = ScrollbackScreen(cols, rows, history=2000)
         self.screen.write_process_input = self._answer  # CPR and status reports
         self.stream = pyte.ByteStream(self.screen)
         self.child = pexpect.spawn(

@@ -19,6 +19,7 @@ from conftest import child_env
 from fakeserver import Reply, Status
 from pty_repl import chatrepl as repl
 from pty_repl import say
+from scrollback import ScrollbackScreen
 
 ROWS, COLS = 50, 160
 
@@ -65,12 +66,12 @@ def run_on_a_terminal(*args: str) -> tuple[bytes, pyte.Screen, int]:
     child.expect(pexpect.EOF)
     raw = child.before
     child.close()
-    screen = pyte.HistoryScreen(COLS, ROWS, history=1000)
+    screen = ScrollbackScreen(COLS, ROWS, history=1000)
     pyte.ByteStream(screen).feed(raw)
     return raw, screen, child.exitstatus
 
 
-def shown(screen: pyte.HistoryScreen) -> str:
+def shown(screen: ScrollbackScreen) -> str:
     top = ["".join(ch.data for ch in row.values()) for row in screen.history.top]
     return "\n".join(line.rstrip() for line in [*top, *screen.display])
 

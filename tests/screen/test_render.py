@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
+from scrollback import ScrollbackScreen
 
 from chatrepl.screen.render import StreamRenderer, render_markdown
 from chatrepl.text import make_safe
@@ -109,7 +110,7 @@ def make_console(**kwargs: object) -> tuple[Console, io.StringIO]:
 
 def screen_lines(raw: str) -> list[str]:
     """What a terminal shows after ``raw``: its scrollback then its screen, trailing blanks cut."""
-    screen = pyte.HistoryScreen(WIDTH, HEIGHT, history=100_000)
+    screen = ScrollbackScreen(WIDTH, HEIGHT, history=100_000)
     screen.set_mode(pyte.modes.LNM)  # "\n" also returns the carriage, as a tty does
     pyte.Stream(screen).feed(raw)
     history = ["".join(line[x].data for x in range(WIDTH)) for line in screen.history.top]

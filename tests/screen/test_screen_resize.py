@@ -38,6 +38,7 @@ from fakeserver import FakeLLMServer, Reply
 from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
+from scrollback import ScrollbackScreen
 from terminal import Terminal
 from test_render import FakeClock
 
@@ -278,7 +279,7 @@ def kept_after_narrowing(before: str, after: str) -> list[str]:
     console.size = (NARROW, ROWS)
     renderer.feed(after)
     renderer.finish()
-    screen = pyte.HistoryScreen(WIDE, ROWS, history=1000)
+    screen = ScrollbackScreen(WIDE, ROWS, history=1000)
     screen.set_mode(pyte.modes.LNM)  # "\n" also returns the carriage, as a tty does
     pyte.Stream(screen).feed(out.getvalue())
     history = ["".join(line[x].data for x in range(WIDE)) for line in screen.history.top]
