@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from llm_cli import run_llm
 
 from chatrepl import manage
 from chatrepl.conversation import Conversation
@@ -53,13 +54,8 @@ def llm_env(user_path: Path, pythonpath: Path | None = None) -> dict[str, str]:
 
 
 def llm(user_path: Path, *args: str, pythonpath: Path | None = None) -> str:
-    p = subprocess.run(
-        [sys.executable, "-m", "llm", *args],
-        env=llm_env(user_path, pythonpath),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    """``python -m llm ARGS``, its own process (forked from one that imported llm: llm_cli)."""
+    p = run_llm(list(args), llm_env(user_path, pythonpath), timeout=120)
     assert p.returncode == 0, p.stderr
     return p.stdout
 
