@@ -37,14 +37,23 @@ SEQUENCES = {
     "the screen erased": LINES + "\x1b[2J\x1b[H" + LINES[:60],
     "a reset": LINES + "\x1bc" + LINES[:50],
     "wide and combining characters": "".join(f"界{i} e\u0301 🙂\n" for i in range(20)),
+    "lines longer than the screen": "".join(f"{i} " + "x" * (i * 7) + "\n" for i in range(30)),
+    "no autowrap": "\x1b[?7l" + "".join(f"{i} " + "y" * 50 + "\n" for i in range(12)),
+    "insert mode": LINES[:30] + "\x1b[1;3H\x1b[4hINSERTED\x1b[4l and replaced" + LINES[:90],
+    "line drawing characters": "\x1b(0lqqk\nx  x\nmqqj\x1b(B plain\n" + LINES,
+    "colours between the words": "".join(f"\x1b[1;3{i % 8}mword{i}\x1b[0m " for i in range(200)),
 }
 
 
-def read(screen: pyte.Screen, raw: str) -> tuple[list[str], list[str], tuple[int, int]]:
+def read(screen: pyte.Screen, raw: str) -> tuple[list[str], list[str], list, tuple[int, int]]:
+    """The history's text, the screen's text, every cell (character and attributes) of both,
+    and the cursor."""
     screen.set_mode(pyte.modes.LNM)
     pyte.Stream(screen).feed(raw)
     top = ["".join(line[x].data for x in range(COLS)) for line in screen.history.top]
-    return top, screen.display, (screen.cursor.x, screen.cursor.y)
+    rows = [*screen.history.top, *(screen.buffer[y] for y in range(ROWS))]
+    cells = [[line[x] for x in range(COLS)] for line in rows]
+    return top, screen.display, cells, (screen.cursor.x, screen.cursor.y)
 
 
 @pytest.mark.parametrize("name", SEQUENCES)
