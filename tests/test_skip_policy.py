@@ -49,6 +49,9 @@ def pytest_in(folder: Path, source: str, no_skips: str | None) -> subprocess.Com
     (folder / "test_sample.py").write_text(source)
     env = child_env()
     env.pop("CHATREPL_NO_SKIPS", None)
+    # Only pytest and our conftest take part: not the installed plugins (hypothesis's alone
+    # costs a second and a half of CPU at every start).
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     if no_skips is not None:
         env["CHATREPL_NO_SKIPS"] = no_skips
     return subprocess.run(
