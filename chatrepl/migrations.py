@@ -252,6 +252,13 @@ def m003_by_conversation(db: Db) -> None:
         db.execute_sql(statement)
 
 
+def m004_cache_tokens(db: Db) -> None:
+    """Each model call's cached input: tokens read from the provider's prompt cache, and
+    tokens written to it (priced differently from the rest of the input)."""
+    for column in ("cache_read_tokens", "cache_write_tokens"):
+        db.execute_sql(f"ALTER TABLE calls ADD COLUMN {column} INTEGER")
+
+
 _TURN_KEY = (
     "FOREIGN KEY (conversation_id, turn_seq) REFERENCES turns (conversation_id, seq) "
     "ON DELETE CASCADE"
@@ -397,6 +404,11 @@ def pg_m003_by_conversation(db: Db) -> None:
         db.execute_sql(statement)
 
 
+def pg_m004_cache_tokens(db: Db) -> None:
+    """As SQLite's."""
+    m004_cache_tokens(db)
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step of the schema: its name (recorded once applied) and what it does on each
@@ -411,6 +423,7 @@ MIGRATIONS = [
     Migration("m001_initial", m001_initial, pg_m001_initial),
     Migration("m002_tree", m002_tree, pg_m002_tree),
     Migration("m003_by_conversation", m003_by_conversation, pg_m003_by_conversation),
+    Migration("m004_cache_tokens", m004_cache_tokens, pg_m004_cache_tokens),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 _NAMES = [m.name for m in MIGRATIONS]

@@ -17,6 +17,7 @@ from fakeserver import Answer, Call, Text, Think
 import chatrepl
 from chatrepl.conversation import Conversation
 from chatrepl.ids import new_id
+from chatrepl.migrations import SCHEMA_VERSION
 from chatrepl.store import Store
 
 pytest_plugins = ("pgserver",)
@@ -57,7 +58,7 @@ BACK_TO_2 = [
     "DROP INDEX IF EXISTS turns_outline",  # SQLite only
     "DROP INDEX turns_in_conversation",
     "CREATE INDEX turns_conversation ON turns (conversation_id, seq)",
-    "DELETE FROM _migrations WHERE name = 'm003_by_conversation'",
+    "DELETE FROM _migrations WHERE name NOT IN ('m001_initial', 'm002_tree')",
 ]
 SQLITE_TABLES_2 = [
     """CREATE TABLE parts_2 (
@@ -80,6 +81,9 @@ SQLITE_TABLES_2 = [
     "PRAGMA user_version = 2",
 ]
 POSTGRES_TABLES_2 = [
+    "ALTER TABLE calls DROP COLUMN cache_read_tokens",  # schema 4's
+    "ALTER TABLE calls DROP COLUMN cache_write_tokens",
+] + [
     statement
     for table, position in (("parts", "position"), ("calls", "idx"))
     for statement in (
@@ -115,7 +119,7 @@ def test_a_schema_2_sqlite_database_migrates_keeping_every_part_and_call(
     assert any(p.kind == "tool_result" for t in before[0] for p in t.parts)
     assert any(len(t.calls) == 2 for t in before[0])
     con = sqlite3.connect(path)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert con.execute("PRAGMA foreign_key_check").fetchall() == []
     # the parts kept their turn: each part's conversation is its turn's
@@ -260,8 +264,8 @@ def test_a_copy_restored_from_a_dump_opens_at_its_recorded_version(tmp_path: Pat
     assert Conversation.load(again, c.id).prompt("more").text() == "more"
     assert [t.prompt for t in again.turns(c.id)] == ["kept words", "more"]
     con = sqlite3.connect(path)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 3
-    assert [r[0] for r in con.execute("SELECT count(*) FROM _migrations")] == [3]
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert [r[0] for r in con.execute("SELECT count(*) FROM _migrations")] == [SCHEMA_VERSION]
     con.execute("PRAGMA user_version = 0")
     con.execute("INSERT INTO _migrations VALUES ('m999_from_the_future', '2030-01-01')")
     con.commit()
