@@ -48,8 +48,6 @@ class Dialect:
     read_only = False
     #: the errors that mean the database failed (each becomes one sentence)
     failures: tuple[type[BaseException], ...] = (pw.DatabaseError, sqlite3.DatabaseError)
-    #: appended to an INSERT into ``turns`` to get its ``seq`` back
-    returning_seq = ""
     #: appended to a SELECT whose rows the transaction must hold until it ends
     for_update = ""
     #: one connection for the whole store, closed only by the thread that opened it
@@ -71,10 +69,6 @@ class Dialect:
         """Parameters as the database can store them."""
         return tuple(params)
 
-    def new_seq(self, cursor: Any) -> int:
-        """The ``seq`` of the turn an INSERT (with ``returning_seq``) just wrote."""
-        raise NotImplementedError
-
     def unusable(self, exc: BaseException) -> str:
         """The one sentence a failure of the database becomes."""
         raise NotImplementedError
@@ -90,6 +84,16 @@ class Dialect:
 
     def ready(self, db: Any) -> None:
         """Before a question outside a transaction: a connection that broke is replaced."""
+
+    @contextmanager
+    def batch(self, db: Any) -> Iterator[None]:
+        """Statements run inside go to the database together, as one exchange where the
+        engine can (PostgreSQL's pipeline): a result read inside waits for those before it,
+        the others are known at the end of the block. SQLite, next door, runs each at once."""
+        yield
+
+    def sync(self) -> None:
+        """Inside a batch: wait for the results of everything sent so far (``rowcount``)."""
 
     def check_writable(self) -> None:
         """Refuse a write that would be lost or go to the wrong place (StoreError)."""
@@ -164,9 +168,6 @@ class SqliteDialect(Dialect):
 
     def migrate(self, db: Any, create: bool) -> None:
         migrations.migrate_sqlite(db, self.path)
-
-    def new_seq(self, cursor: Any) -> int:
-        return int(cursor.lastrowid)
 
     def unusable(self, exc: BaseException) -> str:
         text = str(exc).lower()
@@ -323,7 +324,6 @@ class PostgresDialect(Dialect):
     by its threads; failures told without the URL's credentials; ``tsvector`` search."""
 
     failures = (pw.DatabaseError, sqlite3.DatabaseError, pw.InterfaceError)
-    returning_seq = " RETURNING seq"
     for_update = " FOR UPDATE"
     one_connection = True
 
@@ -332,9 +332,15 @@ class PostgresDialect(Dialect):
 
         self._postgres, self._url = postgres, url
         self.shown = postgres.display(url)
+        self._pipeline: Any = None  # the batch under way
 
     def database(self) -> Any:
-        return self._postgres.open_database(self._url)
+        db = self._postgres.open_database(self._url)
+        import psycopg  # (open_database said so clearly if it is missing)
+
+        # a batch's failure comes from psycopg itself, not through peewee
+        self.failures = (*PostgresDialect.failures, psycopg.Error)
+        return db
 
     def migrate(self, db: Any, create: bool) -> None:
         migrations.migrate_postgres(db, create, self.shown)
@@ -344,9 +350,6 @@ class PostgresDialect(Dialect):
 
     def values(self, params: Any) -> tuple[Any, ...]:
         return tuple(_clean(v) for v in params)
-
-    def new_seq(self, cursor: Any) -> int:
-        return int(cursor.fetchone()[0])
 
     def unusable(self, exc: BaseException) -> str:
         return self._postgres.unusable(exc, self._url)
@@ -364,6 +367,25 @@ class PostgresDialect(Dialect):
                 db.close()
             except Exception:  # noqa: BLE001 - a dead connection may fail to close: forget it
                 db._state.reset()
+
+    @contextmanager
+    def batch(self, db: Any) -> Iterator[None]:
+        """psycopg's pipeline: the statements go out together, one round trip for all; after
+        a failure the transaction it left open (a statement failed, the rest were skipped,
+        COMMIT too) is rolled back, so the connection is ready for the next question."""
+        connection = db.connection()
+        try:
+            with connection.pipeline() as self._pipeline:
+                yield
+        except BaseException:
+            self._postgres.settle(connection)
+            raise
+        finally:
+            self._pipeline = None
+
+    def sync(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.sync()
 
     def search(self, ask: Ask, words: list[str], n: int, marks: tuple[str, str]) -> list[SearchHit]:
         query = _tsquery(words)

@@ -88,12 +88,17 @@ class Store:
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """One write transaction (SQLite: BEGIN IMMEDIATE), failures as one sentence; never
-        into a file that is no longer the one opened."""
+        into a file that is no longer the one opened.
+
+        PostgreSQL gets the whole transaction in one exchange (``Dialect.batch``): statements
+        whose results are not read inside the block are sent together with BEGIN and COMMIT,
+        so their cursors' results (``rowcount``) are known only after the block.
+        """
         self.dialect.check_writable()
         self._finish_unfinished()
         with self._errors(), self._lock:
             self.dialect.ready(self.db)
-            with self.db.atomic():
+            with self.dialect.batch(self.db), self.db.atomic():
                 yield
 
     def _x(self, sql: str, params: Iterable[Any] = ()) -> Any:
@@ -109,8 +114,10 @@ class Store:
     def _finish_unfinished(self) -> None:
         """Write the final state of turns a full disk kept from being finalised."""
         for turn_id, t in list(self._unfinished.items()):
-            with self._errors(), self.db.atomic():
-                self._finish(t)
+            with self._errors(), self._lock:
+                self.dialect.ready(self.db)
+                with self.dialect.batch(self.db), self.db.atomic():
+                    self._finish(t)  # (a turn deleted since has nothing left to finish)
             self._unfinished.pop(turn_id, None)
 
     def close(self) -> None:
@@ -177,29 +184,25 @@ class Store:
             self._insert_turn(turn)
             self._set_head(conversation.id, turn.id)
 
-    def _insert_turn(self, t: TurnRecord) -> int:
-        depth = 0
-        if t.parent_id:
-            row = self._x("SELECT depth FROM turns WHERE id = ?", (t.parent_id,)).fetchone()
-            depth = row[0] + 1 if row else 0
-        values = _turn_values(t)
-        cursor = self._x(
+    def _insert_turn(self, t: TurnRecord) -> None:
+        # Written without reading anything back: the depth comes from the parent's row, and
+        # the parts and calls find the turn's key (conversation, seq) by its id, so the whole
+        # write can go to a server far away in one exchange.
+        self._x(
             f"""INSERT INTO turns (conversation_id, depth, extra, {", ".join(_TURN_COLUMNS)})
-            VALUES (?, ?, ?, {", ".join("?" * len(_TURN_COLUMNS))})"""
-            + self.dialect.returning_seq,
-            [t.conversation_id, depth, _extra(t.parts), *values],
+            SELECT ?, COALESCE((SELECT depth + 1 FROM turns WHERE id = ?), 0), ?,
+                {", ".join("?" * len(_TURN_COLUMNS))}""",
+            [t.conversation_id, t.parent_id, _extra(t.parts), *_turn_values(t)],
         )
-        seq = self.dialect.new_seq(cursor)
-        self._write_parts(t.conversation_id, seq, 0, t.parts)
-        self._write_calls(t.conversation_id, seq, t.calls)
-        return seq
+        self._write_parts(t.id, 0, t.parts)
+        self._write_calls(t.id, t.calls)
 
     def save_progress(self, turn_id: str, response: str, start: int, parts: list[Part]) -> None:
         """Save what has arrived: the answer text so far and the parts from ``start`` on."""
         with self._writing():
-            cid, seq = self._key(turn_id)
-            self._x("UPDATE turns SET response = ? WHERE seq = ?", (response, seq))
-            self._write_parts(cid, seq, start, parts[start:])
+            written = self._x("UPDATE turns SET response = ? WHERE id = ?", (response, turn_id))
+            self._write_parts(turn_id, start, parts[start:])
+        self._check_written(written, turn_id)
 
     def finish_turn(self, t: TurnRecord) -> None:
         """Save the turn as it ended: every part, every call, status, usage, timings.
@@ -209,7 +212,7 @@ class Store:
         """
         try:
             with self._writing():
-                self._finish(t)
+                written = self._finish(t)
         except StoreError as exc:
             if not self.dialect.is_full(exc.__cause__):
                 raise
@@ -219,16 +222,22 @@ class Store:
                 "yet: free some space, and it is saved with the next thing you do."
             ) from exc
         self._unfinished.pop(t.id, None)
+        self._check_written(written, t.id)
 
-    def _finish(self, t: TurnRecord) -> None:
-        cid, seq = self._key(t.id)
+    def _finish(self, t: TurnRecord) -> Any:
+        """The final state of ``t`` written; the cursor of its row's update (``rowcount`` 0:
+        the turn is not there)."""
         # the conversation's row before the turn's, as every write takes them (PostgreSQL
         # locks rows: one order everywhere, no deadlock)
-        self._x("UPDATE conversations SET updated = ? WHERE id = ?", (now(), cid))
         self._x(
+            "UPDATE conversations SET updated = ? "
+            "WHERE id = (SELECT conversation_id FROM turns WHERE id = ?)",
+            (now(), t.id),
+        )
+        written = self._x(
             """UPDATE turns SET response = ?, extra = ?, status = ?, error = ?,
                 input_tokens = ?, output_tokens = ?, duration_ms = ?, ttft_ms = ?
-            WHERE seq = ?""",
+            WHERE id = ?""",
             (
                 t.response,
                 _extra(t.parts),
@@ -238,46 +247,51 @@ class Store:
                 t.output_tokens,
                 t.duration_ms,
                 t.ttft_ms,
-                seq,
+                t.id,
             ),
         )
-        self._replace_parts_and_calls(cid, seq, t)
+        self._replace_parts_and_calls(t)
+        return written
 
-    def _replace_parts_and_calls(self, cid: str, seq: int, t: TurnRecord) -> None:
-        key = (cid, seq)
-        self._x("DELETE FROM parts WHERE conversation_id = ? AND turn_seq = ?", key)
-        self._write_parts(cid, seq, 0, t.parts)
-        self._x("DELETE FROM calls WHERE conversation_id = ? AND turn_seq = ?", key)
-        self._write_calls(cid, seq, t.calls)
-
-    def _key(self, turn_id: str) -> tuple[str, int]:
-        """A turn's conversation and sequence number, which key its parts and calls."""
-        row = self._x("SELECT conversation_id, seq FROM turns WHERE id = ?", (turn_id,)).fetchone()
-        if row is None:
+    def _check_written(self, written: Any, turn_id: str) -> None:
+        """A clear error when a write found no row of the turn (looked at after the write,
+        which went out whole without waiting for an answer)."""
+        if written.rowcount == 0:
             raise StoreError(
                 f"The turn {turn_id} is no longer in {self.path}: was the database replaced "
                 "or its conversation deleted?"
             )
-        return str(row[0]), int(row[1])
 
-    def _write_parts(self, cid: str, seq: int, start: int, parts: list[Part]) -> None:
+    def _replace_parts_and_calls(self, t: TurnRecord) -> None:
+        for table in ("parts", "calls"):
+            self._x(
+                f"DELETE FROM {table} WHERE (conversation_id, turn_seq) = "
+                "(SELECT conversation_id, seq FROM turns WHERE id = ?)",
+                (t.id,),
+            )
+        self._write_parts(t.id, 0, t.parts)
+        self._write_calls(t.id, t.calls)
+
+    def _write_parts(self, turn_id: str, start: int, parts: list[Part]) -> None:
+        """Insert (or replace) the parts of the turn ``turn_id`` from position ``start``."""
         self._many(
             """INSERT INTO parts (conversation_id, turn_seq, position, call, kind, text, data)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
+            SELECT conversation_id, seq, ?, ?, ?, ?, ? FROM turns WHERE id = ?
             ON CONFLICT (conversation_id, turn_seq, position) DO UPDATE SET
                 call = excluded.call, kind = excluded.kind, text = excluded.text,
                 data = excluded.data""",
             [
-                (cid, seq, start + n, p.call, p.kind, p.text, _dumps(p.data))
+                (start + n, p.call, p.kind, p.text, _dumps(p.data), turn_id)
                 for n, p in enumerate(parts)
             ],
         )
 
-    def _write_calls(self, cid: str, seq: int, calls: list[CallRecord]) -> None:
+    def _write_calls(self, turn_id: str, calls: list[CallRecord]) -> None:
         self._many(
             f"""INSERT INTO calls (conversation_id, turn_seq, idx, {", ".join(_CALL_COLUMNS[1:])})
-            VALUES (?, ?, {", ".join("?" * len(_CALL_COLUMNS))})""",
-            [(cid, seq, *(getattr(c, name) for name in _CALL_COLUMNS)) for c in calls],
+            SELECT conversation_id, seq, {", ".join("?" * len(_CALL_COLUMNS))}
+            FROM turns WHERE id = ?""",
+            [(*(getattr(c, name) for name in _CALL_COLUMNS), turn_id) for c in calls],
         )
 
     def set_head(self, conversation_id: str, turn_id: str | None) -> None:
@@ -317,6 +331,7 @@ class Store:
                 ON CONFLICT (id) DO NOTHING""",
                 [getattr(c, name) for name in _CONVERSATION_COLUMNS],
             )
+            self.dialect.sync()
             if inserted.rowcount == 0:
                 return False
             for t in _parents_first(turns):
@@ -404,7 +419,7 @@ class Store:
             f"UPDATE turns SET extra = ?, {', '.join(f'{c} = ?' for c in columns)} WHERE seq = ?",
             [_extra(t.parts), *(row[c] for c in columns), seq],
         )
-        self._replace_parts_and_calls(t.conversation_id, seq, t)
+        self._replace_parts_and_calls(t)
 
     def put_attachment(self, sha256: str, mime: str, content: bytes) -> None:
         """Keep an attachment's bytes once, by their hash."""
