@@ -425,7 +425,12 @@ _KINDS: dict[type, str] = {TextDelta: "text", ReasoningDelta: "reasoning", Refus
 
 
 class _Flusher(threading.Thread):
-    """Writes what has arrived to the store every FLUSH_INTERVAL while it changes."""
+    """Writes what has arrived to the store every FLUSH_INTERVAL while it changes.
+
+    Text that arrives waits FLUSH_INTERVAL before it is written, with whatever follows it: an
+    answer over by then is written once, whole, by the end of the turn (one round trip to a
+    store far away instead of two), and a long one is flushed twice a second.
+    """
 
     def __init__(self, store: Store, response: Response):
         super().__init__(name=f"flush-{response.id}", daemon=True)
@@ -437,13 +442,15 @@ class _Flusher(threading.Thread):
     def run(self) -> None:
         try:
             while not self.stopped.is_set():
-                if self.dirty.wait(FLUSH_INTERVAL) and not self.stopped.is_set():
-                    self.dirty.clear()
-                    text, start, parts = self.response.progress()
-                    # A failed flush is not fatal: the final write says so if the database is gone.
-                    with contextlib.suppress(ChatreplError):
-                        self.store.save_progress(self.response.id, text, start, parts)
-                    self.stopped.wait(FLUSH_INTERVAL)
+                if not self.dirty.wait(FLUSH_INTERVAL):
+                    continue
+                if self.stopped.wait(FLUSH_INTERVAL):  # over: the end writes it all
+                    break
+                self.dirty.clear()
+                text, start, parts = self.response.progress()
+                # A failed flush is not fatal: the final write says so if the database is gone.
+                with contextlib.suppress(ChatreplError):
+                    self.store.save_progress(self.response.id, text, start, parts)
         finally:
             self.store.close()  # this thread's own connection
 
@@ -493,7 +500,7 @@ class Conversation:
         Raises:
             ConfigError: its own model cannot be built here (pass ``model``).
         """
-        record = store.conversation(conversation_id)
+        record, turns = store.conversation_at_head(conversation_id)
         if model is None:
             from .providers.registry import get_model
 
@@ -501,7 +508,7 @@ class Conversation:
         c = cls(model, system=record.system, store=store, id=record.id)
         c.title, c.title_source, c.created = record.title, record.title_source, record.created
         c.forked_from = record.forked_from
-        c._set_path(store.path_to(record.head, texts=False))
+        c._set_path(turns)
         if c.path:  # the options of the last turn go on
             c.options = dict(c.path[-1].options)
         return c

@@ -78,9 +78,11 @@ class Dialect:
         driver's text may hold credentials)."""
         return exc
 
-    def is_full(self, exc: BaseException | None) -> bool:
-        """Whether ``exc`` says the disk is full."""
-        return False
+    def later(self, exc: BaseException | None) -> str | None:
+        """When a turn's final write failed with ``exc`` for a reason that passes (a full
+        disk, a server gone), what to tell: the end is kept and written later. ``None``
+        for any other failure."""
+        return None
 
     def ready(self, db: Any) -> None:
         """Before a question outside a transaction: a connection that broke is replaced."""
@@ -186,6 +188,14 @@ class SqliteDialect(Dialect):
         if "readonly" in text or "read-only" in text or "unable to open" in text:
             return f"Cannot write to {self.path}: check its permissions and free space."
         return f"The database {self.path} failed: {exc}."
+
+    def later(self, exc: BaseException | None) -> str | None:
+        if not self.is_full(exc):
+            return None
+        return (
+            f"The disk holding {self.path} is full, so the end of this answer is not saved "
+            "yet: free some space, and it is saved with the next thing you do."
+        )
 
     def is_full(self, exc: BaseException | None) -> bool:
         """Whether ``exc`` (or the sqlite3 error inside it) is SQLITE_FULL."""
@@ -356,6 +366,15 @@ class PostgresDialect(Dialect):
 
     def cause(self, exc: BaseException) -> BaseException | None:
         return None  # the driver's own text may hold the URL's user name
+
+    def later(self, exc: BaseException | None) -> str | None:
+        if exc is None or not self._postgres.gone(exc):
+            return None
+        return (
+            f"The connection to the PostgreSQL server at {self._postgres.server(self._url)} "
+            "was lost, so the end of this answer is not saved yet: it is saved with the next "
+            "thing you do once the server is back (or by the next chatrepl to open it)."
+        )
 
     def ready(self, db: Any) -> None:
         """A connection that broke (the server restarted, the network dropped) is replaced by

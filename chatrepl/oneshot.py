@@ -36,10 +36,17 @@ def one_shot(args: argparse.Namespace, prompt: str) -> int:
 
     A terminal gets the answer rendered as Markdown; a pipe or a file gets the text as sent.
     """
+    store = open_store(args.db, create=True)
+    try:
+        return _answer(args, prompt, store)
+    finally:
+        store.close()  # a last try at writes that failed, else kept for the next start
+
+
+def _answer(args: argparse.Namespace, prompt: str, store: Store) -> int:
     from .compaction import make_room, recover
     from .context import window_of
 
-    store = open_store(args.db, create=True)
     staged = attached(args, store)
     conversation = open_conversation(
         store, model_name=args.model, resume=args.resume, latest=args.cont, system=args.system

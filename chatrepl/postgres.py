@@ -159,6 +159,36 @@ def open_database(url: str) -> Database:
     return Database(url, thread_safe=False, **params)
 
 
+def _unreachable(low: str) -> bool:
+    return any(
+        s in low
+        for s in (
+            "connection refused",
+            "could not connect",
+            "connection failed",
+            "timeout expired",
+            "could not translate host",
+            "no route to host",
+            "network is unreachable",
+            "name or service not known",
+        )
+    )
+
+
+def _lost(low: str) -> bool:
+    return any(
+        s in low
+        for s in ("server closed", "terminating connection", "connection is lost", "consuming")
+    ) or ("connection" in low and "closed" in low)
+
+
+def gone(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server cannot be reached or the connection was lost (what
+    passes once the server or the network is back)."""
+    low = str(exc).lower()
+    return _unreachable(low) or _lost(low)
+
+
 def settle(connection: Any) -> None:
     """Roll back what a failed batch left open on ``connection``, if it is still there."""
     from psycopg.pq import TransactionStatus
@@ -191,27 +221,12 @@ def unusable(exc: BaseException, url: str) -> str:
             f"The PostgreSQL user given for {where} may not create or change chatrepl's "
             f"tables (schema {SCHEMA}): grant it CREATE on the database."
         )
-    if any(
-        s in low
-        for s in (
-            "connection refused",
-            "could not connect",
-            "connection failed",
-            "timeout expired",
-            "could not translate host",
-            "no route to host",
-            "network is unreachable",
-            "name or service not known",
-        )
-    ):
+    if _unreachable(low):
         return (
             f"Cannot reach the PostgreSQL server at {where}: is it running, and are the host "
             "and port right? Nothing was lost."
         )
-    if any(
-        s in low
-        for s in ("server closed", "terminating connection", "connection is lost", "consuming")
-    ) or ("connection" in low and "closed" in low):
+    if _lost(low):
         return (
             f"The connection to the PostgreSQL server at {where} was lost: try again once it "
             "is back."

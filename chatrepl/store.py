@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, fields
 from typing import Any
 
+from . import unsaved
 from .dialect import open_dialect
 from .errors import AmbiguousIdError, NotFoundError, StoreError
 from .ids import ID_CHARS
@@ -66,7 +67,9 @@ class Store:
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True):
         self._lock = threading.RLock()
         self._owner = threading.get_ident()
-        self._unfinished: dict[str, TurnRecord] = {}  # final writes the disk had no room for
+        #: final writes that failed for a reason that passes (a full disk, a server gone),
+        #: made first by the next write (or at ``close``), else kept for the next chatrepl
+        self._unfinished: dict[str, TurnRecord] = {}
         #: what SQLite and PostgreSQL do differently (checks the file before anything is written)
         self.dialect = open_dialect(path, create)
         self.path = self.dialect.shown
@@ -74,6 +77,9 @@ class Store:
         self.db = self.dialect.database()
         with self._errors(), self._lock:
             self.dialect.migrate(self.db, create)
+        self._kept = not self.read_only and bool(kept := unsaved.take(str(self.path)))
+        if self._kept:  # left by a chatrepl that ended before it could write them
+            self._unfinished.update((t.id, t) for t in kept)
 
     # --- opening --------------------------------------------------------------------------
 
@@ -95,11 +101,14 @@ class Store:
         so their cursors' results (``rowcount``) are known only after the block.
         """
         self.dialect.check_writable()
-        self._finish_unfinished()
         with self._errors(), self._lock:
             self.dialect.ready(self.db)
+            unfinished = list(self._unfinished.values())
             with self.dialect.batch(self.db), self.db.atomic():
+                for t in unfinished:  # in the same exchange (a turn deleted since: no-op)
+                    self._finish(t)
                 yield
+            self._written(unfinished)
 
     def _x(self, sql: str, params: Iterable[Any] = ()) -> Any:
         """Run one statement (``?`` parameters); the cursor."""
@@ -111,24 +120,26 @@ class Store:
             values = self.dialect.values
             self.db.cursor().executemany(self.dialect.sql(sql), [values(row) for row in rows])
 
-    def _finish_unfinished(self) -> None:
-        """Write the final state of turns a full disk kept from being finalised."""
-        for turn_id, t in list(self._unfinished.items()):
-            with self._errors(), self._lock:
-                self.dialect.ready(self.db)
-                with self.dialect.batch(self.db), self.db.atomic():
-                    self._finish(t)  # (a turn deleted since has nothing left to finish)
-            self._unfinished.pop(turn_id, None)
+    def _written(self, turns: list[TurnRecord]) -> None:
+        """``turns``, once unfinished, are written now."""
+        for t in turns:
+            self._unfinished.pop(t.id, None)
+        if self._kept and not self._unfinished:
+            unsaved.forget(str(self.path))
+            self._kept = False
 
     def close(self) -> None:
         """Close this thread's connection (PostgreSQL: the store's one connection, when the
-        thread that opened the store closes it), after a last try at a final write the disk had
-        no room for."""
+        thread that opened the store closes it), after a last try at the final writes that
+        failed (a full disk, a server gone); those that fail again are kept in the home folder
+        for the next chatrepl that opens this database (``chatrepl.unsaved``)."""
         if self._unfinished:
-            with contextlib.suppress(StoreError):
-                self.dialect.check_writable()
-                self._finish_unfinished()
-        if not self.dialect.one_connection or threading.get_ident() == self._owner:
+            with contextlib.suppress(StoreError), self._writing():
+                pass
+        owner = threading.get_ident() == self._owner
+        if self._unfinished and owner:
+            self._kept = unsaved.keep(str(self.path), list(self._unfinished.values()))
+        if not self.dialect.one_connection or owner:
             with self._lock:
                 self.db.close()
 
@@ -150,6 +161,23 @@ class Store:
                 if not self.dialect.read_leniently(self.db, exc):
                     raise
                 return self._x(sql, params).fetchall()
+
+    def _sqls(self, questions: list[tuple[str, tuple[Any, ...]]]) -> list[list[tuple[Any, ...]]]:
+        """The rows of several questions, asked together (one exchange with a server far
+        away: ``Dialect.batch``)."""
+        with self._errors(), self._lock:
+            self.dialect.ready(self.db)
+            try:
+                return self._ask_all(questions)
+            except self.dialect.failures as exc:
+                if not self.dialect.read_leniently(self.db, exc):
+                    raise
+                return self._ask_all(questions)
+
+    def _ask_all(self, questions: list[tuple[str, tuple[Any, ...]]]) -> list[list[tuple[Any, ...]]]:
+        with self.dialect.batch(self.db):
+            cursors = [self._x(sql, params) for sql, params in questions]
+        return [cursor.fetchall() for cursor in cursors]
 
     # --- writing --------------------------------------------------------------------------
 
@@ -207,21 +235,20 @@ class Store:
     def finish_turn(self, t: TurnRecord) -> None:
         """Save the turn as it ended: every part, every call, status, usage, timings.
 
-        When the disk is full the turn is kept here and written first by the next write once
-        there is room again (the error says so).
+        When the write fails for a reason that passes (the disk is full, the server went
+        away) the turn is kept here and written first by the next write (the error says so),
+        or kept by ``close`` for the next chatrepl.
         """
         try:
             with self._writing():
                 written = self._finish(t)
         except StoreError as exc:
-            if not self.dialect.is_full(exc.__cause__):
+            # the driver's failure, kept as the context even where it is not the cause
+            later = self.dialect.later(exc.__context__)
+            if later is None:
                 raise
             self._unfinished[t.id] = t
-            raise StoreError(
-                f"The disk holding {self.path} is full, so the end of this answer is not saved "
-                "yet: free some space, and it is saved with the next thing you do."
-            ) from exc
-        self._unfinished.pop(t.id, None)
+            raise StoreError(later) from exc
         self._check_written(written, t.id)
 
     def _finish(self, t: TurnRecord) -> Any:
@@ -439,12 +466,7 @@ class Store:
 
     def resolve(self, id_or_prefix: str) -> str:
         """The full id of the one conversation whose id starts with ``id_or_prefix``."""
-        prefix = id_or_prefix.strip().upper()
-        if not prefix or len(prefix) > 26 or not ID_CHARS.match(prefix):
-            raise NotFoundError(
-                f"'{_show(id_or_prefix)}' is not a conversation id: ids are 26 letters and "
-                "digits (a unique prefix will do)."
-            )
+        prefix = _prefix(id_or_prefix)
         if len(prefix) == 26:
             rows = self._sql("SELECT id FROM conversations WHERE id = ?", (prefix,))
         else:
@@ -454,7 +476,7 @@ class Store:
             )
         ids = [r[0] for r in rows]
         if not ids:
-            raise NotFoundError(f"No conversation has an id starting with '{prefix}'.")
+            raise _no_conversation(prefix)
         if len(ids) > 1:
             shown = ", ".join(i[: len(prefix) + 4] + "…" for i in ids[:5])
             raise AmbiguousIdError(
@@ -463,11 +485,14 @@ class Store:
         return ids[0]
 
     def conversation(self, conversation_id: str) -> ConversationRecord:
-        """A conversation's own row (id or unique prefix)."""
-        cid = self.resolve(conversation_id)
+        """A conversation's own row (id or unique prefix: a whole id is not resolved first)."""
+        prefix = _prefix(conversation_id)
+        cid = prefix if len(prefix) == 26 else self.resolve(prefix)
         rows = self._sql(
             f"SELECT {', '.join(_CONVERSATION_COLUMNS)} FROM conversations WHERE id = ?", (cid,)
         )
+        if not rows:
+            raise _no_conversation(prefix)
         return ConversationRecord(*rows[0])
 
     def summary(self, conversation_id: str) -> ConversationSummary:
@@ -480,32 +505,52 @@ class Store:
         return self._summaries("", (), n)
 
     def _summaries(self, where: str, params: tuple[Any, ...], n: int) -> list[ConversationSummary]:
+        # one question (one exchange with a server far away): the conversations, then the
+        # tokens of their turns, summed in one pass over each one's range of turns
         columns = ", ".join(f"c.{name}" for name in _CONVERSATION_COLUMNS)
         rows = self._sql(
-            f"""SELECT {columns}, COALESCE((SELECT depth + 1 FROM turns WHERE id = c.head), 0)
-            FROM conversations c {where} ORDER BY c.updated DESC, c.id DESC LIMIT ?""",
+            f"""WITH listed AS (
+                SELECT {columns}, COALESCE((SELECT depth + 1 FROM turns WHERE id = c.head), 0)
+                FROM conversations c {where} ORDER BY c.updated DESC, c.id DESC LIMIT ?
+            )
+            SELECT listed.*, COALESCE(t.tin, 0), COALESCE(t.tout, 0) FROM listed LEFT JOIN (
+                SELECT conversation_id, SUM(input_tokens) AS tin, SUM(output_tokens) AS tout
+                FROM turns WHERE conversation_id IN (SELECT id FROM listed)
+                GROUP BY conversation_id
+            ) t ON t.conversation_id = listed.id
+            ORDER BY listed.updated DESC, listed.id DESC""",
             (*params, n),
         )
-        if not rows:
-            return []
-        ids = [r[0] for r in rows]
-        tokens = {
-            cid: (tin, tout)
-            for cid, tin, tout in self._sql(
-                f"""SELECT conversation_id, COALESCE(SUM(input_tokens), 0),
-                    COALESCE(SUM(output_tokens), 0) FROM turns
-                WHERE conversation_id IN ({",".join("?" * len(ids))}) GROUP BY conversation_id""",
-                ids,
-            )
-        }
-        return [
-            ConversationSummary(*row[:-1], row[-1], *tokens.get(row[0], (0, 0))) for row in rows
-        ]
+        return [ConversationSummary(*row) for row in rows]
 
     def last_id(self) -> str | None:
         """The id of the most recently active conversation, if any."""
         rows = self._sql("SELECT id FROM conversations ORDER BY updated DESC, id DESC LIMIT 1")
         return rows[0][0] if rows else None
+
+    def conversation_at_head(
+        self, conversation_id: str
+    ) -> tuple[ConversationRecord, list[TurnRecord]]:
+        """A conversation's own row (id or unique prefix) and the turns from its root to its
+        head, as ``path_to(head, texts=False)`` reads them: what opening it needs.
+
+        A prefix is resolved first; a whole id is not (a missing one says so all the same).
+        The rest is asked together: one exchange with a server far away.
+        """
+        prefix = _prefix(conversation_id)
+        cid = prefix if len(prefix) == 26 else self.resolve(prefix)
+        columns = ", ".join(_CONVERSATION_COLUMNS)
+        rows, *path = self._sqls(
+            [
+                (f"SELECT {columns} FROM conversations WHERE id = ?", (cid,)),
+                *_path_questions("?", (cid,), texts=False),
+            ]
+        )
+        if not rows:
+            raise _no_conversation(prefix)
+        record = ConversationRecord(*rows[0])
+        outline, part_rows, call_rows = path
+        return record, self._path(cid, record.head, outline, part_rows, call_rows, None)
 
     def path_to(self, head: str | None, texts: bool = True) -> list[TurnRecord]:
         """The turns from the root to ``head``, oldest first, with their parts and calls.
@@ -513,20 +558,35 @@ class Store:
         With ``texts=False`` each turn's ``prompt`` and ``response`` are those of its parts
         (the prompt part, the answer's text parts), not its own columns: the same text unless a
         turn was written with them apart, and its row is then never read. The conversation's
-        outline, parts and calls are each one range of neighbouring rows (``turns_outline``).
+        outline, parts and calls are each one range of neighbouring rows (``turns_outline``),
+        the whole conversation's, all asked together: one exchange with a server far away.
         """
-        found = self._sql("SELECT conversation_id FROM turns WHERE id = ?", (head,))
+        found, outline, part_rows, call_rows, *texts_rows = self._sqls(
+            [
+                ("SELECT conversation_id FROM turns WHERE id = ?", (head,)),
+                *_path_questions(
+                    "(SELECT conversation_id FROM turns WHERE id = ?)", (head,), texts
+                ),
+            ]
+        )
         if not found:
             return []
-        cid = found[0][0]
-        outline = {
-            row[1]: row
-            for row in self._sql(
-                f"SELECT seq, {', '.join(OUTLINE_COLUMNS)} FROM turns "
-                "WHERE conversation_id = ? ORDER BY seq",
-                (cid,),
-            )
-        }
+        return self._path(
+            found[0][0], head, outline, part_rows, call_rows, texts_rows[0] if texts else None
+        )
+
+    def _path(
+        self,
+        cid: str,
+        head: str | None,
+        outline_rows: list[tuple[Any, ...]],
+        part_rows: list[tuple[Any, ...]],
+        call_rows: list[tuple[Any, ...]],
+        texts: list[tuple[Any, ...]] | None,
+    ) -> list[TurnRecord]:
+        """The path to ``head`` built from its conversation's rows (``_path_questions``);
+        ``texts``: the turns' own prompt and response columns, to use instead of their parts."""
+        outline = {row[1]: row for row in outline_rows}
         path, at = [], head
         while at in outline:
             row = outline.pop(at)  # popped: damaged links cannot loop
@@ -534,11 +594,13 @@ class Store:
             at = row[2]
         path.reverse()
         seqs = [row[0] for row in path]
-        parts, calls = self._parts_and_calls(cid, seqs, whole=len(outline) <= len(path))
-        columns: dict[int, tuple[str, str]] = {}
-        if texts or not all(parts.values()):  # a turn saved without parts has only its columns
-            sql = "SELECT seq, prompt, response FROM turns WHERE conversation_id = ?"
-            columns = {seq: (prompt, response) for seq, prompt, response in self._sql(sql, (cid,))}
+        parts, calls = _bucketed(seqs, part_rows, call_rows)
+        if texts is None and not all(parts.values()):
+            # a turn saved without parts has only its columns
+            texts = self._sql(
+                "SELECT seq, prompt, response FROM turns WHERE conversation_id = ?", (cid,)
+            )
+        columns = {seq: (prompt, response) for seq, prompt, response in texts or []}
         out = []
         for seq, tid, parent, model, system, options, *rest, kind in path:
             if columns:
@@ -571,29 +633,17 @@ class Store:
     ) -> tuple[dict[int, list[Part]], dict[int, list[CallRecord]]]:
         """The parts and the calls of these turns of one conversation; ``whole``: read the
         whole conversation's (one range, cheaper when most of its turns are wanted)."""
-        parts: dict[int, list[Part]] = {s: [] for s in seqs}
-        calls: dict[int, list[CallRecord]] = {s: [] for s in seqs}
         where = "conversation_id = ?"
         if not whole:
             where += f" AND turn_seq IN ({','.join('?' * len(seqs))})"
         params = (cid,) if whole else (cid, *seqs)
-        for seq, call, kind, text, data in self._sql(
-            f"SELECT turn_seq, call, kind, text, data FROM parts WHERE {where} "
-            "ORDER BY turn_seq, position",
-            params,
-        ):
-            bucket = parts.get(seq)
-            if bucket is not None:  # most parts' data is "{}": not parsed
-                bucket.append(Part(kind, text, {} if data == "{}" else _loads(data), call))
-        for seq, *values in self._sql(
-            f"SELECT turn_seq, {', '.join('idx' if c == 'index' else c for c in _CALL_COLUMNS)} "
-            f"FROM calls WHERE {where} ORDER BY turn_seq, idx",
-            params,
-        ):
-            bucket = calls.get(seq)
-            if bucket is not None:
-                bucket.append(CallRecord(*values))
-        return parts, calls
+        part_rows, call_rows = self._sqls(
+            [
+                (f"{_PARTS_SELECT} WHERE {where} {_PARTS_ORDER}", params),
+                (f"{_CALLS_SELECT} WHERE {where} {_CALLS_ORDER}", params),
+            ]
+        )
+        return _bucketed(seqs, part_rows, call_rows)
 
     def turns(self, conversation_id: str, all_branches: bool = False) -> list[TurnRecord]:
         """The turns of a conversation: those on the path to its head, or every one (oldest
@@ -722,6 +772,64 @@ class Store:
         """How many conversations and turns the database holds."""
         conversations = self._sql("SELECT COUNT(*) FROM conversations")[0][0]
         return conversations, self._sql("SELECT COUNT(*) FROM turns")[0][0]
+
+
+_PARTS_SELECT = "SELECT turn_seq, call, kind, text, data FROM parts"
+_PARTS_ORDER = "ORDER BY turn_seq, position"
+_CALLS_SELECT = (
+    f"SELECT turn_seq, {', '.join('idx' if c == 'index' else c for c in _CALL_COLUMNS)} FROM calls"
+)
+_CALLS_ORDER = "ORDER BY turn_seq, idx"
+
+
+def _path_questions(
+    cid: str, params: tuple[Any, ...], texts: bool
+) -> list[tuple[str, tuple[Any, ...]]]:
+    """What ``Store._path`` is built from, for the conversation ``cid`` (SQL: ``?`` or a
+    subquery, with ``params``): its turns' outline, parts and calls (and, with ``texts``, each
+    turn's prompt and response columns), each one range of rows keyed by conversation."""
+    where = f"WHERE conversation_id = {cid}"
+    questions = [
+        (f"SELECT seq, {', '.join(OUTLINE_COLUMNS)} FROM turns {where} ORDER BY seq", params),
+        (f"{_PARTS_SELECT} {where} {_PARTS_ORDER}", params),
+        (f"{_CALLS_SELECT} {where} {_CALLS_ORDER}", params),
+    ]
+    if texts:
+        questions.append((f"SELECT seq, prompt, response FROM turns {where}", params))
+    return questions
+
+
+def _bucketed(
+    seqs: list[int], part_rows: list[tuple[Any, ...]], call_rows: list[tuple[Any, ...]]
+) -> tuple[dict[int, list[Part]], dict[int, list[CallRecord]]]:
+    """The parts and calls of the turns ``seqs`` from their rows (others' rows left out)."""
+    parts: dict[int, list[Part]] = {s: [] for s in seqs}
+    calls: dict[int, list[CallRecord]] = {s: [] for s in seqs}
+    for seq, call, kind, text, data in part_rows:
+        bucket = parts.get(seq)
+        if bucket is not None:  # most parts' data is "{}": not parsed
+            bucket.append(Part(kind, text, {} if data == "{}" else _loads(data), call))
+    for seq, *values in call_rows:
+        found = calls.get(seq)
+        if found is not None:
+            found.append(CallRecord(*values))
+    return parts, calls
+
+
+def _prefix(id_or_prefix: str) -> str:
+    """A conversation id (or the start of one) as ids are written; NotFoundError if it
+    cannot be one."""
+    prefix = id_or_prefix.strip().upper()
+    if not prefix or len(prefix) > 26 or not ID_CHARS.match(prefix):
+        raise NotFoundError(
+            f"'{_show(id_or_prefix)}' is not a conversation id: ids are 26 letters and "
+            "digits (a unique prefix will do)."
+        )
+    return prefix
+
+
+def _no_conversation(prefix: str) -> NotFoundError:
+    return NotFoundError(f"No conversation has an id starting with '{prefix}'.")
 
 
 def _escape_like(word: str) -> str:

@@ -67,7 +67,10 @@ def run(args: argparse.Namespace) -> int:
         repl.say("No saved conversation yet: this is a new one.", "dim")
     elif conversation.responses:
         repl.show_resumed()
-    repl.loop()
+    try:
+        repl.loop()
+    finally:
+        store.close()  # a last try at writes that failed, else kept for the next start
     return 0
 
 
@@ -208,8 +211,7 @@ class Repl:
                 if again is not None:
                     self.show(again, retried=True)
                     return
-        self.console.print()
-        self.refresh()
+        self.console.print()  # (the toolbar is refreshed once the line is handled)
 
     def open_tools(self, names: list[str] | None, approve_all: bool = False) -> None:
         """Enable the tools ``-T`` and config name; each call is asked here before it runs."""
