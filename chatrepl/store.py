@@ -49,7 +49,11 @@ _CONVERSATION_COLUMNS = [f.name for f in fields(ConversationRecord)]
 _TURN_COLUMNS = [
     f.name for f in fields(TurnRecord) if f.name not in ("parts", "calls", "conversation_id")
 ]
-_TURN_SELECT = "t.seq, t.conversation_id, " + ", ".join(f"t.{c}" for c in _TURN_COLUMNS)
+#: A turn's prompt and answer are its parts' texts; its own columns hold one only when it is
+#: not that text (NULL otherwise): each text is stored once.
+_OVERRIDES = {"prompt": "prompt_override", "response": "response_override"}
+_TURN_TABLE_COLUMNS = [_OVERRIDES.get(c, c) for c in _TURN_COLUMNS]
+_TURN_SELECT = "t.seq, t.conversation_id, " + ", ".join(f"t.{c}" for c in _TURN_TABLE_COLUMNS)
 _CALL_COLUMNS = [f.name for f in fields(CallRecord)]
 
 
@@ -77,6 +81,8 @@ class Store:
         self.db = self.dialect.database()
         with self._errors(), self._lock:
             self.dialect.migrate(self.db, create)
+        #: a sentence to show the user once, after a migration (how to give space back)
+        self.notice = self.dialect.notice
         self._kept = not self.read_only and bool(kept := unsaved.take(str(self.path)))
         if self._kept:  # left by a chatrepl that ended before it could write them
             self._unfinished.update((t.id, t) for t in kept)
@@ -94,7 +100,8 @@ class Store:
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """One write transaction (SQLite: BEGIN IMMEDIATE), failures as one sentence; never
-        into a file that is no longer the one opened.
+        into a file that is no longer the one opened. Final writes that failed before are made
+        first, in the same transaction.
 
         PostgreSQL gets the whole transaction in one exchange (``Dialect.batch``): statements
         whose results are not read inside the block are sent together with BEGIN and COMMIT,
@@ -105,7 +112,7 @@ class Store:
             self.dialect.ready(self.db)
             unfinished = list(self._unfinished.values())
             with self.dialect.batch(self.db), self.db.atomic():
-                for t in unfinished:  # in the same exchange (a turn deleted since: no-op)
+                for t in unfinished:  # (a turn deleted since has nothing left to finish)
                     self._finish(t)
                 yield
             self._written(unfinished)
@@ -217,18 +224,22 @@ class Store:
         # the parts and calls find the turn's key (conversation, seq) by its id, so the whole
         # write can go to a server far away in one exchange.
         self._x(
-            f"""INSERT INTO turns (conversation_id, depth, extra, {", ".join(_TURN_COLUMNS)})
-            SELECT ?, COALESCE((SELECT depth + 1 FROM turns WHERE id = ?), 0), ?,
+            f"""INSERT INTO turns (conversation_id, depth, {", ".join(_TURN_TABLE_COLUMNS)})
+            SELECT ?, COALESCE((SELECT depth + 1 FROM turns WHERE id = ?), 0),
                 {", ".join("?" * len(_TURN_COLUMNS))}""",
-            [t.conversation_id, t.parent_id, _extra(t.parts), *_turn_values(t)],
+            [t.conversation_id, t.parent_id, *_turn_values(t)],
         )
         self._write_parts(t.id, 0, t.parts)
         self._write_calls(t.id, t.calls)
+        self.dialect.index(self._x, t.id)
 
     def save_progress(self, turn_id: str, response: str, start: int, parts: list[Part]) -> None:
         """Save what has arrived: the answer text so far and the parts from ``start`` on."""
-        with self._writing():
-            written = self._x("UPDATE turns SET response = ? WHERE id = ?", (response, turn_id))
+        with self._writing(), self.dialect.reindexing(self._x, turn_id):
+            written = self._x(
+                "UPDATE turns SET response_override = ? WHERE id = ?",
+                (_override(response, parts, "text"), turn_id),
+            )
             self._write_parts(turn_id, start, parts[start:])
         self._check_written(written, turn_id)
 
@@ -261,23 +272,24 @@ class Store:
             "WHERE id = (SELECT conversation_id FROM turns WHERE id = ?)",
             (now(), t.id),
         )
-        written = self._x(
-            """UPDATE turns SET response = ?, extra = ?, status = ?, error = ?,
-                input_tokens = ?, output_tokens = ?, duration_ms = ?, ttft_ms = ?
-            WHERE id = ?""",
-            (
-                t.response,
-                _extra(t.parts),
-                t.status,
-                t.error,
-                t.input_tokens,
-                t.output_tokens,
-                t.duration_ms,
-                t.ttft_ms,
-                t.id,
-            ),
-        )
-        self._replace_parts_and_calls(t)
+        with self.dialect.reindexing(self._x, t.id):
+            written = self._x(
+                """UPDATE turns SET prompt_override = ?, response_override = ?, status = ?,
+                    error = ?, input_tokens = ?, output_tokens = ?, duration_ms = ?, ttft_ms = ?
+                WHERE id = ?""",
+                (
+                    _override(t.prompt, t.parts, "prompt"),
+                    _override(t.response, t.parts, "text"),
+                    t.status,
+                    t.error,
+                    t.input_tokens,
+                    t.output_tokens,
+                    t.duration_ms,
+                    t.ttft_ms,
+                    t.id,
+                ),
+            )
+            self._replace_parts_and_calls(t)
         return written
 
     def _check_written(self, written: Any, turn_id: str) -> None:
@@ -422,7 +434,8 @@ class Store:
             have = {
                 tid: (seq, status, size)
                 for tid, seq, status, size in self._x(
-                    "SELECT id, seq, status, length(response) FROM turns WHERE conversation_id = ?",
+                    "SELECT t.id, t.seq, t.status, length(x.response) FROM turns t "
+                    "JOIN turn_texts x ON x.seq = t.seq WHERE t.conversation_id = ?",
                     (c.id,),
                 ).fetchall()
             }
@@ -440,13 +453,14 @@ class Store:
 
     def _rewrite_turn(self, seq: int, t: TurnRecord) -> None:
         """A saved turn's fields, parts and calls replaced by those of ``t``."""
-        columns = [c for c in _TURN_COLUMNS if c not in ("id", "parent_id")]
-        row = dict(zip(_TURN_COLUMNS, _turn_values(t), strict=True))
-        self._x(
-            f"UPDATE turns SET extra = ?, {', '.join(f'{c} = ?' for c in columns)} WHERE seq = ?",
-            [_extra(t.parts), *(row[c] for c in columns), seq],
-        )
-        self._replace_parts_and_calls(t)
+        columns = [c for c in _TURN_TABLE_COLUMNS if c not in ("id", "parent_id")]
+        row = dict(zip(_TURN_TABLE_COLUMNS, _turn_values(t), strict=True))
+        with self.dialect.reindexing(self._x, t.id):
+            self._x(
+                f"UPDATE turns SET {', '.join(f'{c} = ?' for c in columns)} WHERE seq = ?",
+                [*(row[c] for c in columns), seq],
+            )
+            self._replace_parts_and_calls(t)
 
     def put_attachment(self, sha256: str, mime: str, content: bytes) -> None:
         """Keep an attachment's bytes once, by their hash."""
@@ -540,93 +554,36 @@ class Store:
         prefix = _prefix(conversation_id)
         cid = prefix if len(prefix) == 26 else self.resolve(prefix)
         columns = ", ".join(_CONVERSATION_COLUMNS)
-        rows, *path = self._sqls(
+        rows, outline, part_rows, call_rows = self._sqls(
             [
                 (f"SELECT {columns} FROM conversations WHERE id = ?", (cid,)),
-                *_path_questions("?", (cid,), texts=False),
+                *_path_questions("?", (cid,)),
             ]
         )
         if not rows:
             raise _no_conversation(prefix)
         record = ConversationRecord(*rows[0])
-        outline, part_rows, call_rows = path
-        return record, self._path(cid, record.head, outline, part_rows, call_rows, None)
+        return record, _path(cid, record.head, outline, part_rows, call_rows, texts=False)
 
     def path_to(self, head: str | None, texts: bool = True) -> list[TurnRecord]:
         """The turns from the root to ``head``, oldest first, with their parts and calls.
 
-        With ``texts=False`` each turn's ``prompt`` and ``response`` are those of its parts
-        (the prompt part, the answer's text parts), not its own columns: the same text unless a
-        turn was written with them apart, and its row is then never read. The conversation's
-        outline, parts and calls are each one range of neighbouring rows (``turns_outline``),
-        the whole conversation's, all asked together: one exchange with a server far away.
+        A turn's ``prompt`` and ``response`` are its parts' (the prompt part, the answer's text
+        parts), unless it was written with texts apart from its parts: its own columns then
+        hold them, and ``texts=False`` ignores them (but for a turn without parts). The
+        conversation's outline, parts and calls are each one range of neighbouring rows
+        (``turns_outline``), the whole conversation's, asked together: one exchange with a
+        server far away.
         """
-        found, outline, part_rows, call_rows, *texts_rows = self._sqls(
+        found, outline, part_rows, call_rows = self._sqls(
             [
                 ("SELECT conversation_id FROM turns WHERE id = ?", (head,)),
-                *_path_questions(
-                    "(SELECT conversation_id FROM turns WHERE id = ?)", (head,), texts
-                ),
+                *_path_questions("(SELECT conversation_id FROM turns WHERE id = ?)", (head,)),
             ]
         )
         if not found:
             return []
-        return self._path(
-            found[0][0], head, outline, part_rows, call_rows, texts_rows[0] if texts else None
-        )
-
-    def _path(
-        self,
-        cid: str,
-        head: str | None,
-        outline_rows: list[tuple[Any, ...]],
-        part_rows: list[tuple[Any, ...]],
-        call_rows: list[tuple[Any, ...]],
-        texts: list[tuple[Any, ...]] | None,
-    ) -> list[TurnRecord]:
-        """The path to ``head`` built from its conversation's rows (``_path_questions``);
-        ``texts``: the turns' own prompt and response columns, to use instead of their parts."""
-        outline = {row[1]: row for row in outline_rows}
-        path, at = [], head
-        while at in outline:
-            row = outline.pop(at)  # popped: damaged links cannot loop
-            path.append(row)
-            at = row[2]
-        path.reverse()
-        seqs = [row[0] for row in path]
-        parts, calls = _bucketed(seqs, part_rows, call_rows)
-        if texts is None and not all(parts.values()):
-            # a turn saved without parts has only its columns
-            texts = self._sql(
-                "SELECT seq, prompt, response FROM turns WHERE conversation_id = ?", (cid,)
-            )
-        columns = {seq: (prompt, response) for seq, prompt, response in texts or []}
-        out = []
-        for seq, tid, parent, model, system, options, *rest, kind in path:
-            if columns:
-                prompt, response = columns[seq]
-            else:
-                prompt = "".join([p.text for p in parts[seq] if p.kind == "prompt"])
-                response = "".join([p.text for p in parts[seq] if p.kind == "text"])
-            # by position, in TurnRecord's order (cheaper than by keyword, for a thousand
-            # turns): OUTLINE_COLUMNS from "input_tokens" to "ttft_ms" are ``rest``
-            out.append(
-                TurnRecord(
-                    tid,
-                    cid,
-                    parent,
-                    model,
-                    prompt,
-                    system,
-                    response,
-                    _loads(options),
-                    *rest,
-                    parts[seq],
-                    calls[seq],
-                    kind,
-                )
-            )
-        return out
+        return _path(found[0][0], head, outline, part_rows, call_rows, texts)
 
     def _parts_and_calls(
         self, cid: str, seqs: list[int], whole: bool = False
@@ -687,8 +644,9 @@ class Store:
     def tree(self, conversation_id: str) -> list[TreeNode]:
         """Every turn of a conversation in the shape the tree view needs, oldest first."""
         rows = self._sql(
-            "SELECT id, parent_id, substr(prompt, 1, 200), status, started, kind FROM turns "
-            "WHERE conversation_id = ? ORDER BY seq",
+            "SELECT t.id, t.parent_id, substr(x.prompt, 1, 200), t.status, t.started, t.kind "
+            "FROM turns t JOIN turn_texts x ON x.seq = t.seq "
+            "WHERE t.conversation_id = ? ORDER BY t.seq",
             (conversation_id,),
         )
         return [TreeNode(*row) for row in rows]
@@ -704,6 +662,10 @@ class Store:
         for seq, cid, *values in rows:
             row = dict(zip(_TURN_COLUMNS, values, strict=True))
             row["options"] = _loads(row["options"])
+            if row["prompt"] is None:
+                row["prompt"] = _joined(parts[seq], "prompt")
+            if row["response"] is None:
+                row["response"] = _joined(parts[seq], "text")
             out.append(TurnRecord(conversation_id=cid, parts=parts[seq], calls=calls[seq], **row))
         return out
 
@@ -782,21 +744,62 @@ _CALLS_SELECT = (
 _CALLS_ORDER = "ORDER BY turn_seq, idx"
 
 
-def _path_questions(
-    cid: str, params: tuple[Any, ...], texts: bool
-) -> list[tuple[str, tuple[Any, ...]]]:
-    """What ``Store._path`` is built from, for the conversation ``cid`` (SQL: ``?`` or a
-    subquery, with ``params``): its turns' outline, parts and calls (and, with ``texts``, each
-    turn's prompt and response columns), each one range of rows keyed by conversation."""
+def _path_questions(cid: str, params: tuple[Any, ...]) -> list[tuple[str, tuple[Any, ...]]]:
+    """What ``_path`` is built from, for the conversation ``cid`` (SQL: ``?`` or a subquery,
+    with ``params``): its turns' outline, parts and calls, each one range of rows."""
     where = f"WHERE conversation_id = {cid}"
-    questions = [
+    return [
         (f"SELECT seq, {', '.join(OUTLINE_COLUMNS)} FROM turns {where} ORDER BY seq", params),
         (f"{_PARTS_SELECT} {where} {_PARTS_ORDER}", params),
         (f"{_CALLS_SELECT} {where} {_CALLS_ORDER}", params),
     ]
-    if texts:
-        questions.append((f"SELECT seq, prompt, response FROM turns {where}", params))
-    return questions
+
+
+def _path(
+    cid: str,
+    head: str | None,
+    outline_rows: list[tuple[Any, ...]],
+    part_rows: list[tuple[Any, ...]],
+    call_rows: list[tuple[Any, ...]],
+    texts: bool,
+) -> list[TurnRecord]:
+    """The turns from the root to ``head`` built from their conversation's rows
+    (``_path_questions``); ``texts``: as ``Store.path_to`` says."""
+    outline = {row[1]: row for row in outline_rows}
+    path, at = [], head
+    while at in outline:
+        row = outline.pop(at)  # popped: damaged links cannot loop
+        path.append(row)
+        at = row[2]
+    path.reverse()
+    parts, calls = _bucketed([row[0] for row in path], part_rows, call_rows)
+    out = []
+    for seq, tid, parent, model, system, options, *rest, kind, own_prompt, own_response in path:
+        # a turn's own columns hold a text only where its parts do not make it
+        prompt = _joined(parts[seq], "prompt")
+        response = _joined(parts[seq], "text")
+        if texts or not parts[seq]:
+            prompt = prompt if own_prompt is None else own_prompt
+            response = response if own_response is None else own_response
+        # by position, in TurnRecord's order (cheaper than by keyword, for a thousand
+        # turns): OUTLINE_COLUMNS from "input_tokens" to "ttft_ms" are ``rest``
+        out.append(
+            TurnRecord(
+                tid,
+                cid,
+                parent,
+                model,
+                prompt,
+                system,
+                response,
+                _loads(options),
+                *rest,
+                parts[seq],
+                calls[seq],
+                kind,
+            )
+        )
+    return out
 
 
 def _bucketed(
@@ -848,18 +851,22 @@ def _snippet(text: str, word: str, marks: tuple[str, str]) -> str:
 
 
 def _turn_values(t: TurnRecord) -> list[Any]:
+    """The values of a turn's row, in ``_TURN_TABLE_COLUMNS``' order."""
     row = asdict(t)
     row["options"] = _dumps(t.options)
+    row["prompt"] = _override(t.prompt, t.parts, "prompt")
+    row["response"] = _override(t.response, t.parts, "text")
     return [row[name] for name in _TURN_COLUMNS]
 
 
-def _extra(parts: list[Part]) -> str:
-    """What search finds besides prompt and answer: tool results and attachment names."""
-    return "\n".join(
-        p.text if p.kind == "tool_result" else str(p.data.get("name", ""))
-        for p in parts
-        if p.kind in ("tool_result", "attachment")
-    )
+def _joined(parts: list[Part], kind: str) -> str:
+    return "".join([p.text for p in parts if p.kind == kind])
+
+
+def _override(text: str, parts: list[Part], kind: str) -> str | None:
+    """What a turn's own column keeps of ``text``: nothing (``None``) when its parts of
+    ``kind`` make that text already, the text otherwise."""
+    return None if text == _joined(parts, kind) else text
 
 
 def _parents_first(turns: list[TurnRecord]) -> list[TurnRecord]:

@@ -8,6 +8,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import oldschema
 import pytest
 
 from chatrepl.export import from_json, to_json
@@ -63,43 +64,33 @@ def test_a_call_s_cache_tokens_are_saved_and_read_back(
     store.close()
 
 
-def test_a_schema_3_sqlite_database_gains_the_columns_keeping_every_call(tmp_path: Path) -> None:
-    path = tmp_path / "three.db"
-    store = Store(path)
-    cid, turn = saved(store, cached=False)
-    store.close()
-    con = sqlite3.connect(path)
-    for column in ("cache_read_tokens", "cache_write_tokens"):
-        con.execute(f"ALTER TABLE calls DROP COLUMN {column}")
-    con.execute("DELETE FROM _migrations WHERE name = 'm004_cache_tokens'")
-    con.execute("PRAGMA user_version = 3")
-    con.commit()
-    con.close()
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_a_schema_3_database_gains_the_columns_keeping_every_call(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    scratch = Store(tmp_path / "scratch.db")
+    cid, turn = saved(scratch, cached=False)
+    written = [(scratch.conversation(cid), [turn])]
+    if engine == "sqlite":
+        target: str | Path = tmp_path / "three.db"
+        old = oldschema.sqlite_at(target, 3)
+    else:
+        target = request.getfixturevalue("pg_url")
+        old = oldschema.postgres_at(target, 3)
+    oldschema.write(old, 3, written, postgres=engine == "postgres")
+    old.close()
 
-    again = Store(path)
+    again = Store(target)
     assert again.turns(cid) == [turn]
-    con = sqlite3.connect(path)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    columns = [r[1] for r in con.execute("PRAGMA table_info(calls)")]
-    assert columns[-2:] == ["cache_read_tokens", "cache_write_tokens"]
-    con.close()
     _, cached = saved(again)  # and new calls keep theirs
     assert again.turn(cached.id).calls[1].cache_read_tokens == 1800
-
-
-def test_a_schema_3_postgres_database_gains_the_columns_keeping_every_call(pg_url: str) -> None:
-    store = Store(pg_url)
-    cid, turn = saved(store, cached=False)
-    with store.db.atomic():
-        for column in ("cache_read_tokens", "cache_write_tokens"):
-            store.db.execute_sql(f"ALTER TABLE calls DROP COLUMN {column}")
-        store.db.execute_sql("DELETE FROM _migrations WHERE name = 'm004_cache_tokens'")
-    store.close()
-    again = Store(pg_url)
-    assert again.turns(cid) == [turn]
-    _, cached = saved(again)
     assert again.turn(cached.id).calls[0].cache_write_tokens == 1800
     again.close()
+    if engine == "sqlite":
+        con = sqlite3.connect(target)
+        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        columns = [r[1] for r in con.execute("PRAGMA table_info(calls)")]
+        assert columns[-2:] == ["cache_read_tokens", "cache_write_tokens"]
 
 
 def test_cache_tokens_go_through_a_json_export_and_back(tmp_path: Path) -> None:
