@@ -83,9 +83,10 @@ class Store:
             self.dialect.migrate(self.db, create)
         #: a sentence to show the user once, after a migration (how to give space back)
         self.notice = self.dialect.notice
-        self._kept = not self.read_only and bool(kept := unsaved.take(str(self.path)))
-        if self._kept:  # left by a chatrepl that ended before it could write them
-            self._unfinished.update((t.id, t) for t in kept)
+        # turns a chatrepl that ended before it could write them kept for this database
+        kept = [] if self.read_only else unsaved.take(str(self.path))
+        self._unfinished.update((t.id, t) for t in kept)
+        self._kept = bool(kept)  # their file is removed once they are written
 
     # --- opening --------------------------------------------------------------------------
 
@@ -254,8 +255,9 @@ class Store:
             with self._writing():
                 written = self._finish(t)
         except StoreError as exc:
-            # the driver's failure, kept as the context even where it is not the cause
-            later = self.dialect.later(exc.__context__)
+            # the driver's failure: the cause, or (where the cause is not kept, as its text
+            # may hold credentials) the context
+            later = self.dialect.later(exc.__cause__ or exc.__context__)
             if later is None:
                 raise
             self._unfinished[t.id] = t

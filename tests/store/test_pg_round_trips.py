@@ -10,6 +10,7 @@ delay in these tests (the benchmark, benchmarks/bench_remote_store.py, puts the 
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -312,3 +313,59 @@ def test_a_repl_turn_costs_at_most_four_round_trips(far: str, proxy: DelayProxy)
         assert proxy.flights - start <= 4  # the prompt, the end, the toolbar's list
     assert [t.status for t in Store(far).turns(h.conversation.id)] == ["complete"] * 2
     store.close()
+
+
+# --- a pooler that refuses the search path as a connection option -------------------------------
+
+
+class Pooler(DelayProxy):
+    """A stand-in for PgBouncer in front of the server: it declines TLS, and refuses a
+    startup message that carries ``options`` as PgBouncer does (``unsupported startup
+    parameter: options``); any other connection it passes to the server."""
+
+    refused = 0
+
+    async def _accept(self, reader: Any, writer: Any) -> None:
+        import asyncio
+        import struct
+
+        try:
+            while True:
+                size = struct.unpack("!I", await reader.readexactly(4))[0]
+                body = await reader.readexactly(size - 4)
+                if body[:4] in (b"\x04\xd2\x16\x2f", b"\x04\xd2\x16\x30"):  # TLS, GSS: no
+                    writer.write(b"N")
+                    await writer.drain()
+                    continue
+                break
+            if b"\x00options\x00" in b"\x00" + body:
+                self.refused += 1
+                message = b"SFATAL\x00C08P01\x00Munsupported startup parameter: options\x00\x00"
+                writer.write(b"E" + struct.pack("!I", len(message) + 4) + message)
+                await writer.drain()
+                writer.close()
+                return
+            up_reader, up_writer = await asyncio.open_connection(self.host, self.target_port)
+        except (OSError, asyncio.IncompleteReadError):
+            writer.close()
+            return
+        up_writer.write(struct.pack("!I", size) + body)
+        self._writers |= {writer, up_writer}
+        last = ["client"]
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(
+                self._pipe(reader, up_writer, last, "client"),
+                self._pipe(up_reader, writer, last, "server"),
+                return_exceptions=True,
+            )
+
+
+def test_a_pooler_that_refuses_the_option_gets_the_search_path_set(pg_url: str, pg_server) -> None:
+    Store(pg_url).close()
+    with Pooler("127.0.0.1", pg_server.port) as pooler:
+        store = Store(via(pg_url, pooler.port))
+        c = Conversation(Counting(pooler), store=store)
+        assert c.prompt("through the pooler").text() == ANSWER
+        store.close()
+        assert pooler.refused == 1  # once: the store then connects without the option
+    assert [t.prompt for t in Store(pg_url).turns(c.id)] == ["through the pooler"]
