@@ -42,7 +42,7 @@ from .records import (
 from .text import now, valid_text
 
 if TYPE_CHECKING:
-    from .providers.base import Model
+    from .providers.base import Backend
     from .store import Store
 
 _OVER = threading.Event()  # the cancel signal of every turn loaded finished from a store
@@ -92,7 +92,7 @@ class Response:
         parent_id: str | None,
         system: str | None,
         options: dict[str, Any],
-        model: Model,
+        model: Backend,
         attachments: list[Part] | None = None,
         toolbox: Toolbox | None = None,
         chain: bool = False,
@@ -466,7 +466,7 @@ class Conversation:
 
     def __init__(
         self,
-        model: Model,
+        model: Backend,
         system: str | None = None,
         store: Store | None = None,
         id: str | None = None,  # noqa: A002 - the conversation's id is called id everywhere
@@ -485,7 +485,7 @@ class Conversation:
         self._known: dict[str, Response] = {}  # every turn met: the tree without a store
 
     @classmethod
-    def load(cls, store: Store, conversation_id: str, model: Model | None = None) -> Conversation:
+    def load(cls, store: Store, conversation_id: str, model: Backend | None = None) -> Conversation:
         """A saved conversation (id or unique prefix) at its head, ready to continue.
 
         It answers with its own model unless ``model`` is given.
@@ -495,9 +495,9 @@ class Conversation:
         """
         record = store.conversation(conversation_id)
         if model is None:
-            from .providers.registry import get_model
+            from .providers.registry import get_backend
 
-            model = get_model(record.model)
+            model = get_backend(record.model)
         c = cls(model, system=record.system, store=store, id=record.id)
         c.title, c.title_source, c.created = record.title, record.title_source, record.created
         c.forked_from = record.forked_from
@@ -765,7 +765,7 @@ class Conversation:
         self.system = valid_text(system or "") or None
         self._save()
 
-    def set_model(self, model: Model) -> None:
+    def set_model(self, model: Backend) -> None:
         """Answer with ``model`` from the next turn on; the history stays."""
         self.model = _provider_model(model)
         self._save()
@@ -842,7 +842,7 @@ def _runner(tools: Any, approve: Callable[..., Any] | None) -> Toolbox:
     return Runner(tools, approve=hook)
 
 
-def _provider_model(model: Any) -> Model:
+def _provider_model(model: Any) -> Backend:
     """The provider's model behind ``model`` (the public ``chatrepl.Model`` wraps one)."""
     return getattr(model, "backend", model)
 

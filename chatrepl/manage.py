@@ -632,11 +632,11 @@ def _served(known: dict[str, Any]) -> dict[str, list[str]]:
     all of them at once; a server that cannot say is left out."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from .providers.registry import build
+    from .providers.registry import build_backend
 
     def ask(info: Any) -> tuple[str, list[str] | None]:
         try:
-            model = build(info, str(info.settings.get("default_model") or "any"))
+            model = build_backend(info, str(info.settings.get("default_model") or "any"))
         except Exception:  # a provider that cannot be built says so elsewhere
             return info.name, None
         try:

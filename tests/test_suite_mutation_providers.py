@@ -17,7 +17,7 @@ from wirehelp import KEY, events, joined, of, reasoning
 
 from chatrepl import errors
 from chatrepl.providers.http import Endpoint
-from chatrepl.providers.openai import OpenAIModel
+from chatrepl.providers.openai import OpenAIBackend
 from chatrepl.providers.sse import Event as SSEEvent
 from chatrepl.providers.sse import iter_events
 from chatrepl.records import (
@@ -35,10 +35,12 @@ from chatrepl.records import (
 TOOL = ToolSpec("lookup", "Look a word up.", {"type": "object", "properties": {}})
 
 
-def make(server, name="gpt-test", provider="openai", key=KEY, label="OpenAI", **kw) -> OpenAIModel:
+def make(
+    server, name="gpt-test", provider="openai", key=KEY, label="OpenAI", **kw
+) -> OpenAIBackend:
     """An OpenAI-compatible model pointed at the fake server."""
     endpoint = Endpoint(label, server.openai_url, api_key=key, max_retries=0)
-    return OpenAIModel(name, provider, kw.pop("options", {}), endpoint=endpoint, **kw)
+    return OpenAIBackend(name, provider, kw.pop("options", {}), endpoint=endpoint, **kw)
 
 
 def sse(*payloads, done: bool = True) -> bytes:
@@ -736,9 +738,9 @@ def test_ollama_without_a_context_length_falls_back(server):
 
 def test_the_ollama_port_means_ollama(server):
     endpoint = Endpoint("Box", "http://127.0.0.1:11434/v1")
-    assert OpenAIModel("m", "box", {}, endpoint=endpoint).takes_files() is False
+    assert OpenAIBackend("m", "box", {}, endpoint=endpoint).takes_files() is False
     endpoint = Endpoint("Box", "http://127.0.0.1:11435/v1")
-    assert OpenAIModel("m", "box", {}, endpoint=endpoint).takes_files() is True
+    assert OpenAIBackend("m", "box", {}, endpoint=endpoint).takes_files() is True
 
 
 @pytest.mark.parametrize(
@@ -779,7 +781,7 @@ def test_a_model_list_under_models_is_read():
     ).start()
     try:
         url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-        model = OpenAIModel("qwen3:4b", "box", {}, endpoint=Endpoint("Box", url))
+        model = OpenAIBackend("qwen3:4b", "box", {}, endpoint=Endpoint("Box", url))
         assert model.available_models() == ["qwen3:4b"]
         assert model.context_window() == 40960
     finally:

@@ -16,10 +16,10 @@ from typing import Any
 
 from .. import errors
 from ..records import Event, Finish, Message, ReasoningDelta, TextDelta, ToolSpec, Usage
-from .base import Model
+from .base import Backend
 from .http import (
     Endpoint,
-    HTTPModelMixin,
+    HTTPBackendMixin,
     _one_line,
     error_message,
     fetch_json,
@@ -57,7 +57,7 @@ _ERROR_WORDS = {
 
 
 @dataclass
-class AnthropicModel(HTTPModelMixin, Model):
+class AnthropicBackend(HTTPBackendMixin, Backend):
     """A model behind Anthropic's Messages API."""
 
     endpoint: Endpoint = field(default_factory=lambda: Endpoint("Anthropic", ""))

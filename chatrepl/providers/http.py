@@ -103,7 +103,7 @@ class Endpoint:
         return make_safe(text)
 
 
-class HTTPModelMixin:
+class HTTPBackendMixin:
     """An httpx client kept per model, closed by ``close()``."""
 
     endpoint: Endpoint

@@ -25,10 +25,10 @@ from ..records import (
     ToolSpec,
     Usage,
 )
-from .base import Model
+from .base import Backend
 from .http import (
     Endpoint,
-    HTTPModelMixin,
+    HTTPBackendMixin,
     fetch_json,
     iter_lines,
     parse_json,
@@ -69,7 +69,7 @@ _NOT_OURS = ("thinking_budget",)
 
 
 @dataclass
-class OpenAIModel(HTTPModelMixin, Model):
+class OpenAIBackend(HTTPBackendMixin, Backend):
     """A model behind an OpenAI-compatible server."""
 
     endpoint: Endpoint = field(default_factory=lambda: Endpoint("OpenAI", ""))

@@ -1,4 +1,4 @@
-"""``provider:model`` names → models: built-in providers, providers and aliases from config.toml."""
+"""``provider:model`` names → backends: built-in providers, providers and aliases from config.toml."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import config as cfg
 from ..errors import ConfigError
-from .base import Model
+from .base import Backend
 
 #: The built-in providers. config.toml's ``[providers.NAME]`` adds to or overrides these.
 BUILTIN: dict[str, dict[str, Any]] = {
@@ -312,8 +312,9 @@ class _OfflineAdvice:
 OFFLINE_ADVICE = _OfflineAdvice()
 
 
-def get_model(name: str | None = None, config: dict[str, Any] | None = None) -> Model:
-    """The model called ``name`` (``provider:model`` or an alias); the default when ``None``."""
+def get_backend(name: str | None = None, config: dict[str, Any] | None = None) -> Backend:
+    """The backend of the model called ``name`` (``provider:model`` or an alias); the default
+    model's when ``None``."""
     config = cfg.load_config() if config is None else config
     if not name:
         name, _ = default_model_name(config)
@@ -327,7 +328,7 @@ def get_model(name: str | None = None, config: dict[str, Any] | None = None) -> 
         )
     if not model_name:
         raise ConfigError(f"'{full}' names no model: write it as {provider}:MODEL.")
-    return build(known[provider], model_name)
+    return build_backend(known[provider], model_name)
 
 
 def _label(info: ProviderInfo, base: str) -> str:
@@ -348,18 +349,18 @@ def _label(info: ProviderInfo, base: str) -> str:
     return f"Server {host}:{here.port}" if here.port else f"Server {host}"
 
 
-def build(info: ProviderInfo, model_name: str) -> Model:
-    """A model of provider ``info``."""
+def build_backend(info: ProviderInfo, model_name: str) -> Backend:
+    """The backend of model ``model_name`` at provider ``info``."""
     s = info.settings
     options = dict(s.get("options", {}))
     if info.type == "echo":
-        from .echo import EchoModel
+        from .echo import EchoBackend
 
-        return EchoModel(model_name, info.name, options)
+        return EchoBackend(model_name, info.name, options)
     if info.type == "local":
-        from .local import LocalModel
+        from .local import LocalBackend
 
-        return LocalModel(model_name, info.name, options, settings=s)
+        return LocalBackend(model_name, info.name, options, settings=s)
     if info.type not in ("openai", "anthropic"):
         raise ConfigError(
             f"Provider '{info.name}' has type '{info.type}': use openai, anthropic, local or echo."
@@ -398,11 +399,11 @@ def build(info: ProviderInfo, model_name: str) -> Model:
     if context is not None and context <= 0:
         raise ConfigError(f"[providers.{info.name}] context_window must be a positive number.")
     if info.type == "anthropic":
-        from .anthropic import AnthropicModel
+        from .anthropic import AnthropicBackend
 
-        return AnthropicModel(
+        return AnthropicBackend(
             model_name, info.name, options, endpoint=endpoint, context_length=context
         )
-    from .openai import OpenAIModel
+    from .openai import OpenAIBackend
 
-    return OpenAIModel(model_name, info.name, options, endpoint=endpoint, context_length=context)
+    return OpenAIBackend(model_name, info.name, options, endpoint=endpoint, context_length=context)

@@ -382,9 +382,9 @@ def cmd_model(repl: Session, arg: str) -> None:
 
     c = repl.conversation
     if arg:
-        from ..providers.registry import get_model
+        from ..providers.registry import get_backend
 
-        model = get_model(arg)
+        model = get_backend(arg)
         c.set_model(model)
         repl.say(f"Model: {make_safe(model.full_name)} from the next turn on.")
         if warning := missing_key(model.provider):
