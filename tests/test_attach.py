@@ -28,9 +28,10 @@ from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
 from chatrepl import attachments
-from chatrepl.attachments import AttachmentError, Settings, StreamedJSON, stage
+from chatrepl.attachments import AttachmentError, Settings, stage
 from chatrepl.conversation import Conversation
 from chatrepl.export import attachments_in, from_json, to_json, to_markdown
+from chatrepl.providers.attach_wire import Base64Data, StreamedJSON
 from chatrepl.providers.registry import get_backend
 from chatrepl.records import Part
 from chatrepl.store import Store
@@ -400,7 +401,7 @@ def test_a_part_whose_bytes_are_gone_becomes_a_note(openai_env: FakeLLMServer) -
 
 def test_the_streamed_body_is_the_json_it_stands_for() -> None:
     content = os.urandom(100_001)
-    body = {"a": "x\u0000y", "b": [attachments.Base64Data(content, "data:image/png;base64,")]}
+    body = {"a": "x\u0000y", "b": [Base64Data(content, "data:image/png;base64,")]}
     streamed = StreamedJSON(body)
     sent = b"".join(streamed)
     assert len(sent) == streamed.length

@@ -11,8 +11,8 @@ from fakeserver import Answer, Raw, Status, Text
 from wirehelp import events, joined, of, reasoning
 
 from chatrepl import errors
-from chatrepl.providers.http import split_lines
 from chatrepl.providers.registry import get_backend
+from chatrepl.providers.stream import split_lines
 from chatrepl.records import Finish, Usage
 
 VENDORS = ["openai:gpt-test", "anthropic:claude-test"]

@@ -76,6 +76,15 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
             "tests/test_suite_mutation_providers.py",
         ],
     ),
+    "stream": (
+        "chatrepl/providers/stream.py",
+        [
+            "tests/test_providers.py",
+            "tests/test_wire_stream_endings.py",
+            "tests/test_wire_robustness.py",
+            "tests/test_suite_mutation_providers.py",
+        ],
+    ),
     "sse": (
         "chatrepl/providers/sse.py",
         [

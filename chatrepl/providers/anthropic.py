@@ -17,20 +17,8 @@ from typing import Any
 from .. import errors
 from ..records import Event, Finish, Message, ReasoningDelta, TextDelta, ToolSpec, Usage
 from .base import Backend
-from .http import (
-    Endpoint,
-    HTTPBackendMixin,
-    _one_line,
-    error_message,
-    fetch_json,
-    iter_lines,
-    parse_json,
-    post_stream,
-    quota_error,
-    refusal_of,
-    whole_body,
-)
-from .sse import iter_events
+from .http import Endpoint, HTTPBackendMixin, fetch_json, post_stream, refusal_of
+from .stream import read_answer
 from .wire import as_dict, as_int, as_list, as_str, finish_stream, text_of, tool_call, usage_total
 
 API_VERSION = "2023-06-01"
@@ -48,12 +36,6 @@ FINISH = {
     "refusal": "refused",
 }
 PROVIDER = "anthropic"
-
-_ERROR_WORDS = {
-    "overloaded_error": "is overloaded: try again shortly",
-    "rate_limit_error": "is limiting requests: wait a little and try again",
-    "api_error": "had an internal error: try again shortly",
-}
 
 
 @dataclass
@@ -122,7 +104,7 @@ class AnthropicBackend(HTTPBackendMixin, Backend):
         cancel: threading.Event,
         tools: list[ToolSpec] | None = None,
     ) -> Iterator[Event]:
-        from ..attachments import request_content
+        from .attach_wire import request_content
 
         body = self.request_body(messages, options, tools)
         content = request_content(body, messages)
@@ -144,38 +126,10 @@ class AnthropicBackend(HTTPBackendMixin, Backend):
         if response is None:
             return
         try:
-            yield from finish_stream(self._read(response, cancel), self.endpoint.secrets())
+            events = read_answer(response, self.endpoint, cancel, _Reader(), self.name, bool(tools))
+            yield from finish_stream(events, self.endpoint.secrets())
         finally:
             response.close()
-
-    def _read(self, response: Any, cancel: threading.Event) -> Iterator[Event]:
-        reader = _Reader(self.endpoint)
-        whole, lines = whole_body(iter_lines(response, self.endpoint))
-        if whole is not None:  # a plain JSON answer where a stream was asked for
-            for kind, data in whole_events(parse_json(whole, self.endpoint)):
-                yield from reader.feed(kind, data)
-            yield from reader.end()
-            return
-        seen_any = False
-        for event in iter_events(lines):
-            if cancel.is_set():
-                return
-            seen_any = True
-            data = parse_json(event.data, self.endpoint)
-            kind = event.event if event.event != "message" else as_str(as_dict(data).get("type"))
-            yield from reader.feed(kind, as_dict(data))
-            if reader.done:
-                break
-        if not seen_any:
-            raise errors.StreamError("Anthropic answered with an empty stream.")
-        if cancel.is_set():
-            return
-        if not reader.done:
-            yield from reader.usage_so_far()
-            raise errors.StreamError(
-                "The answer from Anthropic ended early; the text that arrived was kept."
-            )
-        yield from reader.end()
 
     # --- what the service serves ---------------------------------------------------------------
 
@@ -251,7 +205,8 @@ def wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
 def user_blocks(message: Message) -> list[dict[str, Any]]:
     """A user message with attachments as content blocks: ``image`` and ``document`` blocks
     (PDFs base64, text files as text documents with their names), then the prompt."""
-    from ..attachments import Base64Data, kind, name, note, text_content
+    from ..attachments import kind, name
+    from .attach_wire import Base64Data, note, text_content
 
     blocks: list[dict[str, Any]] = []
     for part in message.parts:
@@ -282,11 +237,8 @@ def user_blocks(message: Message) -> list[dict[str, Any]]:
 
 
 def whole_events(data: Any) -> Iterator[tuple[str, dict[str, Any]]]:
-    """A whole ``message`` object (or an error) as the stream events that would have sent it."""
+    """A whole ``message`` object as the stream events that would have sent it."""
     data = as_dict(data)
-    if data.get("type") == "error" or "error" in data:
-        yield "error", data
-        return
     usage = as_dict(data.get("usage"))
     yield "message_start", {"message": {"usage": usage}}
     for index, block in enumerate(as_list(data.get("content"))):
@@ -312,20 +264,22 @@ def whole_events(data: Any) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 class _Reader:
-    """The state of one streamed answer: blocks by index, usage, how it ended."""
+    """The state of one streamed answer: blocks by index, usage, how it ended (a
+    :class:`~chatrepl.providers.stream.Reader`)."""
 
-    def __init__(self, endpoint: Endpoint):
-        self.endpoint = endpoint
+    end_mark = None
+
+    def __init__(self) -> None:
         self.blocks: dict[int | None, dict[str, Any]] = {}
         self.usage = Usage()
         self.stop_raw = ""
-        self.done = False
+        self.done = self.finished = False
 
-    def feed(self, kind: str, data: dict[str, Any]) -> Iterator[Event]:
-        """The events of one stream event."""
-        if kind == "error":
-            yield from self.usage_so_far()
-            raise self.error(data)
+    def feed(self, kind: str, data: Any) -> Iterator[Event]:
+        """The events of one stream event (its type from the ``event:`` name, else the data)."""
+        data = as_dict(data)
+        if kind == "message":
+            kind = as_str(data.get("type"))
         if kind == "message_start":
             self.read_usage(as_dict(as_dict(data.get("message")).get("usage")))
         elif kind == "content_block_start":
@@ -363,7 +317,13 @@ class _Reader:
             if reason := as_str(as_dict(data.get("delta")).get("stop_reason")):
                 self.stop_raw = reason
         elif kind == "message_stop":
-            self.done = True
+            self.done = self.finished = True
+
+    def whole(self, data: Any) -> Iterator[Event]:
+        """A whole ``message`` object, read as the events that would have streamed it."""
+        for kind, event in whole_events(data):
+            yield from self.feed(kind, event)
+        yield from self.end()
 
     def read_usage(self, u: dict[str, Any]) -> None:
         """Anthropic's usage: input at the start, cumulative output in ``message_delta``."""
@@ -383,16 +343,3 @@ class _Reader:
     def end(self) -> Iterator[Event]:
         yield from self.usage_so_far()
         yield Finish(FINISH.get(self.stop_raw, "stop"), self.stop_raw)
-
-    def error(self, data: dict[str, Any]) -> errors.ProviderError:
-        """An ``event: error`` as one sentence."""
-        error = as_dict(data.get("error"))
-        etype = as_str(error.get("type")) or "error"
-        detail = self.endpoint.redact(_one_line(error_message(error.get("message")), 200))
-        detail = detail.rstrip(". ")
-        if "insufficient_quota" in etype or "billing" in etype:
-            return quota_error(self.endpoint, 429, detail)
-        what = _ERROR_WORDS.get(etype, "reported an error")
-        return errors.ServerError(
-            f"Anthropic {what} ({self.endpoint.redact(_one_line(etype, 60))}: {detail})."
-        )

@@ -7,7 +7,6 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -222,8 +221,8 @@ def error_detail(raw: bytes) -> str:
     except ValueError:
         if not text or text[0] in "<{[" or "<html" in text[:500].lower():
             return ""
-        return _one_line(text)
-    return _one_line(error_message(data))
+        return one_line(text)
+    return one_line(error_message(data))
 
 
 def error_message(data: Any) -> str:
@@ -264,13 +263,19 @@ def error_code(raw: bytes | Any) -> str:
     return " ".join(w for w in words if isinstance(w, str))
 
 
-def _one_line(text: str, width: int = 300) -> str:
+def one_line(text: str, width: int = 300) -> str:
     """``text`` as one line of at most ``width`` characters, lone surrogates replaced (other
     controls stay, for ``Endpoint.redact`` to make visible: a hostile body is shown, not obeyed)."""
     from ..text import valid_text
 
     line = " ".join(valid_text(text).split())
     return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def clause(text: str) -> str:
+    """A server's words fit to quote inside a sentence of ours: without its closing full stop
+    or the blank space around it."""
+    return text.strip().rstrip(". ")
 
 
 def quota_error(endpoint: Endpoint, status: int, detail: str) -> errors.QuotaError:
@@ -290,7 +295,7 @@ def error_for_status(
 
     ``wait`` is the Retry-After the server sent: when it is too long to wait for, it is said.
     """
-    detail = endpoint.redact(error_detail(raw)).rstrip(". ")
+    detail = clause(endpoint.redact(error_detail(raw)))
     said = f": {detail}" if detail else ""
     label = endpoint.label
     later = f"try again in {_duration(wait)}" if wait and wait > LONGEST_RETRY_WAIT else ""
@@ -345,64 +350,6 @@ def _duration(seconds: float) -> str:
     if seconds < 3 * 3600:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.0f} h"
-
-
-def split_lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    """The lines of a byte stream, split at CR, LF or CRLF only (the event-stream rule).
-
-    Not ``str.splitlines``: it also splits at U+2028, U+2029, U+0085 and form feeds, which
-    valid JSON may hold inside a string. Each line is decoded on its own, invalid UTF-8 as
-    U+FFFD (CR and LF never occur inside a UTF-8 sequence, so splitting bytes first is safe).
-    """
-    import re
-
-    ends = re.compile(rb"\r\n|\r|\n")
-    pending: list[bytes] = []  # the pieces of an unfinished line (only new bytes are searched)
-    after_cr = False  # the last chunk ended at CR: a LF starting the next one belongs to it
-    for chunk in chunks:
-        if not chunk:
-            continue
-        if after_cr and chunk[:1] == b"\n":
-            chunk = chunk[1:]
-        after_cr = False
-        start = 0
-        for match in ends.finditer(chunk):
-            pending.append(chunk[start : match.start()])
-            yield b"".join(pending).decode("utf-8", "replace")
-            pending = []
-            start = match.end()
-        if start < len(chunk):
-            pending.append(chunk[start:])
-        after_cr = chunk[-1:] == b"\r"
-    if pending and any(pending):
-        yield b"".join(pending).decode("utf-8", "replace")
-
-
-def iter_lines(response: httpx.Response, endpoint: Endpoint) -> Iterator[str]:
-    """The body's lines, with transport failures turned into chatrepl errors."""
-    import httpx
-
-    try:
-        yield from split_lines(response.iter_bytes())
-    except httpx.TimeoutException as exc:
-        raise errors.TimeoutError(
-            f"{endpoint.label} stopped answering for {endpoint.read_timeout:g} s; "
-            "the text that arrived was kept."
-        ) from exc
-    except httpx.HTTPError as exc:
-        raise errors.StreamError(
-            f"The connection to {endpoint.label} dropped mid-answer; the text that arrived was kept."
-        ) from exc
-
-
-def parse_json(data: str, endpoint: Endpoint) -> Any:
-    """One SSE data payload as JSON, or a StreamError saying the stream is malformed."""
-    try:
-        return json.loads(data)
-    except ValueError as exc:
-        raise errors.StreamError(
-            f"{endpoint.label} sent a malformed stream (not JSON: {endpoint.redact(data)[:60]!r})."
-        ) from exc
 
 
 def fetch_json(
@@ -475,24 +422,8 @@ def refusal_of(
 ) -> errors.ProviderError | None:
     """The one sentence for a request refused for the tools offered or the files attached
     (``who`` names the model in it), or ``None`` when ``error`` is about something else."""
-    from ..attachments import rejected
+    from .attach_wire import rejected
 
     if tools and tools_refused(error, endpoint, model):
         return tools_unsupported(endpoint, model)
     return rejected(error, messages, who)
-
-
-def whole_body(lines: Iterator[str]) -> tuple[str | None, Iterator[str]]:
-    """A plain JSON answer where a stream was asked for: its text, or ``None`` and the lines
-    (untouched) when the body is an event stream."""
-    import itertools
-
-    first = []
-    for line in lines:
-        first.append(line)
-        if line.strip():
-            break
-    head = first[-1].lstrip("\ufeff").lstrip() if first else ""
-    if head.startswith(("{", "[")):
-        return "\n".join(itertools.chain(first, lines)), iter(())
-    return None, itertools.chain(first, lines)

@@ -26,19 +26,8 @@ from ..records import (
     Usage,
 )
 from .base import Backend
-from .http import (
-    Endpoint,
-    HTTPBackendMixin,
-    fetch_json,
-    iter_lines,
-    parse_json,
-    post_stream,
-    quota_error,
-    refusal_of,
-    tools_unsupported,
-    whole_body,
-)
-from .sse import iter_events
+from .http import Endpoint, HTTPBackendMixin, fetch_json, post_stream, refusal_of
+from .stream import read_answer
 from .wire import (
     ThinkSplitter,
     as_dict,
@@ -126,7 +115,7 @@ class OpenAIBackend(HTTPBackendMixin, Backend):
         cancel: threading.Event,
         tools: list[ToolSpec] | None = None,
     ) -> Iterator[Event]:
-        from ..attachments import request_content
+        from .attach_wire import request_content
 
         body = self.request_body(messages, options, tools)
         headers = self.headers()
@@ -160,37 +149,10 @@ class OpenAIBackend(HTTPBackendMixin, Backend):
         if response is None:
             return
         try:
-            events = self._read(response, cancel, bool(tools))
+            events = read_answer(response, self.endpoint, cancel, _Reader(), self.name, bool(tools))
             yield from finish_stream(events, self.endpoint.secrets())
         finally:
             response.close()
-
-    def _read(self, response: Any, cancel: threading.Event, tools: bool) -> Iterator[Event]:
-        reader = _Reader(self.endpoint, self.name, tools)
-        whole, lines = whole_body(iter_lines(response, self.endpoint))
-        if whole is not None:  # a plain JSON answer where a stream was asked for
-            yield from reader.whole(parse_json(whole, self.endpoint))
-            return
-        seen_any = False
-        for event in iter_events(lines):
-            if cancel.is_set():
-                return
-            seen_any = True
-            if event.data.strip() == "[DONE]":
-                reader.done = True
-                break
-            data = parse_json(event.data, self.endpoint)
-            yield from reader.feed(data, event.event)
-        if not seen_any:
-            raise errors.StreamError(f"{self.endpoint.label} answered with an empty stream.")
-        if cancel.is_set():
-            return
-        if not reader.done:
-            yield from reader.usage_so_far()
-            raise errors.StreamError(
-                f"The answer from {self.endpoint.label} ended early; the text that arrived was kept."
-            )
-        yield from reader.end()
 
     def _attachment_rules(self, newest: bool) -> _Rules:
         where = f"'{self.name}' at {self.endpoint.label}"
@@ -337,7 +299,8 @@ def wire_messages(message: Message, rules: _Rules | None = None) -> list[dict[st
 def user_content(message: Message, rules: _Rules) -> list[dict[str, Any]]:
     """A user message with attachments as content parts: images as ``image_url`` data URLs,
     PDFs as ``file`` inputs, text files inlined with their names; then the prompt."""
-    from ..attachments import Base64Data, inline_text, kind, name, note, unsupported
+    from ..attachments import kind, name
+    from .attach_wire import Base64Data, inline_text, note, unsupported
 
     blocks: list[dict[str, Any]] = []
     for part in message.parts:
@@ -365,25 +328,24 @@ def user_content(message: Message, rules: _Rules) -> list[dict[str, Any]]:
 
 
 class _Reader:
-    """The state of one streamed answer: text, reasoning, tool-call fragments, usage, ending."""
+    """The state of one streamed answer: text, reasoning, tool-call fragments, usage, ending
+    (a :class:`~chatrepl.providers.stream.Reader`)."""
 
-    def __init__(self, endpoint: Endpoint, model: str, tools: bool):
-        self.endpoint, self.model, self.tools = endpoint, model, tools
+    end_mark = "[DONE]"
+
+    def __init__(self) -> None:
         self.think = ThinkSplitter()
         self.calls: dict[int, dict[str, str]] = {}  # index → id, name, arguments so far
         self.sent_calls = 0
         self.usage: Usage | None = None
         self.finish_raw: str | None = None
         self.refused = False
-        self.done = False
+        self.done = self.finished = False
 
-    def feed(self, data: Any, event: str = "message") -> Iterator[Event]:
+    def feed(self, kind: str, data: Any) -> Iterator[Event]:
         """The events of one chunk."""
         if not isinstance(data, dict):
             return
-        if event == "error" or data.get("error") not in (None, "", {}, []):
-            yield from self.usage_so_far()
-            raise self.stream_error(data.get("error", data))
         if isinstance(data.get("usage"), dict):
             self.usage = read_usage(data["usage"])
         for choice in as_list(data.get("choices")):
@@ -474,34 +436,14 @@ class _Reader:
 
     def whole(self, data: Any) -> Iterator[Event]:
         """A whole ``chat.completion`` object, read like one big chunk."""
-        if not isinstance(data, dict):
-            raise errors.StreamError(
-                f"{self.endpoint.label} sent an answer chatrepl cannot read (not a JSON object)."
-            )
-        if data.get("error") not in (None, "", {}, []):
-            raise self.stream_error(data["error"])
         for choice in as_list(data.get("choices")):
             message = as_dict(as_dict(choice).get("message"))
             for position, call in enumerate(as_list(message.get("tool_calls"))):
                 if isinstance(call, dict) and "index" not in call:
                     call["index"] = position
-        yield from self.feed(data)
+        yield from self.feed("message", data)
         self.done = True
         yield from self.end()
-
-    def stream_error(self, error: Any) -> errors.ProviderError:
-        """The error a server reported inside its answer, as one sentence."""
-        from .http import _one_line, error_code, error_message
-
-        said = self.endpoint.redact(_one_line(error_message(error), 300)).rstrip(". ")
-        code = error_code({"error": error} if isinstance(error, dict) else {})
-        label = self.endpoint.label
-        if "insufficient_quota" in code:
-            return quota_error(self.endpoint, 429, said)
-        if self.tools and any(w in said.lower() for w in ("support tool", "tools are not")):
-            return tools_unsupported(self.endpoint, self.model)
-        detail = f": {said}" if said else ""
-        return errors.ServerError(f"{label} reported an error mid-answer{detail}.")
 
 
 def read_usage(u: dict[str, Any]) -> Usage:
