@@ -46,6 +46,15 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def fresh_connections() -> Iterator[None]:
+    """Every test starts with no kept HTTP connections (the pool lives as long as the process)."""
+    yield
+    from chatrepl.providers.connections import close_all
+
+    close_all()
+
+
 @pytest.fixture
 def server() -> Iterator[FakeLLMServer]:
     """A running fake OpenAI/Anthropic server on a loopback port."""

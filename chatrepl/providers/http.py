@@ -38,6 +38,8 @@ class Endpoint:
         api_key: the key, or ``None``; never shown in a message.
         key_env: the environment variable a user sets for the key, for messages.
         unreachable_hint: what to say when the server cannot be reached.
+        proxy: the proxy URL for this provider (else the environment's ``HTTPS_PROXY`` …).
+        ca_bundle: a file of certificates to trust instead of the system's.
     """
 
     label: str
@@ -48,6 +50,8 @@ class Endpoint:
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
     max_retries: int = MAX_RETRIES
+    proxy: str | None = field(default=None, repr=False)  # may hold user:password
+    ca_bundle: str | None = None
 
     def url(self, path: str, root: bool = False) -> str:
         """The address of ``path`` under the base URL (its query, e.g. ``?key=``, kept at the end).
@@ -75,11 +79,11 @@ class Endpoint:
         from urllib.parse import unquote, unquote_plus, urlsplit
 
         found = [self.api_key or ""]
-        try:
-            parts = urlsplit(self.base_url)
-        except ValueError:  # a malformed URL: the key is all there is to hide
-            parts = None
-        if parts is not None:
+        for url in (self.base_url, self.proxy or ""):
+            try:
+                parts = urlsplit(url)
+            except ValueError:  # a malformed URL: the key is all there is to hide
+                continue
             userinfo = parts.netloc.rpartition("@")[0]
             user, colon, password = userinfo.partition(":")
             if colon:  # user:pass: the password and the pair are secret, a user name alone not
@@ -103,26 +107,15 @@ class Endpoint:
 
 
 class HTTPBackendMixin:
-    """An httpx client kept per model, closed by ``close()``."""
+    """What an HTTP backend talks through: the session's client for its host
+    (:mod:`~chatrepl.providers.connections`), shared with every other backend there."""
 
     endpoint: Endpoint
-    _client: httpx.Client | None = None
 
     def client(self) -> httpx.Client:
-        if self._client is None:
-            import httpx
+        from .connections import client_for
 
-            e = self.endpoint
-            self._client = httpx.Client(
-                timeout=httpx.Timeout(e.read_timeout, connect=e.connect_timeout),
-                follow_redirects=True,
-            )
-        return self._client
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        return client_for(self.endpoint)
 
 
 def post_stream(
@@ -138,33 +131,45 @@ def post_stream(
 
     Retries connection failures, 408, 409, 429 and 5xx up to ``endpoint.max_retries`` times,
     honouring ``retry-after-ms`` and ``Retry-After``, else backing off ``min(0.5·2ⁿ, 8)`` s with
-    jitter. Returns ``None`` if ``cancel`` was set while waiting. The caller closes the response.
+    jitter. A kept connection that the server closed as the request went out is replaced at
+    once, quietly (once per request). Returns ``None`` if ``cancel`` was set while waiting. The
+    caller closes the response (after reading it to its end, so the connection can be reused).
     """
     import httpx
 
+    from .connections import timeout_of
+
     url = endpoint.url(path)
     attempt = 0
+    reconnected = False
     while True:
         wait: float | None = None
         try:
             if isinstance(body, dict):
-                request = client.build_request("POST", url, headers=headers, json=body)
-            else:  # a body streamed as it is sent (attachments: chatrepl.attachments)
                 request = client.build_request(
-                    "POST", url, headers={**headers, **body.headers()}, content=body
+                    "POST", url, headers=headers, json=body, timeout=timeout_of(endpoint)
+                )
+            else:  # a body streamed as it is sent (attachments: providers.attach_wire)
+                request = client.build_request(
+                    "POST",
+                    url,
+                    headers={**headers, **body.headers()},
+                    content=body,
+                    timeout=timeout_of(endpoint),
                 )
             response = client.send(request, stream=True)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+            if not reconnected:  # a kept connection the server had closed: a new one
+                reconnected = True
+                continue
+            error: errors.ProviderError = errors.ConnectError(_unreachable(endpoint))
         except httpx.TimeoutException:
-            error: errors.ProviderError = errors.TimeoutError(
+            error = errors.TimeoutError(
                 f"{endpoint.label} did not answer at {endpoint.shown_url} within "
                 f"{endpoint.connect_timeout:g} s: {endpoint.unreachable_hint}"
             )
         except httpx.TransportError:
-            error = errors.ConnectError(
-                f"Cannot reach {endpoint.shown_url}: {endpoint.unreachable_hint}?"
-                if endpoint.unreachable_hint.startswith("is ")
-                else f"Cannot reach {endpoint.shown_url}: {endpoint.unreachable_hint}."
-            )
+            error = errors.ConnectError(_unreachable(endpoint))
         else:
             if response.status_code < 400:
                 if response.headers.get("content-type", "").startswith("text/html"):
@@ -191,6 +196,12 @@ def post_stream(
         if cancel.wait(wait):
             return None
         attempt += 1
+
+
+def _unreachable(endpoint: Endpoint) -> str:
+    hint = endpoint.unreachable_hint
+    end = "?" if hint.startswith("is ") else "."
+    return f"Cannot reach {endpoint.shown_url}: {hint}{end}"
 
 
 def retry_after(headers: httpx.Headers) -> float | None:
@@ -365,15 +376,15 @@ def fetch_json(
     answer, or ``None`` on any failure (these facts are nice to have, never worth an error)."""
     import httpx
 
+    from .connections import timeout_of
+
     try:
         response = client.request(
             method,
             endpoint.url(path, root=root),
             headers=headers,
             json=body,
-            timeout=httpx.Timeout(
-                min(endpoint.read_timeout, 10.0), connect=endpoint.connect_timeout
-            ),
+            timeout=timeout_of(endpoint, read=min(endpoint.read_timeout, 10.0)),
         )
         if response.status_code >= 400:
             return None
