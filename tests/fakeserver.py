@@ -558,9 +558,19 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def _words(content: Any) -> int:
+    """Words of a message's content or a system prompt: text, or a list of typed blocks."""
+    if isinstance(content, list):
+        return sum(
+            _words(b.get("text", b.get("content", ""))) if isinstance(b, dict) else _words(b)
+            for b in content
+        )
+    return len(str(content or "").split())
+
+
 def _count_in(body: dict[str, Any]) -> int:
-    words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
-    return words + len(str(body.get("system", "")).split())
+    words = sum(_words(m.get("content", "")) for m in body.get("messages", []))
+    return words + _words(body.get("system", ""))
 
 
 def _error_body(vendor: str, code: int, message: str | None = None) -> dict[str, Any]:

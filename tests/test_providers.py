@@ -65,8 +65,11 @@ def test_anthropic_gets_the_persona_as_system(openai_env, server):
     model = get_backend("anthropic:claude-test")
     messages = [Message("system", "Be GlaDOS"), Message("user", "hi")]
     list(model.stream(messages, {}, threading.Event()))
-    assert server.last["json"]["system"] == "Be GlaDOS"
-    assert server.last["json"]["messages"] == [{"role": "user", "content": "hi"}]
+    cached = {"cache_control": {"type": "ephemeral"}}  # marked for the prompt cache
+    assert server.last["json"]["system"] == [{"type": "text", "text": "Be GlaDOS", **cached}]
+    assert server.last["json"]["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "hi", **cached}]}
+    ]
 
 
 def test_rejected_key_is_one_sentence_without_the_key(openai_env, server, monkeypatch):

@@ -392,13 +392,13 @@ def test_usage_with_every_detail(server):
         "cost": 0.25,
     }
     server.push(Raw(sse(chunk({"content": "x"}), {"choices": [], "usage": usage})))
-    assert of(events(make(server)), Usage) == [Usage(10, 5, 3, 4, 0.25)]
+    assert of(events(make(server)), Usage) == [Usage(10, 5, 3, 4, None, 0.25)]
 
 
 def test_deepseek_cache_hits_count_as_cached(server):
     usage = {"prompt_tokens": 10, "completion_tokens": 5, "prompt_cache_hit_tokens": 6}
     server.push(Raw(sse(chunk({"content": "x"}), {"choices": [], "usage": usage})))
-    assert of(events(make(server)), Usage) == [Usage(10, 5, None, 6, None)]
+    assert of(events(make(server)), Usage) == [Usage(10, 5, None, 6, None, None)]
 
 
 def test_usage_that_says_nothing_is_not_reported(server):

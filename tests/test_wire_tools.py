@@ -46,6 +46,7 @@ def test_tool_definitions_go_out_in_the_vendors_shape(model, server):
                 "name": "get_weather",
                 "description": "The weather in a city.",
                 "input_schema": WEATHER.parameters,
+                "cache_control": {"type": "ephemeral"},  # the tools are cached
             }
         ]
 
@@ -187,6 +188,7 @@ def test_history_with_calls_and_results_goes_out_in_the_vendors_shape(model, ser
                     "tool_use_id": "c2",
                     "content": "no such city",
                     "is_error": True,
+                    "cache_control": {"type": "ephemeral"},  # the newest user message
                 },
             ],
         }

@@ -36,6 +36,13 @@ FINISH = {
     "refusal": "refused",
 }
 PROVIDER = "anthropic"
+#: The usage fields Anthropic reports: uncached input, output, cache reads and cache writes.
+USAGE_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+)
 
 
 @dataclass
@@ -45,6 +52,8 @@ class AnthropicBackend(HTTPBackendMixin, Backend):
     endpoint: Endpoint = field(default_factory=lambda: Endpoint("Anthropic", ""))
     #: the context window from config, used before the known table
     context_length: int | None = None
+    #: mark the prompt for Anthropic's cache (``prompt_cache = false`` in config turns it off)
+    prompt_cache: bool = True
     _facts: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def headers(self) -> dict[str, str]:
@@ -95,6 +104,8 @@ class AnthropicBackend(HTTPBackendMixin, Backend):
                 }
                 for t in tools
             ]
+        if self.prompt_cache:
+            mark_cache(body)
         return body
 
     def stream(
@@ -146,6 +157,38 @@ class AnthropicBackend(HTTPBackendMixin, Backend):
     def context_window(self) -> int | None:
         """The context window from config, else the known table (Anthropic does not say)."""
         return self.context_length or super().context_window()
+
+
+#: The most ``cache_control`` marks a request may carry.
+MAX_CACHE_MARKS = 4
+CACHE_MARK = {"type": "ephemeral"}
+
+
+def mark_cache(body: dict[str, Any]) -> None:
+    """Mark where Anthropic may cache the prompt, so each request reads what the last one
+    wrote: the tools, the system text, and the newest two user messages (the last one before
+    this request's; tool results count, so each call of a chain reuses the previous one's).
+    At most :data:`MAX_CACHE_MARKS`; a prefix too short to cache costs nothing extra.
+    """
+    marks = 0
+    if body.get("tools"):
+        body["tools"][-1]["cache_control"] = dict(CACHE_MARK)
+        marks += 1
+    if isinstance(system := body.get("system"), str) and system.strip():
+        body["system"] = [{"type": "text", "text": system, "cache_control": dict(CACHE_MARK)}]
+        marks += 1
+    users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+    for message in reversed(users[-2:]):
+        if marks >= MAX_CACHE_MARKS:
+            break
+        content = message.get("content")
+        if isinstance(content, str):
+            if not content.strip():
+                continue  # an empty text block is refused
+            message["content"] = content = [{"type": "text", "text": content}]
+        if isinstance(content, list) and content and isinstance(content[-1], dict):
+            content[-1]["cache_control"] = dict(CACHE_MARK)
+            marks += 1
 
 
 def wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
@@ -271,7 +314,7 @@ class _Reader:
 
     def __init__(self) -> None:
         self.blocks: dict[int | None, dict[str, Any]] = {}
-        self.usage = Usage()
+        self.counts: dict[str, int] = {}  # the usage fields as Anthropic names them
         self.stop_raw = ""
         self.done = self.finished = False
 
@@ -326,19 +369,29 @@ class _Reader:
         yield from self.end()
 
     def read_usage(self, u: dict[str, Any]) -> None:
-        """Anthropic's usage: input at the start, cumulative output in ``message_delta``."""
-        for key, name in (
-            ("input_tokens", "input_tokens"),
-            ("output_tokens", "output_tokens"),
-            ("cache_read_input_tokens", "cached_tokens"),
-        ):
+        """Anthropic's usage: input and cache figures in ``message_start``, cumulative figures
+        (output, and input again on newer servers) in ``message_delta``: the latest wins."""
+        for key in USAGE_KEYS:
             if (n := as_int(u.get(key))) is not None:
-                setattr(self.usage, name, n)
+                self.counts[key] = n
+
+    @property
+    def usage(self) -> Usage:
+        """The usage so far, the input counted whole: uncached plus cache reads and writes."""
+        c = self.counts
+        parts = [c.get(k) for k in USAGE_KEYS if k != "output_tokens"]
+        total = None if all(n is None for n in parts) else sum(n or 0 for n in parts)
+        return Usage(
+            input_tokens=total,
+            output_tokens=c.get("output_tokens"),
+            cache_read_tokens=c.get("cache_read_input_tokens"),
+            cache_write_tokens=c.get("cache_creation_input_tokens"),
+        )
 
     def usage_so_far(self) -> Iterator[Event]:
-        if usage_total(self.usage):
-            yield self.usage
-        self.usage = Usage()
+        if usage_total(usage := self.usage):
+            yield usage
+        self.counts = {}
 
     def end(self) -> Iterator[Event]:
         yield from self.usage_so_far()

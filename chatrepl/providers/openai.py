@@ -106,7 +106,15 @@ class OpenAIBackend(HTTPBackendMixin, Backend):
             ]
         if self.usage_option:
             body["stream_options"] = {"include_usage": True}
+        if "usage" not in body and self._is_openrouter():
+            body["usage"] = {"include": True}  # OpenRouter then reports the call's cost
         return body
+
+    def _is_openrouter(self) -> bool:
+        from urllib.parse import urlsplit
+
+        host = (urlsplit(self.endpoint.base_url).hostname or "").lower()
+        return host == "openrouter.ai" or host.endswith(".openrouter.ai")
 
     def stream(
         self,
@@ -447,15 +455,24 @@ class _Reader:
 
 
 def read_usage(u: dict[str, Any]) -> Usage:
-    """OpenAI-style usage, with the details vendors add (cached and reasoning tokens, cost)."""
+    """OpenAI-style usage with the details vendors add: cache reads (OpenAI's and vLLM's
+    ``prompt_tokens_details.cached_tokens``, DeepSeek's ``prompt_cache_hit_tokens``, Moonshot's
+    ``cached_tokens``), cache writes (OpenRouter's ``cache_write_tokens``), reasoning tokens
+    and the cost OpenRouter reports. The input counts every prompt token, cached or not."""
     prompt = as_dict(u.get("prompt_tokens_details"))
     completion = as_dict(u.get("completion_tokens_details"))
+    hit, miss = as_int(u.get("prompt_cache_hit_tokens")), as_int(u.get("prompt_cache_miss_tokens"))
+    total = as_int(u.get("prompt_tokens"))
+    if total is None and (hit is not None or miss is not None):
+        total = (hit or 0) + (miss or 0)
+    read = as_int(prompt.get("cached_tokens"))
+    if read is None:
+        read = hit if hit is not None else as_int(u.get("cached_tokens"))
     return Usage(
-        input_tokens=as_int(u.get("prompt_tokens")),
+        input_tokens=total,
         output_tokens=as_int(u.get("completion_tokens")),
         reasoning_tokens=as_int(completion.get("reasoning_tokens")),
-        cached_tokens=as_int(prompt.get("cached_tokens"))
-        if prompt
-        else as_int(u.get("prompt_cache_hit_tokens")),  # DeepSeek's own field
+        cache_read_tokens=read,
+        cache_write_tokens=as_int(prompt.get("cache_write_tokens")),
         cost=as_float(u.get("cost")),
     )

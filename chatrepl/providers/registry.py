@@ -71,6 +71,7 @@ SETTING_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "max_retries": (int, "a whole number"),
     "context_window": (int, "a whole number of tokens"),
     "prices": (dict, "a table such as {input = 2.5, output = 10} (dollars per million tokens)"),
+    "prompt_cache": (bool, "true or false"),
 }
 
 #: Settings that are never quoted back in a message.
@@ -402,7 +403,12 @@ def build_backend(info: ProviderInfo, model_name: str) -> Backend:
         from .anthropic import AnthropicBackend
 
         return AnthropicBackend(
-            model_name, info.name, options, endpoint=endpoint, context_length=context
+            model_name,
+            info.name,
+            options,
+            endpoint=endpoint,
+            context_length=context,
+            prompt_cache=bool(s.get("prompt_cache", True)),
         )
     from .openai import OpenAIBackend
 
