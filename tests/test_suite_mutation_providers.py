@@ -344,7 +344,8 @@ def test_a_long_error_is_cut_to_one_short_line(server):
     server.push(Raw(sse({"error": {"message": said}}, done=False)))
     with pytest.raises(errors.ServerError) as caught:
         events(make(server, label="Acme"))
-    assert str(caught.value) == f"Acme reported an error mid-answer: {'x' * 299}…."
+    # no full stop after the ellipsis
+    assert str(caught.value) == f"Acme reported an error mid-answer: {'x' * 299}…"
 
 
 def test_an_error_keeps_its_last_letters(server):

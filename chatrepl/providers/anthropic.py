@@ -117,6 +117,7 @@ class AnthropicBackend(HTTPBackendMixin, Backend):
     ) -> Iterator[Event]:
         from .attach_wire import request_content
 
+        self.require_key(self.provider)
         body = self.request_body(messages, options, tools)
         content = request_content(body, messages)
         try:

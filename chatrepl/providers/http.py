@@ -40,6 +40,8 @@ class Endpoint:
         unreachable_hint: what to say when the server cannot be reached.
         proxy: the proxy URL for this provider (else the environment's ``HTTPS_PROXY`` …).
         ca_bundle: a file of certificates to trust instead of the system's.
+        key_required: the server surely refuses a request without a key, so none is sent
+            without one (a compatible server elsewhere may need none: it is asked).
     """
 
     label: str
@@ -52,6 +54,7 @@ class Endpoint:
     max_retries: int = MAX_RETRIES
     proxy: str | None = field(default=None, repr=False)  # may hold user:password
     ca_bundle: str | None = None
+    key_required: bool = False
 
     def url(self, path: str, root: bool = False) -> str:
         """The address of ``path`` under the base URL (its query, e.g. ``?key=``, kept at the end).
@@ -116,6 +119,14 @@ class HTTPBackendMixin:
         from .connections import client_for
 
         return client_for(self.endpoint)
+
+    def require_key(self, provider: str) -> None:
+        """Refuse, before any network use, a request that cannot succeed for want of a key."""
+        e = self.endpoint
+        if e.key_required and not e.api_key:
+            raise errors.AuthError(
+                f"No key for {provider}: set {e.key_env} (or chatrepl keys set {provider})."
+            )
 
 
 def post_stream(
@@ -283,10 +294,16 @@ def one_line(text: str, width: int = 300) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def clause(text: str) -> str:
-    """A server's words fit to quote inside a sentence of ours: without its closing full stop
-    or the blank space around it."""
-    return text.strip().rstrip(". ")
+def clause(text: str, last: bool = False) -> str:
+    """A server's words fit to quote in a sentence of ours: without the blank space around
+    them or the mark that closed them, since ours follows; a "?" or an ellipsis (text cut
+    short) stays, and so does a "!" when the words end the sentence (``last``)."""
+    return text.strip().rstrip(" .;:," if last else " .!;:,")
+
+
+def sentence(text: str) -> str:
+    """``text`` closed with a full stop, unless a quoted "!", "?" or "…" closes it already."""
+    return text if text.endswith((".", "!", "?", "…")) else text + "."
 
 
 def quota_error(endpoint: Endpoint, status: int, detail: str) -> errors.QuotaError:
@@ -306,7 +323,8 @@ def error_for_status(
 
     ``wait`` is the Retry-After the server sent: when it is too long to wait for, it is said.
     """
-    detail = clause(endpoint.redact(error_detail(raw)))
+    quoted = endpoint.redact(error_detail(raw))
+    detail = clause(quoted)
     said = f": {detail}" if detail else ""
     label = endpoint.label
     later = f"try again in {_duration(wait)}" if wait and wait > LONGEST_RETRY_WAIT else ""
@@ -320,7 +338,7 @@ def error_for_status(
             msg = (
                 f"{label} refused access to '{model}' (HTTP 403){said}: check the key's permissions"
             )
-        return errors.AuthError(msg + ".", status)
+        return errors.AuthError(sentence(msg), status)
     if status == 404:
         return errors.ModelNotFoundError(
             f"{label} has no model '{model}' at {endpoint.shown_url} (HTTP 404){said}: "
@@ -342,15 +360,15 @@ def error_for_status(
             status,
         )
     if status in RETRY_STATUSES or status >= 500:
-        reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+        known = status in HTTPStatus._value2member_map_
+        reason = f" {HTTPStatus(status).phrase}" if known else ""  # 529 has no phrase
         then = later or "try again shortly"
-        err = errors.ServerError(
-            f"{label} failed with HTTP {status} {reason}{said}: {then}.".replace("  ", " "),
-            status,
+        return errors.ServerError(
+            f"{label} failed with HTTP {status}{reason}{said}: {then}.", status
         )
-        return err
+    said = f": {clause(quoted, last=True)}" if detail else ""
     return errors.BadRequestError(
-        f"{label} refused the request for '{model}' (HTTP {status}){said}.", status
+        sentence(f"{label} refused the request for '{model}' (HTTP {status}){said}"), status
     )
 
 

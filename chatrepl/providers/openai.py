@@ -125,6 +125,7 @@ class OpenAIBackend(HTTPBackendMixin, Backend):
     ) -> Iterator[Event]:
         from .attach_wire import request_content
 
+        self.require_key(self.provider)
         body = self.request_body(messages, options, tools)
         headers = self.headers()
 
@@ -354,16 +355,16 @@ class _Reader:
         """The events of one chunk."""
         if not isinstance(data, dict):
             return
-        if isinstance(data.get("usage"), dict):
-            self.usage = read_usage(data["usage"])
+        usage = data.get("usage") or as_dict(data.get("x_groq")).get("usage")  # Groq's place
+        if isinstance(usage, dict):
+            self.usage = read_usage(usage)
         for choice in as_list(data.get("choices")):
             choice = as_dict(choice)
             if as_int(choice.get("index")) not in (0, None):
                 continue  # n > 1: only the first choice is read, never interleaved
             delta = as_dict(choice.get("delta")) or as_dict(choice.get("message"))
             yield from self.reasoning(delta)
-            if text := text_of(delta.get("content")):
-                yield from self.think.feed(text)
+            yield from self.content(delta.get("content"))
             if refusal := text_of(delta.get("refusal")):
                 self.refused = True
                 yield RefusalDelta(refusal)
@@ -376,6 +377,20 @@ class _Reader:
                 self.done = True
                 yield from self.think.finish()
                 yield from self.ready_calls()
+
+    def content(self, content: Any) -> Iterator[Event]:
+        """Answer text; in a list of blocks, ``thinking`` blocks are reasoning (Magistral:
+        ``{"type": "thinking", "thinking": [{"type": "text", "text": ...}]}``), in order."""
+        if isinstance(content, list):
+            for block in content:
+                if isinstance(block, dict) and block.get("type") == "thinking":
+                    thought = block.get("thinking", block.get("text"))
+                    if text := text_of(thought):
+                        yield ReasoningDelta(text)
+                elif text := text_of([block]):
+                    yield from self.think.feed(text)
+        elif text := text_of(content):
+            yield from self.think.feed(text)
 
     def reasoning(self, delta: dict[str, Any]) -> Iterator[Event]:
         details = as_list(delta.get("reasoning_details"))

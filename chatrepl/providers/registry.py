@@ -332,6 +332,15 @@ def get_backend(name: str | None = None, config: dict[str, Any] | None = None) -
     return build_backend(known[provider], model_name)
 
 
+def _moved(info: ProviderInfo, base: str) -> bool:
+    """Whether a built-in provider was pointed at another server than its own."""
+    from urllib.parse import urlsplit
+
+    default = BUILTIN.get(info.name, {}).get("base_url")
+    here, there = urlsplit(base), urlsplit(default or "")
+    return bool(default) and (here.hostname, here.port) != (there.hostname, there.port)
+
+
 def _label(info: ProviderInfo, base: str) -> str:
     """The name errors give the service: the label, unless a built-in provider was pointed at
     another server (``OPENAI_BASE_URL``, a base_url in config.toml), which is then named by its
@@ -340,12 +349,9 @@ def _label(info: ProviderInfo, base: str) -> str:
 
     label = str(info.settings.get("label", info.name))
     builtin = BUILTIN.get(info.name, {})
-    if info.name not in KEYED_DEFAULTS or label != builtin.get("label"):
+    if info.name not in KEYED_DEFAULTS or label != builtin.get("label") or not _moved(info, base):
         return label
-    default = builtin.get("base_url")
-    here, there = urlsplit(base), urlsplit(default or "")
-    if not default or (here.hostname, here.port) == (there.hostname, there.port):
-        return label
+    here = urlsplit(base)
     host = here.hostname or "the server"
     return f"Server {host}:{here.port}" if here.port else f"Server {host}"
 
@@ -395,6 +401,7 @@ def build_backend(info: ProviderInfo, model_name: str) -> Backend:
         connect_timeout=float(s.get("connect_timeout", 10)),
         read_timeout=read_timeout,
         max_retries=int(s.get("max_retries", 2)),
+        key_required=info.needs_key and bool(s.get("api_key_env")) and not _moved(info, base),
     )
     context = s.get("context_window")
     if context is not None and context <= 0:

@@ -104,7 +104,13 @@ def read_answer(
         if reader.end_mark is not None and event.data.strip() == reader.end_mark:
             reader.done = reader.finished = True
         else:
-            data = parse_json(event.data, endpoint)
+            if event.event == "error":  # its words, even when they are not JSON
+                try:
+                    data = json.loads(event.data)
+                except ValueError:
+                    data = {"message": event.data}
+            else:
+                data = parse_json(event.data, endpoint)
             if event.event == "error" or is_error(data):
                 yield from reader.usage_so_far()
                 raise error_event(endpoint, data, model, tools)
@@ -186,10 +192,19 @@ def error_event(
 ) -> errors.ProviderError:
     """An error the server reported inside its answer, in any vendor's shape, as one sentence:
     its words quoted (secrets blanked), with advice when its type says what helps."""
-    from .http import clause, error_code, error_message, one_line, quota_error, tools_unsupported
+    from .http import (
+        clause,
+        error_code,
+        error_message,
+        one_line,
+        quota_error,
+        sentence,
+        tools_unsupported,
+    )
 
     error = data.get("error", data) if isinstance(data, dict) else data
-    said = clause(endpoint.redact(one_line(error_message(error), 300)))
+    quoted = endpoint.redact(one_line(error_message(error), 300))
+    said = clause(quoted)
     kinds = error_code({"error": error} if isinstance(error, dict) else {}).split()
     if any("insufficient_quota" in k or "billing" in k for k in kinds):
         return quota_error(endpoint, 429, said)
@@ -202,8 +217,9 @@ def error_event(
         return errors.ServerError(
             f"{endpoint.label} reported an error mid-answer{detail}: {advice}."
         )
+    said = clause(quoted, last=True)
     return errors.ServerError(
-        f"{endpoint.label} reported an error mid-answer{': ' + said if said else ''}."
+        sentence(f"{endpoint.label} reported an error mid-answer{': ' + said if said else ''}")
     )
 
 
