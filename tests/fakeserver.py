@@ -315,6 +315,15 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
 
         # --- requests -----------------------------------------------------------------------
 
+        def parse_request(self) -> bool:
+            """Also take a proxy's request line (``POST http://host/v1/… HTTP/1.1``): the
+            server then answers as the proxy and the host both, and notes the whole target."""
+            ok = super().parse_request()
+            self.target = self.path
+            if ok and self.path.startswith(("http://", "https://")):
+                self.path = "/" + self.path.split("://", 1)[1].partition("/")[2]
+            return ok
+
         def do_GET(self) -> None:  # noqa: N802
             server.requests.append(
                 {"path": self.path, "headers": dict(self.headers), "json": None, "method": "GET"}
@@ -337,7 +346,13 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                 body = {}
             vendor = "anthropic" if self.path.endswith("/messages") else "openai"
             server.requests.append(
-                {"path": self.path, "headers": dict(self.headers), "json": body, "vendor": vendor}
+                {
+                    "path": self.path,
+                    "headers": dict(self.headers),
+                    "json": body,
+                    "vendor": vendor,
+                    "target": self.target,
+                }  # fmt: skip
             )
             if self.path == "/api/show" and server.show is not None:
                 self._send_status(Status(200, server.show), vendor)

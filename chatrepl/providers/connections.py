@@ -77,7 +77,17 @@ def tls_context(endpoint: Endpoint) -> ssl.SSLContext:
     import ssl
 
     if endpoint.ca_bundle:
-        return ssl.create_default_context(cafile=endpoint.ca_bundle)
+        try:
+            return ssl.create_default_context(cafile=endpoint.ca_bundle)
+        except (OSError, ssl.SSLError, ValueError):
+            from ..errors import ConnectError
+            from ..text import make_safe
+
+            where = f"[providers.{endpoint.provider}]" if endpoint.provider else "config.toml"
+            raise ConnectError(  # a provider's failure: the turn ends with this sentence
+                f"The ca_bundle of {where} holds no certificate chatrepl can read "
+                f"({make_safe(endpoint.ca_bundle)}): give a PEM file of certificates."
+            ) from None
     try:
         import truststore
     except ImportError:  # a wheel installed without it: certifi's bundle, as httpx does

@@ -42,6 +42,7 @@ class Endpoint:
         ca_bundle: a file of certificates to trust instead of the system's.
         key_required: the server surely refuses a request without a key, so none is sent
             without one (a compatible server elsewhere may need none: it is asked).
+        provider: the provider's name in config.toml, for messages that say what to set.
     """
 
     label: str
@@ -55,6 +56,7 @@ class Endpoint:
     proxy: str | None = field(default=None, repr=False)  # may hold user:password
     ca_bundle: str | None = None
     key_required: bool = False
+    provider: str = ""
 
     def url(self, path: str, root: bool = False) -> str:
         """The address of ``path`` under the base URL (its query, e.g. ``?key=``, kept at the end).
@@ -179,7 +181,9 @@ def post_stream(
                 f"{endpoint.label} did not answer at {endpoint.shown_url} within "
                 f"{endpoint.connect_timeout:g} s: {endpoint.unreachable_hint}"
             )
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
+            if (untrusted := certificate_error(exc, endpoint)) is not None:
+                raise untrusted from None  # waiting will not make it trusted
             error = errors.ConnectError(_unreachable(endpoint))
         else:
             if response.status_code < 400:
@@ -207,6 +211,30 @@ def post_stream(
         if cancel.wait(wait):
             return None
         attempt += 1
+
+
+def certificate_error(exc: BaseException, endpoint: Endpoint) -> errors.ConnectError | None:
+    """When ``exc`` is a failed certificate check: one sentence naming the host and both fixes;
+    else ``None``."""
+    import ssl
+    from urllib.parse import urlsplit
+
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return None
+    from ..text import make_safe
+
+    host = urlsplit(endpoint.base_url).hostname or endpoint.label
+    why = make_safe(getattr(cause, "verify_message", "") or "")
+    said = f" ({why})" if why else ""
+    where = f"[providers.{endpoint.provider}]" if endpoint.provider else "the provider's table"
+    return errors.ConnectError(
+        f'The certificate of {host} could not be verified{said}: set ca_bundle = "PATH" '
+        f"(a PEM file of the certificates to trust) in {where} of config.toml, or add the "
+        "certificate to the system's certificate store."
+    )
 
 
 def _unreachable(endpoint: Endpoint) -> str:

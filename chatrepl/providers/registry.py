@@ -72,10 +72,12 @@ SETTING_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "context_window": (int, "a whole number of tokens"),
     "prices": (dict, "a table such as {input = 2.5, output = 10} (dollars per million tokens)"),
     "prompt_cache": (bool, "true or false"),
+    "proxy": (str, "text (a URL in quotes, e.g. http://proxy.example.com:8080)"),
+    "ca_bundle": (str, "text (the path of a PEM file of certificates)"),
 }
 
 #: Settings that are never quoted back in a message.
-SECRET_SETTINGS = ("api_key", "base_url")
+SECRET_SETTINGS = ("api_key", "base_url", "proxy")
 #: The range of each numeric setting (inclusive), and what it counts.
 LIMITS: dict[str, tuple[float, float, str]] = {
     "connect_timeout": (0.001, 86400, "a number of seconds above 0 and at most 86400"),
@@ -356,6 +358,44 @@ def _label(info: ProviderInfo, base: str) -> str:
     return f"Server {host}:{here.port}" if here.port else f"Server {host}"
 
 
+def _proxy(info: ProviderInfo) -> str | None:
+    """The provider's own proxy, checked (else the environment's HTTPS_PROXY … apply)."""
+    proxy = info.settings.get("proxy")
+    if not proxy:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(proxy)
+        ok = parts.scheme.lower() in ("http", "https", "socks5", "socks5h") and parts.hostname
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"The proxy in config.toml [providers.{info.name}] must be a URL such as "
+            "http://proxy.example.com:8080."
+        )
+    return str(proxy)
+
+
+def _ca_bundle(info: ProviderInfo) -> str | None:
+    """The provider's certificate file, which must exist (else the system's store is used)."""
+    bundle = info.settings.get("ca_bundle")
+    if not bundle:
+        return None
+    from pathlib import Path
+
+    path = Path(bundle).expanduser()
+    if not path.is_file():
+        from ..text import make_safe
+
+        raise ConfigError(
+            f"The ca_bundle in config.toml [providers.{info.name}] is not a file: "
+            f"{make_safe(str(path))}; give the path of a PEM file of certificates."
+        )
+    return str(path)
+
+
 def build_backend(info: ProviderInfo, model_name: str) -> Backend:
     """The backend of model ``model_name`` at provider ``info``."""
     s = info.settings
@@ -402,6 +442,9 @@ def build_backend(info: ProviderInfo, model_name: str) -> Backend:
         read_timeout=read_timeout,
         max_retries=int(s.get("max_retries", 2)),
         key_required=info.needs_key and bool(s.get("api_key_env")) and not _moved(info, base),
+        proxy=_proxy(info),
+        ca_bundle=_ca_bundle(info),
+        provider=info.name,
     )
     context = s.get("context_window")
     if context is not None and context <= 0:
