@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..attachments import AttachmentError, kind, name, quoted
-from ..errors import ChatreplError
+from ..attachments import kind, name, quoted
+from ..errors import AttachmentError, ChatreplError
 from ..records import Message, Part
 
 _CHUNK = 3 * 21846  # bytes base64-encoded at a time (a multiple of 3: no padding inside)
@@ -35,8 +35,11 @@ def note(part: Part) -> str | None:
 
 
 def inline_text(part: Part) -> str:
-    """A text attachment inlined in the prompt, between lines that name it."""
+    """A text attachment inlined in the prompt, between lines that name it (a command's
+    output is already ``$ CMD`` and the output: as it is)."""
     text = bytes(part.data["content"]).decode("utf-8", "replace")
+    if "command" in part.data:
+        return text.rstrip()
     return f"[file {name(part)}]\n{text.rstrip()}\n[end of file {name(part)}]"
 
 

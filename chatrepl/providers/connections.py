@@ -12,14 +12,24 @@ from __future__ import annotations
 
 import atexit
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # httpx is imported when the first client is made: ~100 ms of start-up
     import ssl
 
     import httpx
 
-    from .http import Endpoint
+
+class Endpoint(Protocol):
+    """What a client is made for (``providers.http.Endpoint`` is one)."""
+
+    base_url: str
+    proxy: str | None
+    ca_bundle: str | None
+    provider: str
+    connect_timeout: float
+    read_timeout: float
+
 
 #: Seconds an idle connection is kept. Long enough to span a person's turns, shorter than the
 #: idle time-outs of common NAT gateways and proxies (about 4-6 minutes), which drop a

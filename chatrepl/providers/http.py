@@ -177,7 +177,7 @@ def post_stream(
                 continue
             error: errors.ProviderError = errors.ConnectError(_unreachable(endpoint))
         except httpx.TimeoutException:
-            error = errors.TimeoutError(
+            error = errors.ResponseTimeoutError(
                 f"{endpoint.label} did not answer at {endpoint.shown_url} within "
                 f"{endpoint.connect_timeout:g} s: {endpoint.unreachable_hint}"
             )

@@ -83,7 +83,7 @@ def read_answer(
     set. After the end mark the rest of the body is read, so the connection can be used again.
 
     Raises:
-        StreamError, TimeoutError, ServerError, QuotaError, ToolsUnsupportedError: the stream
+        StreamError, ResponseTimeoutError, ServerError, QuotaError, ToolsUnsupportedError: the stream
             ended badly, as one sentence (the events that arrived were yielded first).
     """
     whole, lines = whole_body(iter_lines(response, endpoint))
@@ -168,8 +168,8 @@ def dropped(endpoint: Endpoint) -> errors.StreamError:
     )
 
 
-def stalled(endpoint: Endpoint) -> errors.TimeoutError:
-    return errors.TimeoutError(
+def stalled(endpoint: Endpoint) -> errors.ResponseTimeoutError:
+    return errors.ResponseTimeoutError(
         f"{endpoint.label} stopped answering for {endpoint.read_timeout:g} s; "
         "the text that arrived was kept."
     )
