@@ -182,7 +182,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     )
 
 
-def tests_of(path: str) -> Any:
+def module_of_tests(path: str) -> Any:
     """The test module at ``path`` (under tests/), to run some of its tests again elsewhere."""
     import importlib.util
 

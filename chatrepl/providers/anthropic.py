@@ -12,10 +12,11 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from .. import errors
 from ..records import Event, Finish, Message, ReasoningDelta, TextDelta, ToolSpec, Usage
+from . import structured
 from .base import Backend
 from .http import Endpoint, HTTPBackendMixin, fetch_json, post_stream, refusal_of
 from .stream import read_answer
@@ -50,6 +51,8 @@ class AnthropicBackend(HTTPBackendMixin, Backend):
     """A model behind Anthropic's Messages API."""
 
     endpoint: Endpoint = field(default_factory=lambda: Endpoint("Anthropic", ""))
+    #: how it answers with a JSON schema (see structured.py)
+    structured_output: ClassVar[str] = "tool"
     #: the context window from config, used before the known table
     context_length: int | None = None
     #: mark the prompt for Anthropic's cache (``prompt_cache = false`` in config turns it off)
@@ -104,6 +107,7 @@ class AnthropicBackend(HTTPBackendMixin, Backend):
                 }
                 for t in tools
             ]
+        body = structured.anthropic_body(body)  # --schema: a forced tool
         if self.prompt_cache:
             mark_cache(body)
         return body
@@ -137,8 +141,10 @@ class AnthropicBackend(HTTPBackendMixin, Backend):
             raise
         if response is None:
             return
+        events = read_answer(response, self.endpoint, cancel, _Reader(), self.name, bool(tools))
+        if structured.OPTION in options:  # the forced tool's input is the answer
+            events = structured.tool_answer(events, options[structured.OPTION])
         try:
-            events = read_answer(response, self.endpoint, cancel, _Reader(), self.name, bool(tools))
             yield from finish_stream(events, self.endpoint.secrets())
         finally:
             response.close()

@@ -13,7 +13,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from .. import errors
 from ..records import (
@@ -25,6 +25,7 @@ from ..records import (
     ToolSpec,
     Usage,
 )
+from . import structured
 from .base import Backend
 from .http import Endpoint, HTTPBackendMixin, fetch_json, post_stream, refusal_of
 from .stream import read_answer
@@ -62,6 +63,8 @@ class OpenAIBackend(HTTPBackendMixin, Backend):
     """A model behind an OpenAI-compatible server."""
 
     endpoint: Endpoint = field(default_factory=lambda: Endpoint("OpenAI", ""))
+    #: how it answers with a JSON schema (see structured.py)
+    structured_output: ClassVar[str] = "response_format"
     #: set to False for servers that reject ``stream_options`` (found out automatically)
     usage_option: bool = True
     #: the context window from config, used when the server does not say
@@ -108,7 +111,7 @@ class OpenAIBackend(HTTPBackendMixin, Backend):
             body["stream_options"] = {"include_usage": True}
         if "usage" not in body and self._is_openrouter():
             body["usage"] = {"include": True}  # OpenRouter then reports the call's cost
-        return body
+        return structured.openai_body(body)  # --schema: response_format
 
     def _is_openrouter(self) -> bool:
         from urllib.parse import urlsplit

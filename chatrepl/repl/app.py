@@ -21,13 +21,17 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ChatreplError, StoreError
 from ..frontend import ENDINGS
 from ..text import is_blank, make_safe, shorten
-from .answer_commands import cmd_set  # noqa: F401 - registers /set /unset /reasoning /continue /compact
 from .attach import cmd_attach, stage_arguments  # noqa: F401 - registers /attach
 from .branching import cmd_alt  # noqa: F401 - registers the tree's commands
 from .commands import dispatch, plural
 from .keys import HOW_TO_LEAVE, Pasted
+from .template import cmd_template  # noqa: F401 - registers /template
 from .toolbar import fit, toolbar_text
 from .tooling import ToolScreen
+
+# isort: split
+# Registered last, so /help and Tab list them after the commands of conversations and the tree.
+from .answer_commands import cmd_set  # noqa: F401, E402 - registers /set /unset /reasoning /continue /compact
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
     from ..conversation import Conversation, Response
     from ..records import ConversationSummary, Part
     from ..store import Store
+    from ..templates import Template
     from ..tools.runner import Runner
     from ..tools.toolbox import Toolbox
 
@@ -55,12 +60,40 @@ def run(args: argparse.Namespace) -> int:
     """Chat interactively as ``args`` (-m, -s, -c, -r, --db) say; returns the exit status."""
     from ..frontend import open_conversation, open_store
 
-    store = open_store(args.db, create=True)
-    conversation = open_conversation(
-        store, model_name=args.model, resume=args.resume, latest=args.cont, system=args.system
-    )
-    conversation.options.update(getattr(args, "options", {}))
-    repl = Repl(store, conversation)
+    no_log = getattr(args, "no_log", False)
+    with contextlib.ExitStack() as cleanup:
+        store = _unlogged_store(args, cleanup) if no_log else open_store(args.db, create=True)
+        conversation = open_conversation(
+            store, model_name=args.model, resume=args.resume, latest=args.cont, system=args.system
+        )
+        conversation.options.update(getattr(args, "options", {}))
+        repl = Repl(store, conversation, no_log=no_log)
+        repl.template = getattr(args, "template_obj", None)
+        repl.template_params = dict(getattr(args, "params", None) or {})
+        return _run(repl, args)
+
+
+def _unlogged_store(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> Store:
+    """``-n``: the store as it is, only read (conversations are kept in memory); with no store
+    yet, an empty one in a temporary folder removed at the end, so nothing is created."""
+    import tempfile
+
+    from ..frontend import open_store
+    from ..store import Store
+
+    try:
+        return open_store(args.db, create=False)
+    except ChatreplError:
+        if args.resume:
+            raise
+        folder = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="chatrepl-n-"))
+        store = Store(os.path.join(folder, "empty.db"))
+        cleanup.callback(store.close)
+        return store
+
+
+def _run(repl: Repl, args: argparse.Namespace) -> int:
+    conversation = repl.conversation
     repl.welcome()
     repl.open_tools(getattr(args, "tools", None), getattr(args, "auto_approve", False))
     stage_arguments(repl, getattr(args, "attach", None))
@@ -89,13 +122,20 @@ class Repl:
         store: Store,
         conversation: Conversation,
         *,
+        no_log: bool = False,
         console: Console | None = None,
         input: Input | None = None,  # noqa: A002 - prompt-toolkit's name
         output: Output | None = None,
         history: History | None = None,
     ):
         self.store = store
+        self.no_log = no_log  # -n: nothing is written (conversations live in memory)
+        if no_log:
+            conversation.store = None
         self.conversation = conversation
+        #: the template whose prompt wraps each message (/template, -t), and its $params
+        self.template: Template | None = None
+        self.template_params: dict[str, str] = {}
         self.console = console if console is not None else make_console()
         self.input, self.output = input, output
         self.history = history
@@ -127,7 +167,9 @@ class Repl:
             self.handle(text, typed=not self._pasted.at_start)
         if self._toolbox is not None:
             self._toolbox.close()  # the MCP servers stop with chatrepl
-        if self.conversation.responses:
+        if self.no_log:
+            self.say("Nothing was saved (-n).", "dim")
+        elif self.conversation.responses:
             from ..tables import unique_prefix
 
             short = unique_prefix(self.store, self.conversation.id)
@@ -188,6 +230,8 @@ class Repl:
         summarised first if the request would not fit the model's context window."""
         from ..compaction import make_room
 
+        if self.template is not None and self.template.prompt:
+            text = self.template.apply(text, self.template_params)[0]  # its $input is the message
         make_room(self.conversation, text, self.window(ask=True), self._note)
         staged = list(self.staged)
         if self.runner is not None and self.runner.tools:
@@ -310,7 +354,9 @@ class Repl:
         )
 
     def switch_to(self, conversation: Conversation) -> None:
-        """Make ``conversation`` the live one."""
+        """Make ``conversation`` the live one (kept in memory only under ``-n``)."""
+        if self.no_log:
+            conversation.store = None
         self.conversation = conversation
         self.refresh()
 
@@ -393,7 +439,9 @@ class Repl:
         """Recompute what the toolbar and the completer show; after each turn or command."""
         with contextlib.suppress(StoreError):  # keep the old list: completion is a nicety
             self.recent = self.store.recent(RECENT)
-        self.toolbar = toolbar_text(self.conversation, self.staged, self.window())
+        self.toolbar = toolbar_text(
+            self.conversation, self.staged, self.window(), no_log=self.no_log
+        )
         self._warm_up()
 
     def window(self, ask: bool = False) -> int | None:
@@ -480,7 +528,7 @@ class Repl:
         session: PromptSession[str] = PromptSession(
             multiline=True,
             key_bindings=key_bindings(self._pasted),
-            history=self.history if self.history is not None else _file_history(),
+            history=self.history if self.history is not None else _file_history(self.no_log),
             completer=ChatCompleter(COMMANDS, lambda: self.recent, self.models),
             complete_while_typing=Condition(typing_command),
             reserve_space_for_menu=6,
@@ -502,16 +550,17 @@ def make_console() -> Console:
     return Console(highlight=False)
 
 
-def _file_history() -> Any:
-    from prompt_toolkit.history import FileHistory
+def _file_history(no_log: bool = False) -> Any:
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+    if no_log:  # -n: what is typed is not kept either
+        return InMemoryHistory()
 
     from ..settings import history_path, private_file
 
     try:
         return FileHistory(str(private_file(history_path())))
     except OSError:
-        from prompt_toolkit.history import InMemoryHistory
-
         print(
             "chatrepl: cannot write the input history file; history is kept for this run only.",
             file=sys.stderr,

@@ -64,7 +64,7 @@ def _stage(repl: Session, source: str, which: str) -> None:
     from ..redact import known_keys
     from ..text import make_safe, shorten
 
-    found = stage_any(source, repl.store, repl.staged, known_keys())
+    found = stage_any(source, None if repl.no_log else repl.store, repl.staged, known_keys())
     for sentence in found.refused:
         repl.error(sentence)
     fresh = []
