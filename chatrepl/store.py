@@ -47,6 +47,8 @@ from .text import now
 __all__ = ["STATUSES", "Store", "now"]
 
 BUSY_TIMEOUT_S = 10
+#: Free space below which a "disk I/O error" is taken for a full disk.
+NO_ROOM_BYTES = 1024 * 1024
 SEARCH_WINDOW = 300  # search ranks the newest this many matches
 PREFIX_BUDGET_S = 0.25  # the most a search may spend adding matches of words as prefixes
 _STEPS = 1_000  # SQLite instructions between two looks at the clock during such a search
@@ -406,7 +408,7 @@ class Store:
                 f"{self.path} stayed locked by another program for over {BUSY_TIMEOUT_S} s: "
                 "try again."
             )
-        if _is_full(exc):
+        if _is_full(exc) or ("disk i/o error" in text and _no_room(self.path)):
             return f"The disk holding {self.path} is full: free some space and try again."
         if "readonly" in text or "read-only" in text or "unable to open" in text:
             return f"Cannot write to {self.path}: check its permissions and free space."
@@ -417,10 +419,11 @@ class Store:
         try:
             yield
         except (pw.DatabaseError, pw.OperationalError, sqlite3.DatabaseError) as exc:
+            first = _first_failure(exc)
             if self.pg is None:
-                raise StoreError(self._unusable(exc)) from exc
+                raise StoreError(self._unusable(first)) from exc
             # from None: the driver's own text may hold the URL's user name
-            raise StoreError(self.pg.unusable(exc, self._url)) from None
+            raise StoreError(self.pg.unusable(first, self._url)) from None
         except pw.InterfaceError as exc:
             if self.pg is None:
                 raise
@@ -1239,16 +1242,42 @@ def _cannot_write(path: Path) -> bool:
 
 
 def _is_full(exc: BaseException | None) -> bool:
-    """Whether ``exc`` (or the sqlite3 error inside it) is SQLITE_FULL: the disk is full."""
+    """Whether ``exc`` (or the sqlite3 error inside it, or the error it happened while handling)
+    is SQLITE_FULL: the disk is full."""
     seen = 0
-    while exc is not None and seen < 5:
+    while exc is not None and seen < 10:
         if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
             return True
         if "database or disk is full" in str(exc):
             return True
         inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
-        exc, seen = inner or exc.__cause__, seen + 1
+        exc, seen = inner or exc.__cause__ or exc.__context__, seen + 1
     return False
+
+
+def _no_room(path: Path) -> bool:
+    """Whether the filesystem holding ``path`` has (next to) no space left: SQLite reports a
+    write-ahead log or shared-memory file it could not make room for as a "disk I/O error"."""
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < NO_ROOM_BYTES
+
+
+def _first_failure(exc: BaseException) -> BaseException:
+    """The database error that started it all. When COMMIT fails on a full disk, SQLite has
+    already rolled the transaction back, so the ROLLBACK that follows fails too ("cannot
+    rollback - no transaction is active"): that second error hides the real one, which is in
+    its context."""
+    seen = 0
+    while (
+        seen < 10
+        and isinstance(exc.__context__, pw.DatabaseError | sqlite3.DatabaseError)
+        and ("no transaction is active" in str(exc) or str(exc) == str(exc.__context__))
+    ):
+        exc, seen = exc.__context__, seen + 1
+    return exc
 
 
 def _turn_values(t: TurnRecord) -> list[Any]:
