@@ -330,6 +330,7 @@ class Store:
         if not exists and not create:
             raise StoreError(f"There is no chatrepl database at {self.path} yet: nothing saved.")
         if exists:
+            _check_regular(self.path)
             self._check_version()
         else:
             try:
@@ -1234,6 +1235,21 @@ def _identity(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_dev, st.st_ino
+
+
+def _check_regular(path: Path) -> None:
+    """Refuse a folder, a FIFO or a device as the database (SQLite would wait forever on a
+    FIFO for a writer)."""
+    from .files import NotRegularFileError, check_regular
+
+    try:
+        check_regular(path)
+    except NotRegularFileError as exc:
+        raise StoreError(
+            f"{path} is {exc.what}, not a chatrepl database: give another --db path."
+        ) from None
+    except OSError:
+        pass  # SQLite says what is wrong with it
 
 
 def _cannot_write(path: Path) -> bool:
