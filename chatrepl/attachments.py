@@ -173,6 +173,14 @@ def _shown(text: str) -> str:
     return "'" + make_safe(shorten(text, 60)) + "'"
 
 
+def _shown_path(path: str) -> str:
+    """A path as a message quotes it: its end (the file's name) kept when it is long."""
+    from .text import make_safe
+
+    line = " ".join(path.split())
+    return "'" + make_safe(line if len(line) <= 60 else "…" + line[-59:]) + "'"
+
+
 # --- loading -----------------------------------------------------------------------------------
 
 
@@ -225,7 +233,7 @@ def _read_file(source: str, limits: Settings) -> tuple[bytes, str]:
     from .files import NotRegularFileError, check_regular, read_regular
 
     path = Path(source).expanduser()
-    shown = _shown(source)
+    shown = _shown_path(source)
     try:
         _check_size(check_regular(path).st_size, limits, shown)
         content = read_regular(path, limits.max_bytes)
