@@ -47,6 +47,8 @@ from .text import now
 __all__ = ["STATUSES", "Store", "now"]
 
 BUSY_TIMEOUT_S = 10
+#: The first key of PostgreSQL's advisory lock on one conversation while it is merged.
+MERGE_LOCK = 0x63686D67
 #: Free space below which a "disk I/O error" is taken for a full disk.
 NO_ROOM_BYTES = 1024 * 1024
 SEARCH_WINDOW = 300  # search ranks the newest this many matches
@@ -765,9 +767,14 @@ class Store:
         there. Returns what became of the row (``new``, ``updated`` or ``kept``), how many
         turns were added, and how many were brought up to date.
         """
-        lock = "" if self.pg is None else " FOR UPDATE"
         with self._writing():
-            row = self._x(f"SELECT updated FROM conversations WHERE id = ?{lock}", (c.id,))
+            if self.pg is not None:
+                # One merge of this conversation at a time (two copies running at once, or a
+                # copy killed while its server still finishes the transaction): a row lock
+                # cannot cover a row that does not exist yet, so the second would insert it
+                # again and fail on the primary key.
+                self._x("SELECT pg_advisory_xact_lock(?, hashtext(?))", (MERGE_LOCK, c.id))
+            row = self._x("SELECT updated FROM conversations WHERE id = ?", (c.id,))
             row = row.fetchone()
             values = [getattr(c, name) for name in _CONVERSATION_COLUMNS]
             if row is None:
