@@ -652,14 +652,10 @@ def _served(known: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def _without_userinfo(url: str) -> str:
-    """A base URL fit to show: credentials (``user:pass@``) and query values (``?key=``) out."""
-    from .providers.http import Endpoint
+    """A base URL fit to show: credentials and secret query values (``?key=``) as ``***``."""
+    from .text import public_url
 
-    return (
-        Endpoint("", re.sub(r"//[^/@]*@", "//", url)).shown_url
-        if "?" in url
-        else _safe(re.sub(r"//[^/@]*@", "//", url))
-    )
+    return _safe(public_url(url))
 
 
 def cmd_models(args: argparse.Namespace) -> int:
