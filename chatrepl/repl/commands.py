@@ -148,13 +148,6 @@ def ago(iso: str, now: datetime | None = None) -> str:
     return then.astimezone().strftime("%Y-%m-%d")
 
 
-def short_ids(ids: list[str], least: int = 8) -> dict[str, str]:
-    """Each id cut to the shortest prefix (at least ``least`` long) that tells it from the rest."""
-    from ..tables import short_ids as shortest
-
-    return shortest(ids, least=least)
-
-
 def plural(n: int, word: str) -> str:
     """``1 turn``, ``2 turns``."""
     return f"{n} {word}{'' if n == 1 else 's'}"
@@ -329,7 +322,7 @@ def cmd_title(repl: Session, arg: str) -> None:
     if not c.turns:
         repl.say("Nothing to name yet: chat first, or give the title: /title TEXT.")
         return
-    from .interrupt import answering
+    from ..screen.interrupt import answering
 
     with answering(), repl.console.status("asking the model for a title…", spinner="dots"):
         title = c.propose_title()
@@ -490,12 +483,14 @@ def cmd_copy(repl: Session, arg: str) -> None:
         repl.say(f"Copied {what} ({len(text):,} characters) with {how}.")
 
 
-@command("export", "[FILE]", "write the conversation as Markdown")
+@command("export", "[FILE]", "write the conversation as Markdown (or HTML: FILE.html)")
 def cmd_export(repl: Session, arg: str) -> None:
     """Write the conversation as a Markdown file (mode 0600): to FILE, or to TITLE-ID.md in the
-    current folder. Undone turns are left out; interrupted and failed ones are marked."""
-    from ..config import write_private
+    current folder. Undone turns are left out; interrupted and failed ones are marked. A FILE
+    ending in .html is one self-contained page instead, with every branch (folded) and the
+    images embedded."""
     from ..export import to_markdown
+    from ..settings import write_private
 
     c = repl.conversation
     if not c.responses:
@@ -509,7 +504,14 @@ def cmd_export(repl: Session, arg: str) -> None:
     if path.is_file() and not repl.confirm(f"{make_safe(str(path))} exists. Overwrite it?"):
         repl.say("Not exported.")
         return
-    text = to_markdown(repl.store.summary(c.id), repl.store.turns(c.id))
+    summary = repl.store.summary(c.id)
+    if path.suffix.lower() in (".html", ".htm"):
+        from ..export_html import to_html
+
+        every = repl.store.turns(c.id, all_branches=True)
+        text = to_html(summary, repl.store.turns(c.id), every, repl.store.attachment)
+    else:
+        text = to_markdown(summary, repl.store.turns(c.id))
     write_private(path, text, make_folder=False)
     repl.say(f"Exported {plural(len(c.turns), 'turn')} to {make_safe(str(path))}")
 
