@@ -147,6 +147,8 @@ def _main(argv: list[str]) -> int:
         if _blank(prompt):
             print("chatrepl: nothing to answer: the prompt on stdin was empty.", file=sys.stderr)
             return 2
+    elif prompt is not None and "-" not in (args.attach or []) and piped():
+        prompt = with_stdin(read_stdin(), prompt)
     if prompt is not None:
         from .oneshot import one_shot
 
@@ -162,6 +164,27 @@ def as_text(arg: str | None) -> str | None:
     if arg is None:
         return None
     return arg.encode("utf-8", "surrogateescape").decode("utf-8", errors="replace")
+
+
+def piped() -> bool:
+    """Whether stdin is a pipe or a file (``echo text | chatrepl -p …``, ``< file``): not a
+    terminal, and not an empty device such as /dev/null that a program started from a script
+    or a service inherits."""
+    import os
+    import stat
+
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (OSError, ValueError, AttributeError):  # no stdin at all
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode)
+
+
+def with_stdin(piped_text: str, prompt: str) -> str:
+    """The message of ``-p PROMPT`` with text piped in: the piped text, a blank line, then the
+    prompt (as llm does); just the prompt when nothing came."""
+    text = piped_text.rstrip().lstrip("\r\n")
+    return f"{text}\n\n{prompt}" if text.strip() else prompt
 
 
 def read_stdin() -> str:

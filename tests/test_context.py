@@ -17,7 +17,7 @@ from chatrepl.context import context_used, describe, short_count
 from chatrepl.conversation import Conversation
 from chatrepl.providers.registry import get_model
 from chatrepl.repl.app import Repl
-from chatrepl.repl.options import CONTINUE_PROMPT
+from chatrepl.conversation import CONTINUE_PROMPT
 from chatrepl.store import Store
 
 pytestmark = pytest.mark.timeout(60)

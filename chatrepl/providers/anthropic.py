@@ -12,7 +12,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from .. import errors
 from ..records import Event, Finish, Message, ReasoningDelta, TextDelta, ToolSpec, Usage
@@ -60,6 +60,7 @@ _ERROR_WORDS = {
 class AnthropicModel(HTTPModelMixin, Model):
     """A model behind Anthropic's Messages API."""
 
+    prefill: ClassVar[bool] = True  # a trailing assistant message is continued
     endpoint: Endpoint = field(default_factory=lambda: Endpoint("Anthropic", ""))
     #: the context window from config, used before the known table
     context_length: int | None = None

@@ -193,7 +193,8 @@ class Repl:
         from ..frontend import stream_answer
         from .interrupt import answering
 
-        screen = ToolScreen(self.console, reasoning=self.show_reasoning)
+        shown = len(response.text_so_far)  # a continued answer: its first part is on screen
+        screen = ToolScreen(self.console, reasoning=self.show_reasoning, shown=shown)
         if self.runner is not None:
             self.runner.after_call = screen.tool_line
         with answering():

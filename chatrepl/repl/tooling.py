@@ -23,11 +23,12 @@ class ToolScreen:
     them starts a new segment. The approval question is asked between segments, where no live
     display is running."""
 
-    def __init__(self, console: Console, reasoning: bool = True):
+    def __init__(self, console: Console, reasoning: bool = True, shown: int = 0):
         self.console = console
         self.show_reasoning = reasoning
         self._renderer: StreamRenderer | None = None
-        self._done = 0  # characters taken by the closed segments
+        self._done = shown  # characters taken by the closed segments (or shown before: a
+        # continued answer's first part)
         self.results = 0
 
     @property

@@ -26,6 +26,8 @@ DEFAULT_MAX_REPEATS = 2
 MAX_RESULT_CHARS = 100_000
 
 INTERRUPTED = "Interrupted: the user stopped this tool call."
+#: The first line of the result of a call whose arguments the user changed before it ran.
+EDITED = "The user changed the arguments of this call before it ran; it ran with: {arguments}"
 
 
 class Runner:
@@ -116,13 +118,21 @@ class Runner:
         decision = self.approve(tool, arguments)
         if not decision.approved:
             return self._done(tool, call, arguments, decision.reason or "Denied.", True)
+        edited = decision.arguments is not None and dict(decision.arguments) != arguments
         if decision.arguments is not None:
             arguments = dict(decision.arguments)
         self._seen[key] += 1
         if self.before_call:
             self.before_call(tool, arguments)
         text, is_error = self._execute(tool, arguments, cancel)
-        return self._done(tool, call, arguments, text, is_error)
+        if not edited:
+            return self._done(tool, call, arguments, text, is_error)
+        said = json.dumps(arguments, ensure_ascii=False, default=str)
+        part = self._done(
+            tool, call, arguments, EDITED.format(arguments=said) + "\n" + text, is_error
+        )
+        part.data["edited_arguments"] = arguments  # the turn moves them onto its call part
+        return part
 
     def run_all(
         self, calls: Iterable[ToolCall], cancel: threading.Event | None = None
