@@ -942,7 +942,12 @@ def _turn_messages(parts: list[Part], closed: bool) -> list[Message]:
         own = [p for p in parts if p.call == n]
         text = _joined(own, "text") + _joined(own, "refusal")
         extra = tuple(p for p in own if p.kind in ("reasoning", "tool_call"))
-        if text or any(p.kind == "tool_call" for p in extra):
+        calling = any(p.kind == "tool_call" for p in extra)
+        before = messages[-1]
+        if before.role == "assistant" and not any(p.kind == "tool_call" for p in before.parts):
+            # a continued answer (/continue): its calls' texts are one answer, sent as one
+            messages[-1] = Message("assistant", before.content + text, before.parts + extra)
+        elif text or calling:
             messages.append(Message("assistant", text, extra))
         results = [p for p in own if p.kind == "tool_result"]
         if closed:

@@ -14,7 +14,8 @@ Part kinds, in the order they appear in a turn:
     tool_call    a call the model asked for (data: id, name, arguments; when the user changed
                  the arguments before it ran: arguments are those that ran, and
                  original_arguments the model's)
-    tool_result  what the tool returned (data: call_id, name, is_error)
+    tool_result  what the tool returned (data: call_id, name, is_error; edited when the user
+                 changed the arguments: the text's first line says so)
     notice       how the call ended when not normally (data: reason)
     summary      a compaction summary standing for earlier turns
 """

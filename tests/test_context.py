@@ -14,10 +14,9 @@ from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
 from chatrepl.context import context_used, describe, short_count
-from chatrepl.conversation import Conversation
+from chatrepl.conversation import CONTINUE_PROMPT, Conversation
 from chatrepl.providers.registry import get_model
 from chatrepl.repl.app import Repl
-from chatrepl.conversation import CONTINUE_PROMPT
 from chatrepl.store import Store
 
 pytestmark = pytest.mark.timeout(60)

@@ -13,6 +13,7 @@ from .commands import command
 if TYPE_CHECKING:
     from .session import Session
 
+
 @command("set", "[KEY VALUE]", "a model option from the next turn on", completes=tuple(KNOWN))
 def cmd_set(repl: Session, arg: str) -> None:
     """Set a model option for the turns from now on: `/set temperature 0.2`,

@@ -125,14 +125,10 @@ class Runner:
         if self.before_call:
             self.before_call(tool, arguments)
         text, is_error = self._execute(tool, arguments, cancel)
-        if not edited:
-            return self._done(tool, call, arguments, text, is_error)
-        said = json.dumps(arguments, ensure_ascii=False, default=str)
-        part = self._done(
-            tool, call, arguments, EDITED.format(arguments=said) + "\n" + text, is_error
-        )
-        part.data["edited_arguments"] = arguments  # the turn moves them onto its call part
-        return part
+        if edited:
+            said = json.dumps(arguments, ensure_ascii=False, default=str)
+            text = EDITED.format(arguments=said) + "\n" + text
+        return self._done(tool, call, arguments, text, is_error, edited)
 
     def run_all(
         self, calls: Iterable[ToolCall], cancel: threading.Event | None = None
@@ -193,12 +189,12 @@ class Runner:
         arguments: dict[str, Any],
         text: str,
         is_error: bool,
+        edited: bool = False,
     ) -> Part:
-        part = Part(
-            kind="tool_result",
-            text=text,
-            data={"call_id": call.id, "name": call.name, "is_error": is_error},
-        )
+        data: dict[str, Any] = {"call_id": call.id, "name": call.name, "is_error": is_error}
+        if edited:  # the turn moves edited_arguments onto its call part
+            data.update(edited=True, edited_arguments=arguments)
+        part = Part(kind="tool_result", text=text, data=data)
         if self.after_call:
             self.after_call(tool, arguments, part)
         return part
