@@ -206,6 +206,8 @@ class Repl:
                 from ..compaction import recover
 
                 again = recover(self.conversation, response, self.window(), self._note)
+                self._window = None  # a refusal may have taught the window: read it again
+                self.window(ask=True)
                 if again is not None:
                     self.show(again, retried=True)
                     return
