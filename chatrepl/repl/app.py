@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..conversation import Conversation, Response
+    from ..model_list import ModelList
     from ..records import ConversationSummary, Part
     from ..store import Store
     from ..tools.runner import Runner
@@ -106,7 +107,7 @@ class Repl:
         self._toolbox: Toolbox | None = None
         self.runner: Runner | None = None  # runs the enabled tools' calls, asking first
         self.approve_all = False
-        self._models: list[str] | None = None
+        self._models: ModelList | None = None
         self._window: tuple[object, int | None] | None = None  # the model, its context window
         self._warmed: object = None  # the model last preloaded
         self._session: PromptSession[str] | None = None
@@ -367,25 +368,29 @@ class Repl:
 
         threading.Thread(target=run, name="preload", daemon=True).start()
 
-    def models(self) -> list[str]:
-        """Model names to complete after /model (read once)."""
-        if self._models is None:
-            from ..config import load_config
-            from ..providers.registry import providers
+    def model_list(self, fresh: bool = False) -> ModelList:
+        """Which models exist and which are ready (``model_list``, kept for the session;
+        ``fresh``: ask the servers again, as /model does)."""
+        if self._models is None or fresh:
+            from ..model_list import model_list
 
-            model = self.conversation.model
-            names = [model.full_name]
-            with contextlib.suppress(Exception):  # what the server serves (GET /models)
-                names += [f"{model.provider}:{m}" for m in model.available_models() or []]
-            try:
-                config = load_config()
-                for info in providers(config).values():
-                    names += [f"{info.name}:{m}" for m in info.models]
-                names += list(config.get("aliases", {}))
-            except ChatreplError:
-                pass
-            self._models = list(dict.fromkeys(names))
+            self._models = model_list(current=self.conversation.model.full_name)
         return self._models
+
+    def models(self) -> list[str]:
+        """Model names to complete after /model: the models /model lists, then aliases."""
+        try:
+            found = self.model_list()
+        except ChatreplError:
+            return [self.conversation.model.full_name]
+        return list(dict.fromkeys([self.conversation.model.full_name, *found.names()]))
+
+    def model_status(self, name: str) -> str:
+        """``ready``, ``no-key``, ``unreachable`` or ``not-installed``: Tab completion's note."""
+        try:
+            return self.model_list().status(name)
+        except ChatreplError:
+            return ""
 
     def welcome(self) -> None:
         """The first line: version, model, where help is."""
@@ -426,7 +431,7 @@ class Repl:
             multiline=True,
             key_bindings=key_bindings(),
             history=self.history if self.history is not None else _file_history(),
-            completer=ChatCompleter(COMMANDS, lambda: self.recent, self.models),
+            completer=ChatCompleter(COMMANDS, lambda: self.recent, self.models, self.model_status),
             complete_while_typing=Condition(typing_command),
             reserve_space_for_menu=6,
             bottom_toolbar=toolbar,

@@ -391,16 +391,18 @@ def cmd_model(repl: Session, arg: str) -> None:
             repl.error(warning)
         repl.refresh()
         return
-    from ..providers.registry import providers
-
     repl.say(f"Now: {make_safe(c.model.full_name)}", "bold")
-    for info in providers().values():
-        line = Text(f"  {make_safe(info.name):<10} ")
-        if info.usable:
-            line.append(make_safe(", ".join(info.models)) or "(any model name)")
+    found = repl.model_list(fresh=True)  # the list `chatrepl models` and Tab completion show
+    width = max((len(p.name) for p in found.providers), default=8) + 2
+    for p in found.providers:
+        line = Text(f"  {make_safe(p.name):<{width}}")
+        if p.ready:
+            line.append(make_safe(", ".join(p.models)) or "(any model name)")
         else:
-            line.append(make_safe(info.unavailable), style="dim")
+            line.append(f"{p.status}: {make_safe(p.why)}", style="dim")
         repl.console.print(line)
+    for alias, target in found.aliases.items():
+        repl.say(f"  alias {make_safe(alias)} → {make_safe(target)}", "dim")
     repl.say("/model provider:name switches; Tab completes.", "dim")
 
 
