@@ -39,6 +39,24 @@ def _blank(text: str) -> bool:
     return is_blank(text)
 
 
+def commands_epilog() -> str:
+    """The sub-commands under ``chatrepl --help``: a title, then the names wrapped at the
+    terminal's width between names, never inside one."""
+    import shutil
+    import textwrap
+
+    width = max(shutil.get_terminal_size().columns - 2, 40)
+    names = textwrap.fill(
+        ", ".join(SUBCOMMANDS),
+        width,
+        initial_indent="  ",
+        subsequent_indent="  ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return f"commands for saved conversations (chatrepl COMMAND --help tells more):\n{names}"
+
+
 def chat_parser() -> argparse.ArgumentParser:
     """The parser of the chat form: interactive, or one answer with ``-p`` / stdin."""
     from .frontend import Parser
@@ -46,7 +64,8 @@ def chat_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="chatrepl",
         description="Chat with large language models in the terminal. Every word is saved.",
-        epilog="Manage saved conversations with: chatrepl {" + ",".join(SUBCOMMANDS) + "} --help",
+        epilog=commands_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the epilog is laid out below
     )
     p.add_argument("-m", "--model", help="model as provider:model, or an alias")
     p.add_argument("-s", "--system", help="the persona (system prompt) from now on")

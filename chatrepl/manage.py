@@ -692,7 +692,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         try:
             text = sys.stdin.read() if name == "-" else Path(name).expanduser().read_text("utf-8")
         except OSError as exc:
-            raise ChatreplError(f"Cannot read {_safe(name)}: {exc.strerror or exc}.") from exc
+            from .text import sentence
+
+            raise ChatreplError(
+                sentence(f"Cannot read {_safe(name)}: {exc.strerror or exc}")
+            ) from exc
         except UnicodeDecodeError:
             raise ChatreplError(
                 f"{_safe(name)} is not a chatrepl JSON export (not UTF-8 text)."
@@ -791,14 +795,15 @@ def cmd_tools(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rows)
         return 0
+    from .tables import tool_about, tools_table
+
+    if _terminal():
+        console = _console()
+        console.print(tools_table(rows, console.width, states=False))
+        return 0
     for row in rows:
-        if row["kind"] == "tool":
-            about = row["description"].split(". ")[0].strip()
-        elif "error" in row:
-            about = row["error"]
-        else:
-            about = f"MCP server ({row['transport']}: {row['where']}); --start lists its tools"
-        sys.stdout.write(_line(_safe(row["name"]), _safe(row["source"]), _safe(about)) + "\n")
+        line = _line(_safe(row["name"]), _safe(row["source"]), _safe(tool_about(row)))
+        sys.stdout.write(line + "\n")
     return 0
 
 

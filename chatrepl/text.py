@@ -106,3 +106,14 @@ def is_blank(text: str) -> bool:
     import unicodedata
 
     return all(c.isspace() or unicodedata.category(c) in ("Cf", "Cc") for c in text)
+
+
+#: What ends a sentence already, before any closing quotes or brackets.
+_ENDED = re.compile(r"[.!?…:;][\"'”’»)\]]*$")
+
+
+def sentence(text: str) -> str:
+    """``text`` ended as a sentence: trailing white space dropped, and a period added unless
+    it ends in punctuation already (``pirate.`` stays, never ``pirate..``)."""
+    text = text.rstrip()
+    return text if not text or _ENDED.search(text) else text + "."

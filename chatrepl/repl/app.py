@@ -225,6 +225,10 @@ class Repl:
         self._toolbox, self.runner = open_tools(
             self.store, names, approve_all=approve_all, ask=ask, warn=self.error
         )
+        if self.runner is not None and self.runner.tools:  # said at start, not only by /tools
+            on = ", ".join(make_safe(t.name) for t in self.runner.tools.values())
+            how = "they run without asking" if approve_all else "calls not pre-approved are asked"
+            self.say(f"Tools on: {on} ({how}; /tools lists them).", "dim")
 
     def toolbox(self) -> Toolbox:
         """The session's tools (made on first use, for /tools)."""

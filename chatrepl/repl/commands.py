@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ChatreplError, NotFoundError
-from ..text import make_safe, parse_time, shorten
+from ..text import make_safe, parse_time, sentence, shorten
 from .toolbar import SHORT_ID
 
 if TYPE_CHECKING:
@@ -226,7 +226,9 @@ def cmd_help(repl: Session, arg: str) -> None:
         if cmd.aliases:
             usage += "   (also " + ", ".join("/" + a for a in cmd.aliases) + ")"
         repl.console.print(Text(usage, style="bold"))
-        repl.console.print(Text(cmd.details or cmd.help))
+        from rich.markdown import Markdown  # the details are Markdown: shown rendered
+
+        repl.console.print(Markdown(cmd.details or cmd.help, inline_code_theme=None))
         return
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
@@ -258,9 +260,10 @@ def cmd_new(repl: Session, arg: str) -> None:
     said = f"New conversation with {make_safe(old.model.full_name)}"
     if old.system:
         said += f", persona: {_persona_line(old.system)}"
+    said = sentence(said)
     if old.turns:
-        said += ". The previous one is saved: /resume last brings it back"
-    repl.say(said + ".")
+        said += " The previous one is saved: /resume last brings it back."
+    repl.say(said)
 
 
 @command("list", "[N]", "recent conversations, numbered for /resume")
@@ -531,7 +534,7 @@ def cmd_search(repl: Session, arg: str) -> None:
         return
     hits = repl.store.search(arg, 20, marks=MARKS, reasoning=reasoning)
     if not hits:
-        repl.say(f"Nothing found for {make_safe(shorten(arg, 40))}.")
+        repl.say(sentence(f"Nothing found for {make_safe(shorten(arg, 40))}"))
         return
     from ..tables import short_ids as shortest
 
