@@ -5,7 +5,7 @@
     python -m benchmarks.run --quick          # fewer repeats and a small database (prints only)
     python benchmarks/run.py startup          # the same, run as a file
 
-Benchmarks: startup, render, storage, postgres, tools, memory, attach. See benchmarks/README.md.
+Benchmarks: startup, render, storage, postgres, remote, tools, memory, attach. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ if not __package__:  # run as a file: python benchmarks/run.py
 
 from .common import Section, git_commit, load, machine  # noqa: E402
 
-SUITES = ("startup", "render", "storage", "postgres", "tools", "memory", "attach")
+SUITES = ("startup", "render", "storage", "postgres", "remote", "tools", "memory", "attach")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -44,6 +44,12 @@ def run_suite(name: str, args: argparse.Namespace) -> Section:
 
         return bench_storage.run_postgres(
             repeat=args.repeat or (3 if args.quick else 10), quick=args.quick
+        )
+    if name == "remote":
+        from . import bench_remote_store
+
+        return bench_remote_store.run(
+            repeat=args.repeat or (2 if args.quick else 7), quick=args.quick
         )
     if name == "tools":
         from . import bench_tools

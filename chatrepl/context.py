@@ -114,8 +114,8 @@ def prices(model: str) -> tuple[float, float] | None:
 
 
 def _read_prices(model: str) -> tuple[float, float] | None:
-    from .config import load_config
     from .errors import ChatreplError
+    from .settings import load_config
 
     provider, _, name = model.partition(":")
     try:

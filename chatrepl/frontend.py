@@ -73,14 +73,14 @@ def guarded(action: Callable[[], int]) -> int:
         return 141
 
 
-def open_store(db: str | None, create: bool = True) -> Store:
+def open_store(db: str | None, *, create: bool) -> Store:
     """The database ``--db`` / ``$CHATREPL_DB`` / the home names.
 
     With ``create`` a missing one is made (and the home folder with it, when the database is
     the default one); without, a missing database is an error, so read-only commands leave
     nothing behind.
     """
-    from .config import db_path, ensure_home
+    from .settings import db_path, ensure_home
     from .store import Store
 
     if create and not (db or os.environ.get("CHATREPL_DB")):
@@ -115,7 +115,7 @@ def open_conversation(
             name, offline = default_model_name()
             model = get_model(name)
             if offline:
-                from .config import home
+                from .settings import home
 
                 say_error(OFFLINE_ADVICE.format(model=name, config=home() / "config.toml"))
         conversation = Conversation(model, store=store)
@@ -180,7 +180,7 @@ def open_tools(
     Nothing of the tools is imported (and no MCP server starts) unless some are asked for or
     configured; a name that cannot be enabled is one sentence through ``warn``.
     """
-    from .config import load_config
+    from .settings import load_config
 
     config = load_config()
     wanted = list(names or [])

@@ -67,9 +67,9 @@ def model_list(current: str | None = None, ask_servers: bool = True) -> ModelLis
     """Which models exist and which are ready. ``current`` (the conversation's model) is listed
     under its provider even when no table names it; ``ask_servers``: ask the servers what
     they serve (the one way to know that a server that needs no key is running)."""
-    from .config import load_config
     from .errors import ConfigError
     from .providers.registry import default_model_name, providers, resolve_name
+    from .settings import load_config
 
     config = load_config()
     known = providers(config)

@@ -30,7 +30,7 @@ _TOKENS = re.compile(r"(\d[\d,]*) tokens", re.I)
 
 
 def path() -> Path:
-    from .config import home
+    from .settings import home
 
     return home() / FILE
 
@@ -90,8 +90,8 @@ def _read() -> dict[str, object]:
 def _write(data: dict[str, object]) -> None:
     """Replace the file at once (a reader never sees half of it), private to the user; a home
     that cannot be written only means the window is learned again next time."""
-    from .config import ensure_home
     from .errors import ConfigError
+    from .settings import ensure_home
 
     try:
         folder = ensure_home()
