@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import child_env, run_chatrepl
 from fakeserver import FakeLLMServer, Status
-from test_repl_e2e import db
+from pty_repl import db
 
 from chatrepl.windows import learn, learned, stated_limit
 
