@@ -758,10 +758,12 @@ class Conversation:
         if self.store:
             leaf = self.store.latest_leaf(turn_id)
             self._set_path(self.store.path_to(leaf, texts=False))
-        else:
-            leaf_id = turn_id
-            while children := [t for t in self._known.values() if t.parent_id == leaf_id]:
-                leaf_id = children[-1].id
+        else:  # the turn made last below it (turns are known in the order they were made)
+            below, leaf_id = {turn_id}, turn_id
+            for t in self._known.values():
+                if t.parent_id in below:
+                    below.add(t.id)
+                    leaf_id = t.id
             chain = []
             node: Response | None = self._known[leaf_id]
             while node is not None:
