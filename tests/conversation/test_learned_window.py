@@ -109,3 +109,25 @@ def test_without_a_stated_limit_the_refused_size_is_kept_and_only_shrinks(home: 
     # refused again below the stated window: the estimate undercounts, the refused size wins
     assert learn("x:m", "maximum context length is 4096 tokens", 3000) == 3000
     assert learned("x:m") == 3000 and learned("y:m") is None
+
+
+def test_the_repl_learns_the_window_from_a_refusal_for_its_next_turns(
+    home: Path, openai_env: FakeLLMServer, tmp_path: Path
+) -> None:
+    from harness import Harness, make
+
+    from chatrepl.providers.registry import get_model
+    from chatrepl.store import Store
+
+    server = openai_env
+    h = Harness(make(Store(tmp_path / "r.db"), get_model("openai:test")), None)
+    h.run(words(400, "a"))
+    server.push(refusal())
+    out = h.run(words(400, "b"))
+    assert "compacting, then asking again" in out
+    assert h.repl.window() == 1000  # known at once, for the toolbar and the next turn
+    assert "of 1k" in h.repl.toolbar
+    server.requests.clear()
+    out = h.run(words(400, "c"))
+    assert "nears the context window" in out and "too long" not in out
+    assert "Summarise this part" in json.dumps(posts(server)[0])

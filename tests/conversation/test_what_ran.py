@@ -181,10 +181,18 @@ def test_ctrl_c_at_the_question_stops_the_turn(home: Path, openai_env: FakeLLMSe
         t.wait_for("interrupted")
         t.wait_prompt()
         assert "SENT ON" not in t.text()
+        assert len([r for r in server.requests if r.get("json")]) == 1  # nothing more was sent
+        t.line("and now?")  # the next turn's history is one the provider accepts
+        t.wait_for("SENT ON")
+        t.wait_prompt()
         t.line("/exit")
         assert t.wait_exit() == 0
-    posts = [r for r in server.requests if r.get("json")]
-    assert len(posts) == 1  # nothing more was sent to the model
+    history = server.last["json"]["messages"]
+    calls = [
+        c["id"] for m in history if m["role"] == "assistant" for c in m.get("tool_calls") or []
+    ]
+    answered = [m["tool_call_id"] for m in history if m["role"] == "tool"]
+    assert calls == answered == ["call_1"]
     turn = db(home).turns(db(home).recent()[0].id)[0]
     assert turn.status == "interrupted"
     kinds = [p.kind for p in turn.parts]
