@@ -19,7 +19,7 @@ import mimetypes
 import re
 import secrets
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -150,7 +150,13 @@ def name(part: Part) -> str:
 
 
 def describe(part: Part) -> str:
-    """``photo.png (image, 1.2 MB)``: an attachment as a person reads it."""
+    """``photo.png (image, 1.2 MB)``: an attachment as a person reads it; a command's output
+    (``!CMD``) as ``'$ ls' (output, 2 KB, exit status 1)``."""
+    if "command" in part.data:
+        status = part.data.get("status")
+        how = ", stopped" if status is None else f", exit status {status}" if status else ""
+        size = human_size(int(part.data.get("size") or 0))
+        return f"{_shown(name(part))} (output, {size}{how})"
     return f"{_shown(name(part))} ({kind(part)}, {human_size(int(part.data.get('size') or 0))})"
 
 
@@ -180,8 +186,14 @@ class Loaded:
     content: bytes
 
 
-def load(source: str, limits: Settings | None = None, stdin: BinaryIO | None = None) -> Loaded:
-    """Read ``source`` (a path, an http(s) URL, or ``-`` for stdin) once, within the limits.
+def load(
+    source: str,
+    limits: Settings | None = None,
+    stdin: BinaryIO | None = None,
+    keys: Sequence[str] = (),
+) -> Loaded:
+    """Read ``source`` (a path, an http(s) URL, or ``-`` for stdin) once, within the limits;
+    ``keys``: values blanked out of a text file (known keys, see :mod:`chatrepl.redact`).
 
     Raises:
         AttachmentError: it cannot be read, is too large, or is of a kind chatrepl cannot send.
@@ -198,6 +210,8 @@ def load(source: str, limits: Settings | None = None, stdin: BinaryIO | None = N
     else:
         content, label = _read_file(source, limits)
     mime = detect(content, label)
+    if keys and mime not in IMAGE_TYPES and mime != PDF:
+        content = _without(content, keys)
     from .text import valid_text
 
     data = {
@@ -207,6 +221,14 @@ def load(source: str, limits: Settings | None = None, stdin: BinaryIO | None = N
         "size": len(content),
     }
     return Loaded(Part("attachment", "", data, 0), content)
+
+
+def _without(content: bytes, keys: Sequence[str]) -> bytes:
+    """Text ``content`` with each of ``keys`` as ``***`` (before it is hashed, kept or sent)."""
+    for key in keys:
+        if key:
+            content = content.replace(key.encode("utf-8"), b"***")
+    return content
 
 
 def _check_size(size: int, limits: Settings, what: str) -> None:
@@ -279,21 +301,25 @@ def stage(
     staged: list[Part] | None = None,
     limits: Settings | None = None,
     stdin: BinaryIO | None = None,
+    keys: Sequence[str] = (),
 ) -> Part:
     """Load ``source`` and keep its bytes (in ``store``, once by hash); its part, to pass as
-    ``attachments=[...]`` with the next prompt. ``staged``: the parts already staged.
+    ``attachments=[...]`` with the next prompt. ``staged``: the parts already staged;
+    ``keys``: values blanked out of a text file.
 
     Raises:
         AttachmentError: too many files, or ``source`` cannot be loaded.
     """
     limits = limits or settings()
     staged = staged or []
-    if len(staged) >= limits.max_files:
+    # a folder's files (data "from") and a command's output are capped by their own limits
+    files = [p for p in staged if "from" not in p.data and "command" not in p.data]
+    if len(files) >= limits.max_files:
         raise AttachmentError(
             f"At most {limits.max_files} files go with one prompt "
             "(max_files in [attachments] of config.toml): send this prompt first."
         )
-    loaded = load(source, limits, stdin)
+    loaded = load(source, limits, stdin, keys)
     keep(loaded, store)
     return loaded.part
 
@@ -345,6 +371,8 @@ def resolve(
             data = dict(p.data)
             if resend == "last" and n != newest:
                 data["omitted"] = True
+            elif "command" in data:  # a command's output (!CMD): its text is the part's own
+                data["content"] = p.text.encode("utf-8")
             elif (content := content_of(str(data.get("sha256", "")), store)) is not None:
                 data["content"] = content
             else:
@@ -364,8 +392,11 @@ def note(part: Part) -> str | None:
 
 
 def inline_text(part: Part) -> str:
-    """A text attachment inlined in the prompt, between lines that name it."""
+    """A text attachment inlined in the prompt, between lines that name it (a command's
+    output is already ``$ CMD`` and the output: as it is)."""
     text = bytes(part.data["content"]).decode("utf-8", "replace")
+    if "command" in part.data:
+        return text.rstrip()
     return f"[file {name(part)}]\n{text.rstrip()}\n[end of file {name(part)}]"
 
 

@@ -51,6 +51,8 @@ _FINISHED = threading.Lock()  # the lock of those turns (only a mark_interrupted
 
 FLUSH_INTERVAL = 0.5  # seconds; the spec asks for at least once a second
 CHAIN_LIMIT = 10  # model calls in one turn that runs tools
+#: Options that belong to the one turn they were given with (``--schema``): not carried on.
+ONE_TURN = ("schema",)
 
 #: The status a turn ends with, by the finish reason of its last model call.
 _ENDINGS = {"length": "cut_off", "filtered": "filtered", "refused": "refused"}
@@ -560,8 +562,8 @@ class Conversation:
         c.title, c.title_source, c.created = record.title, record.title_source, record.created
         c.forked_from = record.forked_from
         c._set_path(store.path_to(record.head, texts=False))
-        if c.path:  # the options of the last turn go on
-            c.options = dict(c.path[-1].options)
+        if c.path:  # the options of the last turn go on (a schema was asked for it alone)
+            c.options = {k: v for k, v in c.path[-1].options.items() if k not in ONE_TURN}
         return c
 
     def record(self) -> ConversationRecord:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from .. import errors
 from ..records import Event, Finish, Message, ReasoningDelta, TextDelta, ToolSpec, Usage
+from . import structured
 from .base import Model
 from .http import (
     Endpoint,
@@ -62,6 +63,8 @@ class AnthropicModel(HTTPModelMixin, Model):
 
     prefill: ClassVar[bool] = True  # a trailing assistant message is continued
     endpoint: Endpoint = field(default_factory=lambda: Endpoint("Anthropic", ""))
+    #: how it answers with a JSON schema (see structured.py)
+    structured_output: ClassVar[str] = "tool"
     #: the context window from config, used before the known table
     context_length: int | None = None
     _facts: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -114,7 +117,7 @@ class AnthropicModel(HTTPModelMixin, Model):
                 }
                 for t in tools
             ]
-        return body
+        return structured.anthropic_body(body)  # --schema: a forced tool
 
     def stream(
         self,
@@ -144,8 +147,11 @@ class AnthropicModel(HTTPModelMixin, Model):
             raise
         if response is None:
             return
+        events = self._read(response, cancel)
+        if structured.OPTION in options:  # the forced tool's input is the answer
+            events = structured.tool_answer(events, options[structured.OPTION])
         try:
-            yield from finish_stream(self._read(response, cancel), self.endpoint.secrets())
+            yield from finish_stream(events, self.endpoint.secrets())
         finally:
             response.close()
 

@@ -13,7 +13,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from .. import errors
 from ..records import (
@@ -25,6 +25,7 @@ from ..records import (
     ToolSpec,
     Usage,
 )
+from . import structured
 from .base import Model
 from .http import (
     Endpoint,
@@ -73,6 +74,8 @@ class OpenAIModel(HTTPModelMixin, Model):
     """A model behind an OpenAI-compatible server."""
 
     endpoint: Endpoint = field(default_factory=lambda: Endpoint("OpenAI", ""))
+    #: how it answers with a JSON schema (see structured.py)
+    structured_output: ClassVar[str] = "response_format"
     #: set to False for servers that reject ``stream_options`` (found out automatically)
     usage_option: bool = True
     #: the context window from config, used when the server does not say
@@ -117,7 +120,7 @@ class OpenAIModel(HTTPModelMixin, Model):
             ]
         if self.usage_option:
             body["stream_options"] = {"include_usage": True}
-        return body
+        return structured.openai_body(body)  # --schema: response_format
 
     def stream(
         self,

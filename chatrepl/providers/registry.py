@@ -181,7 +181,6 @@ class ProviderInfo:
 def providers(config: dict[str, Any] | None = None) -> dict[str, ProviderInfo]:
     """Every provider, built-in and configured, with the key it would use."""
     config = cfg.load_config() if config is None else config
-    keys: dict[str, str] | None = None
     found: dict[str, ProviderInfo] = {}
     names = list(BUILTIN) + [n for n in config.get("providers", {}) if n not in BUILTIN]
     for name in names:
@@ -225,9 +224,9 @@ def providers(config: dict[str, Any] | None = None) -> dict[str, ProviderInfo]:
         if env := settings.get("api_key_env"):
             key = os.environ.get(env) or None
         if key is None and settings.get("needs_key", kind in ("openai", "anthropic")):
-            if keys is None:
-                keys = cfg.load_keys()
-            key = keys.get(name) or settings.get("api_key") or None
+            from ..apikeys import lookup  # the keyring, then keys.json
+
+            key = lookup(name) or settings.get("api_key") or None
         found[name] = ProviderInfo(name, kind, settings, key)
     return found
 

@@ -141,7 +141,7 @@ def test_the_install_advice_reads_the_same_everywhere() -> None:
     if "README's section on the local extra" in (root / "chatrepl/providers/local.py").read_text():
         assert "-DGGML_NATIVE=OFF" in section
     assert "README-local" not in (root / "pyproject.toml").read_text()
-    server_tests = (root / "tests" / "test_llamacpp_server.py").read_text()
+    server_tests = (root / "tests" / "providers" / "test_llamacpp_server.py").read_text()
     assert "LOCAL_INSTALL" in server_tests
 
 
