@@ -453,7 +453,7 @@ def test_export_and_import_through_postgres(pg_server, pg_url, tmp_path, monkeyp
 
 
 def test_switching_to_a_branch_that_branches_lands_at_its_newest_turn(pg_url):
-    switching = tests_of("repl/test_repl_branch_switch.py")
+    switching = module_of_tests("repl/test_repl_branch_switch.py")
     store = Store(pg_url)
     try:
         c = Conversation(chatrepl.get_model("echo"), store=store)
