@@ -393,7 +393,8 @@ class Response:
         that answer as a prefill where the API takes one, else the instruction to continue."""
         if not messages or messages[-1].role != "assistant":
             return [*messages, Message("user", CONTINUE_PROMPT)]
-        if not self.model.prefill:
+        if not self.model.prefill or self.options.get("thinking_budget"):
+            # (Anthropic refuses a prefill when extended thinking is on)
             return [*messages, Message("user", CONTINUE_PROMPT)]
         # A prefill may not end in white space (Anthropic refuses it); the model writes the
         # space again, so the saved text drops it too and the joined answer reads as one.
