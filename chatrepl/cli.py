@@ -41,6 +41,24 @@ def _blank(text: str) -> bool:
     return is_blank(text)
 
 
+def commands_epilog() -> str:
+    """The sub-commands under ``chatrepl --help``: a title, then the names wrapped at the
+    terminal's width between names, never inside one."""
+    import shutil
+    import textwrap
+
+    width = max(shutil.get_terminal_size().columns - 2, 40)
+    names = textwrap.fill(
+        ", ".join(SUBCOMMANDS),
+        width,
+        initial_indent="  ",
+        subsequent_indent="  ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return f"commands for saved conversations (chatrepl COMMAND --help tells more):\n{names}"
+
+
 def chat_parser() -> argparse.ArgumentParser:
     """The parser of the chat form: interactive, or one answer with ``-p`` / stdin."""
     from .frontend import Parser
@@ -48,7 +66,8 @@ def chat_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="chatrepl",
         description="Chat with large language models in the terminal. Every word is saved.",
-        epilog="Manage saved conversations with: chatrepl {" + ",".join(SUBCOMMANDS) + "} --help",
+        epilog=commands_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the epilog is laid out below
     )
     p.add_argument("-m", "--model", help="model as provider:model, or an alias")
     p.add_argument("-s", "--system", help="the persona (system prompt) from now on")
@@ -211,6 +230,8 @@ def _main(argv: list[str]) -> int:
         if _blank(prompt) and not whole:
             print("chatrepl: nothing to answer: the prompt on stdin was empty.", file=sys.stderr)
             return 2
+    elif prompt is not None and "-" not in (args.attach or []) and piped():
+        prompt = with_stdin(read_stdin(), prompt)
     if prompt is None and whole:
         prompt = ""  # a template whose prompt is whole answers at once, as llm's -t does
     if prompt is not None:
@@ -248,6 +269,27 @@ def as_text(arg: str | None) -> str | None:
     if arg is None:
         return None
     return arg.encode("utf-8", "surrogateescape").decode("utf-8", errors="replace")
+
+
+def piped() -> bool:
+    """Whether stdin is a pipe or a file (``echo text | chatrepl -p …``, ``< file``): not a
+    terminal, and not an empty device such as /dev/null that a program started from a script
+    or a service inherits."""
+    import os
+    import stat
+
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (OSError, ValueError, AttributeError):  # no stdin at all
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode)
+
+
+def with_stdin(piped_text: str, prompt: str) -> str:
+    """The message of ``-p PROMPT`` with text piped in: the piped text, a blank line, then the
+    prompt (as llm does); just the prompt when nothing came."""
+    text = piped_text.rstrip().lstrip("\r\n")
+    return f"{text}\n\n{prompt}" if text.strip() else prompt
 
 
 def read_stdin() -> str:

@@ -210,7 +210,10 @@ def tool_line(tool: Any, arguments: dict[str, Any], part: Part, width: int = 100
     )
     name = getattr(tool, "name", None) or str(part.data.get("name", "?"))
     mark = "✗" if part.data.get("is_error") else "→"
-    line = f"⚙ {name}({shorten(args, width // 2)}) {mark} {shorten(part.text, width // 2)}"
+    result = part.text
+    if part.data.get("edited"):  # the first line says so, for the model: here, a word
+        result = "(edited) " + result.partition("\n")[2]
+    line = f"⚙ {name}({shorten(args, width // 2)}) {mark} {shorten(result, width // 2)}"
     return make_safe(shorten(line, width))
 
 

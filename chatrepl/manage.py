@@ -582,80 +582,34 @@ def _confirm(store: Store, ids: list[str]) -> bool:
 
 
 def models_info() -> dict[str, Any]:
-    """What ``models --json`` prints: providers, their keys and models, aliases, the default."""
-    from .errors import ConfigError
-    from .providers.registry import default_model_name, providers, resolve_name
-    from .settings import load_config
+    """What ``models --json`` prints: providers (each ready or not, and why), their keys and
+    models, aliases, the default (``model_list``: the answer /model and Tab completion give)."""
+    from .model_list import model_list
 
-    config = load_config()
-    known = providers(config)
-    name, offline = default_model_name(config)
-    try:
-        resolved: str | None = resolve_name(name, config)
-    except ConfigError:
-        resolved = None
-    out_providers = []
-    for info in known.values():
-        s = info.settings
-        names = list(dict.fromkeys([*info.models, *filter(None, [s.get("default_model")])]))
-        base = (os.environ.get(s["base_url_env"]) if s.get("base_url_env") else None) or s.get(
-            "base_url"
-        )
-        out_providers.append(
-            {
-                "name": info.name,
-                "type": info.type,
-                "key": ("set" if info.api_key else "missing") if info.needs_key else "not needed",
-                "key_env": s.get("api_key_env"),
-                "usable": info.usable,
-                "base_url": _without_userinfo(base) if base else None,
-                "models": [f"{info.name}:{m}" for m in names],
-            }
-        )
-    served = _served(known)
-    for p in out_providers:
-        if (names := served.get(p["name"])) is not None:
-            p["served"] = [f"{p['name']}:{m}" for m in names]
-            p["models"] = list(dict.fromkeys([*p["models"], *p["served"]]))
-    aliases = {str(k): str(v) for k, v in config.get("aliases", {}).items()}
+    found = model_list()
+    providers = []
+    for p in found.providers:
+        entry: dict[str, Any] = {
+            "name": p.name,
+            "type": p.type,
+            "key": p.key,
+            "key_env": p.key_env,
+            "usable": p.ready,
+            "status": p.status,
+            "why": p.why,
+            "base_url": p.base_url,
+            "models": p.models,
+        }
+        if p.served is not None:
+            entry["served"] = p.served
+        providers.append(entry)
     return {
-        "default": name,
-        "default_resolved": resolved,
-        "offline_fallback": offline,
-        "providers": out_providers,
-        "aliases": aliases,
+        "default": found.default,
+        "default_resolved": found.default_resolved,
+        "offline_fallback": found.offline_fallback,
+        "providers": providers,
+        "aliases": found.aliases,
     }
-
-
-def _served(known: dict[str, Any]) -> dict[str, list[str]]:
-    """What each usable OpenAI-compatible provider's server lists at ``GET /models``, asked of
-    all of them at once; a server that cannot say is left out."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .providers.registry import build_backend
-
-    def ask(info: Any) -> tuple[str, list[str] | None]:
-        try:
-            model = build_backend(info, str(info.settings.get("default_model") or "any"))
-        except Exception:  # a provider that cannot be built says so elsewhere
-            return info.name, None
-        try:
-            return info.name, model.available_models()
-        finally:
-            model.close()
-
-    wanted = [i for i in known.values() if i.type == "openai" and i.usable]
-    if not wanted:
-        return {}
-    with ThreadPoolExecutor(max_workers=min(8, len(wanted))) as pool:
-        return {name: names for name, names in pool.map(ask, wanted) if names is not None}
-
-
-def _without_userinfo(url: str) -> str:
-    """A base URL fit to show: credentials and secret query values (``?key=``) as ``***``."""
-    from .text import public_url
-
-    return _safe(public_url(url))
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -664,11 +618,11 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(info)
         return 0
-    usable = {p["name"]: p["usable"] for p in info["providers"]}
+    statuses = {p["name"]: p["status"] for p in info["providers"]}
     default = info["default_resolved"] or info["default"]
 
     def status(model: str) -> str:
-        return "ready" if usable.get(model.partition(":")[0]) else "no-key"
+        return str(statuses.get(model.partition(":")[0], "no-key"))
 
     if not _terminal():
         listed = set()
@@ -690,6 +644,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("provider", no_wrap=True, style="cyan")
     table.add_column("key", no_wrap=True)
+    table.add_column("status", no_wrap=True)
     table.add_column("models", ratio=1)
     for p in info["providers"]:
         if p["key"] == "set":
@@ -699,12 +654,13 @@ def cmd_models(args: argparse.Namespace) -> int:
             key = Text(f"missing ({env})" if p["key_env"] else "missing", style="red")
         else:
             key = Text("not needed", style="dim")
+        ready = Text(p["status"], style="green" if p["status"] == "ready" else "red")
         models = Text()
         for i, m in enumerate(p["models"]):
             if i:
                 models.append(", ")
             models.append(_safe(m), style="bold" if m == default else "")
-        table.add_row(Text(_safe(p["name"])), key, models)
+        table.add_row(Text(_safe(p["name"])), key, ready, models)
     console = _console()
     console.print(table)
     if info["aliases"]:
@@ -746,7 +702,11 @@ def cmd_import(args: argparse.Namespace) -> int:
                 "to read one from stdin."
             ) from None
         except OSError as exc:
-            raise ChatreplError(f"Cannot read {_safe(name)}: {exc.strerror or exc}.") from exc
+            from .text import sentence
+
+            raise ChatreplError(
+                sentence(f"Cannot read {_safe(name)}: {exc.strerror or exc}")
+            ) from exc
         except UnicodeDecodeError:
             raise ChatreplError(
                 f"{_safe(name)} is not a chatrepl JSON export (not UTF-8 text)."
@@ -879,14 +839,15 @@ def cmd_tools(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rows)
         return 0
+    from .tables import tool_about, tools_table
+
+    if _terminal():
+        console = _console()
+        console.print(tools_table(rows, console.width, states=False))
+        return 0
     for row in rows:
-        if row["kind"] == "tool":
-            about = row["description"].split(". ")[0].strip()
-        elif "error" in row:
-            about = row["error"]
-        else:
-            about = f"MCP server ({row['transport']}: {row['where']}); --start lists its tools"
-        sys.stdout.write(_line(_safe(row["name"]), _safe(row["source"]), _safe(about)) + "\n")
+        line = _line(_safe(row["name"]), _safe(row["source"]), _safe(tool_about(row)))
+        sys.stdout.write(line + "\n")
     return 0
 
 

@@ -11,8 +11,11 @@ Part kinds, in the order they appear in a turn:
     reasoning    the model's thinking (data: signature, redacted, provider)
     text         answer text
     refusal      the model declined (its own words)
-    tool_call    a call the model asked for (data: id, name, arguments)
-    tool_result  what the tool returned (data: call_id, name, is_error)
+    tool_call    a call the model asked for (data: id, name, arguments; when the user changed
+                 the arguments before it ran: arguments are those that ran, and
+                 original_arguments the model's)
+    tool_result  what the tool returned (data: call_id, name, is_error; edited when the user
+                 changed the arguments: the text's first line says so)
     notice       how the call ended when not normally (data: reason)
     summary      a compaction summary standing for earlier turns
 """

@@ -612,15 +612,19 @@ class Store:
         )
 
     def latest_leaf(self, turn_id: str) -> str:
-        """The newest turn at the end of the branch through ``turn_id``: its newest child, that
-        child's newest child, and so on."""
-        while True:
-            rows = self._sql(
-                "SELECT id FROM turns WHERE parent_id = ? ORDER BY seq DESC LIMIT 1", (turn_id,)
+        """The newest turn of the branch through ``turn_id``: the turn made last among
+        ``turn_id`` and everything below it (where the user last was on that branch, however
+        it branches further down)."""
+        rows = self._sql(
+            """WITH RECURSIVE below (id, seq) AS (
+                SELECT id, seq FROM turns WHERE id = ?
+                UNION ALL
+                SELECT t.id, t.seq FROM turns t JOIN below b ON t.parent_id = b.id
             )
-            if not rows:
-                return turn_id
-            turn_id = rows[0][0]
+            SELECT id FROM below ORDER BY seq DESC LIMIT 1""",
+            (turn_id,),
+        )
+        return str(rows[0][0]) if rows else turn_id
 
     def tree(self, conversation_id: str) -> list[TreeNode]:
         """Every turn of a conversation in the shape the tree view needs, oldest first."""

@@ -199,3 +199,14 @@ def hide_urls(text: str) -> str:
     """``text`` with every URL in it shown by :func:`public_url` (an argument quoted back by a
     usage error, a library's message that names the address it failed on)."""
     return _URL.sub(lambda m: public_url(m.group()), text)
+
+
+#: What ends a sentence already, before any closing quotes or brackets.
+_ENDED = re.compile(r"[.!?…:;][\"'”’»)\]]*$")
+
+
+def sentence(text: str) -> str:
+    """``text`` ended as a sentence: trailing white space dropped, and a period added unless
+    it ends in punctuation already (``pirate.`` stays, never ``pirate..``)."""
+    text = text.rstrip()
+    return text if not text or _ENDED.search(text) else text + "."

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ChatreplError, NotFoundError
-from ..text import make_safe, parse_time, shorten
+from ..text import make_safe, parse_time, sentence, shorten
 from .toolbar import SHORT_ID
 
 if TYPE_CHECKING:
@@ -219,7 +219,9 @@ def cmd_help(repl: Session, arg: str) -> None:
         if cmd.aliases:
             usage += "   (also " + ", ".join("/" + a for a in cmd.aliases) + ")"
         repl.console.print(Text(usage, style="bold"))
-        repl.console.print(Text(cmd.details or cmd.help))
+        from rich.markdown import Markdown  # the details are Markdown: shown rendered
+
+        repl.console.print(Markdown(cmd.details or cmd.help, inline_code_theme=None))
         return
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
@@ -251,9 +253,10 @@ def cmd_new(repl: Session, arg: str) -> None:
     said = f"New conversation with {make_safe(old.model.full_name)}"
     if old.system:
         said += f", persona: {_persona_line(old.system)}"
+    said = sentence(said)
     if old.turns:
-        said += ". The previous one is saved: /resume last brings it back"
-    repl.say(said + ".")
+        said += " The previous one is saved: /resume last brings it back."
+    repl.say(said)
 
 
 @command("list", "[N]", "recent conversations, numbered for /resume")
@@ -384,16 +387,18 @@ def cmd_model(repl: Session, arg: str) -> None:
             repl.error(warning)
         repl.refresh()
         return
-    from ..providers.registry import providers
-
     repl.say(f"Now: {make_safe(c.model.full_name)}", "bold")
-    for info in providers().values():
-        line = Text(f"  {make_safe(info.name):<10} ")
-        if info.usable:
-            line.append(make_safe(", ".join(info.models)) or "(any model name)")
+    found = repl.model_list(fresh=True)  # the list `chatrepl models` and Tab completion show
+    width = max((len(p.name) for p in found.providers), default=8) + 2
+    for p in found.providers:
+        line = Text(f"  {make_safe(p.name):<{width}}")
+        if p.ready:
+            line.append(make_safe(", ".join(p.models)) or "(any model name)")
         else:
-            line.append(make_safe(info.unavailable), style="dim")
+            line.append(f"{p.status}: {make_safe(p.why)}", style="dim")
         repl.console.print(line)
+    for alias, target in found.aliases.items():
+        repl.say(f"  alias {make_safe(alias)} → {make_safe(target)}", "dim")
     repl.say("/model provider:name switches; Tab completes.", "dim")
 
 
@@ -531,7 +536,7 @@ def cmd_search(repl: Session, arg: str) -> None:
         return
     hits = repl.store.search(arg, 20, marks=MARKS, reasoning=reasoning)
     if not hits:
-        repl.say(f"Nothing found for {make_safe(shorten(arg, 40))}.")
+        repl.say(sentence(f"Nothing found for {make_safe(shorten(arg, 40))}"))
         return
     from ..tables import short_ids as shortest
 

@@ -450,3 +450,15 @@ def test_export_and_import_through_postgres(pg_server, pg_url, tmp_path, monkeyp
         "exported from one server",
         "and a second turn",
     ]
+
+
+def test_switching_to_a_branch_that_branches_lands_at_its_newest_turn(pg_url):
+    switching = module_of_tests("repl/test_repl_branch_switch.py")
+    store = Store(pg_url)
+    try:
+        c = Conversation(chatrepl.get_model("echo"), store=store)
+        ids = switching.branched(c)
+        c.switch(ids["one"])
+        assert c.turns[-1].id == ids["three-b"]  # not two-b, one's newest child
+    finally:
+        store.close()
