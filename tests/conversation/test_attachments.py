@@ -542,3 +542,9 @@ def test_tab_completes_paths_after_attach(files: dict[str, Path]) -> None:
         c.text for c in completer.get_completions(Document(typed, len(typed)), CompleteEvent(True))
     ]
     assert found == ["to.png"]
+
+
+def test_attach_dash_in_the_repl_is_refused_without_reading_the_keyboard(repl) -> None:
+    said = _run(repl, "/attach -")
+    assert "/attach - would read stdin, which in the REPL is your keyboard" in said
+    assert repl.staged == []
