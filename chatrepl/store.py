@@ -25,7 +25,7 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from . import unsaved
-from .dialect import open_dialect
+from .dialect import first_failure, open_dialect
 from .errors import AmbiguousIdError, NotFoundError, StoreError
 from .ids import ID_CHARS
 from .migrations import OUTLINE_COLUMNS
@@ -96,7 +96,8 @@ class Store:
         try:
             yield
         except self.dialect.failures as exc:
-            raise StoreError(self.dialect.unusable(exc)) from self.dialect.cause(exc)
+            failure = first_failure(exc)  # not the failed ROLLBACK that followed it
+            raise StoreError(self.dialect.unusable(failure)) from self.dialect.cause(exc)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -413,6 +414,8 @@ class Store:
         """
         lock = self.dialect.for_update
         with self._writing():
+            if self.dialect.conversation_lock:
+                self._x(self.dialect.conversation_lock, (c.id,))
             row = self._x(f"SELECT updated FROM conversations WHERE id = ?{lock}", (c.id,))
             row = row.fetchone()
             values = [getattr(c, name) for name in _CONVERSATION_COLUMNS]
@@ -633,15 +636,19 @@ class Store:
         )
 
     def latest_leaf(self, turn_id: str) -> str:
-        """The newest turn at the end of the branch through ``turn_id``: its newest child, that
-        child's newest child, and so on."""
-        while True:
-            rows = self._sql(
-                "SELECT id FROM turns WHERE parent_id = ? ORDER BY seq DESC LIMIT 1", (turn_id,)
+        """The newest turn of the branch through ``turn_id``: the turn made last among
+        ``turn_id`` and everything below it (where the user last was on that branch, however
+        it branches further down)."""
+        rows = self._sql(
+            """WITH RECURSIVE below (id, seq) AS (
+                SELECT id, seq FROM turns WHERE id = ?
+                UNION ALL
+                SELECT t.id, t.seq FROM turns t JOIN below b ON t.parent_id = b.id
             )
-            if not rows:
-                return turn_id
-            turn_id = rows[0][0]
+            SELECT id FROM below ORDER BY seq DESC LIMIT 1""",
+            (turn_id,),
+        )
+        return str(rows[0][0]) if rows else turn_id
 
     def tree(self, conversation_id: str) -> list[TreeNode]:
         """Every turn of a conversation in the shape the tree view needs, oldest first."""

@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import test_store
-from conftest import child_env, run_chatrepl, tests_of
+from conftest import child_env, module_of_tests, run_chatrepl
 from fakeserver import Reply
 
 import chatrepl
@@ -23,7 +23,7 @@ from chatrepl.conversation import Conversation
 from chatrepl.store import Store
 
 pytest_plugins = ("pgserver",)
-test_conversation = tests_of("conversation/test_conversation.py")
+test_conversation = module_of_tests("conversation/test_conversation.py")
 pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[postgres]'")
 
 #: Credentials for a server that does not exist (the down-server test).
@@ -453,3 +453,15 @@ def test_export_and_import_through_postgres(pg_server, pg_url, tmp_path, monkeyp
         "exported from one server",
         "and a second turn",
     ]
+
+
+def test_switching_to_a_branch_that_branches_lands_at_its_newest_turn(pg_url):
+    switching = module_of_tests("repl/test_repl_branch_switch.py")
+    store = Store(pg_url)
+    try:
+        c = Conversation(chatrepl.get_model("echo"), store=store)
+        ids = switching.branched(c)
+        c.switch(ids["one"])
+        assert c.turns[-1].id == ids["three-b"]  # not two-b, one's newest child
+    finally:
+        store.close()
