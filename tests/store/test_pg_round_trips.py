@@ -26,7 +26,7 @@ from fakeserver import Reply
 from chatrepl import conversation as conversation_module
 from chatrepl.conversation import Conversation
 from chatrepl.errors import StoreError
-from chatrepl.providers.base import Model
+from chatrepl.providers.base import Backend
 from chatrepl.records import Finish, TextDelta, ToolCall
 from chatrepl.store import Store
 
@@ -63,7 +63,7 @@ def no_flush_timer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(conversation_module, "FLUSH_INTERVAL", 60.0)
 
 
-class Counting(Model):
+class Counting(Backend):
     """An instant model that notes the proxy's count when the request leaves; it asks for a
     tool ``tools`` times before it answers."""
 
@@ -206,7 +206,7 @@ def test_opening_listing_and_searching_are_a_round_trip_each(far: str, proxy: De
 # --- a server that goes away in the middle of an answer ----------------------------------------
 
 
-class Cutting(Model):
+class Cutting(Backend):
     """Streams a few words, and cuts every connection to the store in the middle."""
 
     def __init__(self, proxy: DelayProxy, words: int = 6) -> None:
