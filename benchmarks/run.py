@@ -5,7 +5,7 @@
     python -m benchmarks.run --quick          # fewer repeats and a small database (prints only)
     python benchmarks/run.py startup          # the same, run as a file
 
-Benchmarks: startup, render, storage, postgres, tools, memory, attach. See benchmarks/README.md.
+Benchmarks: startup, render, storage, size, postgres, tools, memory, attach. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ if not __package__:  # run as a file: python benchmarks/run.py
 
 from .common import Section, git_commit, load, machine  # noqa: E402
 
-SUITES = ("startup", "render", "storage", "postgres", "tools", "memory", "attach")
+SUITES = ("startup", "render", "storage", "size", "postgres", "tools", "memory", "attach")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -39,6 +39,10 @@ def run_suite(name: str, args: argparse.Namespace) -> Section:
         from . import bench_storage
 
         return bench_storage.run(repeat=args.repeat or (5 if args.quick else 15), quick=args.quick)
+    if name == "size":
+        from . import bench_size
+
+        return bench_size.run(500 if args.quick else bench_size.ROUND_TRIPS)
     if name == "postgres":
         from . import bench_storage
 

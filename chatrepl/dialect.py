@@ -327,11 +327,10 @@ class SqliteDialect(Dialect):
         return [found[seq] for seq in seqs if seq in found]
 
 
-#: A turn's words into the index, and out of it (``turn_texts``: its texts made from its parts).
-_INDEX = """INSERT INTO turns_fts (rowid, prompt, response, extra)
-    SELECT seq, prompt, response, extra FROM turn_texts WHERE seq = ?"""
-_UNINDEX = """INSERT INTO turns_fts (turns_fts, rowid, prompt, response, extra)
-    SELECT 'delete', seq, prompt, response, extra FROM turn_texts WHERE seq = ?"""
+#: A turn's words into the index, and out of it (``turn_words``: its texts made from its parts).
+_INDEX = "INSERT INTO turns_fts (rowid, words) SELECT seq, words FROM turn_words WHERE seq = ?"
+_UNINDEX = """INSERT INTO turns_fts (turns_fts, rowid, words)
+    SELECT 'delete', seq, words FROM turn_words WHERE seq = ?"""
 
 #: The newest matches of a search, ranked (bm25) among themselves, with their conversations.
 _BEST = """

@@ -512,8 +512,8 @@ class Store:
         A turn's ``prompt`` and ``response`` are its parts' (the prompt part, the answer's text
         parts), unless it was written with texts apart from its parts: its own columns then
         hold them, and ``texts=False`` ignores them (but for a turn without parts). The
-        conversation's outline, parts and calls are each one range of neighbouring rows
-        (``turns_outline``).
+        conversation's parts and calls are each one range of neighbouring rows; its turns'
+        rows (small: no texts) are found through ``turns_in_conversation``.
         """
         found = self._sql("SELECT conversation_id FROM turns WHERE id = ?", (head,))
         if not found:
@@ -612,24 +612,30 @@ class Store:
 
     def children(self, turn_id: str | None, conversation_id: str) -> list[TurnRecord]:
         """The turns that follow ``turn_id`` (the first turns when ``None``), oldest first."""
-        if turn_id is None:
-            where, params = "t.conversation_id = ? AND t.parent_id IS NULL", (conversation_id,)
-        else:
-            where, params = "t.parent_id = ?", (turn_id,)
+        parent = "t.parent_id IS NULL" if turn_id is None else "t.parent_id = ?"
+        params = (conversation_id,) if turn_id is None else (conversation_id, turn_id)
         return self._turns(
-            f"SELECT {_TURN_SELECT} FROM turns t WHERE {where} ORDER BY t.seq", params
+            f"SELECT {_TURN_SELECT} FROM turns t WHERE t.conversation_id = ? AND {parent} "
+            "ORDER BY t.seq",
+            params,
         )
 
     def latest_leaf(self, turn_id: str) -> str:
         """The newest turn at the end of the branch through ``turn_id``: its newest child, that
         child's newest child, and so on."""
-        while True:
-            rows = self._sql(
-                "SELECT id FROM turns WHERE parent_id = ? ORDER BY seq DESC LIMIT 1", (turn_id,)
-            )
-            if not rows:
-                return turn_id
-            turn_id = rows[0][0]
+        newest: dict[str, str] = {}  # each turn's newest child (the conversation's links, read
+        for tid, parent in self._sql(  # at once: walking down is then done in memory)
+            "SELECT id, parent_id FROM turns WHERE conversation_id = "
+            "(SELECT conversation_id FROM turns WHERE id = ?) ORDER BY seq",
+            (turn_id,),
+        ):
+            if parent is not None:
+                newest[parent] = tid
+        seen = {turn_id}
+        while turn_id in newest and newest[turn_id] not in seen:  # damaged links cannot loop
+            turn_id = newest[turn_id]
+            seen.add(turn_id)
+        return turn_id
 
     def tree(self, conversation_id: str) -> list[TreeNode]:
         """Every turn of a conversation in the shape the tree view needs, oldest first."""

@@ -131,7 +131,7 @@ def test_a_first_release_database_moves_to_the_current_one(tmp_path: Path) -> No
     assert [t.response for t in store.turns(cid, all_branches=True)] == [
         "answer one", "bad answer", "good answer", "thr", "",
     ]  # fmt: skip
-    assert store.search("good")[0].snippet == "[good] answer"
+    assert store.search("good")[0].snippet == "two\n[good] answer"  # the turn's words, in one
     con = sqlite3.connect(path)
     assert con.execute("PRAGMA freelist_count").fetchone()[0] == 0
     con.execute("INSERT INTO turns_fts (turns_fts, rank) VALUES ('integrity-check', 1)")
