@@ -5,7 +5,8 @@
     python -m benchmarks.run --quick          # fewer repeats and a small database (prints only)
     python benchmarks/run.py startup          # the same, run as a file
 
-Benchmarks: startup, render, storage, size, postgres, tools, memory, attach. See benchmarks/README.md.
+Benchmarks: startup, render, storage, size, postgres, remote, tools, memory, attach, connections.
+See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -22,7 +23,18 @@ if not __package__:  # run as a file: python benchmarks/run.py
 
 from .common import Section, git_commit, load, machine  # noqa: E402
 
-SUITES = ("startup", "render", "storage", "size", "postgres", "tools", "memory", "attach")
+SUITES = (
+    "startup",
+    "render",
+    "storage",
+    "size",
+    "postgres",
+    "remote",
+    "tools",
+    "memory",
+    "attach",
+    "connections",
+)
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -49,6 +61,12 @@ def run_suite(name: str, args: argparse.Namespace) -> Section:
         return bench_storage.run_postgres(
             repeat=args.repeat or (3 if args.quick else 10), quick=args.quick
         )
+    if name == "remote":
+        from . import bench_remote_store
+
+        return bench_remote_store.run(
+            repeat=args.repeat or (2 if args.quick else 7), quick=args.quick
+        )
     if name == "tools":
         from . import bench_tools
 
@@ -61,6 +79,10 @@ def run_suite(name: str, args: argparse.Namespace) -> Section:
         from . import bench_attach
 
         return bench_attach.run(repeat=args.repeat or (1 if args.quick else 3))
+    if name == "connections":
+        from . import bench_connections
+
+        return bench_connections.run(turns=args.repeat or (6 if args.quick else 10))
     raise ValueError(name)
 
 

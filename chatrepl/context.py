@@ -62,10 +62,28 @@ def context_used(conversation: Conversation, prompt: str = "") -> tuple[int, boo
     return base + estimate_tokens(chars) if chars else base, not exact
 
 
+def estimated_size(conversation: Conversation, prompt: str = "") -> int:
+    """Tokens of the next request (persona, last summary, the turns after it, ``prompt``)
+    estimated from characters alone: figures compared with each other are measured alike."""
+    summary, turns = since_summary(conversation)
+    chars = len(prompt) + len(conversation.system or "") + sum(turn_chars(t) for t in turns)
+    if summary is not None:
+        chars += sum(len(p.text) for p in summary.parts if p.kind == "summary")
+    return estimate_tokens(chars)
+
+
 def window_of(conversation: Conversation) -> int | None:
-    """The model's context window in tokens, or ``None`` when no one says."""
+    """The model's context window in tokens, or ``None`` when no one says: config's
+    ``context_window``, else the one learned from a refusal (``windows``), else what the
+    server or the known table says."""
+    from .windows import learned
+
+    model = conversation.model
+    configured = getattr(model, "context_length", None)
+    if isinstance(configured, int) and configured > 0:
+        return configured
     try:
-        return conversation.model.context_window()
+        return learned(model.full_name) or model.context_window()
     except Exception:  # a fact that is nice to have: never an error
         return None
 
@@ -96,8 +114,8 @@ def prices(model: str) -> tuple[float, float] | None:
 
 
 def _read_prices(model: str) -> tuple[float, float] | None:
-    from .config import load_config
     from .errors import ChatreplError
+    from .settings import load_config
 
     provider, _, name = model.partition(":")
     try:

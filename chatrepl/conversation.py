@@ -42,7 +42,7 @@ from .records import (
 from .text import now, valid_text
 
 if TYPE_CHECKING:
-    from .providers.base import Model
+    from .providers.base import Backend
     from .store import Store
 
 _OVER = threading.Event()  # the cancel signal of every turn loaded finished from a store
@@ -51,9 +51,17 @@ _FINISHED = threading.Lock()  # the lock of those turns (only a mark_interrupted
 
 FLUSH_INTERVAL = 0.5  # seconds; the spec asks for at least once a second
 CHAIN_LIMIT = 10  # model calls in one turn that runs tools
+#: Options that belong to the one turn they were given with (``--schema``): not carried on.
+ONE_TURN = ("schema",)
 
 #: The status a turn ends with, by the finish reason of its last model call.
 _ENDINGS = {"length": "cut_off", "filtered": "filtered", "refused": "refused"}
+#: What a continuation sends after a cut-off answer where the API takes no prefill (it is part
+#: of that one request only: never saved, never shown as a turn).
+CONTINUE_PROMPT = (
+    "Your last answer was cut off at the token limit. Continue it exactly where it stopped, "
+    "without repeating anything and without any preamble."
+)
 #: Parts the model produced that make a turn worth sending again.
 _SUBSTANCE = ("text", "refusal", "tool_call")
 
@@ -92,7 +100,7 @@ class Response:
         parent_id: str | None,
         system: str | None,
         options: dict[str, Any],
-        model: Model,
+        model: Backend,
         attachments: list[Part] | None = None,
         toolbox: Toolbox | None = None,
         chain: bool = False,
@@ -125,6 +133,7 @@ class Response:
         self._saved = len(self.parts)  # parts before this index are saved for good
         self._begun = False  # streaming has started (or the response was cancelled first)
         self._streaming = False  # streaming is under way right now
+        self._continuing = False  # the next model call carries on a cut-off answer
 
     @classmethod
     def from_record(cls, conversation: Conversation, t: TurnRecord) -> Response:
@@ -147,7 +156,7 @@ class Response:
         # an Event and a Lock per turn was a fifth of opening a 1,000-turn conversation).
         r._cancel, r._lock = _OVER, _FINISHED
         r._buffer, r._open, r._saved = [], False, len(r.parts)
-        r._begun, r._streaming = True, False
+        r._begun, r._streaming, r._continuing = True, False, False
         return r
 
     def record(self) -> TurnRecord:
@@ -254,12 +263,27 @@ class Response:
         if self.conversation.store:
             self.conversation.store.finish_turn(self.record())
 
+    def reopen(self, **options: Any) -> None:
+        """Carry on this turn, whose answer was cut off at the token limit: the next iteration
+        makes one more model call of the same turn, whose text joins the answer. Where the API
+        takes a prefill the cut-off text is sent as the start of the answer; elsewhere a short
+        instruction to continue goes with that one request."""
+        if self.status != "cut_off":
+            raise ChatreplError("The last answer was not cut off: there is nothing to continue.")
+        self.options = {**self.options, **options}
+        self.model = self.conversation.model
+        self._cancel, self._lock = threading.Event(), threading.Lock()
+        self._buffer, self._open, self._saved = [], False, len(self.parts)
+        self._begun = self._streaming = False
+        self._continuing = True
+        self.status, self.error = "pending", None
+
     # --- streaming ----------------------------------------------------------------------------
 
     def _run(self) -> Iterator[Event | ToolResult]:
         store = self.conversation.store
         flusher = _Flusher(store, self) if store else None
-        start = time.monotonic()
+        start = time.monotonic() - (self.duration or 0.0)  # a continuation adds to the turn's
         try:
             if self.toolbox is not None and hasattr(self.toolbox, "start_turn"):
                 self.toolbox.start_turn()  # the repeat guard counts per turn
@@ -272,6 +296,9 @@ class Response:
                 for tool_call in asked:
                     part = self.toolbox.run(tool_call, self._cancel)
                     part.call = call.index
+                    edited = part.data.pop("edited_arguments", None)
+                    if isinstance(edited, dict):
+                        self._ran_with(tool_call.id, call.index, edited)
                     self._add(part)
                     if flusher:
                         flusher.dirty.set()
@@ -324,6 +351,9 @@ class Response:
     ) -> Iterator[Event | ToolResult]:
         """One model call; returns the tool calls it asked for."""
         messages = self.conversation.messages_for(self)
+        if self._continuing:
+            self._continuing = False
+            messages = self._continuation(messages)
         specs = self.toolbox.specs() if self.toolbox else None
         began = time.monotonic()
         asked: list[ToolCall] = []
@@ -357,6 +387,24 @@ class Response:
         finally:
             call.duration_ms = _ms(time.monotonic() - began)
         return asked
+
+    def _continuation(self, messages: list[Message]) -> list[Message]:
+        """The request that carries on the cut-off answer (the last message, the assistant's):
+        that answer as a prefill where the API takes one, else the instruction to continue."""
+        if not messages or messages[-1].role != "assistant":
+            return [*messages, Message("user", CONTINUE_PROMPT)]
+        if not self.model.prefill or self.options.get("thinking_budget"):
+            # (Anthropic refuses a prefill when extended thinking is on)
+            return [*messages, Message("user", CONTINUE_PROMPT)]
+        # A prefill may not end in white space (Anthropic refuses it); the model writes the
+        # space again, so the saved text drops it too and the joined answer reads as one.
+        with self._lock:
+            cut = [p for p in self.parts if p.kind == "text" and p.call == len(self.calls) - 1]
+            if cut:
+                cut[-1].text = cut[-1].text.rstrip()
+                self._saved = min(self._saved, self.parts.index(cut[-1]))
+        last = messages[-1]
+        return [*messages[:-1], Message("assistant", last.content.rstrip(), last.parts)]
 
     def _count(self, call: CallRecord, u: Usage) -> None:
         for name in ("input_tokens", "output_tokens", "reasoning_tokens", "cost"):
@@ -395,6 +443,19 @@ class Response:
             self._sync()
             self._open = False
             self.parts.append(part)
+
+    def _ran_with(self, call_id: str, call: int, arguments: dict[str, Any]) -> None:
+        """The user changed a call's arguments before it ran: its part holds the ones that ran
+        (saved, shown, exported and sent from now on), the model's stay as
+        ``original_arguments``."""
+        with self._lock:
+            for n in range(len(self.parts) - 1, -1, -1):
+                p = self.parts[n]
+                if p.kind == "tool_call" and p.call == call and p.data.get("id") == call_id:
+                    p.data.setdefault("original_arguments", p.data.get("arguments"))
+                    p.data["arguments"] = dict(arguments)
+                    self._saved = min(self._saved, n)  # flushed again with the change
+                    return
 
     def _sync(self) -> None:
         """Write the pieces of the part still arriving into it (the lock is held)."""
@@ -466,7 +527,7 @@ class Conversation:
 
     def __init__(
         self,
-        model: Model,
+        model: Backend,
         system: str | None = None,
         store: Store | None = None,
         id: str | None = None,  # noqa: A002 - the conversation's id is called id everywhere
@@ -485,7 +546,7 @@ class Conversation:
         self._known: dict[str, Response] = {}  # every turn met: the tree without a store
 
     @classmethod
-    def load(cls, store: Store, conversation_id: str, model: Model | None = None) -> Conversation:
+    def load(cls, store: Store, conversation_id: str, model: Backend | None = None) -> Conversation:
         """A saved conversation (id or unique prefix) at its head, ready to continue.
 
         It answers with its own model unless ``model`` is given.
@@ -495,15 +556,15 @@ class Conversation:
         """
         record = store.conversation(conversation_id)
         if model is None:
-            from .providers.registry import get_model
+            from .providers.registry import get_backend
 
-            model = get_model(record.model)
+            model = get_backend(record.model)
         c = cls(model, system=record.system, store=store, id=record.id)
         c.title, c.title_source, c.created = record.title, record.title_source, record.created
         c.forked_from = record.forked_from
         c._set_path(store.path_to(record.head, texts=False))
-        if c.path:  # the options of the last turn go on
-            c.options = dict(c.path[-1].options)
+        if c.path:  # the options of the last turn go on (a schema was asked for it alone)
+            c.options = {k: v for k, v in c.path[-1].options.items() if k not in ONE_TURN}
         return c
 
     def record(self) -> ConversationRecord:
@@ -659,6 +720,19 @@ class Conversation:
         attachments = [p for p in last.parts if p.kind == "attachment"]
         return self.prompt(last.prompt, attachments=attachments, **{**last.options, **options})
 
+    def continue_answer(self, **options: Any) -> Response:
+        """Carry on the last answer, cut off at the token limit: more of the same turn (its
+        text joins the answer), streamed when the returned Response is iterated.
+
+        Raises:
+            ChatreplError: the last answer was not cut off.
+        """
+        if not self.path:
+            raise ChatreplError("Nothing to continue yet.")
+        turn = self.path[-1]
+        turn.reopen(**options)
+        return turn
+
     def edit(self, turn_id: str, text: str, **options: Any) -> Response:
         """Ask ``text`` in place of the prompt of ``turn_id`` (a turn on the path): a new branch
         from that point; the old one stays."""
@@ -687,10 +761,12 @@ class Conversation:
         if self.store:
             leaf = self.store.latest_leaf(turn_id)
             self._set_path(self.store.path_to(leaf, texts=False))
-        else:
-            leaf_id = turn_id
-            while children := [t for t in self._known.values() if t.parent_id == leaf_id]:
-                leaf_id = children[-1].id
+        else:  # the turn made last below it (turns are known in the order they were made)
+            below, leaf_id = {turn_id}, turn_id
+            for t in self._known.values():
+                if t.parent_id in below:
+                    below.add(t.id)
+                    leaf_id = t.id
             chain = []
             node: Response | None = self._known[leaf_id]
             while node is not None:
@@ -765,7 +841,7 @@ class Conversation:
         self.system = valid_text(system or "") or None
         self._save()
 
-    def set_model(self, model: Model) -> None:
+    def set_model(self, model: Backend) -> None:
         """Answer with ``model`` from the next turn on; the history stays."""
         self.model = _provider_model(model)
         self._save()
@@ -842,7 +918,7 @@ def _runner(tools: Any, approve: Callable[..., Any] | None) -> Toolbox:
     return Runner(tools, approve=hook)
 
 
-def _provider_model(model: Any) -> Model:
+def _provider_model(model: Any) -> Backend:
     """The provider's model behind ``model`` (the public ``chatrepl.Model`` wraps one)."""
     return getattr(model, "backend", model)
 
@@ -871,7 +947,12 @@ def _turn_messages(parts: list[Part], closed: bool) -> list[Message]:
         own = [p for p in parts if p.call == n]
         text = _joined(own, "text") + _joined(own, "refusal")
         extra = tuple(p for p in own if p.kind in ("reasoning", "tool_call"))
-        if text or any(p.kind == "tool_call" for p in extra):
+        calling = any(p.kind == "tool_call" for p in extra)
+        before = messages[-1]
+        if before.role == "assistant" and not any(p.kind == "tool_call" for p in before.parts):
+            # a continued answer (/continue): its calls' texts are one answer, sent as one
+            messages[-1] = Message("assistant", before.content + text, before.parts + extra)
+        elif text or calling:
             messages.append(Message("assistant", text, extra))
         results = [p for p in own if p.kind == "tool_result"]
         if closed:

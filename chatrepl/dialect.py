@@ -30,6 +30,10 @@ BUSY_TIMEOUT_S = 10
 #: one gets a sentence saying how, at about this many bytes a second.
 VACUUM_AT_ONCE_BYTES = 100_000_000
 VACUUM_BYTES_PER_S = 50_000_000
+#: Free space below which a "disk I/O error" is taken for a full disk.
+NO_ROOM_BYTES = 1024 * 1024
+#: The first key of PostgreSQL's advisory lock on one conversation while it is merged.
+MERGE_LOCK = 0x63686D67
 SEARCH_WINDOW = 300  # search ranks the newest this many matches
 PREFIX_BUDGET_S = 0.25  # the most a search may spend adding matches of words as prefixes
 _STEPS = 1_000  # SQLite instructions between two looks at the clock during such a search
@@ -61,6 +65,9 @@ class Dialect:
     returning_seq = ""
     #: appended to a SELECT whose rows the transaction must hold until it ends
     for_update = ""
+    #: a statement (parameters: the conversation's id) that holds one conversation until the
+    #: transaction ends, even before its row exists; "" where writers already take turns
+    conversation_lock = ""
     #: one connection for the whole store, closed only by the thread that opened it
     one_connection = False
     #: a sentence for the user once, after a migration (how to give space back), or None
@@ -149,6 +156,7 @@ class SqliteDialect(Dialect):
         if not exists and not create:
             raise StoreError(f"There is no chatrepl database at {path} yet: nothing saved.")
         if exists:
+            _check_regular(path)
             try:
                 version, tables = migrations.sqlite_version(path, _cannot_write(path))
             except sqlite3.DatabaseError as exc:
@@ -156,7 +164,7 @@ class SqliteDialect(Dialect):
             migrations.check_sqlite(path, version, tables)
         else:
             try:
-                from .config import private_file
+                from .settings import private_file
 
                 private_file(path)
             except OSError as exc:
@@ -208,7 +216,6 @@ class SqliteDialect(Dialect):
         return int(cursor.lastrowid)
 
     def unusable(self, exc: BaseException) -> str:
-        exc = _first(exc)
         text = str(exc).lower()
         if "not a database" in text or "malformed" in text or "corrupt" in text:
             return (
@@ -220,26 +227,23 @@ class SqliteDialect(Dialect):
                 f"{self.path} stayed locked by another program for over {BUSY_TIMEOUT_S} s: "
                 "try again."
             )
-        if self.is_full(exc):
+        if self.is_full(exc) or ("disk i/o error" in text and _no_room(self.path)):
             return f"The disk holding {self.path} is full: free some space and try again."
         if "readonly" in text or "read-only" in text or "unable to open" in text:
             return f"Cannot write to {self.path}: check its permissions and free space."
         return f"The database {self.path} failed: {exc}."
 
-    def cause(self, exc: BaseException) -> BaseException | None:
-        return _first(exc)
-
     def is_full(self, exc: BaseException | None) -> bool:
-        """Whether ``exc`` (or the sqlite3 error inside it) is SQLITE_FULL."""
-        exc = None if exc is None else _first(exc)
+        """Whether ``exc`` (or the sqlite3 error inside it, or the error it happened while
+        handling) is SQLITE_FULL."""
         seen = 0
-        while exc is not None and seen < 5:
+        while exc is not None and seen < 10:
             if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
                 return True
             if "database or disk is full" in str(exc):
                 return True
             inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
-            exc, seen = inner or exc.__cause__, seen + 1
+            exc, seen = inner or exc.__cause__ or exc.__context__, seen + 1
         return False
 
     def check_writable(self) -> None:
@@ -357,15 +361,6 @@ def _term(word: str, prefix: bool = True) -> str:
     return '"' + inner.replace('"', '""') + ('"*' if prefix and not exact else '"')
 
 
-def _first(exc: BaseException) -> BaseException:
-    """The failure itself, not the failed rollback after it: SQLite rolls a transaction back
-    on its own after some errors (a full disk), and the rollback that follows then fails."""
-    context = exc.__context__
-    if "no transaction is active" in str(exc) and context is not None:
-        return context
-    return exc
-
-
 def _lenient(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace")
 
@@ -377,6 +372,46 @@ def _identity(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_dev, st.st_ino
+
+
+def first_failure(exc: BaseException) -> BaseException:
+    """The database error that started it all. When COMMIT fails on a full disk, SQLite has
+    already rolled the transaction back, so the ROLLBACK that follows fails too ("cannot
+    rollback - no transaction is active"): that second error hides the real one, which is in
+    its context."""
+    seen = 0
+    while (
+        seen < 10
+        and isinstance(exc.__context__, pw.DatabaseError | sqlite3.DatabaseError)
+        and ("no transaction is active" in str(exc) or str(exc) == str(exc.__context__))
+    ):
+        exc, seen = exc.__context__, seen + 1
+    return exc
+
+
+def _no_room(path: Path) -> bool:
+    """Whether the filesystem holding ``path`` has (next to) no space left: SQLite reports a
+    write-ahead log or shared-memory file it could not make room for as a "disk I/O error"."""
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < NO_ROOM_BYTES
+
+
+def _check_regular(path: Path) -> None:
+    """Refuse a folder, a FIFO or a device as the database (SQLite would wait forever on a
+    FIFO for a writer)."""
+    from .files import NotRegularFileError, check_regular
+
+    try:
+        check_regular(path)
+    except NotRegularFileError as exc:
+        raise StoreError(
+            f"{path} is {exc.what}, not a chatrepl database: give another --db path."
+        ) from None
+    except OSError:
+        pass  # SQLite says what is wrong with it
 
 
 def _cannot_write(path: Path) -> bool:
@@ -394,6 +429,10 @@ class PostgresDialect(Dialect):
     failures = (pw.DatabaseError, sqlite3.DatabaseError, pw.InterfaceError)
     returning_seq = " RETURNING seq"
     for_update = " FOR UPDATE"
+    # Two merges of one conversation at once (two copies running, or a copy killed while its
+    # server still finishes the transaction): a row lock cannot cover a row that does not exist
+    # yet, so the second would insert it again and fail on the primary key.
+    conversation_lock = f"SELECT pg_advisory_xact_lock({MERGE_LOCK}, hashtext(?))"
     one_connection = True
 
     def __init__(self, url: str):

@@ -14,7 +14,7 @@ from .errors import ChatreplError
 
 if TYPE_CHECKING:
     from .conversation import Conversation, Response
-    from .providers.base import Model
+    from .providers.base import Backend
     from .records import Part
     from .store import Store
     from .tools.runner import Runner
@@ -39,20 +39,22 @@ def say_progress(text: str) -> None:
 
 def say_error(message: str) -> None:
     """One line on stderr: ``chatrepl: message``, cleaned of anything that drives a terminal."""
-    from .text import make_safe
+    from .text import hide_urls, make_safe
 
-    print(f"chatrepl: {make_safe(' '.join(str(message).split()))}", file=sys.stderr)
+    print(f"chatrepl: {make_safe(hide_urls(' '.join(str(message).split())))}", file=sys.stderr)
 
 
 class Parser(argparse.ArgumentParser):
     """argparse whose error messages cannot drive the terminal: an argument quoted back in
-    "unrecognized arguments: …" or "invalid choice: …" is cleaned like any outside text."""
+    "unrecognized arguments: …" or "invalid choice: …" is cleaned like any outside text, and
+    a URL in it (``--db postgresql://me:password@…`` given where it is not taken) shows no
+    secrets."""
 
     def error(self, message: str) -> NoReturn:
-        from .text import make_safe
+        from .text import hide_urls, make_safe
 
         self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {make_safe(message)}\n")
+        self.exit(2, f"{self.prog}: error: {make_safe(hide_urls(message))}\n")
 
 
 def guarded(action: Callable[[], int]) -> int:
@@ -73,14 +75,14 @@ def guarded(action: Callable[[], int]) -> int:
         return 141
 
 
-def open_store(db: str | None, create: bool = True) -> Store:
+def open_store(db: str | None, *, create: bool) -> Store:
     """The database ``--db`` / ``$CHATREPL_DB`` / the home names.
 
     With ``create`` a missing one is made (and the home folder with it, when the database is
     the default one); without, a missing database is an error, so read-only commands leave
     nothing behind.
     """
-    from .config import db_path, ensure_home
+    from .settings import db_path, ensure_home
     from .store import Store
 
     if create and not (db or os.environ.get("CHATREPL_DB")):
@@ -105,20 +107,20 @@ def open_conversation(
     Says once on stderr when the offline model is used because nothing is configured.
     """
     from .conversation import Conversation
-    from .providers.base import Model
-    from .providers.registry import OFFLINE_ADVICE, default_model_name, get_model
+    from .providers.base import Backend
+    from .providers.registry import OFFLINE_ADVICE, default_model_name, get_backend
 
-    Model.progress = staticmethod(say_progress)  # e.g. "loading gemma3-270m… done in 1.0 s."
-    model = get_model(model_name) if model_name else None
+    Backend.progress = staticmethod(say_progress)  # e.g. "loading gemma3-270m… done in 1.0 s."
+    model = get_backend(model_name) if model_name else None
     conversation_id = store.last_id() if latest else resume
     if conversation_id is not None:  # `-r ""` (an unset $ID) is a bad id, not a new chat
         conversation = load_conversation(store, conversation_id, model)
     else:
         if model is None:
             name, offline = default_model_name()
-            model = get_model(name)
+            model = get_backend(name)
             if offline:
-                from .config import home
+                from .settings import home
 
                 say_error(OFFLINE_ADVICE.format(model=name, config=home() / "config.toml"))
         conversation = Conversation(model, store=store)
@@ -130,8 +132,8 @@ def open_conversation(
 def load_conversation(
     store: Store,
     conversation_id: str,
-    model: Model | None = None,
-    fallback: Model | None = None,
+    model: Backend | None = None,
+    fallback: Backend | None = None,
     warn: Callable[[str], None] = say_error,
 ) -> Conversation:
     """A saved conversation, answered by ``model`` from now on if given.
@@ -142,13 +144,13 @@ def load_conversation(
     """
     from .conversation import Conversation
     from .errors import ConfigError
-    from .providers.registry import default_model_name, get_model
+    from .providers.registry import default_model_name, get_backend
 
     if model is None:
         try:
             return Conversation.load(store, conversation_id)
         except ConfigError as exc:
-            model = fallback or get_model(default_model_name()[0])
+            model = fallback or get_backend(default_model_name()[0])
             warn(f"{exc} Continuing with {model.full_name}.")
     conversation = Conversation.load(store, conversation_id, model=model)
     conversation.set_model(model)  # recorded: the conversation goes on with this model
@@ -183,7 +185,7 @@ def open_tools(
     Nothing of the tools is imported (and no MCP server starts) unless some are asked for or
     configured; a name that cannot be enabled is one sentence through ``warn``.
     """
-    from .config import load_config
+    from .settings import load_config
 
     config = load_config()
     wanted = list(names or [])
@@ -211,7 +213,10 @@ def tool_line(tool: Any, arguments: dict[str, Any], part: Part, width: int = 100
     )
     name = getattr(tool, "name", None) or str(part.data.get("name", "?"))
     mark = "✗" if part.data.get("is_error") else "→"
-    line = f"⚙ {name}({shorten(args, width // 2)}) {mark} {shorten(part.text, width // 2)}"
+    result = part.text
+    if part.data.get("edited"):  # the first line says so, for the model: here, a word
+        result = "(edited) " + result.partition("\n")[2]
+    line = f"⚙ {name}({shorten(args, width // 2)}) {mark} {shorten(result, width // 2)}"
     return make_safe(shorten(line, width))
 
 

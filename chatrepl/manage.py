@@ -1,6 +1,7 @@
 """The sub-commands that work on saved conversations from the shell.
 
-``chatrepl list | show | search | export | title | delete | models | import | import-llm | db``:
+``chatrepl list | show | search | export | title | delete | models | import | import-llm | db``
+(``templates`` and ``keys`` live in manage_templates.py and manage_keys.py):
 cli.py hands :func:`main` the arguments, the sub-command first. Each command prints a rich
 table (or rendered Markdown) on a terminal, plain tab-separated lines into a pipe, and stable
 JSON with ``--json``. The exit status is 0 on success, 1 on an error (one line on stderr,
@@ -18,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ChatreplError
-from .frontend import guarded, say_error
+from .errors import ChatreplError, UsageError
+from .frontend import guarded, open_store, say_error
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -42,10 +43,6 @@ SUMMARY_FIELDS = (
 #: Fields of a hit in ``search --json``, in this order.
 HIT_FIELDS = ("conversation_id", "title", "response_id", "started", "snippet")
 ALL = 0  # ``-n 0``: no limit
-
-
-class UsageError(ChatreplError):
-    """The command line asks for something that cannot be done as asked (exit status 2)."""
 
 
 # --- the parser --------------------------------------------------------------------------------
@@ -136,16 +133,18 @@ def parser() -> argparse.ArgumentParser:
 
     p = command(
         "export",
-        "Write a conversation as Markdown (to read) or JSON (to import again).",
+        "Write a conversation as Markdown (to read), HTML (one page to share) or JSON (to "
+        "import again).",
         "chatrepl export 01JD8X --format json -o goat.json",
         cmd_export,
     )
     p.add_argument("id", metavar="ID", help="a conversation id, or a unique prefix of one")
     p.add_argument(
         "--format",
-        choices=("markdown", "json"),
+        choices=("markdown", "html", "json"),
         default="markdown",
-        help="markdown (the default) or json",
+        help="markdown (the default), html (one self-contained page: every branch, images "
+        "embedded) or json",
     )
     p.add_argument(
         "-o", "--output", metavar="FILE", help="write to FILE (mode 0600) instead of stdout"
@@ -207,6 +206,11 @@ def parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="llm's logs.db or its folder (default: $LLM_USER_PATH/logs.db, else llm's own)",
     )
+    p.add_argument(
+        "--keys",
+        action="store_true",
+        help="also copy llm's API keys (into the keyring, else keys.json)",
+    )
     add_db_command(commands)
     return root
 
@@ -248,13 +252,6 @@ def _run(args: argparse.Namespace) -> int:
 # --- helpers shared by the commands -------------------------------------------------------------
 
 
-def open_store(args: argparse.Namespace, create: bool = False) -> Store:
-    """The database ``--db`` / ``$CHATREPL_DB`` / the home names; never created unless asked."""
-    from .frontend import open_store as opened
-
-    return opened(args.db, create=create)
-
-
 def _terminal() -> bool:
     return sys.stdout.isatty()
 
@@ -270,13 +267,10 @@ def _print_json(data: Any) -> None:
 
 
 def json_text(data: Any) -> str:
-    """``data`` as indented JSON, every character that could drive a terminal (controls, bidi
-    and other format characters, lone surrogates) written as a ``\\uXXXX`` escape: the same
-    data to a JSON reader, inert on a screen."""
-    from .text import _UNSAFE
+    """``data`` as indented JSON, safe on a screen (see :func:`chatrepl.text.json_text`)."""
+    from .text import json_text as text
 
-    text = json.dumps(data, indent=2, ensure_ascii=False)
-    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
+    return text(data)
 
 
 def _line(*cells: Any) -> str:
@@ -320,7 +314,7 @@ def _limit(n: int) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """``chatrepl list [-n N] [--json]``."""
-    store = open_store(args)
+    store = open_store(args.db, create=False)
     rows = store.recent(_limit(args.n))
     if args.json:
         _print_json([summary_json(s) for s in rows])
@@ -345,7 +339,7 @@ def _conversation(
 ) -> tuple[ConversationSummary, list[TurnRecord], list[TurnRecord]]:
     """The conversation ``args.id`` names: its summary, the turns of its current path, and
     every turn."""
-    store = open_store(args)
+    store = open_store(args.db, create=False)
     cid = store.resolve(args.id)
     return store.summary(cid), store.turns(cid), store.turns(cid, all_branches=True)
 
@@ -356,7 +350,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     summary, turns, every = _conversation(args)
     if args.json:
-        _print_json(to_json(summary, every, open_store(args).attachment))
+        _print_json(to_json(summary, every, open_store(args.db, create=False).attachment))
     elif args.markdown or not _terminal():
         text = to_markdown(
             summary, turns, every if args.all_branches else None, reasoning=args.reasoning
@@ -447,7 +441,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     query = " ".join(" ".join(args.query).split())
     if not query.strip('" '):
         raise UsageError("search for what? Give one or more words.")
-    store = open_store(args)
+    store = open_store(args.db, create=False)
     terminal = _terminal() and not args.json
     marks = MARKS if terminal else ("[", "]")
     hits = store.search(query, _limit(args.n), marks, reasoning=args.reasoning)
@@ -502,13 +496,19 @@ def _highlighted(snippet: str) -> Any:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """``chatrepl export ID [--format markdown|json] [-o FILE]``."""
+    """``chatrepl export ID [--format markdown|html|json] [-o FILE]``."""
     from .export import to_json, to_markdown
 
     summary, turns, every = _conversation(args)
     if args.format == "json":
-        files = open_store(args).attachment  # the attached files go in the export too
+        files = open_store(
+            args.db, create=False
+        ).attachment  # the attached files go in the export too
         text = json_text(to_json(summary, every, files))
+    elif args.format == "html":
+        from .export_html import to_html
+
+        text = to_html(summary, turns, every, open_store(args.db, create=False).attachment)
     else:
         text = to_markdown(
             summary, turns, every if args.all_branches else None, reasoning=args.reasoning
@@ -516,7 +516,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output in (None, "-"):
         sys.stdout.write(_safe(text) if _terminal() else _valid(text))  # a pipe: as saved
         return 0
-    from .config import write_private
+    from .settings import write_private
 
     path = write_private(Path(args.output).expanduser(), text)
     if sys.stderr.isatty():
@@ -532,7 +532,7 @@ def cmd_title(args: argparse.Namespace) -> int:
     title = " ".join(" ".join(args.text).split())
     if not title:
         raise UsageError("the title is empty: give the new title after the id.")
-    store = open_store(args)
+    store = open_store(args.db, create=False)
     cid = store.resolve(args.id)
     store.set_title(cid, title, "user")
     if _terminal():
@@ -542,7 +542,7 @@ def cmd_title(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     """``chatrepl delete ID... [--yes]``: asks on a terminal; refuses without one."""
-    store = open_store(args)
+    store = open_store(args.db, create=False)
     ids = list(dict.fromkeys(store.resolve(i) for i in args.ids))
     if not args.yes:
         if not sys.stdin.isatty():
@@ -582,84 +582,34 @@ def _confirm(store: Store, ids: list[str]) -> bool:
 
 
 def models_info() -> dict[str, Any]:
-    """What ``models --json`` prints: providers, their keys and models, aliases, the default."""
-    from .config import load_config
-    from .errors import ConfigError
-    from .providers.registry import default_model_name, providers, resolve_name
+    """What ``models --json`` prints: providers (each ready or not, and why), their keys and
+    models, aliases, the default (``model_list``: the answer /model and Tab completion give)."""
+    from .model_list import model_list
 
-    config = load_config()
-    known = providers(config)
-    name, offline = default_model_name(config)
-    try:
-        resolved: str | None = resolve_name(name, config)
-    except ConfigError:
-        resolved = None
-    out_providers = []
-    for info in known.values():
-        s = info.settings
-        names = list(dict.fromkeys([*info.models, *filter(None, [s.get("default_model")])]))
-        base = (os.environ.get(s["base_url_env"]) if s.get("base_url_env") else None) or s.get(
-            "base_url"
-        )
-        out_providers.append(
-            {
-                "name": info.name,
-                "type": info.type,
-                "key": ("set" if info.api_key else "missing") if info.needs_key else "not needed",
-                "key_env": s.get("api_key_env"),
-                "usable": info.usable,
-                "base_url": _without_userinfo(base) if base else None,
-                "models": [f"{info.name}:{m}" for m in names],
-            }
-        )
-    served = _served(known)
-    for p in out_providers:
-        if (names := served.get(p["name"])) is not None:
-            p["served"] = [f"{p['name']}:{m}" for m in names]
-            p["models"] = list(dict.fromkeys([*p["models"], *p["served"]]))
-    aliases = {str(k): str(v) for k, v in config.get("aliases", {}).items()}
+    found = model_list()
+    providers = []
+    for p in found.providers:
+        entry: dict[str, Any] = {
+            "name": p.name,
+            "type": p.type,
+            "key": p.key,
+            "key_env": p.key_env,
+            "usable": p.ready,
+            "status": p.status,
+            "why": p.why,
+            "base_url": p.base_url,
+            "models": p.models,
+        }
+        if p.served is not None:
+            entry["served"] = p.served
+        providers.append(entry)
     return {
-        "default": name,
-        "default_resolved": resolved,
-        "offline_fallback": offline,
-        "providers": out_providers,
-        "aliases": aliases,
+        "default": found.default,
+        "default_resolved": found.default_resolved,
+        "offline_fallback": found.offline_fallback,
+        "providers": providers,
+        "aliases": found.aliases,
     }
-
-
-def _served(known: dict[str, Any]) -> dict[str, list[str]]:
-    """What each usable OpenAI-compatible provider's server lists at ``GET /models``, asked of
-    all of them at once; a server that cannot say is left out."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .providers.registry import build
-
-    def ask(info: Any) -> tuple[str, list[str] | None]:
-        try:
-            model = build(info, str(info.settings.get("default_model") or "any"))
-        except Exception:  # a provider that cannot be built says so elsewhere
-            return info.name, None
-        try:
-            return info.name, model.available_models()
-        finally:
-            model.close()
-
-    wanted = [i for i in known.values() if i.type == "openai" and i.usable]
-    if not wanted:
-        return {}
-    with ThreadPoolExecutor(max_workers=min(8, len(wanted))) as pool:
-        return {name: names for name, names in pool.map(ask, wanted) if names is not None}
-
-
-def _without_userinfo(url: str) -> str:
-    """A base URL fit to show: credentials (``user:pass@``) and query values (``?key=``) out."""
-    from .providers.http import Endpoint
-
-    return (
-        Endpoint("", re.sub(r"//[^/@]*@", "//", url)).shown_url
-        if "?" in url
-        else _safe(re.sub(r"//[^/@]*@", "//", url))
-    )
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -668,11 +618,11 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(info)
         return 0
-    usable = {p["name"]: p["usable"] for p in info["providers"]}
+    statuses = {p["name"]: p["status"] for p in info["providers"]}
     default = info["default_resolved"] or info["default"]
 
     def status(model: str) -> str:
-        return "ready" if usable.get(model.partition(":")[0]) else "no-key"
+        return str(statuses.get(model.partition(":")[0], "no-key"))
 
     if not _terminal():
         listed = set()
@@ -694,6 +644,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("provider", no_wrap=True, style="cyan")
     table.add_column("key", no_wrap=True)
+    table.add_column("status", no_wrap=True)
     table.add_column("models", ratio=1)
     for p in info["providers"]:
         if p["key"] == "set":
@@ -703,12 +654,13 @@ def cmd_models(args: argparse.Namespace) -> int:
             key = Text(f"missing ({env})" if p["key_env"] else "missing", style="red")
         else:
             key = Text("not needed", style="dim")
+        ready = Text(p["status"], style="green" if p["status"] == "ready" else "red")
         models = Text()
         for i, m in enumerate(p["models"]):
             if i:
                 models.append(", ")
             models.append(_safe(m), style="bold" if m == default else "")
-        table.add_row(Text(_safe(p["name"])), key, models)
+        table.add_row(Text(_safe(p["name"])), key, ready, models)
     console = _console()
     console.print(table)
     if info["aliases"]:
@@ -736,11 +688,25 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .export import attachments_in, from_json
 
     loaded, files = [], {}
+    from .files import NotRegularFileError, read_regular
+
     for name in args.files:
         try:
-            text = sys.stdin.read() if name == "-" else Path(name).expanduser().read_text("utf-8")
+            if name == "-":
+                text = sys.stdin.read()
+            else:
+                text = read_regular(Path(name).expanduser()).decode("utf-8")
+        except NotRegularFileError as exc:
+            raise ChatreplError(
+                f"{_safe(name)} is {exc.what}, not a regular file: give an export file, or - "
+                "to read one from stdin."
+            ) from None
         except OSError as exc:
-            raise ChatreplError(f"Cannot read {_safe(name)}: {exc.strerror or exc}.") from exc
+            from .text import sentence
+
+            raise ChatreplError(
+                sentence(f"Cannot read {_safe(name)}: {exc.strerror or exc}")
+            ) from exc
         except UnicodeDecodeError:
             raise ChatreplError(
                 f"{_safe(name)} is not a chatrepl JSON export (not UTF-8 text)."
@@ -755,7 +721,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             files.update(attachments_in(data))
         except ChatreplError as exc:
             raise ChatreplError(f"{_safe(name)}: {exc}") from None
-    store = open_store(args, create=True)
+    store = open_store(args.db, create=True)
     for sha, (mime, content) in files.items():
         store.put_attachment(sha, mime, content)
     for summary, turns in loaded:
@@ -789,8 +755,18 @@ def cmd_import_llm(args: argparse.Namespace) -> int:
     from .importers.llm import read_conversations
 
     path = llm_logs_path(args.path)
-    conversations = read_conversations(path)
-    store = open_store(args, create=True)
+    folder = path.parent
+    others = (folder / "templates").is_dir() or (args.keys and (folder / "keys.json").is_file())
+    if not path.is_file() and others:  # llm's templates or keys, and no logs yet
+        print(f"No conversations: there is no logs.db in {_safe(str(folder))}.")
+    else:
+        _import_logs(args, path, read_conversations(path))
+    _import_llm_files(folder, args.keys)
+    return 0
+
+
+def _import_logs(args: argparse.Namespace, path: Path, conversations: list[Any]) -> None:
+    store = open_store(args.db, create=True)
     new = new_turns = grown = added = 0
     for summary, turns in conversations:
         if store.import_conversation(summary, turns):
@@ -804,7 +780,31 @@ def cmd_import_llm(args: argparse.Namespace) -> int:
     if same:
         parts.append(f"{_plural(same, 'conversation')} already here")
     print(f"{', '.join(parts)} from {_safe(str(path))}.")
-    return 0
+
+
+def _import_llm_files(folder: Path, keys: bool) -> None:
+    """llm's templates (and keys, with ``keys``), each reported: what came, what could not."""
+    from .importers.llm_files import Report, import_keys, import_templates
+
+    def say(report: Report, what: str) -> None:
+        if report.imported:
+            names = _safe(", ".join(report.imported))
+            print(f"Imported {_plural(len(report.imported), what)} from llm: {names}.")
+        if report.same:
+            print(
+                f"{_plural(len(report.same), what)} already here: {_safe(', '.join(report.same))}."
+            )
+        for line in report.dropped:
+            print(f"Imported {_safe(line)} (chatrepl does not support those).")
+        for line in report.skipped:
+            print(f"Not imported: {_safe(line)}.")
+
+    say(import_templates(folder), "template")
+    if keys:
+        report = import_keys(folder)
+        if not (report.imported or report.same or report.skipped):
+            print(f"No keys to import: there is no keys.json in {_safe(str(folder))}.")
+        say(report, "key")
 
 
 def _plural(n: int, word: str) -> str:
@@ -828,7 +828,7 @@ def add_tools_command(command: Callable[..., Any], json_flag: Callable[..., None
 
 def cmd_tools(args: argparse.Namespace) -> int:
     """``chatrepl tools [--json] [--start]``: one row per tool (or per server not started)."""
-    from .config import load_config
+    from .settings import load_config
     from .tools.toolbox import Toolbox
 
     box = Toolbox(load_config())
@@ -839,14 +839,15 @@ def cmd_tools(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rows)
         return 0
+    from .tables import tool_about, tools_table
+
+    if _terminal():
+        console = _console()
+        console.print(tools_table(rows, console.width, states=False))
+        return 0
     for row in rows:
-        if row["kind"] == "tool":
-            about = row["description"].split(". ")[0].strip()
-        elif "error" in row:
-            about = row["error"]
-        else:
-            about = f"MCP server ({row['transport']}: {row['where']}); --start lists its tools"
-        sys.stdout.write(_line(_safe(row["name"]), _safe(row["source"]), _safe(about)) + "\n")
+        line = _line(_safe(row["name"]), _safe(row["source"]), _safe(tool_about(row)))
+        sys.stdout.write(line + "\n")
     return 0
 
 
@@ -877,7 +878,7 @@ def add_db_command(commands: Any) -> None:
 
 def cmd_db_copy(args: argparse.Namespace) -> int:
     """``chatrepl db copy SRC DST``."""
-    from .config import db_path
     from .dbcopy import run
+    from .settings import db_path
 
     return run(db_path(args.src), db_path(args.dst))

@@ -288,8 +288,10 @@ def m005_each_text_once(db: Db) -> None:
         "ALTER TABLE turns DROP COLUMN extra",
         _texts_view(
             "group_concat(p.text, '')",
-            "group_concat(CASE p.kind WHEN 'tool_result' THEN p.text "
-            "ELSE CASE WHEN json_valid(p.data) THEN json_extract(p.data, '$.name') END END, "
+            "group_concat(CASE WHEN p.kind = 'tool_result' THEN p.text "
+            "WHEN NOT json_valid(p.data) THEN '' "
+            "ELSE COALESCE(json_extract(p.data, '$.name'), '') || CASE WHEN "
+            "json_extract(p.data, '$.command') IS NULL THEN '' ELSE char(10) || p.text END END, "
             "char(10))",
         ),
         """CREATE VIEW turn_words (seq, words) AS
@@ -319,8 +321,8 @@ def _joined(aggregate: str, kind: str, turn: str = "turns") -> str:
 
 def _texts_view(concat: str, extra: str) -> str:
     """``turn_texts``: each turn's prompt, answer and what search finds besides (tool results,
-    attachment names), made from its parts (``concat`` and ``extra``: the engine's
-    aggregates)."""
+    attachment names, a command's output), made from its parts (``concat`` and ``extra``: the
+    engine's aggregates)."""
     return f"""CREATE VIEW turn_texts (seq, conversation_id, prompt, response, extra) AS
         SELECT t.seq, t.conversation_id,
             COALESCE(t.prompt_override, {_joined(concat, "prompt", "t")}, ''),
@@ -499,12 +501,15 @@ def pg_m005_each_text_once(db: Db) -> None:
         _texts_view(
             concat,
             "string_agg(CASE p.kind WHEN 'tool_result' THEN p.text "
-            "ELSE COALESCE(p.data::json ->> 'name', '') END, E'\\n' ORDER BY p.position)",
+            "ELSE COALESCE(p.data::json ->> 'name', '') || CASE WHEN p.data::json ->> 'command' "
+            "IS NULL THEN '' ELSE E'\\n' || p.text END END, E'\\n' ORDER BY p.position)",
         ),
         f"""CREATE FUNCTION {SCHEMA}.part_words(kind TEXT, body TEXT, data TEXT)
             RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-            SELECT to_tsvector('{SCHEMA}.words', CASE WHEN kind = 'attachment'
-                THEN COALESCE(data::json ->> 'name', '') ELSE left(body, {INDEXED_CHARS}) END)
+            SELECT to_tsvector('{SCHEMA}.words', left(CASE WHEN kind = 'attachment'
+                THEN COALESCE(data::json ->> 'name', '') || CASE WHEN data::json ->> 'command'
+                    IS NULL THEN '' ELSE E'\\n' || body END
+                ELSE body END, {INDEXED_CHARS}))
             $$""",
         f"""CREATE INDEX parts_words ON parts USING GIN ({SCHEMA}.part_words(kind, text, data))
             WHERE {SEARCHED_PARTS}""",

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, fields
 from typing import Any
 
-from .dialect import open_dialect
+from .dialect import first_failure, open_dialect
 from .errors import AmbiguousIdError, NotFoundError, StoreError
 from .ids import ID_CHARS
 from .migrations import OUTLINE_COLUMNS
@@ -89,7 +89,8 @@ class Store:
         try:
             yield
         except self.dialect.failures as exc:
-            raise StoreError(self.dialect.unusable(exc)) from self.dialect.cause(exc)
+            failure = first_failure(exc)  # not the failed ROLLBACK that followed it
+            raise StoreError(self.dialect.unusable(failure)) from self.dialect.cause(exc)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -369,6 +370,8 @@ class Store:
         """
         lock = self.dialect.for_update
         with self._writing():
+            if self.dialect.conversation_lock:
+                self._x(self.dialect.conversation_lock, (c.id,))
             row = self._x(f"SELECT updated FROM conversations WHERE id = ?{lock}", (c.id,))
             row = row.fetchone()
             values = [getattr(c, name) for name in _CONVERSATION_COLUMNS]
@@ -621,21 +624,27 @@ class Store:
         )
 
     def latest_leaf(self, turn_id: str) -> str:
-        """The newest turn at the end of the branch through ``turn_id``: its newest child, that
-        child's newest child, and so on."""
-        newest: dict[str, str] = {}  # each turn's newest child (the conversation's links, read
-        for tid, parent in self._sql(  # at once: walking down is then done in memory)
-            "SELECT id, parent_id FROM turns WHERE conversation_id = "
-            "(SELECT conversation_id FROM turns WHERE id = ?) ORDER BY seq",
+        """The newest turn of the branch through ``turn_id``: the turn made last among
+        ``turn_id`` and everything below it (where the user last was on that branch, however
+        it branches further down)."""
+        below: dict[str | None, list[tuple[int, str]]] = {}  # the conversation's links, read
+        newest: tuple[int, str] = (-1, turn_id)  # at once (no index of parents): in memory
+        for seq, tid, parent in self._sql(
+            "SELECT seq, id, parent_id FROM turns WHERE conversation_id = "
+            "(SELECT conversation_id FROM turns WHERE id = ?)",
             (turn_id,),
         ):
-            if parent is not None:
-                newest[parent] = tid
-        seen = {turn_id}
-        while turn_id in newest and newest[turn_id] not in seen:  # damaged links cannot loop
-            turn_id = newest[turn_id]
-            seen.add(turn_id)
-        return turn_id
+            below.setdefault(parent, []).append((seq, tid))
+            if tid == turn_id:
+                newest = (seq, tid)
+        todo, seen = [turn_id], {turn_id}
+        while todo:
+            for seq, tid in below.get(todo.pop(), []):
+                if tid not in seen:  # damaged links cannot loop
+                    seen.add(tid)
+                    todo.append(tid)
+                    newest = max(newest, (seq, tid))
+        return newest[1]
 
     def tree(self, conversation_id: str) -> list[TreeNode]:
         """Every turn of a conversation in the shape the tree view needs, oldest first."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ChatreplError, NotFoundError
-from ..text import make_safe, parse_time, shorten
+from ..text import make_safe, parse_time, sentence, shorten
 from .toolbar import SHORT_ID
 
 if TYPE_CHECKING:
@@ -148,13 +148,6 @@ def ago(iso: str, now: datetime | None = None) -> str:
     return then.astimezone().strftime("%Y-%m-%d")
 
 
-def short_ids(ids: list[str], least: int = 8) -> dict[str, str]:
-    """Each id cut to the shortest prefix (at least ``least`` long) that tells it from the rest."""
-    from ..tables import short_ids as shortest
-
-    return shortest(ids, least=least)
-
-
 def plural(n: int, word: str) -> str:
     """``1 turn``, ``2 turns``."""
     return f"{n} {word}{'' if n == 1 else 's'}"
@@ -226,7 +219,9 @@ def cmd_help(repl: Session, arg: str) -> None:
         if cmd.aliases:
             usage += "   (also " + ", ".join("/" + a for a in cmd.aliases) + ")"
         repl.console.print(Text(usage, style="bold"))
-        repl.console.print(Text(cmd.details or cmd.help))
+        from rich.markdown import Markdown  # the details are Markdown: shown rendered
+
+        repl.console.print(Markdown(cmd.details or cmd.help, inline_code_theme=None))
         return
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
@@ -258,9 +253,10 @@ def cmd_new(repl: Session, arg: str) -> None:
     said = f"New conversation with {make_safe(old.model.full_name)}"
     if old.system:
         said += f", persona: {_persona_line(old.system)}"
+    said = sentence(said)
     if old.turns:
-        said += ". The previous one is saved: /resume last brings it back"
-    repl.say(said + ".")
+        said += " The previous one is saved: /resume last brings it back."
+    repl.say(said)
 
 
 @command("list", "[N]", "recent conversations, numbered for /resume")
@@ -329,7 +325,7 @@ def cmd_title(repl: Session, arg: str) -> None:
     if not c.turns:
         repl.say("Nothing to name yet: chat first, or give the title: /title TEXT.")
         return
-    from .interrupt import answering
+    from ..screen.interrupt import answering
 
     with answering(), repl.console.status("asking the model for a title…", spinner="dots"):
         title = c.propose_title()
@@ -382,25 +378,27 @@ def cmd_model(repl: Session, arg: str) -> None:
 
     c = repl.conversation
     if arg:
-        from ..providers.registry import get_model
+        from ..providers.registry import get_backend
 
-        model = get_model(arg)
+        model = get_backend(arg)
         c.set_model(model)
         repl.say(f"Model: {make_safe(model.full_name)} from the next turn on.")
         if warning := missing_key(model.provider):
             repl.error(warning)
         repl.refresh()
         return
-    from ..providers.registry import providers
-
     repl.say(f"Now: {make_safe(c.model.full_name)}", "bold")
-    for info in providers().values():
-        line = Text(f"  {make_safe(info.name):<10} ")
-        if info.usable:
-            line.append(make_safe(", ".join(info.models)) or "(any model name)")
+    found = repl.model_list(fresh=True)  # the list `chatrepl models` and Tab completion show
+    width = max((len(p.name) for p in found.providers), default=8) + 2
+    for p in found.providers:
+        line = Text(f"  {make_safe(p.name):<{width}}")
+        if p.ready:
+            line.append(make_safe(", ".join(p.models)) or "(any model name)")
         else:
-            line.append(make_safe(info.unavailable), style="dim")
+            line.append(f"{p.status}: {make_safe(p.why)}", style="dim")
         repl.console.print(line)
+    for alias, target in found.aliases.items():
+        repl.say(f"  alias {make_safe(alias)} → {make_safe(target)}", "dim")
     repl.say("/model provider:name switches; Tab completes.", "dim")
 
 
@@ -490,12 +488,14 @@ def cmd_copy(repl: Session, arg: str) -> None:
         repl.say(f"Copied {what} ({len(text):,} characters) with {how}.")
 
 
-@command("export", "[FILE]", "write the conversation as Markdown")
+@command("export", "[FILE]", "write the conversation as Markdown (or HTML: FILE.html)")
 def cmd_export(repl: Session, arg: str) -> None:
     """Write the conversation as a Markdown file (mode 0600): to FILE, or to TITLE-ID.md in the
-    current folder. Undone turns are left out; interrupted and failed ones are marked."""
-    from ..config import write_private
+    current folder. Undone turns are left out; interrupted and failed ones are marked. A FILE
+    ending in .html is one self-contained page instead, with every branch (folded) and the
+    images embedded."""
     from ..export import to_markdown
+    from ..settings import write_private
 
     c = repl.conversation
     if not c.responses:
@@ -509,7 +509,14 @@ def cmd_export(repl: Session, arg: str) -> None:
     if path.is_file() and not repl.confirm(f"{make_safe(str(path))} exists. Overwrite it?"):
         repl.say("Not exported.")
         return
-    text = to_markdown(repl.store.summary(c.id), repl.store.turns(c.id))
+    summary = repl.store.summary(c.id)
+    if path.suffix.lower() in (".html", ".htm"):
+        from ..export_html import to_html
+
+        every = repl.store.turns(c.id, all_branches=True)
+        text = to_html(summary, repl.store.turns(c.id), every, repl.store.attachment)
+    else:
+        text = to_markdown(summary, repl.store.turns(c.id))
     write_private(path, text, make_folder=False)
     repl.say(f"Exported {plural(len(c.turns), 'turn')} to {make_safe(str(path))}")
 
@@ -529,7 +536,7 @@ def cmd_search(repl: Session, arg: str) -> None:
         return
     hits = repl.store.search(arg, 20, marks=MARKS, reasoning=reasoning)
     if not hits:
-        repl.say(f"Nothing found for {make_safe(shorten(arg, 40))}.")
+        repl.say(sentence(f"Nothing found for {make_safe(shorten(arg, 40))}"))
         return
     from ..tables import short_ids as shortest
 

@@ -10,8 +10,10 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..conversation import Conversation, Response
+    from ..model_list import ModelList
     from ..records import Part
     from ..store import Store
+    from ..templates import Template
     from ..tools.toolbox import Toolbox
 
 
@@ -24,6 +26,9 @@ class Session(Protocol):
     listed: list[str]  # ids of the last /list or /search, for /resume N
     running: bool
     staged: list[Part]  # files /attach staged for the next prompt
+    template: Template | None  # the template wrapping each message (/template)
+    template_params: dict[str, str]  # its $params
+    no_log: bool  # -n: nothing is saved
 
     def say(self, message: str, style: str = "") -> None:
         """Print one message (never parsed as markup)."""
@@ -54,6 +59,9 @@ class Session(Protocol):
 
     def refresh(self) -> None:
         """Recompute what the toolbar and the completer show."""
+
+    def model_list(self, fresh: bool = False) -> ModelList:
+        """Which models exist and which are ready (the answer `chatrepl models` gives)."""
 
     def toolbox(self) -> Toolbox:
         """The session's tools (made on first use)."""
