@@ -219,7 +219,6 @@ class SqliteDialect(Dialect):
         )
 
     def unusable(self, exc: BaseException) -> str:
-        exc = _first(exc)
         text = str(exc).lower()
         if "not a database" in text or "malformed" in text or "corrupt" in text:
             return (
@@ -236,9 +235,6 @@ class SqliteDialect(Dialect):
         if "readonly" in text or "read-only" in text or "unable to open" in text:
             return f"Cannot write to {self.path}: check its permissions and free space."
         return f"The database {self.path} failed: {exc}."
-
-    def cause(self, exc: BaseException) -> BaseException | None:
-        return _first(exc)
 
     def later(self, exc: BaseException | None) -> str | None:
         if not self.is_full(exc):
@@ -346,14 +342,12 @@ class SqliteDialect(Dialect):
         return [found[seq] for seq in seqs if seq in found]
 
 
-#: A turn's words into the index, and out of it (``turn_texts``: its texts made from its parts).
+#: A turn's words into the index, and out of it (``turn_words``: its texts made from its parts).
 #: (The turn by its id: its ``seq`` is never read back, so a write needs no answer midway.)
-_INDEX = """INSERT INTO turns_fts (rowid, prompt, response, extra)
-    SELECT seq, prompt, response, extra FROM turn_texts
+_INDEX = """INSERT INTO turns_fts (rowid, words) SELECT seq, words FROM turn_words
     WHERE seq = (SELECT seq FROM turns WHERE id = ?)"""
-_UNINDEX = """INSERT INTO turns_fts (turns_fts, rowid, prompt, response, extra)
-    SELECT 'delete', seq, prompt, response, extra FROM turn_texts
-    WHERE seq = (SELECT seq FROM turns WHERE id = ?)"""
+_UNINDEX = """INSERT INTO turns_fts (turns_fts, rowid, words) SELECT 'delete', seq, words
+    FROM turn_words WHERE seq = (SELECT seq FROM turns WHERE id = ?)"""
 
 #: The newest matches of a search, ranked (bm25) among themselves, with their conversations.
 _BEST = """
@@ -378,15 +372,6 @@ def _term(word: str, prefix: bool = True) -> str:
     exact = len(word) > 2 and word[0] == word[-1] == '"'
     inner = word[1:-1] if exact else word
     return '"' + inner.replace('"', '""') + ('"*' if prefix and not exact else '"')
-
-
-def _first(exc: BaseException) -> BaseException:
-    """The failure itself, not the failed rollback after it: SQLite rolls a transaction back
-    on its own after some errors (a full disk), and the rollback that follows then fails."""
-    context = exc.__context__
-    if "no transaction is active" in str(exc) and context is not None:
-        return context
-    return exc
 
 
 def _lenient(raw: bytes) -> str:

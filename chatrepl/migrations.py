@@ -263,7 +263,9 @@ def m004_cache_tokens(db: Db) -> None:
 def m005_each_text_once(db: Db) -> None:
     """Each text once: a turn's prompt and answer live in its parts only (its own columns, kept
     for a turn whose texts differ from its parts, are NULL otherwise), and the full-text index
-    reads them through the ``turn_texts`` view instead of keeping copies."""
+    reads them through the ``turn_words`` view instead of keeping copies, as one column (a
+    third smaller than three). Two indexes go: the outline, a copy of every turn's row (small
+    without its texts), and the one of parent links (a conversation's links are read at once)."""
     if sqlite3.sqlite_version_info < (3, 35):
         raise StoreError(
             f"Moving the database to schema 5 needs SQLite 3.35 or later (this Python has "
@@ -275,6 +277,7 @@ def m005_each_text_once(db: Db) -> None:
         "DROP TRIGGER turns_au",
         "DROP TABLE turns_fts",
         "DROP INDEX turns_outline",
+        "DROP INDEX turns_parent",
         "ALTER TABLE turns ADD COLUMN prompt_override TEXT",
         "ALTER TABLE turns ADD COLUMN response_override TEXT",
         f"""UPDATE turns SET prompt_override = prompt
@@ -284,21 +287,25 @@ def m005_each_text_once(db: Db) -> None:
         "ALTER TABLE turns DROP COLUMN prompt",
         "ALTER TABLE turns DROP COLUMN response",
         "ALTER TABLE turns DROP COLUMN extra",
-        f"CREATE INDEX turns_outline ON turns (conversation_id, seq, {', '.join(OUTLINE_COLUMNS)})",
         _texts_view(
             "group_concat(p.text, '')",
-            "group_concat(CASE p.kind WHEN 'tool_result' THEN p.text "
-            "ELSE CASE WHEN json_valid(p.data) THEN json_extract(p.data, '$.name') END END, "
+            "group_concat(CASE WHEN p.kind = 'tool_result' THEN p.text "
+            "WHEN NOT json_valid(p.data) THEN '' "
+            "ELSE COALESCE(json_extract(p.data, '$.name'), '') || CASE WHEN "
+            "json_extract(p.data, '$.command') IS NULL THEN '' ELSE char(10) || p.text END END, "
             "char(10))",
         ),
+        """CREATE VIEW turn_words (seq, words) AS
+            SELECT seq, prompt || char(10) || response
+                || CASE extra WHEN '' THEN '' ELSE char(10) || extra END FROM turn_texts""",
         """CREATE VIRTUAL TABLE turns_fts USING fts5(
-            prompt, response, extra, content='turn_texts', content_rowid='seq',
+            words, content='turn_words', content_rowid='seq',
             tokenize='unicode61 remove_diacritics 2')""",
         "INSERT INTO turns_fts (turns_fts) VALUES ('rebuild')",
         # a turn's words leave the index with it (its parts are still there before it goes)
         """CREATE TRIGGER turns_bd BEFORE DELETE ON turns BEGIN
-            INSERT INTO turns_fts (turns_fts, rowid, prompt, response, extra)
-            SELECT 'delete', seq, prompt, response, extra FROM turn_texts WHERE seq = old.seq;
+            INSERT INTO turns_fts (turns_fts, rowid, words)
+            SELECT 'delete', seq, words FROM turn_words WHERE seq = old.seq;
         END""",
     ):
         db.execute_sql(statement)
@@ -315,8 +322,8 @@ def _joined(aggregate: str, kind: str, turn: str = "turns") -> str:
 
 def _texts_view(concat: str, extra: str) -> str:
     """``turn_texts``: each turn's prompt, answer and what search finds besides (tool results,
-    attachment names), made from its parts (``concat`` and ``extra``: the engine's
-    aggregates)."""
+    attachment names, a command's output), made from its parts (``concat`` and ``extra``: the
+    engine's aggregates)."""
     return f"""CREATE VIEW turn_texts (seq, conversation_id, prompt, response, extra) AS
         SELECT t.seq, t.conversation_id,
             COALESCE(t.prompt_override, {_joined(concat, "prompt", "t")}, ''),
@@ -334,9 +341,9 @@ _OUTLINE_3 = [
     "id", "parent_id", "model", "system", "options", "input_tokens", "output_tokens", "status",
     "error", "started", "duration_ms", "ttft_ms", "kind",
 ]  # fmt: skip
-#: What opening a conversation reads from the ``turns_outline`` index: every column of a turn
-#: (since schema 5 its texts are in its parts; ``*_override`` hold a text only when it is not
-#: the one its parts make, NULL otherwise).
+#: What opening a conversation reads of each turn's row: every column (since schema 5 its
+#: texts are in its parts; ``*_override`` hold a text only when it is not the one its parts
+#: make, NULL otherwise).
 OUTLINE_COLUMNS = [*_OUTLINE_3, "prompt_override", "response_override"]
 
 
@@ -495,12 +502,15 @@ def pg_m005_each_text_once(db: Db) -> None:
         _texts_view(
             concat,
             "string_agg(CASE p.kind WHEN 'tool_result' THEN p.text "
-            "ELSE COALESCE(p.data::json ->> 'name', '') END, E'\\n' ORDER BY p.position)",
+            "ELSE COALESCE(p.data::json ->> 'name', '') || CASE WHEN p.data::json ->> 'command' "
+            "IS NULL THEN '' ELSE E'\\n' || p.text END END, E'\\n' ORDER BY p.position)",
         ),
         f"""CREATE FUNCTION {SCHEMA}.part_words(kind TEXT, body TEXT, data TEXT)
             RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-            SELECT to_tsvector('{SCHEMA}.words', CASE WHEN kind = 'attachment'
-                THEN COALESCE(data::json ->> 'name', '') ELSE left(body, {INDEXED_CHARS}) END)
+            SELECT to_tsvector('{SCHEMA}.words', left(CASE WHEN kind = 'attachment'
+                THEN COALESCE(data::json ->> 'name', '') || CASE WHEN data::json ->> 'command'
+                    IS NULL THEN '' ELSE E'\\n' || body END
+                ELSE body END, {INDEXED_CHARS}))
             $$""",
         f"""CREATE INDEX parts_words ON parts USING GIN ({SCHEMA}.part_words(kind, text, data))
             WHERE {SEARCHED_PARTS}""",

@@ -576,9 +576,9 @@ class Store:
         A turn's ``prompt`` and ``response`` are its parts' (the prompt part, the answer's text
         parts), unless it was written with texts apart from its parts: its own columns then
         hold them, and ``texts=False`` ignores them (but for a turn without parts). The
-        conversation's outline, parts and calls are each one range of neighbouring rows
-        (``turns_outline``), the whole conversation's, asked together: one exchange with a
-        server far away.
+        conversation's parts and calls are each one range of neighbouring rows; its turns'
+        rows (small: no texts) are found through ``turns_in_conversation``; all are asked
+        together: one exchange with a server far away.
         """
         found, outline, part_rows, call_rows = self._sqls(
             [
@@ -627,28 +627,36 @@ class Store:
 
     def children(self, turn_id: str | None, conversation_id: str) -> list[TurnRecord]:
         """The turns that follow ``turn_id`` (the first turns when ``None``), oldest first."""
-        if turn_id is None:
-            where, params = "t.conversation_id = ? AND t.parent_id IS NULL", (conversation_id,)
-        else:
-            where, params = "t.parent_id = ?", (turn_id,)
+        parent = "t.parent_id IS NULL" if turn_id is None else "t.parent_id = ?"
+        params = (conversation_id,) if turn_id is None else (conversation_id, turn_id)
         return self._turns(
-            f"SELECT {_TURN_SELECT} FROM turns t WHERE {where} ORDER BY t.seq", params
+            f"SELECT {_TURN_SELECT} FROM turns t WHERE t.conversation_id = ? AND {parent} "
+            "ORDER BY t.seq",
+            params,
         )
 
     def latest_leaf(self, turn_id: str) -> str:
         """The newest turn of the branch through ``turn_id``: the turn made last among
         ``turn_id`` and everything below it (where the user last was on that branch, however
         it branches further down)."""
-        rows = self._sql(
-            """WITH RECURSIVE below (id, seq) AS (
-                SELECT id, seq FROM turns WHERE id = ?
-                UNION ALL
-                SELECT t.id, t.seq FROM turns t JOIN below b ON t.parent_id = b.id
-            )
-            SELECT id FROM below ORDER BY seq DESC LIMIT 1""",
+        below: dict[str | None, list[tuple[int, str]]] = {}  # the conversation's links, read
+        newest: tuple[int, str] = (-1, turn_id)  # at once (no index of parents): in memory
+        for seq, tid, parent in self._sql(
+            "SELECT seq, id, parent_id FROM turns WHERE conversation_id = "
+            "(SELECT conversation_id FROM turns WHERE id = ?)",
             (turn_id,),
-        )
-        return str(rows[0][0]) if rows else turn_id
+        ):
+            below.setdefault(parent, []).append((seq, tid))
+            if tid == turn_id:
+                newest = (seq, tid)
+        todo, seen = [turn_id], {turn_id}
+        while todo:
+            for seq, tid in below.get(todo.pop(), []):
+                if tid not in seen:  # damaged links cannot loop
+                    seen.add(tid)
+                    todo.append(tid)
+                    newest = max(newest, (seq, tid))
+        return newest[1]
 
     def tree(self, conversation_id: str) -> list[TreeNode]:
         """Every turn of a conversation in the shape the tree view needs, oldest first."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import oldschema
+import old_schemas
 import pytest
 from test_store_layout import every_turn, fill
 
@@ -56,8 +56,8 @@ def test_an_sqlite_database_of_an_older_schema_moves_to_the_current_one(
 ) -> None:
     cids, records = history(tmp_path, server)
     path = tmp_path / "old.db"
-    old = oldschema.sqlite_at(path, version)
-    oldschema.write(old, version, records)
+    old = old_schemas.sqlite_at(path, version)
+    old_schemas.write(old, version, records)
     old.close()
 
     store = Store(path)
@@ -82,8 +82,8 @@ def test_a_postgres_database_of_an_older_schema_moves_to_the_current_one(
     version: int, tmp_path: Path, server, openai_env, pg_url: str
 ) -> None:
     cids, records = history(tmp_path, server)
-    old = oldschema.postgres_at(pg_url, version)
-    oldschema.write(old, version, records, postgres=True)
+    old = old_schemas.postgres_at(pg_url, version)
+    old_schemas.write(old, version, records, postgres=True)
     old.close()
     store = Store(pg_url)
     columns = {r[0] for r in store.db.execute_sql(
@@ -109,8 +109,8 @@ def test_a_turn_whose_texts_differ_from_its_parts_keeps_them_through_the_move(
     (turn,) = scratch.turns(c.id)
     apart = replace(turn, prompt="the column's prompt")
     path = tmp_path / "old.db"
-    old = oldschema.sqlite_at(path, 4)
-    oldschema.write(old, 4, [(record, [apart])])
+    old = old_schemas.sqlite_at(path, 4)
+    old_schemas.write(old, 4, [(record, [apart])])
     old.close()
     store = Store(path)
     assert store.turns(c.id) == [apart]
@@ -122,7 +122,7 @@ def test_a_turn_whose_texts_differ_from_its_parts_keeps_them_through_the_move(
 
 
 def test_a_first_release_database_moves_to_the_current_one(tmp_path: Path) -> None:
-    from test_tree import first_release_db
+    from old_schemas import first_release_db
 
     path = tmp_path / "first.db"
     first_release_db(path)
@@ -131,7 +131,7 @@ def test_a_first_release_database_moves_to_the_current_one(tmp_path: Path) -> No
     assert [t.response for t in store.turns(cid, all_branches=True)] == [
         "answer one", "bad answer", "good answer", "thr", "",
     ]  # fmt: skip
-    assert store.search("good")[0].snippet == "[good] answer"
+    assert store.search("good")[0].snippet == "two\n[good] answer"  # the turn's words, in one
     con = sqlite3.connect(path)
     assert con.execute("PRAGMA freelist_count").fetchone()[0] == 0
     con.execute("INSERT INTO turns_fts (turns_fts, rank) VALUES ('integrity-check', 1)")
@@ -146,8 +146,8 @@ def test_a_large_file_is_told_how_to_give_the_space_back(
 
     cids, records = history(tmp_path, server)
     path = tmp_path / "old.db"
-    old = oldschema.sqlite_at(path, 4)
-    oldschema.write(old, 4, records)
+    old = old_schemas.sqlite_at(path, 4)
+    old_schemas.write(old, 4, records)
     old.close()
     monkeypatch.setattr(dialect, "VACUUM_AT_ONCE_BYTES", 0)
     store = Store(path)

@@ -8,7 +8,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-import oldschema
+import old_schemas
 import pytest
 
 from chatrepl.export import from_json, to_json
@@ -73,11 +73,11 @@ def test_a_schema_3_database_gains_the_columns_keeping_every_call(
     written = [(scratch.conversation(cid), [turn])]
     if engine == "sqlite":
         target: str | Path = tmp_path / "three.db"
-        old = oldschema.sqlite_at(target, 3)
+        old = old_schemas.sqlite_at(target, 3)
     else:
         target = request.getfixturevalue("pg_url")
-        old = oldschema.postgres_at(target, 3)
-    oldschema.write(old, 3, written, postgres=engine == "postgres")
+        old = old_schemas.postgres_at(target, 3)
+    old_schemas.write(old, 3, written, postgres=engine == "postgres")
     old.close()
 
     again = Store(target)
