@@ -83,10 +83,9 @@ class Store:
             self.dialect.migrate(self.db, create)
         #: a sentence to show the user once, after a migration (how to give space back)
         self.notice = self.dialect.notice
-        # turns a chatrepl that ended before it could write them kept for this database
-        kept = [] if self.read_only else unsaved.take(str(self.path))
-        self._unfinished.update((t.id, t) for t in kept)
-        self._kept = bool(kept)  # their file is removed once they are written
+        #: turns a chatrepl that ended before it could write them kept for this database: looked
+        #: for at the first write (``None`` until then), their file removed once written
+        self._kept: bool | None = None
 
     # --- opening --------------------------------------------------------------------------
 
@@ -110,6 +109,7 @@ class Store:
         so their cursors' results (``rowcount``) are known only after the block.
         """
         self.dialect.check_writable()
+        self._take_kept()
         with self._errors(), self._lock:
             self.dialect.ready(self.db)
             unfinished = list(self._unfinished.values())
@@ -129,6 +129,14 @@ class Store:
             values = self.dialect.values
             self.db.cursor().executemany(self.dialect.sql(sql), [values(row) for row in rows])
 
+    def _take_kept(self) -> None:
+        """Once: the turns kept for this database by a chatrepl that could not write them, to
+        be written first."""
+        if self._kept is None:
+            kept = [] if self.read_only else unsaved.take(str(self.path))
+            self._unfinished.update((t.id, t) for t in kept)
+            self._kept = bool(kept)
+
     def _written(self, turns: list[TurnRecord]) -> None:
         """``turns``, once unfinished, are written now."""
         for t in turns:
@@ -142,6 +150,7 @@ class Store:
         thread that opened the store closes it), after a last try at the final writes that
         failed (a full disk, a server gone); those that fail again are kept in the home folder
         for the next chatrepl that opens this database (``chatrepl.unsaved``)."""
+        self._take_kept()
         if self._unfinished:
             with contextlib.suppress(StoreError), self._writing():
                 pass
@@ -524,23 +533,29 @@ class Store:
         return self._summaries("", (), n)
 
     def _summaries(self, where: str, params: tuple[Any, ...], n: int) -> list[ConversationSummary]:
-        # one question (one exchange with a server far away): the conversations, then the
-        # tokens of their turns, summed in one pass over each one's range of turns
+        # two questions asked together (one exchange with a server far away): the
+        # conversations, and the tokens of their turns (the same conversations, by a subquery)
         columns = ", ".join(f"c.{name}" for name in _CONVERSATION_COLUMNS)
-        rows = self._sql(
-            f"""WITH listed AS (
-                SELECT {columns}, COALESCE((SELECT depth + 1 FROM turns WHERE id = c.head), 0)
-                FROM conversations c {where} ORDER BY c.updated DESC, c.id DESC LIMIT ?
-            )
-            SELECT listed.*, COALESCE(t.tin, 0), COALESCE(t.tout, 0) FROM listed LEFT JOIN (
-                SELECT conversation_id, SUM(input_tokens) AS tin, SUM(output_tokens) AS tout
-                FROM turns WHERE conversation_id IN (SELECT id FROM listed)
-                GROUP BY conversation_id
-            ) t ON t.conversation_id = listed.id
-            ORDER BY listed.updated DESC, listed.id DESC""",
-            (*params, n),
+        newest = f"FROM conversations c {where} ORDER BY c.updated DESC, c.id DESC LIMIT ?"
+        rows, sums = self._sqls(
+            [
+                (
+                    f"SELECT {columns}, COALESCE((SELECT depth + 1 FROM turns WHERE id = c.head), 0) "
+                    + newest,
+                    (*params, n),
+                ),
+                (
+                    f"""SELECT conversation_id, COALESCE(SUM(input_tokens), 0),
+                        COALESCE(SUM(output_tokens), 0) FROM turns
+                    WHERE conversation_id IN (SELECT c.id {newest}) GROUP BY conversation_id""",
+                    (*params, n),
+                ),
+            ]
         )
-        return [ConversationSummary(*row) for row in rows]
+        tokens = {cid: (tin, tout) for cid, tin, tout in sums}
+        return [
+            ConversationSummary(*row[:-1], row[-1], *tokens.get(row[0], (0, 0))) for row in rows
+        ]
 
     def last_id(self) -> str | None:
         """The id of the most recently active conversation, if any."""
