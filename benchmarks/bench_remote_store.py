@@ -180,15 +180,20 @@ def run(repeat: int = 5, quick: bool = False) -> Section:
             )
         section.notes.append(
             "Round trips are the flights the delay proxy (tests/delayproxy.py) counts: the client "
-            "sending after it heard from the server. Pipelined statements are one flight. A "
-            "connection's last message (Terminate, sent without waiting) counts as one too: "
-            "the one-shot's figure includes it."
+            "sending after it heard from the server, counted when the server answers. Pipelined "
+            "statements are one flight; a connection's last message (Terminate, sent without "
+            "waiting for an answer) is none."
         )
         section.notes.append(
             "A REPL turn is the library's turn (Conversation.prompt, streamed to its end) and "
             f"the list of the {RECENT} most recent conversations the REPL reads after each "
             "turn for its toolbar and completion; 'answer on screen' is the round trips before "
             "the request leaves, and the time until the first text arrives."
+        )
+        section.notes.append(
+            "A one-shot's time added is two process start-ups compared (the server far away, "
+            "and next door): on a busy machine their own spread (hundreds of ms) hides the "
+            "round trips, whose count is the figure to trust there."
         )
     finally:
         server.stop()
