@@ -61,10 +61,10 @@ class Texts:
 
 def answering_model() -> Any:
     """A provider model that answers each prompt with other words (seeded by the prompt)."""
-    from chatrepl.providers.base import Model
+    from chatrepl.providers.base import Backend
     from chatrepl.records import TextDelta, Usage
 
-    class Answerer(Model):
+    class Answerer(Backend):
         def stream(self, messages, options, cancel, tools=None) -> Iterator[Any]:  # noqa: ANN001
             prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
             texts = Texts(seed=hash_of(prompt))

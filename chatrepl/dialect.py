@@ -23,6 +23,7 @@ from . import migrations
 from .errors import StoreError
 from .lazypeewee import peewee as pw
 from .migrations import INDEXED_CHARS
+from .postgres import SCHEMA
 from .records import SearchHit
 
 BUSY_TIMEOUT_S = 10
@@ -550,7 +551,7 @@ def _search_sql(pieces: int, window: int) -> str:
     term, found in any of the turn's parts by the ``parts_words`` index), best first, with a
     snippet: the parameters are the terms, all of them as one query, ``n`` and the headline's
     options."""
-    schema = migrations.SCHEMA
+    schema = SCHEMA
     words = f"{schema}.part_words(p.kind, p.text, p.data)"
     matching = " INTERSECT ".join(
         f"SELECT DISTINCT p.turn_seq FROM parts p WHERE {migrations.SEARCHED_PARTS} "
