@@ -157,9 +157,9 @@ def recover(
     from .windows import learn
 
     learn(conversation.model.full_name, failed.error or "", estimated_size(conversation))
-    window = window_of(conversation) or window
     if not any(t.kind != "summary" for t in since_summary(conversation)[1][:-1]):
         return None  # nothing before it to compact: the prompt alone is too long
+    window = window_of(conversation) or window  # asks the server only when it will be used
     conversation.undo()
     notify("The request was too long for the model's context: compacting, then asking again…")
     done = compact(conversation, window=window, keep=KEEP_TURNS // 2, force=True)
