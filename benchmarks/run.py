@@ -5,7 +5,7 @@
     python -m benchmarks.run --quick          # fewer repeats and a small database (prints only)
     python benchmarks/run.py startup          # the same, run as a file
 
-Benchmarks: startup, render, storage, postgres, remote, tools, memory, attach, connections.
+Benchmarks: startup, render, storage, size, postgres, remote, tools, memory, attach, connections.
 See benchmarks/README.md.
 """
 
@@ -27,6 +27,7 @@ SUITES = (
     "startup",
     "render",
     "storage",
+    "size",
     "postgres",
     "remote",
     "tools",
@@ -50,6 +51,10 @@ def run_suite(name: str, args: argparse.Namespace) -> Section:
         from . import bench_storage
 
         return bench_storage.run(repeat=args.repeat or (5 if args.quick else 15), quick=args.quick)
+    if name == "size":
+        from . import bench_size
+
+        return bench_size.run(500 if args.quick else bench_size.ROUND_TRIPS)
     if name == "postgres":
         from . import bench_storage
 

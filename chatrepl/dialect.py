@@ -14,7 +14,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,9 +22,15 @@ from typing import Any, Protocol
 from . import migrations
 from .errors import StoreError
 from .lazypeewee import peewee as pw
+from .migrations import INDEXED_CHARS
+from .postgres import SCHEMA
 from .records import SearchHit
 
 BUSY_TIMEOUT_S = 10
+#: A migrated SQLite file this size or smaller is VACUUMed at once (a second or two); a larger
+#: one gets a sentence saying how, at about this many bytes a second.
+VACUUM_AT_ONCE_BYTES = 100_000_000
+VACUUM_BYTES_PER_S = 50_000_000
 #: Free space below which a "disk I/O error" is taken for a full disk.
 NO_ROOM_BYTES = 1024 * 1024
 #: The first key of PostgreSQL's advisory lock on one conversation while it is merged.
@@ -41,6 +47,10 @@ class Ask(Protocol):
     def __call__(
         self, sql: str, params: tuple[Any, ...] = (), seconds: float | None = None
     ) -> list[tuple[Any, ...]] | None: ...
+
+
+#: How a dialect runs a statement in the store's transaction (``?`` parameters).
+Run = Callable[[str, tuple[Any, ...]], Any]
 
 
 class Dialect:
@@ -61,6 +71,8 @@ class Dialect:
     conversation_lock = ""
     #: one connection for the whole store, closed only by the thread that opened it
     one_connection = False
+    #: a sentence for the user once, after a migration (how to give space back), or None
+    notice: str | None = None
 
     def database(self) -> Any:
         """The (not yet connected) peewee database."""
@@ -113,6 +125,14 @@ class Dialect:
     def search(self, ask: Ask, words: list[str], n: int, marks: tuple[str, str]) -> list[SearchHit]:
         """Conversations with a turn holding every word, best first, one hit each."""
         raise NotImplementedError
+
+    def index(self, run: Run, seq: int) -> None:
+        """Put the words of a new turn (its parts written) in the search index."""
+
+    @contextmanager
+    def reindexing(self, run: Run, seq: int) -> Iterator[None]:
+        """Around a change to a saved turn's texts: its words follow them in the index."""
+        yield
 
 
 def open_dialect(target: str | os.PathLike[str], create: bool) -> Dialect:
@@ -171,7 +191,27 @@ class SqliteDialect(Dialect):
         )
 
     def migrate(self, db: Any, create: bool) -> None:
-        migrations.migrate_sqlite(db, self.path)
+        applied = migrations.migrate_sqlite(db, self.path)
+        if "m005_each_text_once" in applied and "m001_initial" not in applied:  # not new
+            self.notice = self._give_space_back(db)
+
+    def _give_space_back(self, db: Any) -> str | None:
+        """After the texts' copies were dropped: VACUUM a small file at once (the pages freed
+        go back to the disk); for a large one, the sentence that says how."""
+        pages = db.execute_sql("PRAGMA page_count").fetchone()[0]
+        free = db.execute_sql("PRAGMA freelist_count").fetchone()[0]
+        size = db.execute_sql("PRAGMA page_size").fetchone()[0]
+        if not free:
+            return None
+        if pages * size <= VACUUM_AT_ONCE_BYTES:
+            db.execute_sql("VACUUM")
+            return None
+        seconds = max(1, round(pages * size / VACUUM_BYTES_PER_S))
+        return (
+            f"{self.path} now keeps each text once; the {free * size / 1e6:,.0f} MB it no "
+            f"longer needs go back to the disk with: sqlite3 '{self.path}' VACUUM (with "
+            f"chatrepl closed: about {seconds} s, and as much free disk as the file's size)."
+        )
 
     def new_seq(self, cursor: Any) -> int:
         return int(cursor.lastrowid)
@@ -249,6 +289,17 @@ class SqliteDialect(Dialect):
         finally:
             connection.set_progress_handler(None, 0)
 
+    def index(self, run: Run, seq: int) -> None:
+        run(_INDEX, (seq,))
+
+    @contextmanager
+    def reindexing(self, run: Run, seq: int) -> Iterator[None]:
+        # FTS5 with external content forgets a row given exactly the words it indexed: the
+        # texts as they are before the change, read back through the view.
+        run(_UNINDEX, (seq,))
+        yield
+        run(_INDEX, (seq,))
+
     def search(self, ask: Ask, words: list[str], n: int, marks: tuple[str, str]) -> list[SearchHit]:
         # Every word must match. Whole words first: FTS5 finds the newest matches of a word by
         # walking its index backwards, cheaply at any size. Then words as prefixes ("goat"
@@ -280,6 +331,11 @@ class SqliteDialect(Dialect):
         found = {row[0]: SearchHit(*row[1:]) for row in rows}
         return [found[seq] for seq in seqs if seq in found]
 
+
+#: A turn's words into the index, and out of it (``turn_words``: its texts made from its parts).
+_INDEX = "INSERT INTO turns_fts (rowid, words) SELECT seq, words FROM turn_words WHERE seq = ?"
+_UNINDEX = """INSERT INTO turns_fts (turns_fts, rowid, words)
+    SELECT 'delete', seq, words FROM turn_words WHERE seq = ?"""
 
 #: The newest matches of a search, ranked (bm25) among themselves, with their conversations.
 _BEST = """
@@ -419,10 +475,14 @@ class PostgresDialect(Dialect):
                 db._state.reset()
 
     def search(self, ask: Ask, words: list[str], n: int, marks: tuple[str, str]) -> list[SearchHit]:
-        query = _tsquery(words)
-        if query is None:
+        pieces = [p for w in words for p in re.findall(r"\w+", w)]
+        if not pieces:
             return []
-        rows = ask(_search_sql(max(SEARCH_WINDOW, n)), (query, n, _headline_options(marks)))
+        terms = [f"'{p}':*" for p in pieces]  # each piece also the start of a longer word
+        rows = ask(
+            _search_sql(len(terms), max(SEARCH_WINDOW, n)),
+            (*terms, " & ".join(terms), n, _headline_options(marks)),
+        )
         return [SearchHit(*row) for row in rows or []]
 
 
@@ -443,29 +503,33 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _tsquery(words: list[str]) -> str | None:
-    """The words as a ``to_tsquery`` text: each word's pieces, every one required, each also
-    matching as the start of a longer word."""
-    pieces = [p for w in words for p in re.findall(r"\w+", w)]
-    return " & ".join(f"'{p}':*" for p in pieces) or None
-
-
-def _search_sql(window: int) -> str:
-    """Hits among the newest ``window`` matching turns, best first, with a snippet."""
-    document = " || ' ' || ".join(f"t.{c}" for c in ("prompt", "response", "extra"))
-    schema = migrations.SCHEMA
+def _search_sql(pieces: int, window: int) -> str:
+    """Hits among the newest ``window`` turns holding every piece (each one a ``to_tsquery``
+    term, found in any of the turn's parts by the ``parts_words`` index), best first, with a
+    snippet: the parameters are the terms, all of them as one query, ``n`` and the headline's
+    options."""
+    schema = SCHEMA
+    words = f"{schema}.part_words(p.kind, p.text, p.data)"
+    matching = " INTERSECT ".join(
+        f"SELECT DISTINCT p.turn_seq FROM parts p WHERE {migrations.SEARCHED_PARTS} "
+        f"AND {words} @@ to_tsquery('{schema}.words', ?)"
+        for _ in range(pieces)
+    )
+    document = "x.prompt || ' ' || x.response || ' ' || x.extra"
     return f"""
-        WITH q AS (SELECT to_tsquery('{schema}.words', ?) AS q),
-        newest AS (
-            SELECT t.seq FROM turns t, q WHERE t.words @@ q.q ORDER BY t.seq DESC LIMIT {window}
+        WITH newest AS (
+            SELECT turn_seq AS seq FROM ({matching}) m ORDER BY turn_seq DESC LIMIT {window}
         ),
+        q AS (SELECT to_tsquery('{schema}.words', ?) AS q),
         best AS (
-            SELECT t.seq, ts_rank(t.words, q.q, 1) AS score
-            FROM newest JOIN turns t ON t.seq = newest.seq, q
-            ORDER BY score DESC, t.seq DESC LIMIT ?
+            SELECT x.seq, {document} AS document,
+                ts_rank(to_tsvector('{schema}.words', left({document}, {3 * INDEXED_CHARS})),
+                    q.q, 1) AS score
+            FROM newest JOIN turn_texts x ON x.seq = newest.seq, q
+            ORDER BY score DESC, x.seq DESC LIMIT ?
         )
         SELECT t.conversation_id, c.title, t.id, t.started,
-            ts_headline('{schema}.words', {document}, q.q, ?)
+            ts_headline('{schema}.words', best.document, q.q, ?)
         FROM best JOIN turns t ON t.seq = best.seq
         JOIN conversations c ON c.id = t.conversation_id, q
         ORDER BY best.score DESC, best.seq DESC"""

@@ -87,7 +87,10 @@ def open_store(db: str | None, *, create: bool) -> Store:
 
     if create and not (db or os.environ.get("CHATREPL_DB")):
         ensure_home()
-    return Store(db_path(db), create=create)
+    store = Store(db_path(db), create=create)
+    if store.notice:  # once, after a migration: how to give the space it freed back
+        print(store.notice, file=sys.stderr)
+    return store
 
 
 def open_conversation(

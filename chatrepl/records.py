@@ -189,7 +189,11 @@ class ConversationSummary(ConversationRecord):
 
 @dataclass
 class CallRecord:
-    """One model call within a turn (a turn that runs tools makes several)."""
+    """One model call within a turn (a turn that runs tools makes several).
+
+    ``cache_read_tokens`` and ``cache_write_tokens``: input tokens read from, and written to,
+    the provider's prompt cache (part of ``input_tokens``), where the provider said.
+    """
 
     index: int
     model: str
@@ -200,6 +204,8 @@ class CallRecord:
     cost: float | None = None
     duration_ms: int | None = None
     ttft_ms: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
 
 
 @dataclass

@@ -48,7 +48,11 @@ _CONVERSATION_COLUMNS = [f.name for f in fields(ConversationRecord)]
 _TURN_COLUMNS = [
     f.name for f in fields(TurnRecord) if f.name not in ("parts", "calls", "conversation_id")
 ]
-_TURN_SELECT = "t.seq, t.conversation_id, " + ", ".join(f"t.{c}" for c in _TURN_COLUMNS)
+#: A turn's prompt and answer are its parts' texts; its own columns hold one only when it is
+#: not that text (NULL otherwise): each text is stored once.
+_OVERRIDES = {"prompt": "prompt_override", "response": "response_override"}
+_TURN_TABLE_COLUMNS = [_OVERRIDES.get(c, c) for c in _TURN_COLUMNS]
+_TURN_SELECT = "t.seq, t.conversation_id, " + ", ".join(f"t.{c}" for c in _TURN_TABLE_COLUMNS)
 _CALL_COLUMNS = [f.name for f in fields(CallRecord)]
 
 
@@ -74,6 +78,8 @@ class Store:
         self.db = self.dialect.database()
         with self._errors(), self._lock:
             self.dialect.migrate(self.db, create)
+        #: a sentence to show the user once, after a migration (how to give space back)
+        self.notice = self.dialect.notice
 
     # --- opening --------------------------------------------------------------------------
 
@@ -185,22 +191,27 @@ class Store:
             depth = row[0] + 1 if row else 0
         values = _turn_values(t)
         cursor = self._x(
-            f"""INSERT INTO turns (conversation_id, depth, extra, {", ".join(_TURN_COLUMNS)})
-            VALUES (?, ?, ?, {", ".join("?" * len(_TURN_COLUMNS))})"""
+            f"""INSERT INTO turns (conversation_id, depth, {", ".join(_TURN_TABLE_COLUMNS)})
+            VALUES (?, ?, {", ".join("?" * len(_TURN_COLUMNS))})"""
             + self.dialect.returning_seq,
-            [t.conversation_id, depth, _extra(t.parts), *values],
+            [t.conversation_id, depth, *values],
         )
         seq = self.dialect.new_seq(cursor)
         self._write_parts(t.conversation_id, seq, 0, t.parts)
         self._write_calls(t.conversation_id, seq, t.calls)
+        self.dialect.index(self._x, seq)
         return seq
 
     def save_progress(self, turn_id: str, response: str, start: int, parts: list[Part]) -> None:
         """Save what has arrived: the answer text so far and the parts from ``start`` on."""
         with self._writing():
             cid, seq = self._key(turn_id)
-            self._x("UPDATE turns SET response = ? WHERE seq = ?", (response, seq))
-            self._write_parts(cid, seq, start, parts[start:])
+            with self.dialect.reindexing(self._x, seq):
+                self._x(
+                    "UPDATE turns SET response_override = ? WHERE seq = ?",
+                    (_override(response, parts, "text"), seq),
+                )
+                self._write_parts(cid, seq, start, parts[start:])
 
     def finish_turn(self, t: TurnRecord) -> None:
         """Save the turn as it ended: every part, every call, status, usage, timings.
@@ -226,23 +237,24 @@ class Store:
         # the conversation's row before the turn's, as every write takes them (PostgreSQL
         # locks rows: one order everywhere, no deadlock)
         self._x("UPDATE conversations SET updated = ? WHERE id = ?", (now(), cid))
-        self._x(
-            """UPDATE turns SET response = ?, extra = ?, status = ?, error = ?,
-                input_tokens = ?, output_tokens = ?, duration_ms = ?, ttft_ms = ?
-            WHERE seq = ?""",
-            (
-                t.response,
-                _extra(t.parts),
-                t.status,
-                t.error,
-                t.input_tokens,
-                t.output_tokens,
-                t.duration_ms,
-                t.ttft_ms,
-                seq,
-            ),
-        )
-        self._replace_parts_and_calls(cid, seq, t)
+        with self.dialect.reindexing(self._x, seq):
+            self._x(
+                """UPDATE turns SET prompt_override = ?, response_override = ?, status = ?,
+                    error = ?, input_tokens = ?, output_tokens = ?, duration_ms = ?, ttft_ms = ?
+                WHERE seq = ?""",
+                (
+                    _override(t.prompt, t.parts, "prompt"),
+                    _override(t.response, t.parts, "text"),
+                    t.status,
+                    t.error,
+                    t.input_tokens,
+                    t.output_tokens,
+                    t.duration_ms,
+                    t.ttft_ms,
+                    seq,
+                ),
+            )
+            self._replace_parts_and_calls(cid, seq, t)
 
     def _replace_parts_and_calls(self, cid: str, seq: int, t: TurnRecord) -> None:
         key = (cid, seq)
@@ -383,7 +395,8 @@ class Store:
             have = {
                 tid: (seq, status, size)
                 for tid, seq, status, size in self._x(
-                    "SELECT id, seq, status, length(response) FROM turns WHERE conversation_id = ?",
+                    "SELECT t.id, t.seq, t.status, length(x.response) FROM turns t "
+                    "JOIN turn_texts x ON x.seq = t.seq WHERE t.conversation_id = ?",
                     (c.id,),
                 ).fetchall()
             }
@@ -401,13 +414,14 @@ class Store:
 
     def _rewrite_turn(self, seq: int, t: TurnRecord) -> None:
         """A saved turn's fields, parts and calls replaced by those of ``t``."""
-        columns = [c for c in _TURN_COLUMNS if c not in ("id", "parent_id")]
-        row = dict(zip(_TURN_COLUMNS, _turn_values(t), strict=True))
-        self._x(
-            f"UPDATE turns SET extra = ?, {', '.join(f'{c} = ?' for c in columns)} WHERE seq = ?",
-            [_extra(t.parts), *(row[c] for c in columns), seq],
-        )
-        self._replace_parts_and_calls(t.conversation_id, seq, t)
+        columns = [c for c in _TURN_TABLE_COLUMNS if c not in ("id", "parent_id")]
+        row = dict(zip(_TURN_TABLE_COLUMNS, _turn_values(t), strict=True))
+        with self.dialect.reindexing(self._x, seq):
+            self._x(
+                f"UPDATE turns SET {', '.join(f'{c} = ?' for c in columns)} WHERE seq = ?",
+                [*(row[c] for c in columns), seq],
+            )
+            self._replace_parts_and_calls(t.conversation_id, seq, t)
 
     def put_attachment(self, sha256: str, mime: str, content: bytes) -> None:
         """Keep an attachment's bytes once, by their hash."""
@@ -498,10 +512,11 @@ class Store:
     def path_to(self, head: str | None, texts: bool = True) -> list[TurnRecord]:
         """The turns from the root to ``head``, oldest first, with their parts and calls.
 
-        With ``texts=False`` each turn's ``prompt`` and ``response`` are those of its parts
-        (the prompt part, the answer's text parts), not its own columns: the same text unless a
-        turn was written with them apart, and its row is then never read. The conversation's
-        outline, parts and calls are each one range of neighbouring rows (``turns_outline``).
+        A turn's ``prompt`` and ``response`` are its parts' (the prompt part, the answer's text
+        parts), unless it was written with texts apart from its parts: its own columns then
+        hold them, and ``texts=False`` ignores them (but for a turn without parts). The
+        conversation's parts and calls are each one range of neighbouring rows; its turns'
+        rows (small: no texts) are found through ``turns_in_conversation``.
         """
         found = self._sql("SELECT conversation_id FROM turns WHERE id = ?", (head,))
         if not found:
@@ -523,17 +538,14 @@ class Store:
         path.reverse()
         seqs = [row[0] for row in path]
         parts, calls = self._parts_and_calls(cid, seqs, whole=len(outline) <= len(path))
-        columns: dict[int, tuple[str, str]] = {}
-        if texts or not all(parts.values()):  # a turn saved without parts has only its columns
-            sql = "SELECT seq, prompt, response FROM turns WHERE conversation_id = ?"
-            columns = {seq: (prompt, response) for seq, prompt, response in self._sql(sql, (cid,))}
         out = []
-        for seq, tid, parent, model, system, options, *rest, kind in path:
-            if columns:
-                prompt, response = columns[seq]
-            else:
-                prompt = "".join([p.text for p in parts[seq] if p.kind == "prompt"])
-                response = "".join([p.text for p in parts[seq] if p.kind == "text"])
+        for seq, tid, parent, model, system, options, *rest, kind, own_prompt, own_response in path:
+            # a turn's own columns hold a text only where its parts do not make it
+            prompt = _joined(parts[seq], "prompt")
+            response = _joined(parts[seq], "text")
+            if texts or not parts[seq]:
+                prompt = prompt if own_prompt is None else own_prompt
+                response = response if own_response is None else own_response
             # by position, in TurnRecord's order (cheaper than by keyword, for a thousand
             # turns): OUTLINE_COLUMNS from "input_tokens" to "ttft_ms" are ``rest``
             out.append(
@@ -603,34 +615,43 @@ class Store:
 
     def children(self, turn_id: str | None, conversation_id: str) -> list[TurnRecord]:
         """The turns that follow ``turn_id`` (the first turns when ``None``), oldest first."""
-        if turn_id is None:
-            where, params = "t.conversation_id = ? AND t.parent_id IS NULL", (conversation_id,)
-        else:
-            where, params = "t.parent_id = ?", (turn_id,)
+        parent = "t.parent_id IS NULL" if turn_id is None else "t.parent_id = ?"
+        params = (conversation_id,) if turn_id is None else (conversation_id, turn_id)
         return self._turns(
-            f"SELECT {_TURN_SELECT} FROM turns t WHERE {where} ORDER BY t.seq", params
+            f"SELECT {_TURN_SELECT} FROM turns t WHERE t.conversation_id = ? AND {parent} "
+            "ORDER BY t.seq",
+            params,
         )
 
     def latest_leaf(self, turn_id: str) -> str:
         """The newest turn of the branch through ``turn_id``: the turn made last among
         ``turn_id`` and everything below it (where the user last was on that branch, however
         it branches further down)."""
-        rows = self._sql(
-            """WITH RECURSIVE below (id, seq) AS (
-                SELECT id, seq FROM turns WHERE id = ?
-                UNION ALL
-                SELECT t.id, t.seq FROM turns t JOIN below b ON t.parent_id = b.id
-            )
-            SELECT id FROM below ORDER BY seq DESC LIMIT 1""",
+        below: dict[str | None, list[tuple[int, str]]] = {}  # the conversation's links, read
+        newest: tuple[int, str] = (-1, turn_id)  # at once (no index of parents): in memory
+        for seq, tid, parent in self._sql(
+            "SELECT seq, id, parent_id FROM turns WHERE conversation_id = "
+            "(SELECT conversation_id FROM turns WHERE id = ?)",
             (turn_id,),
-        )
-        return str(rows[0][0]) if rows else turn_id
+        ):
+            below.setdefault(parent, []).append((seq, tid))
+            if tid == turn_id:
+                newest = (seq, tid)
+        todo, seen = [turn_id], {turn_id}
+        while todo:
+            for seq, tid in below.get(todo.pop(), []):
+                if tid not in seen:  # damaged links cannot loop
+                    seen.add(tid)
+                    todo.append(tid)
+                    newest = max(newest, (seq, tid))
+        return newest[1]
 
     def tree(self, conversation_id: str) -> list[TreeNode]:
         """Every turn of a conversation in the shape the tree view needs, oldest first."""
         rows = self._sql(
-            "SELECT id, parent_id, substr(prompt, 1, 200), status, started, kind FROM turns "
-            "WHERE conversation_id = ? ORDER BY seq",
+            "SELECT t.id, t.parent_id, substr(x.prompt, 1, 200), t.status, t.started, t.kind "
+            "FROM turns t JOIN turn_texts x ON x.seq = t.seq "
+            "WHERE t.conversation_id = ? ORDER BY t.seq",
             (conversation_id,),
         )
         return [TreeNode(*row) for row in rows]
@@ -646,6 +667,10 @@ class Store:
         for seq, cid, *values in rows:
             row = dict(zip(_TURN_COLUMNS, values, strict=True))
             row["options"] = _loads(row["options"])
+            if row["prompt"] is None:
+                row["prompt"] = _joined(parts[seq], "prompt")
+            if row["response"] is None:
+                row["response"] = _joined(parts[seq], "text")
             out.append(TurnRecord(conversation_id=cid, parts=parts[seq], calls=calls[seq], **row))
         return out
 
@@ -732,19 +757,22 @@ def _snippet(text: str, word: str, marks: tuple[str, str]) -> str:
 
 
 def _turn_values(t: TurnRecord) -> list[Any]:
+    """The values of a turn's row, in ``_TURN_TABLE_COLUMNS``' order."""
     row = asdict(t)
     row["options"] = _dumps(t.options)
+    row["prompt"] = _override(t.prompt, t.parts, "prompt")
+    row["response"] = _override(t.response, t.parts, "text")
     return [row[name] for name in _TURN_COLUMNS]
 
 
-def _extra(parts: list[Part]) -> str:
-    """What search finds besides prompt and answer: tool results, attachment names, and the
-    text of an attachment saved in its part (a command's output, ``!CMD``)."""
-    return "\n".join(
-        p.text if p.kind == "tool_result" else p.text or str(p.data.get("name", ""))
-        for p in parts
-        if p.kind in ("tool_result", "attachment")
-    )
+def _joined(parts: list[Part], kind: str) -> str:
+    return "".join([p.text for p in parts if p.kind == kind])
+
+
+def _override(text: str, parts: list[Part], kind: str) -> str | None:
+    """What a turn's own column keeps of ``text``: nothing (``None``) when its parts of
+    ``kind`` make that text already, the text otherwise."""
+    return None if text == _joined(parts, kind) else text
 
 
 def _parents_first(turns: list[TurnRecord]) -> list[TurnRecord]:
