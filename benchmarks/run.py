@@ -5,7 +5,7 @@
     python -m benchmarks.run --quick          # fewer repeats and a small database (prints only)
     python benchmarks/run.py startup          # the same, run as a file
 
-Benchmarks: startup, render, storage, postgres, tools, memory, attach. See benchmarks/README.md.
+Benchmarks: startup, installed, render, storage, postgres, tools, memory, attach, cost. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -22,7 +22,17 @@ if not __package__:  # run as a file: python benchmarks/run.py
 
 from .common import Section, git_commit, load, machine  # noqa: E402
 
-SUITES = ("startup", "render", "storage", "postgres", "tools", "memory", "attach")
+SUITES = (
+    "startup",
+    "installed",
+    "render",
+    "storage",
+    "postgres",
+    "tools",
+    "memory",
+    "attach",
+    "cost",
+)
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -31,6 +41,10 @@ def run_suite(name: str, args: argparse.Namespace) -> Section:
         from . import bench_startup
 
         return bench_startup.run(repeat=args.repeat or (5 if args.quick else 15))
+    if name == "installed":
+        from . import bench_startup
+
+        return bench_startup.run_installed(repeat=args.repeat or (5 if args.quick else 21))
     if name == "render":
         from . import bench_render
 
@@ -57,6 +71,10 @@ def run_suite(name: str, args: argparse.Namespace) -> Section:
         from . import bench_attach
 
         return bench_attach.run(repeat=args.repeat or (1 if args.quick else 3))
+    if name == "cost":
+        from . import bench_cost
+
+        return bench_cost.run(turns=20 if args.quick else 50)
     raise ValueError(name)
 
 

@@ -1,11 +1,17 @@
-"""The command line: arguments, sub-commands and one-shot mode. No chat logic of its own."""
+"""The command line: arguments, sub-commands and one-shot mode. No chat logic of its own.
 
-from __future__ import annotations
+``chatrepl --version`` answers before anything else is imported: this module imports only
+``sys`` and the version at the top (no ``argparse``, no ``typing``, no ``__future__``), and
+``chatrepl/__init__.py`` likewise.
+"""
 
-import argparse
 import sys
 
 from ._version import __version__
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 #: Sub-commands, each implemented in chatrepl.manage.
 SUBCOMMANDS = (
@@ -25,10 +31,10 @@ SUBCOMMANDS = (
 
 def suggestion(word: str) -> str | None:
     """The sub-command ``word`` was probably meant to be (``lst`` → ``list``), if any."""
-    import difflib
-
     if not word or word.startswith("-"):
         return None
+    import difflib  # only for a word that may be a mistyped command
+
     close = difflib.get_close_matches(word.lower(), SUBCOMMANDS, n=1, cutoff=0.6)
     return close[0] if close else None
 
@@ -39,7 +45,7 @@ def _blank(text: str) -> bool:
     return is_blank(text)
 
 
-def chat_parser() -> argparse.ArgumentParser:
+def chat_parser() -> "argparse.ArgumentParser":
     """The parser of the chat form: interactive, or one answer with ``-p`` / stdin."""
     from .frontend import Parser
 
@@ -156,7 +162,7 @@ def _main(argv: list[str]) -> int:
     return run(args)
 
 
-def as_text(arg: str | None) -> str | None:
+def as_text(arg: "str | None") -> str | None:
     """A command-line argument as text: bytes that were not UTF-8 (which Python keeps as lone
     surrogates, and SQLite refuses) are replaced, as on stdin."""
     if arg is None:

@@ -48,11 +48,29 @@ class Parser(argparse.ArgumentParser):
     """argparse whose error messages cannot drive the terminal: an argument quoted back in
     "unrecognized arguments: …" or "invalid choice: …" is cleaned like any outside text."""
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse asks shutil for the width (shutil imports zlib, bz2 and lzma: milliseconds
+        # at every start, as a formatter is made for each argument added): asked here instead.
+        return self.formatter_class(prog=self.prog, width=_columns())  # type: ignore[call-arg]
+
     def error(self, message: str) -> NoReturn:
         from .text import make_safe
 
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {make_safe(message)}\n")
+
+
+def _columns() -> int:
+    """The terminal's width as shutil.get_terminal_size() finds it: $COLUMNS, else stdout's
+    terminal, else 80."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
 
 
 def guarded(action: Callable[[], int]) -> int:
