@@ -322,11 +322,18 @@ def _m003_by_conversation(db: Database) -> None:
         db.execute_sql(statement)
 
 
+def _m004_cache_tokens(db: Database) -> None:
+    """Cache reads and writes per model call (TEMPORARY in the cost branch, as SQLite's)."""
+    for column in ("cache_read_tokens", "cache_write_tokens"):
+        db.execute_sql(f"ALTER TABLE calls ADD COLUMN {column} INTEGER")
+
+
 #: Migrations by name, as SQLite's (a later migration must come with its PostgreSQL twin).
 MIGRATIONS = [
     ("m001_initial", _m001_initial),
     ("m002_tree", _m002_tree),
     ("m003_by_conversation", _m003_by_conversation),
+    ("m004_cache_tokens", _m004_cache_tokens),
 ]
 
 

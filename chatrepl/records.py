@@ -87,8 +87,9 @@ class Usage:
     input_tokens: int | None = None
     output_tokens: int | None = None
     reasoning_tokens: int | None = None
-    cached_tokens: int | None = None
+    cache_read_tokens: int | None = None
     cost: float | None = None
+    cache_write_tokens: int | None = None
 
 
 # --- what a provider streams: one of these at a time --------------------------------------------
@@ -190,6 +191,8 @@ class CallRecord:
     cost: float | None = None
     duration_ms: int | None = None
     ttft_ms: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
 
 
 @dataclass

@@ -275,6 +275,13 @@ def m003_by_conversation(db: pw.SqliteDatabase) -> None:
         db.execute_sql(statement)
 
 
+def m004_cache_tokens(db: pw.SqliteDatabase) -> None:
+    """Cache reads and cache writes per model call (TEMPORARY in the cost branch: the store's
+    own schema 4 replaces this)."""
+    for column in ("cache_read_tokens", "cache_write_tokens"):
+        db.execute_sql(f"ALTER TABLE calls ADD COLUMN {column} INTEGER")
+
+
 _TURN_KEY = (
     "FOREIGN KEY (conversation_id, turn_seq) REFERENCES turns (conversation_id, seq) "
     "ON DELETE CASCADE"
@@ -290,6 +297,7 @@ MIGRATIONS: list[Callable[[pw.SqliteDatabase], None]] = [
     m001_initial,
     m002_tree,
     m003_by_conversation,
+    m004_cache_tokens,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -370,7 +370,7 @@ class _Reader:
         for key, name in (
             ("input_tokens", "input_tokens"),
             ("output_tokens", "output_tokens"),
-            ("cache_read_input_tokens", "cached_tokens"),
+            ("cache_read_input_tokens", "cache_read_tokens"),
         ):
             if (n := as_int(u.get(key))) is not None:
                 setattr(self.usage, name, n)

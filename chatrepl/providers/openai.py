@@ -512,7 +512,7 @@ def read_usage(u: dict[str, Any]) -> Usage:
         input_tokens=as_int(u.get("prompt_tokens")),
         output_tokens=as_int(u.get("completion_tokens")),
         reasoning_tokens=as_int(completion.get("reasoning_tokens")),
-        cached_tokens=as_int(prompt.get("cached_tokens"))
+        cache_read_tokens=as_int(prompt.get("cached_tokens"))
         if prompt
         else as_int(u.get("prompt_cache_hit_tokens")),  # DeepSeek's own field
         cost=as_float(u.get("cost")),
