@@ -2,6 +2,7 @@
 
 ChatreplError
 ├── ConfigError            a malformed config.toml or keys.json, an unknown provider or model
+├── BudgetError            a request that would pass a budget of config.toml: not sent
 ├── StoreError             the database cannot be used
 │   ├── NewerDatabaseError     written by a newer chatrepl; left untouched
 │   ├── NotFoundError          no conversation with that id or prefix
@@ -25,6 +26,10 @@ from __future__ import annotations
 
 class ChatreplError(Exception):
     """Base of all errors chatrepl raises on purpose; ``str()`` is the sentence to show."""
+
+
+class BudgetError(ChatreplError):
+    """A request that would pass a ``[budget]`` of config.toml; it was not sent."""
 
 
 class ConfigError(ChatreplError):

@@ -106,3 +106,12 @@ def is_blank(text: str) -> bool:
     import unicodedata
 
     return all(c.isspace() or unicodedata.category(c) in ("Cf", "Cc") for c in text)
+
+
+CHARS_PER_TOKEN = 4  # the usual estimate for English text and code
+
+
+def estimate_tokens(text: str | int) -> int:
+    """A rough token count of ``text`` (or of that many characters): characters / 4, rounded up."""
+    chars = text if isinstance(text, int) else len(text)
+    return -(-chars // CHARS_PER_TOKEN)
