@@ -23,6 +23,7 @@ SUBCOMMANDS = (
     "delete",
     "models",
     "tools",
+    "usage",
     "import",
     "import-llm",
     "db",

@@ -71,28 +71,9 @@ def conversation_cost(conversation: Conversation) -> float | None:
     Each call costs what was saved with it (the server's figure, else the price table's at the
     time); a call saved without one is priced now, where the price table knows its model.
     """
-    from .errors import ConfigError
-    from .pricing import price_of
+    from .pricing import calls_cost
 
-    total, known = 0.0, False
-    for turn in conversation.turns:
-        for call in turn.calls:
-            cost = call.cost
-            if cost is None and (call.input_tokens or call.output_tokens):
-                try:
-                    price = price_of(call.model)
-                except ConfigError:
-                    price = None
-                if price is not None:
-                    cost = price.cost(
-                        call.input_tokens,
-                        call.output_tokens,
-                        call.cache_read_tokens,
-                        call.cache_write_tokens,
-                    )
-            if cost is not None:
-                total, known = total + cost, True
-    return total if known else None
+    return calls_cost(call for turn in conversation.turns for call in turn.calls)
 
 
 def cached_share(usage: Usage) -> float | None:

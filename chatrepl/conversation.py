@@ -923,19 +923,10 @@ def _priced(call: CallRecord) -> float | None:
     """What ``call`` cost by the price table (config.toml's, else the built-in one), or
     ``None``: no tokens reported, no price known, or a price config.toml gets wrong (which
     the front ends say at start)."""
-    if call.input_tokens is None and call.output_tokens is None:
-        return None
-    from .pricing import price_of
+    from .pricing import call_cost
 
-    try:
-        price = price_of(call.model)
-    except ChatreplError:
-        return None
-    if price is None:
-        return None
-    return price.cost(
-        call.input_tokens, call.output_tokens, call.cache_read_tokens, call.cache_write_tokens
-    )
+    call.cost = None  # priced again from its tokens as they are now
+    return call_cost(call)
 
 
 def _summed(counts: Sequence[CallRecord | Usage], zero: bool = False) -> Usage:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from .errors import ChatreplError
 
 if TYPE_CHECKING:
+    from .budgets import Budget
     from .conversation import Conversation, Response
     from .providers.base import Model
     from .records import Part
@@ -139,7 +140,24 @@ def open_conversation(
         conversation = Conversation(model, store=store)
     if system is not None:
         conversation.system = system or None
+    conversation.budget = session_budget(store)
     return conversation
+
+
+def session_budget(store: Store | None, warn: Callable[[str], None] = say_error) -> Budget | None:
+    """The budgets config.toml sets for this session (``None``: none), its prices checked.
+
+    Raises:
+        ConfigError: ``[budget]`` or ``[prices]`` is malformed (one sentence, before anything
+            is sent).
+    """
+    from .budgets import Budget
+    from .config import load_config
+    from .pricing import check_prices
+
+    config = load_config()
+    check_prices(config)
+    return Budget.from_config(config, store, warn)
 
 
 def load_conversation(

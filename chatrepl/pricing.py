@@ -21,9 +21,13 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, NamedTuple
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .records import CallRecord
 
 #: When the built-in table was taken from the vendors' price pages. Amounts are US dollars.
 AS_OF = "2026-06"
@@ -109,6 +113,30 @@ def price_of(model: str, config: dict[str, Any] | None = None) -> Price | None:
         if row is not None:
             return Price(*row, f"the built-in table of {AS_OF}")
     return None
+
+
+def call_cost(call: CallRecord) -> float | None:
+    """What a saved model call cost: its saved cost, else its tokens priced now by the price
+    table, else ``None`` (no tokens, no price, or a price config.toml gets wrong)."""
+    if call.cost is not None:
+        return call.cost
+    if call.input_tokens is None and call.output_tokens is None:
+        return None
+    try:
+        price = price_of(call.model)
+    except ConfigError:
+        return None
+    if price is None:
+        return None
+    return price.cost(
+        call.input_tokens, call.output_tokens, call.cache_read_tokens, call.cache_write_tokens
+    )
+
+
+def calls_cost(calls: Iterable[CallRecord]) -> float | None:
+    """What these calls cost together, or ``None`` when no call's cost is known."""
+    costs = [c for call in calls if (c := call_cost(call)) is not None]
+    return sum(costs) if costs else None
 
 
 def check_prices(config: dict[str, Any]) -> None:

@@ -48,8 +48,9 @@ class Spend:
         self.cost += other.cost
         self.unpriced_calls += other.unpriced_calls
 
-    def as_json(self, key_name: str) -> dict[str, Any]:
-        data: dict[str, Any] = {key_name: self.key}
+    def as_json(self, key_name: str | None) -> dict[str, Any]:
+        """The sums as ``usage --json`` gives them, the key under ``key_name`` (none: a total)."""
+        data: dict[str, Any] = {key_name: self.key} if key_name else {}
         if key_name == "conversation_id":
             data["title"] = self.title
         share = self.cached_share

@@ -112,6 +112,8 @@ class Repl:
         self._session: PromptSession[str] | None = None
         self._prefill: tuple[str, Callable[[str], None]] | None = None
         self.show_reasoning = _reasoning_setting()
+        if conversation.budget is not None:  # "no price known" said here, once a model
+            conversation.budget.warn = self._note
         self.refresh()
 
     # --- the loop -----------------------------------------------------------------------------
@@ -252,7 +254,8 @@ class Repl:
         )
 
     def switch_to(self, conversation: Conversation) -> None:
-        """Make ``conversation`` the live one."""
+        """Make ``conversation`` the live one (under the session's budgets)."""
+        conversation.budget = self.conversation.budget
         self.conversation = conversation
         self.refresh()
 
