@@ -35,9 +35,9 @@ def test_fresh_database_is_migrated_private_and_wal(tmp_path):
     assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     names = [r[0] for r in con.execute("SELECT name FROM _migrations")]
-    assert names == ["m001_initial", "m002_tree", "m003_by_conversation"]
+    assert names == ["m001_initial", "m002_tree", "m003_by_conversation", "m004_cache_tokens"]
     Store(path)  # opening again applies nothing twice
-    assert con.execute("SELECT count(*) FROM _migrations").fetchone()[0] == 3
+    assert con.execute("SELECT count(*) FROM _migrations").fetchone()[0] == 4
 
 
 def test_pragmas(tmp_path):
