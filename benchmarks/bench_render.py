@@ -91,7 +91,7 @@ def _cpu(fn: Callable[[], object]) -> float:
 
 def stream_at_rate(pieces: list[str]) -> tuple[float, int]:
     """CPU seconds to display ``pieces`` arriving at RATE a second; and the redraws."""
-    from chatrepl.repl.render import StreamRenderer
+    from chatrepl.screen.render import StreamRenderer
 
     clock = FakeClock()
     renderer = StreamRenderer(console(), clock=clock)
@@ -111,7 +111,7 @@ def stream_from_server(server, reply, text: str) -> tuple[float, float, int]:
     """Display CPU, wall time and redraws for ``text`` streamed by the local server."""
     from chatrepl.conversation import Conversation
     from chatrepl.providers.registry import get_model
-    from chatrepl.repl.render import StreamRenderer
+    from chatrepl.screen.render import StreamRenderer
 
     server.push(reply(text=text))
     renderer = StreamRenderer(console())

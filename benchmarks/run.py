@@ -5,7 +5,8 @@
     python -m benchmarks.run --quick          # fewer repeats and a small database (prints only)
     python benchmarks/run.py startup          # the same, run as a file
 
-Benchmarks: startup, installed, render, storage, postgres, tools, memory, attach, cost. See benchmarks/README.md.
+Benchmarks: startup, installed, render, storage, postgres, remote, tools, memory, attach, cost.
+See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ SUITES = (
     "render",
     "storage",
     "postgres",
+    "remote",
     "tools",
     "memory",
     "attach",
@@ -58,6 +60,12 @@ def run_suite(name: str, args: argparse.Namespace) -> Section:
 
         return bench_storage.run_postgres(
             repeat=args.repeat or (3 if args.quick else 10), quick=args.quick
+        )
+    if name == "remote":
+        from . import bench_remote_store
+
+        return bench_remote_store.run(
+            repeat=args.repeat or (2 if args.quick else 7), quick=args.quick
         )
     if name == "tools":
         from . import bench_tools

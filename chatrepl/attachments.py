@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .errors import ChatreplError, ConfigError
+from .errors import AttachmentError, ChatreplError, ConfigError
 from .records import Message, Part
 
 if TYPE_CHECKING:
@@ -59,10 +59,6 @@ _LOOKS_LIKE = {
 _MEMORY: dict[str, bytes] = {}
 
 
-class AttachmentError(ChatreplError):
-    """An attachment cannot be staged or sent (the message names it and says why)."""
-
-
 @dataclass(frozen=True)
 class Settings:
     """The ``[attachments]`` table of config.toml."""
@@ -81,7 +77,7 @@ def settings(config: dict[str, Any] | None = None) -> Settings:
         ConfigError: a setting has the wrong type or value.
     """
     if config is None:
-        from .config import load_config
+        from .settings import load_config
 
         config = load_config()
     table = config.get("attachments", {})

@@ -130,7 +130,8 @@ def _main(argv: list[str]) -> int:
         return 2
     args = chat_parser().parse_args(argv)
     args.prompt, args.system = as_text(args.prompt), as_text(args.system)
-    from .options import OptionError, parse_all
+    from .errors import OptionError
+    from .model_options import parse_all
 
     try:
         args.options = parse_all([(as_text(k), as_text(v)) for k, v in args.option or []])

@@ -3,13 +3,17 @@
 ChatreplError
 ├── ConfigError            a malformed config.toml or keys.json, an unknown provider or model
 ├── BudgetError            a request that would pass a budget of config.toml: not sent
+├── UsageError             a command line that cannot be done as asked (exit status 2)
+├── OptionError            a model option whose name or value cannot be sent
+├── AttachmentError        a file or URL that cannot be staged or sent
+├── ToolError              a tool failed; the model is told the sentence
 ├── StoreError             the database cannot be used
 │   ├── NewerDatabaseError     written by a newer chatrepl; left untouched
 │   ├── NotFoundError          no conversation with that id or prefix
 │   └── AmbiguousIdError       a prefix that matches several conversations
 └── ProviderError          a model service failed; ``retryable`` says if trying again may help
     ├── ConnectError           the server cannot be reached
-    ├── TimeoutError           the server stopped answering
+    ├── ResponseTimeoutError   the server stopped answering
     ├── AuthError              401/403: the key is missing or rejected
     ├── ModelNotFoundError     404: no such model (or a wrong base URL)
     ├── ContextTooLongError    413, or a 400 that says the prompt is too long
@@ -34,6 +38,22 @@ class BudgetError(ChatreplError):
 
 class ConfigError(ChatreplError):
     """The configuration cannot be used as it is."""
+
+
+class UsageError(ChatreplError):
+    """The command line asks for something that cannot be done as asked (exit status 2)."""
+
+
+class OptionError(ChatreplError):
+    """An option name or value that cannot be sent."""
+
+
+class AttachmentError(ChatreplError):
+    """An attachment cannot be staged or sent (the message names it and says why)."""
+
+
+class ToolError(ChatreplError):
+    """A tool failed in a way the model should be told; ``str()`` is the one sentence."""
 
 
 class StoreError(ChatreplError):
@@ -70,7 +90,9 @@ class ConnectError(ProviderError):
     retryable = True
 
 
-class TimeoutError(ProviderError):  # noqa: A001 - deliberately mirrors the builtin's meaning
+class ResponseTimeoutError(ProviderError):
+    """The server stopped answering (no byte within the read time-out)."""
+
     retryable = True
 
 

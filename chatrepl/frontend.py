@@ -92,14 +92,14 @@ def guarded(action: Callable[[], int]) -> int:
         return 141
 
 
-def open_store(db: str | None, create: bool = True) -> Store:
+def open_store(db: str | None, *, create: bool) -> Store:
     """The database ``--db`` / ``$CHATREPL_DB`` / the home names.
 
     With ``create`` a missing one is made (and the home folder with it, when the database is
     the default one); without, a missing database is an error, so read-only commands leave
     nothing behind.
     """
-    from .config import db_path, ensure_home
+    from .settings import db_path, ensure_home
     from .store import Store
 
     if create and not (db or os.environ.get("CHATREPL_DB")):
@@ -134,7 +134,7 @@ def open_conversation(
             name, offline = default_model_name()
             model = get_model(name)
             if offline:
-                from .config import home
+                from .settings import home
 
                 say_error(OFFLINE_ADVICE.format(model=name, config=home() / "config.toml"))
         conversation = Conversation(model, store=store)
@@ -152,8 +152,8 @@ def session_budget(store: Store | None, warn: Callable[[str], None] = say_error)
             is sent).
     """
     from .budgets import Budget
-    from .config import load_config
     from .pricing import check_prices
+    from .settings import load_config
 
     config = load_config()
     check_prices(config)
@@ -216,7 +216,7 @@ def open_tools(
     Nothing of the tools is imported (and no MCP server starts) unless some are asked for or
     configured; a name that cannot be enabled is one sentence through ``warn``.
     """
-    from .config import load_config
+    from .settings import load_config
 
     config = load_config()
     wanted = list(names or [])

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ChatreplError
-from .frontend import guarded, say_error
+from .errors import ChatreplError, UsageError
+from .frontend import guarded, open_store, say_error
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -43,10 +43,6 @@ SUMMARY_FIELDS = (
 #: Fields of a hit in ``search --json``, in this order.
 HIT_FIELDS = ("conversation_id", "title", "response_id", "started", "snippet")
 ALL = 0  # ``-n 0``: no limit
-
-
-class UsageError(ChatreplError):
-    """The command line asks for something that cannot be done as asked (exit status 2)."""
 
 
 # --- the parser --------------------------------------------------------------------------------
@@ -271,13 +267,6 @@ def _run(args: argparse.Namespace) -> int:
 # --- helpers shared by the commands -------------------------------------------------------------
 
 
-def open_store(args: argparse.Namespace, create: bool = False) -> Store:
-    """The database ``--db`` / ``$CHATREPL_DB`` / the home names; never created unless asked."""
-    from .frontend import open_store as opened
-
-    return opened(args.db, create=create)
-
-
 def _terminal() -> bool:
     return sys.stdout.isatty()
 
@@ -343,7 +332,7 @@ def _limit(n: int) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """``chatrepl list [-n N] [--json]``."""
-    store = open_store(args)
+    store = open_store(args.db, create=False)
     rows = store.recent(_limit(args.n))
     if args.json:
         _print_json([summary_json(s) for s in rows])
@@ -368,7 +357,7 @@ def _conversation(
 ) -> tuple[ConversationSummary, list[TurnRecord], list[TurnRecord]]:
     """The conversation ``args.id`` names: its summary, the turns of its current path, and
     every turn."""
-    store = open_store(args)
+    store = open_store(args.db, create=False)
     cid = store.resolve(args.id)
     return store.summary(cid), store.turns(cid), store.turns(cid, all_branches=True)
 
@@ -379,7 +368,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     summary, turns, every = _conversation(args)
     if args.json:
-        data = to_json(summary, every, open_store(args).attachment)
+        data = to_json(summary, every, open_store(args.db, create=False).attachment)
         data["conversation"] |= spending_json([c for t in every for c in t.calls])
         _print_json(data)
     elif args.markdown or not _terminal():
@@ -472,7 +461,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     query = " ".join(" ".join(args.query).split())
     if not query.strip('" '):
         raise UsageError("search for what? Give one or more words.")
-    store = open_store(args)
+    store = open_store(args.db, create=False)
     terminal = _terminal() and not args.json
     marks = MARKS if terminal else ("[", "]")
     hits = store.search(query, _limit(args.n), marks, reasoning=args.reasoning)
@@ -532,7 +521,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     summary, turns, every = _conversation(args)
     if args.format == "json":
-        files = open_store(args).attachment  # the attached files go in the export too
+        files = open_store(
+            args.db, create=False
+        ).attachment  # the attached files go in the export too
         text = json_text(to_json(summary, every, files))
     else:
         text = to_markdown(
@@ -541,7 +532,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output in (None, "-"):
         sys.stdout.write(_safe(text) if _terminal() else _valid(text))  # a pipe: as saved
         return 0
-    from .config import write_private
+    from .settings import write_private
 
     path = write_private(Path(args.output).expanduser(), text)
     if sys.stderr.isatty():
@@ -557,7 +548,7 @@ def cmd_title(args: argparse.Namespace) -> int:
     title = " ".join(" ".join(args.text).split())
     if not title:
         raise UsageError("the title is empty: give the new title after the id.")
-    store = open_store(args)
+    store = open_store(args.db, create=False)
     cid = store.resolve(args.id)
     store.set_title(cid, title, "user")
     if _terminal():
@@ -567,7 +558,7 @@ def cmd_title(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     """``chatrepl delete ID... [--yes]``: asks on a terminal; refuses without one."""
-    store = open_store(args)
+    store = open_store(args.db, create=False)
     ids = list(dict.fromkeys(store.resolve(i) for i in args.ids))
     if not args.yes:
         if not sys.stdin.isatty():
@@ -608,9 +599,9 @@ def _confirm(store: Store, ids: list[str]) -> bool:
 
 def models_info() -> dict[str, Any]:
     """What ``models --json`` prints: providers, their keys and models, aliases, the default."""
-    from .config import load_config
     from .errors import ConfigError
     from .providers.registry import default_model_name, providers, resolve_name
+    from .settings import load_config
 
     config = load_config()
     known = providers(config)
@@ -716,7 +707,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
     from .pricing import AS_OF
     from .spending import Spend, local_midnight, summed
 
-    store = open_store(args)
+    store = open_store(args.db, create=False)
     since = local_midnight(args.since) if args.since else None
     rows = store.spending(since=since)
     groups, everything = summed(rows, args.by), summed(rows)
@@ -881,7 +872,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             files.update(attachments_in(data))
         except ChatreplError as exc:
             raise ChatreplError(f"{_safe(name)}: {exc}") from None
-    store = open_store(args, create=True)
+    store = open_store(args.db, create=True)
     for sha, (mime, content) in files.items():
         store.put_attachment(sha, mime, content)
     for summary, turns in loaded:
@@ -916,7 +907,7 @@ def cmd_import_llm(args: argparse.Namespace) -> int:
 
     path = llm_logs_path(args.path)
     conversations = read_conversations(path)
-    store = open_store(args, create=True)
+    store = open_store(args.db, create=True)
     new = new_turns = grown = added = 0
     for summary, turns in conversations:
         if store.import_conversation(summary, turns):
@@ -954,7 +945,7 @@ def add_tools_command(command: Callable[..., Any], json_flag: Callable[..., None
 
 def cmd_tools(args: argparse.Namespace) -> int:
     """``chatrepl tools [--json] [--start]``: one row per tool (or per server not started)."""
-    from .config import load_config
+    from .settings import load_config
     from .tools.toolbox import Toolbox
 
     box = Toolbox(load_config())
@@ -1003,7 +994,7 @@ def add_db_command(commands: Any) -> None:
 
 def cmd_db_copy(args: argparse.Namespace) -> int:
     """``chatrepl db copy SRC DST``."""
-    from .config import db_path
     from .dbcopy import run
+    from .settings import db_path
 
     return run(db_path(args.src), db_path(args.dst))

@@ -17,12 +17,12 @@ from .frontend import (
     stream_answer,
     tool_line,
 )
-from .options import reasoning_shown
+from .model_options import reasoning_shown
 
 if TYPE_CHECKING:
     from .conversation import Response
     from .records import Part
-    from .repl.render import StreamRenderer
+    from .screen.render import StreamRenderer
     from .store import Store
 
 #: Exit status of an answer that arrived but did not end normally.
@@ -39,7 +39,7 @@ def one_shot(args: argparse.Namespace, prompt: str) -> int:
     from .compaction import make_room, recover
     from .context import window_of
 
-    store = open_store(args.db)
+    store = open_store(args.db, create=True)
     staged = attached(args, store)
     conversation = open_conversation(
         store, model_name=args.model, resume=args.resume, latest=args.cont, system=args.system
@@ -86,7 +86,7 @@ def one_shot(args: argparse.Namespace, prompt: str) -> int:
 
 def _stream(response: Response, thoughts: ReasoningWriter | None) -> str | None:
     """Show ``response`` on stdout (reasoning on stderr); the error sentence if it failed."""
-    from .repl.interrupt import answering
+    from .screen.interrupt import answering
 
     show: StreamRenderer | PipeWriter | Split
     if not sys.stdout.isatty():
@@ -196,7 +196,7 @@ def terminal_renderer(reasoning: bool = True) -> StreamRenderer:
     """The streaming Markdown display on the terminal, already showing its spinner."""
     from rich.console import Console
 
-    from .repl.render import StreamRenderer
+    from .screen.render import StreamRenderer
 
     renderer = StreamRenderer(Console(highlight=False), reasoning=reasoning)
     renderer.start()

@@ -218,7 +218,7 @@ def _config() -> dict[str, Any]:
     """config.toml, parsed once per change of the file (a call is priced many times a turn)."""
     import os
 
-    from .config import home, load_config
+    from .settings import home, load_config
 
     path = home() / "config.toml"
     try:

@@ -1,7 +1,8 @@
-"""The database: forward-only migrations, and the questions the app asks, in plain records.
+"""The database: the questions the app asks, in plain records.
 
-This is the only module that speaks SQL (with ``chatrepl.postgres`` for what PostgreSQL says
-differently). It takes and returns the records of ``chatrepl.records`` and knows nothing of
+This is the module that asks the questions, in one SQL for both engines; what SQLite and
+PostgreSQL do differently is the ``chatrepl.dialect`` object each store is given, and the
+schema's history is ``chatrepl.migrations``. It takes and returns the records of ``chatrepl.records`` and knows nothing of
 conversations as objects or of providers. An SQLite file is the default: every write runs in a
 ``BEGIN IMMEDIATE`` transaction on a WAL database with a busy timeout, so several chatrepl
 processes can share one file without losing a write. A ``postgresql://`` URL keeps the same
@@ -15,22 +16,18 @@ head. A turn's typed parts and its model calls have tables of their own.
 from __future__ import annotations
 
 import contextlib
-import functools
-import itertools
 import json
 import os
-import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, fields
-from pathlib import Path
 from typing import Any
 
-from .errors import AmbiguousIdError, NewerDatabaseError, NotFoundError, StoreError
+from .dialect import open_dialect
+from .errors import AmbiguousIdError, NotFoundError, StoreError
 from .ids import ID_CHARS
-from .lazypeewee import peewee as pw
+from .migrations import OUTLINE_COLUMNS
 from .records import (
     STATUSES,
     CallRecord,
@@ -40,267 +37,10 @@ from .records import (
     SearchHit,
     TreeNode,
     TurnRecord,
-    linear_parents,
 )
 from .text import now
 
 __all__ = ["STATUSES", "Store", "now"]
-
-BUSY_TIMEOUT_S = 10
-SEARCH_WINDOW = 300  # search ranks the newest this many matches
-PREFIX_BUDGET_S = 0.25  # the most a search may spend adding matches of words as prefixes
-_STEPS = 1_000  # SQLite instructions between two looks at the clock during such a search
-
-
-# --- migrations: an ordered list of small named functions, each recorded once applied -------
-
-
-def m001_initial(db: pw.SqliteDatabase) -> None:
-    for statement in (
-        """CREATE TABLE conversations (
-            id TEXT PRIMARY KEY,
-            title TEXT,
-            title_source TEXT,
-            model TEXT NOT NULL,
-            system TEXT,
-            created TEXT NOT NULL,
-            updated TEXT NOT NULL)""",
-        "CREATE INDEX conversations_updated ON conversations (updated)",
-        """CREATE TABLE responses (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            id TEXT NOT NULL UNIQUE,
-            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
-            model TEXT NOT NULL,
-            prompt TEXT NOT NULL,
-            system TEXT,
-            response TEXT NOT NULL DEFAULT '',
-            options TEXT NOT NULL DEFAULT '{}',
-            input_tokens INTEGER,
-            output_tokens INTEGER,
-            status TEXT NOT NULL DEFAULT 'pending'
-                CHECK (status IN ('pending', 'complete', 'interrupted', 'error')),
-            error TEXT,
-            started TEXT NOT NULL,
-            duration_ms INTEGER,
-            ttft_ms INTEGER,
-            undone INTEGER NOT NULL DEFAULT 0)""",
-        "CREATE INDEX responses_conversation ON responses (conversation_id, seq)",
-        """CREATE VIRTUAL TABLE responses_fts USING fts5(
-            prompt, response, content='responses', content_rowid='seq',
-            tokenize='unicode61 remove_diacritics 2')""",
-        """CREATE TRIGGER responses_ai AFTER INSERT ON responses BEGIN
-            INSERT INTO responses_fts (rowid, prompt, response)
-            VALUES (new.seq, new.prompt, new.response);
-        END""",
-        """CREATE TRIGGER responses_ad AFTER DELETE ON responses BEGIN
-            INSERT INTO responses_fts (responses_fts, rowid, prompt, response)
-            VALUES ('delete', old.seq, old.prompt, old.response);
-        END""",
-        """CREATE TRIGGER responses_au AFTER UPDATE OF prompt, response ON responses BEGIN
-            INSERT INTO responses_fts (responses_fts, rowid, prompt, response)
-            VALUES ('delete', old.seq, old.prompt, old.response);
-            INSERT INTO responses_fts (rowid, prompt, response)
-            VALUES (new.seq, new.prompt, new.response);
-        END""",
-    ):
-        db.execute_sql(statement)
-
-
-def m002_tree(db: pw.SqliteDatabase) -> None:
-    """Turns in a tree with typed parts and model calls; undone turns become side branches."""
-    for statement in (
-        "ALTER TABLE conversations ADD COLUMN head TEXT",
-        "ALTER TABLE conversations ADD COLUMN forked_from TEXT",
-        """CREATE TABLE turns (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            id TEXT NOT NULL UNIQUE,
-            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
-            parent_id TEXT,
-            depth INTEGER NOT NULL DEFAULT 0,
-            kind TEXT NOT NULL DEFAULT 'turn',
-            model TEXT NOT NULL,
-            prompt TEXT NOT NULL,
-            system TEXT,
-            response TEXT NOT NULL DEFAULT '',
-            extra TEXT NOT NULL DEFAULT '',
-            options TEXT NOT NULL DEFAULT '{}',
-            input_tokens INTEGER,
-            output_tokens INTEGER,
-            status TEXT NOT NULL DEFAULT 'pending',
-            error TEXT,
-            started TEXT NOT NULL,
-            duration_ms INTEGER,
-            ttft_ms INTEGER)""",
-        "CREATE INDEX turns_conversation ON turns (conversation_id, seq)",
-        "CREATE INDEX turns_parent ON turns (parent_id)",
-        """CREATE TABLE parts (
-            turn_seq INTEGER NOT NULL REFERENCES turns (seq) ON DELETE CASCADE,
-            position INTEGER NOT NULL,
-            call INTEGER NOT NULL DEFAULT 0,
-            kind TEXT NOT NULL,
-            text TEXT NOT NULL DEFAULT '',
-            data TEXT NOT NULL DEFAULT '{}',
-            PRIMARY KEY (turn_seq, position)) WITHOUT ROWID""",
-        """CREATE TABLE calls (
-            turn_seq INTEGER NOT NULL REFERENCES turns (seq) ON DELETE CASCADE,
-            idx INTEGER NOT NULL,
-            model TEXT NOT NULL,
-            finish_reason TEXT,
-            input_tokens INTEGER,
-            output_tokens INTEGER,
-            reasoning_tokens INTEGER,
-            cost REAL,
-            duration_ms INTEGER,
-            ttft_ms INTEGER,
-            PRIMARY KEY (turn_seq, idx)) WITHOUT ROWID""",
-        """CREATE TABLE attachments (
-            sha256 TEXT PRIMARY KEY,
-            mime TEXT NOT NULL,
-            size INTEGER NOT NULL,
-            content BLOB NOT NULL)""",
-    ):
-        db.execute_sql(statement)
-    _copy_v1_turns(db)
-    for statement in (
-        "DROP TRIGGER responses_ai",
-        "DROP TRIGGER responses_ad",
-        "DROP TRIGGER responses_au",
-        "DROP TABLE responses_fts",
-        "DROP TABLE responses",
-        """CREATE VIRTUAL TABLE turns_fts USING fts5(
-            prompt, response, extra, content='turns', content_rowid='seq',
-            tokenize='unicode61 remove_diacritics 2')""",
-        "INSERT INTO turns_fts (turns_fts) VALUES ('rebuild')",
-        """CREATE TRIGGER turns_ai AFTER INSERT ON turns BEGIN
-            INSERT INTO turns_fts (rowid, prompt, response, extra)
-            VALUES (new.seq, new.prompt, new.response, new.extra);
-        END""",
-        """CREATE TRIGGER turns_ad AFTER DELETE ON turns BEGIN
-            INSERT INTO turns_fts (turns_fts, rowid, prompt, response, extra)
-            VALUES ('delete', old.seq, old.prompt, old.response, old.extra);
-        END""",
-        """CREATE TRIGGER turns_au AFTER UPDATE OF prompt, response, extra ON turns BEGIN
-            INSERT INTO turns_fts (turns_fts, rowid, prompt, response, extra)
-            VALUES ('delete', old.seq, old.prompt, old.response, old.extra);
-            INSERT INTO turns_fts (rowid, prompt, response, extra)
-            VALUES (new.seq, new.prompt, new.response, new.extra);
-        END""",
-    ):
-        db.execute_sql(statement)
-
-
-def _copy_v1_turns(db: pw.SqliteDatabase) -> None:
-    """Schema 1's straight lines into trees, losing nothing (see ``linear_parents``)."""
-    rows = db.execute_sql(
-        "SELECT seq, id, conversation_id, undone, prompt, response, model, input_tokens, "
-        "output_tokens, duration_ms, ttft_ms FROM responses ORDER BY conversation_id, seq"
-    ).fetchall()
-    db.execute_sql(
-        """INSERT INTO turns (seq, id, conversation_id, model, prompt, system, response, options,
-            input_tokens, output_tokens, status, error, started, duration_ms, ttft_ms)
-        SELECT seq, id, conversation_id, model, prompt, system, response, options, input_tokens,
-            output_tokens, status, error, started, duration_ms, ttft_ms FROM responses"""
-    )
-    links, parts, calls, heads = [], [], [], []
-    for cid, group in itertools.groupby(rows, key=lambda r: r[2]):
-        turns = list(group)
-        parents, head = linear_parents([(r[1], bool(r[3])) for r in turns])
-        heads.append((head, cid))
-        depth: dict[str | None, int] = {None: -1}
-        for row, parent in zip(turns, parents, strict=True):
-            seq, tid, _, _, prompt, response, model, tin, tout, dur, ttft = row
-            depth[tid] = depth[parent] + 1
-            links.append((parent, depth[tid], seq))
-            parts.append((seq, 0, 0, "prompt", prompt, "{}"))
-            if response:
-                parts.append((seq, 1, 1, "text", response, "{}"))
-            calls.append((seq, 1, model, tin, tout, dur, ttft))
-    cursor = db.cursor()
-    cursor.executemany("UPDATE turns SET parent_id = ?, depth = ? WHERE seq = ?", links)
-    cursor.executemany(
-        "INSERT INTO parts (turn_seq, position, call, kind, text, data) VALUES (?, ?, ?, ?, ?, ?)",
-        parts,
-    )
-    cursor.executemany(
-        "INSERT INTO calls (turn_seq, idx, model, input_tokens, output_tokens, duration_ms, "
-        "ttft_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        calls,
-    )
-    cursor.executemany("UPDATE conversations SET head = ? WHERE id = ?", heads)
-
-
-def m003_by_conversation(db: pw.SqliteDatabase) -> None:
-    """A conversation's rows stored together: parts and calls keyed by conversation first, and
-    the turns' outline (all but their texts) in one index, so opening a conversation reads a
-    few hundred neighbouring pages, not thousands scattered over the whole file."""
-    outline = ", ".join(OUTLINE_COLUMNS)
-    for statement in (
-        "CREATE UNIQUE INDEX turns_in_conversation ON turns (conversation_id, seq)",
-        "DROP INDEX turns_conversation",
-        f"CREATE INDEX turns_outline ON turns (conversation_id, seq, {outline})",
-        f"""CREATE TABLE parts_new (
-            conversation_id TEXT NOT NULL,
-            turn_seq INTEGER NOT NULL,
-            position INTEGER NOT NULL,
-            call INTEGER NOT NULL DEFAULT 0,
-            kind TEXT NOT NULL,
-            text TEXT NOT NULL DEFAULT '',
-            data TEXT NOT NULL DEFAULT '{{}}',
-            PRIMARY KEY (conversation_id, turn_seq, position),
-            {_TURN_KEY}) WITHOUT ROWID""",
-        """INSERT INTO parts_new SELECT t.conversation_id, p.turn_seq, p.position, p.call,
-            p.kind, p.text, p.data FROM parts p JOIN turns t ON t.seq = p.turn_seq
-            ORDER BY 1, 2, 3""",
-        "DROP TABLE parts",
-        "ALTER TABLE parts_new RENAME TO parts",
-        f"""CREATE TABLE calls_new (
-            conversation_id TEXT NOT NULL,
-            turn_seq INTEGER NOT NULL,
-            idx INTEGER NOT NULL,
-            model TEXT NOT NULL,
-            finish_reason TEXT,
-            input_tokens INTEGER,
-            output_tokens INTEGER,
-            reasoning_tokens INTEGER,
-            cost REAL,
-            duration_ms INTEGER,
-            ttft_ms INTEGER,
-            PRIMARY KEY (conversation_id, turn_seq, idx),
-            {_TURN_KEY}) WITHOUT ROWID""",
-        """INSERT INTO calls_new SELECT t.conversation_id, c.* FROM calls c
-            JOIN turns t ON t.seq = c.turn_seq ORDER BY 1, 2, 3""",
-        "DROP TABLE calls",
-        "ALTER TABLE calls_new RENAME TO calls",
-    ):
-        db.execute_sql(statement)
-
-
-def m004_cache_tokens(db: pw.SqliteDatabase) -> None:
-    """Cache reads and cache writes per model call (TEMPORARY in the cost branch: the store's
-    own schema 4 replaces this)."""
-    for column in ("cache_read_tokens", "cache_write_tokens"):
-        db.execute_sql(f"ALTER TABLE calls ADD COLUMN {column} INTEGER")
-
-
-_TURN_KEY = (
-    "FOREIGN KEY (conversation_id, turn_seq) REFERENCES turns (conversation_id, seq) "
-    "ON DELETE CASCADE"
-)
-#: A turn's columns but its texts (prompt, response, extra): what opening a conversation reads
-#: from the ``turns_outline`` index (the texts come from the parts).
-OUTLINE_COLUMNS = [
-    "id", "parent_id", "model", "system", "options", "input_tokens", "output_tokens", "status",
-    "error", "started", "duration_ms", "ttft_ms", "kind",
-]  # fmt: skip
-
-MIGRATIONS: list[Callable[[pw.SqliteDatabase], None]] = [
-    m001_initial,
-    m002_tree,
-    m003_by_conversation,
-    m004_cache_tokens,
-]
-SCHEMA_VERSION = len(MIGRATIONS)
-
 
 # --- the columns of each record, in its order --------------------------------------------------
 
@@ -323,180 +63,48 @@ class Store:
             read-only commands never leave an empty database behind.
     """
 
-    pg = None  # chatrepl.postgres for a PostgreSQL store
-
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True):
         self._lock = threading.RLock()
         self._owner = threading.get_ident()
-        if isinstance(path, str) and path.startswith(("postgresql://", "postgres://")):
-            self._open_postgres(path, create)
-            return
-        self.path = Path(path).expanduser()
-        exists = self.path.exists()
-        if not exists and not create:
-            raise StoreError(f"There is no chatrepl database at {self.path} yet: nothing saved.")
-        if exists:
-            self._check_version()
-        else:
-            try:
-                from .config import private_file
-
-                private_file(self.path)
-            except OSError as exc:
-                raise StoreError(
-                    f"Cannot create the database {self.path}: {exc.strerror}."
-                ) from exc
-        self.read_only = exists and not create and _cannot_write(self.path)
-        self._identity = _identity(self.path)
         self._unfinished: dict[str, TurnRecord] = {}  # final writes the disk had no room for
-        pragmas: dict[str, Any] = {"foreign_keys": 1, "busy_timeout": BUSY_TIMEOUT_S * 1000}
-        if not self.read_only:
-            pragmas.update(journal_mode="wal", synchronous="normal")
-        self.db = pw.SqliteDatabase(
-            # A folder that cannot be written (a read-only filesystem) has no room for the
-            # WAL's -shm file: the file is read as it stands, and nothing writes to it.
-            f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
-            if self.read_only
-            else str(self.path),
-            pragmas=pragmas,
-            timeout=BUSY_TIMEOUT_S,
-            lock_type="IMMEDIATE",
-            check_same_thread=False,
-            uri=self.read_only,
-        )
-        with self._errors():
-            self._migrate()
+        #: what SQLite and PostgreSQL do differently (checks the file before anything is written)
+        self.dialect = open_dialect(path, create)
+        self.path = self.dialect.shown
+        self.read_only = self.dialect.read_only
+        self.db = self.dialect.database()
+        with self._errors(), self._lock:
+            self.dialect.migrate(self.db, create)
 
     # --- opening --------------------------------------------------------------------------
 
-    def _open_postgres(self, url: str, create: bool) -> None:
-        from . import postgres
-
-        self.pg, self._url = postgres, url
-        self.read_only, self._identity = False, None
-        self._unfinished: dict[str, TurnRecord] = {}
-        self.path = postgres.display(url)  # type: ignore[assignment]
-        self.db = postgres.open_database(url)
-        with self._errors(), self._lock:
-            postgres.migrate(self.db, create, self.path)
-
-    def _check_version(self) -> None:
-        """Refuse a newer or non-chatrepl database before anything writes to it."""
-        try:
-            ro = "mode=ro&immutable=1" if _cannot_write(self.path) else "mode=ro"
-            con = sqlite3.connect(f"{self.path.resolve().as_uri()}?{ro}", uri=True)
-            try:
-                version = con.execute("PRAGMA user_version").fetchone()[0]
-                tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
-            finally:
-                con.close()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(self._unusable(exc)) from exc
-        if version > SCHEMA_VERSION:
-            raise NewerDatabaseError(
-                f"{self.path} was written by a newer chatrepl (schema {version}, this one knows "
-                f"{SCHEMA_VERSION}): upgrade chatrepl; the database was left untouched."
-            )
-        if version == 0 and tables and "conversations" not in tables:
-            raise StoreError(
-                f"{self.path} is an SQLite database but not chatrepl's: give another --db path."
-            )
-
-    def _unusable(self, exc: BaseException) -> str:
-        text = str(exc).lower()
-        if "not a database" in text or "malformed" in text or "corrupt" in text:
-            return (
-                f"{self.path} is corrupt or not a chatrepl database: move it aside "
-                "(it was left untouched) and chatrepl will start a new one."
-            )
-        if "locked" in text or "busy" in text:
-            return (
-                f"{self.path} stayed locked by another program for over {BUSY_TIMEOUT_S} s: "
-                "try again."
-            )
-        if _is_full(exc):
-            return f"The disk holding {self.path} is full: free some space and try again."
-        if "readonly" in text or "read-only" in text or "unable to open" in text:
-            return f"Cannot write to {self.path}: check its permissions and free space."
-        return f"The database {self.path} failed: {exc}."
-
     @contextmanager
     def _errors(self) -> Iterator[None]:
+        """A failure of the database as one StoreError sentence."""
         try:
             yield
-        except (pw.DatabaseError, pw.OperationalError, sqlite3.DatabaseError) as exc:
-            if self.pg is None:
-                raise StoreError(self._unusable(exc)) from exc
-            # from None: the driver's own text may hold the URL's user name
-            raise StoreError(self.pg.unusable(exc, self._url)) from None
-        except pw.InterfaceError as exc:
-            if self.pg is None:
-                raise
-            raise StoreError(self.pg.unusable(exc, self._url)) from None
-
-    def _ready(self) -> None:
-        """Before a question outside a transaction: a PostgreSQL connection that broke (the
-        server restarted, the network dropped) is replaced by a new one."""
-        db = self.db
-        if self.pg is None or db.in_transaction() or db.is_closed():
-            return
-        if not db.is_connection_usable():
-            try:
-                db.close()
-            except Exception:  # noqa: BLE001 - a dead connection may fail to close: forget it
-                db._state.reset()
+        except self.dialect.failures as exc:
+            raise StoreError(self.dialect.unusable(exc)) from self.dialect.cause(exc)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """One write transaction (SQLite: BEGIN IMMEDIATE), failures as one sentence; never
         into a file that is no longer the one opened."""
-        self._check_same_file()
+        self.dialect.check_writable()
         self._finish_unfinished()
         with self._errors(), self._lock:
-            self._ready()
+            self.dialect.ready(self.db)
             with self.db.atomic():
                 yield
 
     def _x(self, sql: str, params: Iterable[Any] = ()) -> Any:
-        """Run one statement (``?`` parameters) on either database; the cursor."""
-        if self.pg is None:
-            return self.db.execute_sql(sql, tuple(params))
-        return self.db.execute_sql(_pg_sql(sql), tuple(self.pg.clean(v) for v in params))
+        """Run one statement (``?`` parameters); the cursor."""
+        return self.db.execute_sql(self.dialect.sql(sql), self.dialect.values(params))
 
     def _many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         """Run one statement for each of ``rows``."""
-        if not rows:
-            return
-        if self.pg is None:
-            self.db.cursor().executemany(sql, rows)
-        else:
-            clean = self.pg.clean
-            self.db.cursor().executemany(
-                _pg_sql(sql), [tuple(clean(v) for v in row) for row in rows]
-            )
-
-    def _check_same_file(self) -> None:
-        """Refuse to write when the database file was deleted, moved or replaced since it was
-        opened: the writes would go to a vanished file, or into someone else's database."""
-        if self.pg is not None:  # a server: no file of ours to lose
-            return
-        if self.read_only:
-            raise StoreError(
-                f"Cannot write to {self.path}: its folder is read-only (it can be listed, "
-                "searched and shown, not changed)."
-            )
-        now_is = _identity(self.path)
-        if now_is == self._identity:
-            return
-        if now_is is None:
-            raise StoreError(
-                f"The database {self.path} was deleted or moved while chatrepl was running: "
-                "nothing more was saved; put it back, or restart chatrepl to start a new one."
-            )
-        raise StoreError(
-            f"The database {self.path} was replaced by another file while chatrepl was "
-            "running: nothing was written to it; restart chatrepl to use the new file."
-        )
+        if rows:
+            values = self.dialect.values
+            self.db.cursor().executemany(self.dialect.sql(sql), [values(row) for row in rows])
 
     def _finish_unfinished(self) -> None:
         """Write the final state of turns a full disk kept from being finalised."""
@@ -505,57 +113,35 @@ class Store:
                 self._finish(t)
             self._unfinished.pop(turn_id, None)
 
-    def _migrate(self) -> None:
-        version = self._x("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
-            return
-        with self.db.atomic():
-            version = self._x("PRAGMA user_version").fetchone()[0] or self._recorded_version()
-            if version > SCHEMA_VERSION:
-                raise NewerDatabaseError(
-                    f"{self.path} was written by a newer chatrepl: upgrade chatrepl."
-                )
-            self._x("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT)")
-            for migration in MIGRATIONS[version:]:
-                migration(self.db)
-                self._x(
-                    "INSERT INTO _migrations (name, applied) VALUES (?, ?)",
-                    (migration.__name__, now()),
-                )
-            self._x(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    def _recorded_version(self) -> int:
-        """The schema version ``_migrations`` records: a copy restored from ``sqlite3 .dump``
-        keeps that table but not ``PRAGMA user_version``."""
-        if not self._x("SELECT 1 FROM sqlite_master WHERE name = '_migrations'").fetchone():
-            return 0
-        names = {r[0] for r in self._x("SELECT name FROM _migrations").fetchall()}
-        if names - {m.__name__ for m in MIGRATIONS}:
-            return SCHEMA_VERSION + 1  # applied by a newer chatrepl
-        return len(names)
-
     def close(self) -> None:
         """Close this thread's connection (PostgreSQL: the store's one connection, when the
         thread that opened the store closes it), after a last try at a final write the disk had
         no room for."""
         if self._unfinished:
             with contextlib.suppress(StoreError):
-                self._check_same_file()
+                self.dialect.check_writable()
                 self._finish_unfinished()
-        if self.pg is None or threading.get_ident() == self._owner:
+        if not self.dialect.one_connection or threading.get_ident() == self._owner:
             with self._lock:
                 self.db.close()
 
-    def _sql(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+    def _sql(
+        self, sql: str, params: Iterable[Any] = (), seconds: float | None = None
+    ) -> list[tuple[Any, ...]] | Any:
+        """The rows of one question; given ``seconds``, ``None`` when it would take longer."""
         with self._errors(), self._lock:
-            self._ready()
+            self.dialect.ready(self.db)
+            if seconds is not None:
+                try:
+                    with self.dialect.bounded(self.db, seconds):
+                        return self._x(sql, params).fetchall()
+                except TimeoutError:
+                    return None
             try:
                 return self._x(sql, params).fetchall()
-            except (pw.OperationalError, sqlite3.OperationalError) as exc:
-                if self.pg is not None or "decode" not in str(exc):
+            except self.dialect.failures as exc:
+                if not self.dialect.read_leniently(self.db, exc):
                     raise
-                # Text that is not UTF-8 (written by another program): read with U+FFFD.
-                self.db.connection().text_factory = _lenient
                 return self._x(sql, params).fetchall()
 
     # --- writing --------------------------------------------------------------------------
@@ -600,10 +186,10 @@ class Store:
         cursor = self._x(
             f"""INSERT INTO turns (conversation_id, depth, extra, {", ".join(_TURN_COLUMNS)})
             VALUES (?, ?, ?, {", ".join("?" * len(_TURN_COLUMNS))})"""
-            + ("" if self.pg is None else " RETURNING seq"),
+            + self.dialect.returning_seq,
             [t.conversation_id, depth, _extra(t.parts), *values],
         )
-        seq = cursor.lastrowid if self.pg is None else cursor.fetchone()[0]
+        seq = self.dialect.new_seq(cursor)
         self._write_parts(t.conversation_id, seq, 0, t.parts)
         self._write_calls(t.conversation_id, seq, t.calls)
         return seq
@@ -625,7 +211,7 @@ class Store:
             with self._writing():
                 self._finish(t)
         except StoreError as exc:
-            if not _is_full(exc.__cause__):
+            if not self.dialect.is_full(exc.__cause__):
                 raise
             self._unfinished[t.id] = t
             raise StoreError(
@@ -743,8 +329,8 @@ class Store:
         The conversation takes the model, persona, head and last activity of ``c``.
         """
         with self._writing():
-            if self.pg is not None:  # one writer at a time on this conversation, as in SQLite
-                self._x("SELECT 1 FROM conversations WHERE id = ? FOR UPDATE", (c.id,))
+            # one writer at a time on this conversation (SQLite's BEGIN IMMEDIATE already is)
+            self._x(f"SELECT 1 FROM conversations WHERE id = ?{self.dialect.for_update}", (c.id,))
             have = {
                 r[0]
                 for r in self._x(
@@ -769,7 +355,7 @@ class Store:
         there. Returns what became of the row (``new``, ``updated`` or ``kept``), how many
         turns were added, and how many were brought up to date.
         """
-        lock = "" if self.pg is None else " FOR UPDATE"
+        lock = self.dialect.for_update
         with self._writing():
             row = self._x(f"SELECT updated FROM conversations WHERE id = ?{lock}", (c.id,))
             row = row.fetchone()
@@ -1078,7 +664,7 @@ class Store:
         words = [w for w in valid_text(query).split() if w.strip('"')]
         if not words:
             return []
-        hits = self._search(words, n, marks)
+        hits = self.dialect.search(self._sql, words, n, marks)
         if reasoning and len(hits) < n:
             seen = {h.conversation_id for h in hits}
             more = self._search_reasoning(words, n + len(seen), marks)
@@ -1116,64 +702,6 @@ class Store:
             if seq not in found:
                 found[seq] = SearchHit(cid, title, tid, started, _snippet(text, plain[0], marks))
         return [found[seq] for seq in newest if seq in found]
-
-    def _search(self, words: list[str], n: int, marks: tuple[str, str]) -> list[SearchHit]:
-        if self.pg is not None:
-            tsquery = self.pg.tsquery(words)
-            if tsquery is None:
-                return []
-            rows = self._sql(
-                self.pg.search_sql(max(SEARCH_WINDOW, n)),
-                (tsquery, n, self.pg.headline_options(marks)),
-            )
-            return [SearchHit(*row) for row in rows]
-        # Every word must match. Whole words first: FTS5 finds the newest matches of a word by
-        # walking its index backwards, cheaply at any size. Then words as prefixes ("goat"
-        # finds "goats"; a word in double quotes stays exact): FTS5 merges every word a prefix
-        # starts before it can walk them, which for a short, common prefix in a million turns
-        # takes seconds, so that search is given PREFIX_BUDGET_S and left out when it is slower.
-        window = max(SEARCH_WINDOW, n)
-        exact = " ".join(_term(w, prefix=False) for w in words)
-        prefixed = " ".join(_term(w) for w in words)
-        firsts: dict[str, int] = {}  # each conversation once, with its best turn
-        _first_per_conversation(firsts, self._sql(_BEST, (exact, window)), n)
-        match = exact
-        if len(firsts) < n and prefixed != exact:
-            rows = self._sql_bounded(_BEST, (prefixed, window), PREFIX_BUDGET_S)
-            if rows is not None:  # else the prefix search took too long: whole words only
-                match = prefixed
-                _first_per_conversation(firsts, rows, n)
-        seqs = list(firsts.values())
-        if not seqs:
-            return []
-        snippets = f"""
-            SELECT turns_fts.rowid, t.conversation_id, c.title, t.id, t.started,
-                   snippet(turns_fts, -1, ?, ?, '…', 12)
-            FROM turns_fts
-            JOIN turns t ON t.seq = turns_fts.rowid
-            JOIN conversations c ON c.id = t.conversation_id
-            WHERE turns_fts MATCH ? AND turns_fts.rowid IN ({",".join("?" * len(seqs))})"""
-        found = {row[0]: SearchHit(*row[1:]) for row in self._sql(snippets, (*marks, match, *seqs))}
-        return [found[seq] for seq in seqs if seq in found]
-
-    def _sql_bounded(
-        self, sql: str, params: tuple[Any, ...], seconds: float
-    ) -> list[tuple[Any, ...]] | None:
-        """``_sql`` given ``seconds`` at most (SQLite's progress handler stops it): ``None``
-        when it would take longer."""
-        deadline = time.monotonic() + seconds
-        with self._errors(), self._lock:
-            self._ready()
-            connection = self.db.connection()
-            connection.set_progress_handler(lambda: time.monotonic() > deadline, _STEPS)
-            try:
-                return self._x(sql, params).fetchall()
-            except (pw.OperationalError, sqlite3.OperationalError) as exc:
-                if "interrupt" not in str(exc):
-                    raise
-                return None
-            finally:
-                connection.set_progress_handler(None, 0)
 
     def spending(
         self, since: str | None = None, conversation_id: str | None = None
@@ -1216,22 +744,6 @@ class Store:
         return conversations, self._sql("SELECT COUNT(*) FROM turns")[0][0]
 
 
-@functools.lru_cache(maxsize=256)
-def _pg_sql(sql: str) -> str:
-    from .postgres import placeholders
-
-    return placeholders(sql)
-
-
-def _first_per_conversation(firsts: dict[str, int], rows: list[tuple[Any, ...]], n: int) -> None:
-    """Add to ``firsts`` the first turn of each conversation in ``rows`` (turn, conversation),
-    up to ``n`` conversations."""
-    for seq, cid in rows:
-        if len(firsts) >= n:
-            return
-        firsts.setdefault(cid, seq)
-
-
 def _escape_like(word: str) -> str:
     return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -1245,53 +757,6 @@ def _snippet(text: str, word: str, marks: tuple[str, str]) -> str:
     before = ("…" if start else "") + text[start:at]
     after = text[end : end + 60] + ("…" if end + 60 < len(text) else "")
     return " ".join(f"{before}{marks[0]}{text[at:end]}{marks[1]}{after}".split())
-
-
-def _term(word: str, prefix: bool = True) -> str:
-    """One word of a search as an FTS5 term: a prefix, or the word exactly when quoted (or
-    when ``prefix`` is off)."""
-    exact = len(word) > 2 and word[0] == word[-1] == '"'
-    inner = word[1:-1] if exact else word
-    return '"' + inner.replace('"', '""') + ('"*' if prefix and not exact else '"')
-
-
-#: The newest matches of a search, ranked (bm25) among themselves, with their conversations.
-_BEST = """
-    SELECT f.rowid, t.conversation_id FROM (
-        SELECT rowid, bm25(turns_fts) AS score FROM turns_fts
-        WHERE turns_fts MATCH ? ORDER BY rowid DESC LIMIT ?
-    ) f JOIN turns t ON t.seq = f.rowid ORDER BY f.score, f.rowid DESC"""
-
-
-def _lenient(raw: bytes) -> str:
-    return raw.decode("utf-8", errors="replace")
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    """What tells one file from another at ``path`` (device and inode), or ``None`` if gone."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-def _cannot_write(path: Path) -> bool:
-    """Whether the folder of ``path`` cannot be written (a read-only filesystem or folder)."""
-    return not os.access(path.parent, os.W_OK)
-
-
-def _is_full(exc: BaseException | None) -> bool:
-    """Whether ``exc`` (or the sqlite3 error inside it) is SQLITE_FULL: the disk is full."""
-    seen = 0
-    while exc is not None and seen < 5:
-        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
-            return True
-        if "database or disk is full" in str(exc):
-            return True
-        inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
-        exc, seen = inner or exc.__cause__, seen + 1
-    return False
 
 
 def _turn_values(t: TurnRecord) -> list[Any]:

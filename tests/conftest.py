@@ -9,13 +9,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fakeserver import FakeLLMServer  # noqa: E402
+
+if TYPE_CHECKING:
+    from chatrepl.store import Store
 
 #: Variables that would let a test reach a real service or a real home folder.
 _ISOLATE = (
@@ -167,3 +170,28 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         "ALLOWED_SKIPS in tests/conftest.py.",
         red=True,
     )
+
+
+def tests_of(path: str) -> Any:
+    """The test module at ``path`` (under tests/), to run some of its tests again elsewhere."""
+    import importlib.util
+
+    name = Path(path).stem
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A new SQLite store in the test's own folder (``s.db``), closed afterwards."""
+    from chatrepl.store import Store
+
+    opened = Store(tmp_path / "s.db")
+    yield opened
+    opened.close()

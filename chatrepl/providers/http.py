@@ -156,7 +156,7 @@ def post_stream(
                 )
             response = client.send(request, stream=True)
         except httpx.TimeoutException:
-            error: errors.ProviderError = errors.TimeoutError(
+            error: errors.ProviderError = errors.ResponseTimeoutError(
                 f"{endpoint.label} did not answer at {endpoint.shown_url} within "
                 f"{endpoint.connect_timeout:g} s: {endpoint.unreachable_hint}"
             )
@@ -385,7 +385,7 @@ def iter_lines(response: httpx.Response, endpoint: Endpoint) -> Iterator[str]:
     try:
         yield from split_lines(response.iter_bytes())
     except httpx.TimeoutException as exc:
-        raise errors.TimeoutError(
+        raise errors.ResponseTimeoutError(
             f"{endpoint.label} stopped answering for {endpoint.read_timeout:g} s; "
             "the text that arrived was kept."
         ) from exc

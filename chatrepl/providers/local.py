@@ -116,7 +116,7 @@ def packaged_model_installed() -> bool:
 
 def models_folder() -> Path:
     """Where ``local:NAME`` looks for ``NAME.gguf``: ``$CHATREPL_HOME/models``."""
-    from ..config import home
+    from ..settings import home
 
     return home() / "models"
 

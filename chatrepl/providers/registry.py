@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .. import config as cfg
+from .. import settings as cfg
 from ..errors import ConfigError
 from .base import Model
 

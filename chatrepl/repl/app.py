@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ChatreplError, StoreError
 from ..frontend import ENDINGS
 from ..text import is_blank, make_safe, shorten
+from .answer_commands import cmd_set  # noqa: F401 - registers /set /unset /reasoning /continue /compact
 from .attach import cmd_attach, stage_arguments  # noqa: F401 - registers /attach
 from .branching import cmd_alt  # noqa: F401 - registers the tree's commands
 from .commands import dispatch, plural
 from .keys import HOW_TO_LEAVE
-from .options import cmd_set  # noqa: F401 - registers /set /unset /reasoning /continue /compact
 from .toolbar import fit, toolbar_text
 from .tooling import ToolScreen
 
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     """Chat interactively as ``args`` (-m, -s, -c, -r, --db) say; returns the exit status."""
     from ..frontend import open_conversation, open_store
 
-    store = open_store(args.db)
+    store = open_store(args.db, create=True)
     conversation = open_conversation(
         store, model_name=args.model, resume=args.resume, latest=args.cont, system=args.system
     )
@@ -193,7 +193,7 @@ class Repl:
         """Stream ``response`` to the screen; Ctrl-C stops it, keeping what arrived. A request
         too long for the context is compacted and asked again, once (``retried``)."""
         from ..frontend import stream_answer
-        from .interrupt import answering
+        from ..screen.interrupt import answering
 
         screen = ToolScreen(self.console, reasoning=self.show_reasoning)
         if self.runner is not None:
@@ -227,7 +227,7 @@ class Repl:
     def toolbox(self) -> Toolbox:
         """The session's tools (made on first use, for /tools)."""
         if self._toolbox is None:
-            from ..config import load_config
+            from ..settings import load_config
             from ..tools.toolbox import Toolbox
             from .approve import Approver
 
@@ -261,8 +261,8 @@ class Repl:
 
     def show_resumed(self, n: int = RESUME_TURNS) -> None:
         """Say which conversation this is and show its last ``n`` turns again."""
+        from ..screen.render import render_markdown
         from ..tables import unique_prefix
-        from .render import render_markdown
 
         c = self.conversation
         turns = c.turns
@@ -370,8 +370,8 @@ class Repl:
     def models(self) -> list[str]:
         """Model names to complete after /model (read once)."""
         if self._models is None:
-            from ..config import load_config
             from ..providers.registry import providers
+            from ..settings import load_config
 
             model = self.conversation.model
             names = [model.full_name]
@@ -448,7 +448,7 @@ def make_console() -> Console:
 def _file_history() -> Any:
     from prompt_toolkit.history import FileHistory
 
-    from ..config import history_path, private_file
+    from ..settings import history_path, private_file
 
     try:
         return FileHistory(str(private_file(history_path())))
@@ -483,7 +483,7 @@ def shortened(text: str) -> tuple[str, int]:
 
 
 def _reasoning_setting() -> bool:
-    from ..options import reasoning_shown
+    from ..model_options import reasoning_shown
 
     try:
         return reasoning_shown()

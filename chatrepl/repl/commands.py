@@ -149,13 +149,6 @@ def ago(iso: str, now: datetime | None = None) -> str:
     return then.astimezone().strftime("%Y-%m-%d")
 
 
-def short_ids(ids: list[str], least: int = 8) -> dict[str, str]:
-    """Each id cut to the shortest prefix (at least ``least`` long) that tells it from the rest."""
-    from ..tables import short_ids as shortest
-
-    return shortest(ids, least=least)
-
-
 def plural(n: int, word: str) -> str:
     """``1 turn``, ``2 turns``."""
     return f"{n} {word}{'' if n == 1 else 's'}"
@@ -330,7 +323,7 @@ def cmd_title(repl: Session, arg: str) -> None:
     if not c.turns:
         repl.say("Nothing to name yet: chat first, or give the title: /title TEXT.")
         return
-    from .interrupt import answering
+    from ..screen.interrupt import answering
 
     with answering(), repl.console.status("asking the model for a title…", spinner="dots"):
         title = c.propose_title()
@@ -495,8 +488,8 @@ def cmd_copy(repl: Session, arg: str) -> None:
 def cmd_export(repl: Session, arg: str) -> None:
     """Write the conversation as a Markdown file (mode 0600): to FILE, or to TITLE-ID.md in the
     current folder. Undone turns are left out; interrupted and failed ones are marked."""
-    from ..config import write_private
     from ..export import to_markdown
+    from ..settings import write_private
 
     c = repl.conversation
     if not c.responses:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import ChatreplError
-from .interrupt import ctrl_c_to_child
+from ..screen.interrupt import ctrl_c_to_child
 
 #: Tried in order when neither VISUAL nor EDITOR is set.
 FALLBACKS = ("editor", "nano", "vi")

@@ -9,7 +9,7 @@ from ..text import valid_text
 if TYPE_CHECKING:
     from prompt_toolkit.key_binding import KeyBindings
 
-#: What each key does, for /help and the README.
+#: What each key does, for /help and the manual (docs/guide/repl.md).
 KEYS: tuple[tuple[str, str], ...] = (
     ("Enter", "send the message (or run the command)"),
     ("Esc Enter, Alt-Enter", "add a new line; a multi-line paste stays one message"),

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..records import Part
-    from .render import StreamRenderer
+    from ..screen.render import StreamRenderer
     from .session import Session
 
 
@@ -37,7 +37,7 @@ class ToolScreen:
 
     def _current(self) -> StreamRenderer:
         if self._renderer is None:
-            from .render import StreamRenderer
+            from ..screen.render import StreamRenderer
 
             self._renderer = StreamRenderer(self.console, reasoning=self.show_reasoning)
             self._renderer.start()

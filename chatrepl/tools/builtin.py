@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .function import Tool, ToolError
+from ..errors import ToolError
+from .function import Tool
 
 if TYPE_CHECKING:
     from ..store import Store

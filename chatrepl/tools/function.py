@@ -15,16 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ToolError
 from ..records import ToolSpec
 
 #: What OpenAI (the strictest of the providers) accepts as a function name.
 WIRE_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 Caller = Callable[[dict[str, Any], threading.Event], str]
-
-
-class ToolError(Exception):
-    """A tool failed in a way the model should be told; ``str()`` is the one sentence."""
 
 
 @dataclass

@@ -4,7 +4,7 @@ An :class:`MCPManager` owns one background thread running an asyncio loop. A ser
 first use (its tools listed, or one called): stdio (a command) or streamable HTTP (a URL). Each
 server lives in one task that holds the SDK's ``Client`` open until :meth:`MCPManager.close`
 (run at exit) stops it. Every failure (a command not found, a server that exits, an HTTP error,
-a time-out, a server dying mid-call) becomes :class:`~chatrepl.tools.function.ToolError` with one
+a time-out, a server dying mid-call) becomes :class:`~chatrepl.errors.ToolError` with one
 sentence; header values never appear in one.
 
 ``mcp`` is imported only inside the coroutines that start a server: configuring servers costs
@@ -21,10 +21,10 @@ import threading
 from concurrent.futures import Future
 from typing import IO, Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ToolError
 from ..text import make_safe, shorten
-from .config import ServerConfig, expanded
-from .function import Tool, ToolError
+from .function import Tool
+from .tool_settings import ServerConfig, expanded
 
 #: Seconds a server may take to start and list its tools.
 START_TIMEOUT = 30.0

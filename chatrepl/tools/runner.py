@@ -14,9 +14,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..errors import ToolError
 from ..records import Part, ToolCall
 from .approval import ApprovalHook, approve_all
-from .function import Tool, ToolError, as_tool
+from .function import Tool, as_tool
 
 #: Seconds a tool may run before its result is an error.
 DEFAULT_TIMEOUT = 30.0

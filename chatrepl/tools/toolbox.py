@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ToolError
 from .approval import ApprovalPolicy, Ask
 from .builtin import builtin_tools
-from .config import ToolsConfig, tools_config
-from .function import Tool, ToolError
+from .function import Tool
 from .runner import Runner
+from .tool_settings import ToolsConfig, tools_config
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -21,7 +21,7 @@ class Toolbox:
     """The tools a session can use, and those enabled in it.
 
     Args:
-        config: the loaded config.toml (``chatrepl.config.load_config()``) or a ToolsConfig.
+        config: the loaded config.toml (``chatrepl.settings.load_config()``) or a ToolsConfig.
         store: the store ``search_history`` searches (without one it does not exist).
     """
 

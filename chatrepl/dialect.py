@@ -1,0 +1,427 @@
+"""What SQLite and PostgreSQL do differently, behind one small interface the store is given.
+
+``Store`` speaks one SQL (``?`` parameters, ``ON CONFLICT`` upserts, the same tables) and asks
+its dialect for the rest: opening the database and checking its version, running the
+migrations, turning parameters into the driver's, the id of an inserted row, row locks, the one
+sentence a failure becomes, and full-text search with its snippets (FTS5 in SQLite, a
+``tsvector`` index in PostgreSQL). ``open_dialect`` picks one from what the user named.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from . import migrations
+from .errors import StoreError
+from .lazypeewee import peewee as pw
+from .records import SearchHit
+
+BUSY_TIMEOUT_S = 10
+SEARCH_WINDOW = 300  # search ranks the newest this many matches
+PREFIX_BUDGET_S = 0.25  # the most a search may spend adding matches of words as prefixes
+_STEPS = 1_000  # SQLite instructions between two looks at the clock during such a search
+
+
+class Ask(Protocol):
+    """How a dialect's search asks the store a question: the rows, or ``None`` when
+    ``seconds`` were given and the question would take longer."""
+
+    def __call__(
+        self, sql: str, params: tuple[Any, ...] = (), seconds: float | None = None
+    ) -> list[tuple[Any, ...]] | None: ...
+
+
+class Dialect:
+    """The engine-specific half of a store (see the module's docstring); one per ``Store``."""
+
+    #: what the user is shown for the database: the file, or the URL without credentials
+    shown: Any
+    #: the database can be read but not written (SQLite: its folder is read-only)
+    read_only = False
+    #: the errors that mean the database failed (each becomes one sentence)
+    failures: tuple[type[BaseException], ...] = (pw.DatabaseError, sqlite3.DatabaseError)
+    #: appended to an INSERT into ``turns`` to get its ``seq`` back
+    returning_seq = ""
+    #: appended to a SELECT whose rows the transaction must hold until it ends
+    for_update = ""
+    #: one connection for the whole store, closed only by the thread that opened it
+    one_connection = False
+
+    def database(self) -> Any:
+        """The (not yet connected) peewee database."""
+        raise NotImplementedError
+
+    def migrate(self, db: Any, create: bool) -> None:
+        """Bring the schema up to date."""
+        raise NotImplementedError
+
+    def sql(self, sql: str) -> str:
+        """A statement written with ``?`` parameters, as the driver takes it."""
+        return sql
+
+    def values(self, params: Any) -> tuple[Any, ...]:
+        """Parameters as the database can store them."""
+        return tuple(params)
+
+    def new_seq(self, cursor: Any) -> int:
+        """The ``seq`` of the turn an INSERT (with ``returning_seq``) just wrote."""
+        raise NotImplementedError
+
+    def unusable(self, exc: BaseException) -> str:
+        """The one sentence a failure of the database becomes."""
+        raise NotImplementedError
+
+    def cause(self, exc: BaseException) -> BaseException | None:
+        """What the StoreError for ``exc`` keeps as its cause (``None``: nothing, when the
+        driver's text may hold credentials)."""
+        return exc
+
+    def is_full(self, exc: BaseException | None) -> bool:
+        """Whether ``exc`` says the disk is full."""
+        return False
+
+    def ready(self, db: Any) -> None:
+        """Before a question outside a transaction: a connection that broke is replaced."""
+
+    def check_writable(self) -> None:
+        """Refuse a write that would be lost or go to the wrong place (StoreError)."""
+
+    def read_leniently(self, db: Any, exc: BaseException) -> bool:
+        """After ``exc`` from reading rows: whether to read them again, leniently."""
+        return False
+
+    @contextmanager
+    def bounded(self, db: Any, seconds: float) -> Iterator[None]:
+        """A question given ``seconds`` at most: TimeoutError inside when it takes longer."""
+        yield
+
+    def search(self, ask: Ask, words: list[str], n: int, marks: tuple[str, str]) -> list[SearchHit]:
+        """Conversations with a turn holding every word, best first, one hit each."""
+        raise NotImplementedError
+
+
+def open_dialect(target: str | os.PathLike[str], create: bool) -> Dialect:
+    """The dialect for ``target``: a ``postgresql://`` URL, else an SQLite file (checked, and
+    created when ``create``, before anything is written to it)."""
+    from .postgres import is_url
+
+    if is_url(target):
+        return PostgresDialect(str(target))
+    return SqliteDialect(Path(target).expanduser(), create)
+
+
+# --- SQLite ------------------------------------------------------------------------------------
+
+
+class SqliteDialect(Dialect):
+    """An SQLite file: WAL, a busy timeout, ``BEGIN IMMEDIATE`` writes, FTS5 search."""
+
+    def __init__(self, path: Path, create: bool):
+        self.path = self.shown = path
+        exists = path.exists()
+        if not exists and not create:
+            raise StoreError(f"There is no chatrepl database at {path} yet: nothing saved.")
+        if exists:
+            try:
+                version, tables = migrations.sqlite_version(path, _cannot_write(path))
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(self.unusable(exc)) from exc
+            migrations.check_sqlite(path, version, tables)
+        else:
+            try:
+                from .settings import private_file
+
+                private_file(path)
+            except OSError as exc:
+                raise StoreError(f"Cannot create the database {path}: {exc.strerror}.") from exc
+        self.read_only = exists and not create and _cannot_write(path)
+        self._identity = _identity(path)
+
+    def database(self) -> Any:
+        pragmas: dict[str, Any] = {"foreign_keys": 1, "busy_timeout": BUSY_TIMEOUT_S * 1000}
+        if not self.read_only:
+            pragmas.update(journal_mode="wal", synchronous="normal")
+        return pw.SqliteDatabase(
+            # A folder that cannot be written (a read-only filesystem) has no room for the
+            # WAL's -shm file: the file is read as it stands, and nothing writes to it.
+            f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
+            if self.read_only
+            else str(self.path),
+            pragmas=pragmas,
+            timeout=BUSY_TIMEOUT_S,
+            lock_type="IMMEDIATE",
+            check_same_thread=False,
+            uri=self.read_only,
+        )
+
+    def migrate(self, db: Any, create: bool) -> None:
+        migrations.migrate_sqlite(db, self.path)
+
+    def new_seq(self, cursor: Any) -> int:
+        return int(cursor.lastrowid)
+
+    def unusable(self, exc: BaseException) -> str:
+        text = str(exc).lower()
+        if "not a database" in text or "malformed" in text or "corrupt" in text:
+            return (
+                f"{self.path} is corrupt or not a chatrepl database: move it aside "
+                "(it was left untouched) and chatrepl will start a new one."
+            )
+        if "locked" in text or "busy" in text:
+            return (
+                f"{self.path} stayed locked by another program for over {BUSY_TIMEOUT_S} s: "
+                "try again."
+            )
+        if self.is_full(exc):
+            return f"The disk holding {self.path} is full: free some space and try again."
+        if "readonly" in text or "read-only" in text or "unable to open" in text:
+            return f"Cannot write to {self.path}: check its permissions and free space."
+        return f"The database {self.path} failed: {exc}."
+
+    def is_full(self, exc: BaseException | None) -> bool:
+        """Whether ``exc`` (or the sqlite3 error inside it) is SQLITE_FULL."""
+        seen = 0
+        while exc is not None and seen < 5:
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                return True
+            if "database or disk is full" in str(exc):
+                return True
+            inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+            exc, seen = inner or exc.__cause__, seen + 1
+        return False
+
+    def check_writable(self) -> None:
+        """Refuse to write when the file was deleted, moved or replaced since it was opened:
+        the writes would go to a vanished file, or into someone else's database."""
+        if self.read_only:
+            raise StoreError(
+                f"Cannot write to {self.path}: its folder is read-only (it can be listed, "
+                "searched and shown, not changed)."
+            )
+        now_is = _identity(self.path)
+        if now_is == self._identity:
+            return
+        if now_is is None:
+            raise StoreError(
+                f"The database {self.path} was deleted or moved while chatrepl was running: "
+                "nothing more was saved; put it back, or restart chatrepl to start a new one."
+            )
+        raise StoreError(
+            f"The database {self.path} was replaced by another file while chatrepl was "
+            "running: nothing was written to it; restart chatrepl to use the new file."
+        )
+
+    def read_leniently(self, db: Any, exc: BaseException) -> bool:
+        """Text that is not UTF-8 (written by another program): read with U+FFFD."""
+        if "decode" not in str(exc):
+            return False
+        db.connection().text_factory = _lenient
+        return True
+
+    @contextmanager
+    def bounded(self, db: Any, seconds: float) -> Iterator[None]:
+        deadline = time.monotonic() + seconds
+        connection = db.connection()
+        connection.set_progress_handler(lambda: time.monotonic() > deadline, _STEPS)
+        try:
+            yield
+        except (pw.OperationalError, sqlite3.OperationalError) as exc:
+            if "interrupt" not in str(exc):
+                raise
+            raise TimeoutError from exc
+        finally:
+            connection.set_progress_handler(None, 0)
+
+    def search(self, ask: Ask, words: list[str], n: int, marks: tuple[str, str]) -> list[SearchHit]:
+        # Every word must match. Whole words first: FTS5 finds the newest matches of a word by
+        # walking its index backwards, cheaply at any size. Then words as prefixes ("goat"
+        # finds "goats"; a word in double quotes stays exact): FTS5 merges every word a prefix
+        # starts before it can walk them, which for a short, common prefix in a million turns
+        # takes seconds, so that search is given PREFIX_BUDGET_S and left out when it is slower.
+        window = max(SEARCH_WINDOW, n)
+        exact = " ".join(_term(w, prefix=False) for w in words)
+        prefixed = " ".join(_term(w) for w in words)
+        firsts: dict[str, int] = {}  # each conversation once, with its best turn
+        _first_per_conversation(firsts, ask(_BEST, (exact, window)) or [], n)
+        match = exact
+        if len(firsts) < n and prefixed != exact:
+            rows = ask(_BEST, (prefixed, window), PREFIX_BUDGET_S)
+            if rows is not None:  # else the prefix search took too long: whole words only
+                match = prefixed
+                _first_per_conversation(firsts, rows, n)
+        seqs = list(firsts.values())
+        if not seqs:
+            return []
+        snippets = f"""
+            SELECT turns_fts.rowid, t.conversation_id, c.title, t.id, t.started,
+                   snippet(turns_fts, -1, ?, ?, '…', 12)
+            FROM turns_fts
+            JOIN turns t ON t.seq = turns_fts.rowid
+            JOIN conversations c ON c.id = t.conversation_id
+            WHERE turns_fts MATCH ? AND turns_fts.rowid IN ({",".join("?" * len(seqs))})"""
+        rows = ask(snippets, (*marks, match, *seqs)) or []
+        found = {row[0]: SearchHit(*row[1:]) for row in rows}
+        return [found[seq] for seq in seqs if seq in found]
+
+
+#: The newest matches of a search, ranked (bm25) among themselves, with their conversations.
+_BEST = """
+    SELECT f.rowid, t.conversation_id FROM (
+        SELECT rowid, bm25(turns_fts) AS score FROM turns_fts
+        WHERE turns_fts MATCH ? ORDER BY rowid DESC LIMIT ?
+    ) f JOIN turns t ON t.seq = f.rowid ORDER BY f.score, f.rowid DESC"""
+
+
+def _first_per_conversation(firsts: dict[str, int], rows: list[tuple[Any, ...]], n: int) -> None:
+    """Add to ``firsts`` the first turn of each conversation in ``rows`` (turn, conversation),
+    up to ``n`` conversations."""
+    for seq, cid in rows:
+        if len(firsts) >= n:
+            return
+        firsts.setdefault(cid, seq)
+
+
+def _term(word: str, prefix: bool = True) -> str:
+    """One word of a search as an FTS5 term: a prefix, or the word exactly when quoted (or
+    when ``prefix`` is off)."""
+    exact = len(word) > 2 and word[0] == word[-1] == '"'
+    inner = word[1:-1] if exact else word
+    return '"' + inner.replace('"', '""') + ('"*' if prefix and not exact else '"')
+
+
+def _lenient(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """What tells one file from another at ``path`` (device and inode), or ``None`` if gone."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _cannot_write(path: Path) -> bool:
+    """Whether the folder of ``path`` cannot be written (a read-only filesystem or folder)."""
+    return not os.access(path.parent, os.W_OK)
+
+
+# --- PostgreSQL --------------------------------------------------------------------------------
+
+
+class PostgresDialect(Dialect):
+    """A PostgreSQL server (``chatrepl.postgres`` opens it): one connection per store, shared
+    by its threads; failures told without the URL's credentials; ``tsvector`` search."""
+
+    failures = (pw.DatabaseError, sqlite3.DatabaseError, pw.InterfaceError)
+    returning_seq = " RETURNING seq"
+    for_update = " FOR UPDATE"
+    one_connection = True
+
+    def __init__(self, url: str):
+        from . import postgres
+
+        self._postgres, self._url = postgres, url
+        self.shown = postgres.display(url)
+
+    def database(self) -> Any:
+        return self._postgres.open_database(self._url)
+
+    def migrate(self, db: Any, create: bool) -> None:
+        migrations.migrate_postgres(db, create, self.shown)
+
+    def sql(self, sql: str) -> str:
+        return _placeholders(sql)
+
+    def values(self, params: Any) -> tuple[Any, ...]:
+        return tuple(_clean(v) for v in params)
+
+    def new_seq(self, cursor: Any) -> int:
+        return int(cursor.fetchone()[0])
+
+    def unusable(self, exc: BaseException) -> str:
+        return self._postgres.unusable(exc, self._url)
+
+    def cause(self, exc: BaseException) -> BaseException | None:
+        return None  # the driver's own text may hold the URL's user name
+
+    def ready(self, db: Any) -> None:
+        """A connection that broke (the server restarted, the network dropped) is replaced by
+        a new one."""
+        if db.in_transaction() or db.is_closed():
+            return
+        if not db.is_connection_usable():
+            try:
+                db.close()
+            except Exception:  # noqa: BLE001 - a dead connection may fail to close: forget it
+                db._state.reset()
+
+    def search(self, ask: Ask, words: list[str], n: int, marks: tuple[str, str]) -> list[SearchHit]:
+        query = _tsquery(words)
+        if query is None:
+            return []
+        rows = ask(_search_sql(max(SEARCH_WINDOW, n)), (query, n, _headline_options(marks)))
+        return [SearchHit(*row) for row in rows or []]
+
+
+@functools.lru_cache(maxsize=256)
+def _placeholders(sql: str) -> str:
+    """SQLite's ``?`` parameters as psycopg's ``%s`` (outside quoted text), ``%`` escaped."""
+    out = []
+    for n, piece in enumerate(re.split(r"('(?:[^']|'')*')", sql)):
+        piece = piece.replace("%", "%%")
+        out.append(piece if n % 2 else piece.replace("?", "%s"))
+    return "".join(out)
+
+
+def _clean(value: Any) -> Any:
+    """A parameter PostgreSQL takes: text without NUL characters (which it cannot store)."""
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
+
+
+def _tsquery(words: list[str]) -> str | None:
+    """The words as a ``to_tsquery`` text: each word's pieces, every one required, each also
+    matching as the start of a longer word."""
+    pieces = [p for w in words for p in re.findall(r"\w+", w)]
+    return " & ".join(f"'{p}':*" for p in pieces) or None
+
+
+def _search_sql(window: int) -> str:
+    """Hits among the newest ``window`` matching turns, best first, with a snippet."""
+    document = " || ' ' || ".join(f"t.{c}" for c in ("prompt", "response", "extra"))
+    schema = migrations.SCHEMA
+    return f"""
+        WITH q AS (SELECT to_tsquery('{schema}.words', ?) AS q),
+        newest AS (
+            SELECT t.seq FROM turns t, q WHERE t.words @@ q.q ORDER BY t.seq DESC LIMIT {window}
+        ),
+        best AS (
+            SELECT t.seq, ts_rank(t.words, q.q, 1) AS score
+            FROM newest JOIN turns t ON t.seq = newest.seq, q
+            ORDER BY score DESC, t.seq DESC LIMIT ?
+        )
+        SELECT t.conversation_id, c.title, t.id, t.started,
+            ts_headline('{schema}.words', {document}, q.q, ?)
+        FROM best JOIN turns t ON t.seq = best.seq
+        JOIN conversations c ON c.id = t.conversation_id, q
+        ORDER BY best.score DESC, best.seq DESC"""
+
+
+def _headline_options(marks: tuple[str, str]) -> str:
+    """ts_headline's options: the marks around matches, about a dozen words of context."""
+    start, stop = (m.replace('"', "'") for m in marks)
+    return (
+        f'StartSel="{start}", StopSel="{stop}", MaxWords=14, MinWords=6, ShortWord=0, '
+        'MaxFragments=1, FragmentDelimiter=" … "'
+    )
