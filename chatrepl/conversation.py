@@ -136,7 +136,7 @@ class Response:
         r.prompt, r.system, r.options, r.kind = t.prompt, t.system, t.options, t.kind
         r.model, r.model_name = conversation.model, t.model
         r.started, r.status, r.error = t.started, t.status, t.error
-        r.usage = _summed(t.calls) if t.calls else Usage(t.input_tokens, t.output_tokens)
+        r.usage = Usage(t.input_tokens, t.output_tokens)  # the calls hold the rest
         r.duration = None if t.duration_ms is None else t.duration_ms / 1000
         r.time_to_first_token = None if t.ttft_ms is None else t.ttft_ms / 1000
         r.parts, r.calls = list(t.parts), list(t.calls)
@@ -149,7 +149,7 @@ class Response:
         # an Event and a Lock per turn was a fifth of opening a 1,000-turn conversation).
         r._cancel, r._lock = _OVER, _FINISHED
         r._buffer, r._open, r._saved = [], False, len(r.parts)
-        r._begun, r._streaming, r._reported = True, False, set()
+        r._begun, r._streaming = True, False  # never streams: no _reported needed
         return r
 
     def record(self) -> TurnRecord:
@@ -375,8 +375,10 @@ class Response:
         if u.cost is not None:
             call.cost = u.cost
             self._reported.add(call.index)
-        elif call.index not in self._reported:
-            call.cost = _priced(call)
+        elif call.index not in self._reported:  # the price table's, for the tokens so far
+            from .pricing import priced
+
+            call.cost = priced(call)
         self.usage = _summed(self.calls)
 
     # --- parts --------------------------------------------------------------------------------
@@ -830,7 +832,10 @@ class Conversation:
     def tokens(self) -> Usage:
         """The tokens of the turns on the current path (input, output, reasoning, cache reads
         and writes), and their cost where any is known."""
-        return _summed([t.usage for t in self.turns], zero=True)
+        counts: list[CallRecord | Usage] = []
+        for t in self.turns:
+            counts += t.calls or [t.usage]  # a turn saved without its calls: its own counts
+        return _summed(counts, zero=True)
 
     def __repr__(self) -> str:
         return f"<Conversation {self.id} {self.model.full_name} turns={len(self.path)}>"
@@ -917,16 +922,6 @@ _COUNTS = (
     "cache_read_tokens",
     "cache_write_tokens",
 )
-
-
-def _priced(call: CallRecord) -> float | None:
-    """What ``call`` cost by the price table (config.toml's, else the built-in one), or
-    ``None``: no tokens reported, no price known, or a price config.toml gets wrong (which
-    the front ends say at start)."""
-    from .pricing import call_cost
-
-    call.cost = None  # priced again from its tokens as they are now
-    return call_cost(call)
 
 
 def _summed(counts: Sequence[CallRecord | Usage], zero: bool = False) -> Usage:

@@ -115,11 +115,9 @@ def price_of(model: str, config: dict[str, Any] | None = None) -> Price | None:
     return None
 
 
-def call_cost(call: CallRecord) -> float | None:
-    """What a saved model call cost: its saved cost, else its tokens priced now by the price
-    table, else ``None`` (no tokens, no price, or a price config.toml gets wrong)."""
-    if call.cost is not None:
-        return call.cost
+def priced(call: CallRecord) -> float | None:
+    """What a model call's tokens cost by the price table (whatever cost it carries), or
+    ``None``: no tokens, no price, or a price config.toml gets wrong (said at start)."""
     if call.input_tokens is None and call.output_tokens is None:
         return None
     try:
@@ -131,6 +129,11 @@ def call_cost(call: CallRecord) -> float | None:
     return price.cost(
         call.input_tokens, call.output_tokens, call.cache_read_tokens, call.cache_write_tokens
     )
+
+
+def call_cost(call: CallRecord) -> float | None:
+    """What a saved model call cost: its saved cost, else its tokens priced now."""
+    return call.cost if call.cost is not None else priced(call)
 
 
 def calls_cost(calls: Iterable[CallRecord]) -> float | None:

@@ -180,7 +180,7 @@ def test_a_first_release_database_migrates_without_losing_anything(tmp_path: Pat
     assert c.prompt("five").text() == "five"
     assert [t.prompt for t in store.turns(cid)] == ["one", "two", "five"]
     con = sqlite3.connect(path)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 4
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert con.execute("PRAGMA foreign_key_check").fetchall() == []
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
