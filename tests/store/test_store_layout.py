@@ -115,7 +115,7 @@ def test_a_schema_2_sqlite_database_migrates_keeping_every_part_and_call(
     assert any(p.kind == "tool_result" for t in before[0] for p in t.parts)
     assert any(len(t.calls) == 2 for t in before[0])
     con = sqlite3.connect(path)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 4
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert con.execute("PRAGMA foreign_key_check").fetchall() == []
     # the parts kept their turn: each part's conversation is its turn's
@@ -260,8 +260,8 @@ def test_a_copy_restored_from_a_dump_opens_at_its_recorded_version(tmp_path: Pat
     assert Conversation.load(again, c.id).prompt("more").text() == "more"
     assert [t.prompt for t in again.turns(c.id)] == ["kept words", "more"]
     con = sqlite3.connect(path)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 3
-    assert [r[0] for r in con.execute("SELECT count(*) FROM _migrations")] == [3]
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert [r[0] for r in con.execute("SELECT count(*) FROM _migrations")] == [4]
     con.execute("PRAGMA user_version = 0")
     con.execute("INSERT INTO _migrations VALUES ('m999_from_the_future', '2030-01-01')")
     con.commit()
