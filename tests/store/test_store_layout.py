@@ -77,6 +77,7 @@ SQLITE_TABLES_2 = [
     "DROP TABLE calls",
     "ALTER TABLE parts_2 RENAME TO parts",
     "ALTER TABLE calls_2 RENAME TO calls",
+    "DELETE FROM _migrations WHERE name = 'm004_cache_tokens'",  # TEMPORARY (cost branch)
     "PRAGMA user_version = 2",
 ]
 POSTGRES_TABLES_2 = [
