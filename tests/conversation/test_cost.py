@@ -22,7 +22,7 @@ from chatrepl.budgets import Budget
 from chatrepl.conversation import Conversation
 from chatrepl.errors import BudgetError, ConfigError
 from chatrepl.pricing import AS_OF, check_prices, price_of
-from chatrepl.providers.registry import get_model
+from chatrepl.models import get_model
 from chatrepl.records import CallRecord, ConversationRecord, Part, TurnRecord
 from chatrepl.repl.app import Repl
 from chatrepl.spending import summed
