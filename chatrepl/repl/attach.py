@@ -52,9 +52,12 @@ def cmd_attach(repl: Session, arg: str) -> None:
 
 def stage_arguments(repl: Session, sources: list[str] | None) -> None:
     """Stage the files of ``-a`` for the first prompt; one that fails is said and skipped."""
-    from ..attachments import describe, stage
+    if not sources:
+        repl.refresh()
+        return
+    from ..attachments import describe, stage  # not at start-up without -a
 
-    for source in sources or []:
+    for source in sources:
         try:
             part = stage(source, repl.store, repl.staged)
         except ChatreplError as exc:
