@@ -47,12 +47,12 @@ class _Probe:
     """Builds the instant model whose ``stream`` notes the flights made before the request."""
 
     def __init__(self) -> None:
-        from chatrepl.providers.base import Model
+        from chatrepl.providers.base import Backend
         from chatrepl.records import TextDelta
 
         probe = self
 
-        class Instant(Model):
+        class Instant(Backend):
             def stream(
                 self, messages: Any, options: Any, cancel: Any, tools: Any = None
             ) -> Iterator[Any]:

@@ -5,7 +5,8 @@
     python -m benchmarks.run --quick          # fewer repeats and a small database (prints only)
     python benchmarks/run.py startup          # the same, run as a file
 
-Benchmarks: startup, installed, render, storage, postgres, remote, tools, memory, attach, cost.
+Benchmarks: startup, installed, render, storage, postgres, remote, tools, memory, attach,
+connections, cost.
 See benchmarks/README.md.
 """
 
@@ -33,6 +34,7 @@ SUITES = (
     "tools",
     "memory",
     "attach",
+    "connections",
     "cost",
 )
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -79,6 +81,10 @@ def run_suite(name: str, args: argparse.Namespace) -> Section:
         from . import bench_attach
 
         return bench_attach.run(repeat=args.repeat or (1 if args.quick else 3))
+    if name == "connections":
+        from . import bench_connections
+
+        return bench_connections.run(turns=args.repeat or (6 if args.quick else 10))
     if name == "cost":
         from . import bench_cost
 

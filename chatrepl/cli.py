@@ -27,6 +27,8 @@ SUBCOMMANDS = (
     "import",
     "import-llm",
     "db",
+    "templates",
+    "keys",
 )
 
 
@@ -96,8 +98,47 @@ def chat_parser() -> "argparse.ArgumentParser":
         action="store_true",
         help="run the enabled tools without asking first",
     )
+    add_pipeline_arguments(p)
     p.add_argument("--version", action="version", version=f"chatrepl {__version__}")
     return p
+
+
+def add_pipeline_arguments(p: "argparse.ArgumentParser") -> None:
+    """llm's habits: templates, no logging, structured output, code extraction, JSON out."""
+    p.add_argument("-t", "--template", metavar="NAME", help="use a saved template (see: templates)")
+    p.add_argument(
+        "--param",
+        nargs=2,
+        action="append",
+        metavar=("KEY", "VALUE"),
+        help="fill the template's $KEY with VALUE; repeatable",
+    )
+    p.add_argument(
+        "--save",
+        metavar="NAME",
+        help="save this command (persona, model, options, tools, schema, prompt) as a template "
+        "and exit without sending",
+    )
+    p.add_argument(
+        "-n", "--no-log", action="store_true", help="answer without saving anything to the database"
+    )
+    p.add_argument(
+        "--schema",
+        metavar="SCHEMA",
+        help="answer as JSON fitting SCHEMA: JSON, a file, or fields like 'name, age int, bio: …'",
+    )
+    extract = p.add_mutually_exclusive_group()
+    extract.add_argument(
+        "-x", "--extract", action="store_true", help="print only the first fenced code block"
+    )
+    extract.add_argument(
+        "--extract-last", action="store_true", help="print only the last fenced code block"
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the whole response as one JSON object (text, usage, ending …)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +156,14 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     if len(argv) > 2 and argv[0] == "--db" and argv[2] in SUBCOMMANDS:
         argv = [argv[2], *argv[:2], *argv[3:]]  # `chatrepl --db X list` reads naturally too
+    if argv and argv[0] == "templates":
+        from .manage_templates import main as templates
+
+        return templates(argv)
+    if argv and argv[0] == "keys":
+        from .manage_keys import main as keys
+
+        return keys(argv)
     if argv and argv[0] in SUBCOMMANDS:
         from .manage import main as manage
 
@@ -140,6 +189,18 @@ def _main(argv: list[str]) -> int:
 
         say_error(str(exc))
         return 2
+    if _pipeline(args):
+        from .templating import UsageError, prepare
+
+        try:
+            status = prepare(args)  # --save, -t, --param, --schema
+        except UsageError as exc:
+            from .frontend import say_error
+
+            say_error(str(exc))
+            return 2
+        if status is not None:
+            return status
     prompt = args.prompt
     if prompt is not None and _blank(prompt):
         print("chatrepl: nothing to answer: the prompt given with -p is empty.", file=sys.stderr)
@@ -150,21 +211,45 @@ def _main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    template = getattr(args, "template_obj", None)
+    whole = template is not None and not template.needs_input()  # its prompt needs no input
     if prompt is None and not sys.stdin.isatty() and "-" not in (args.attach or []):
         prompt = read_stdin().strip()
-        if _blank(prompt):
+        if _blank(prompt) and not whole:
             print("chatrepl: nothing to answer: the prompt on stdin was empty.", file=sys.stderr)
             return 2
+    if prompt is None and whole:
+        prompt = ""  # a template whose prompt is whole answers at once, as llm's -t does
     if prompt is not None:
         from .oneshot import one_shot
 
+        if template is not None:
+            from .templating import fill
+
+            prompt = fill(args, prompt)
         return one_shot(args, prompt)
+    if getattr(args, "json", False) or args.schema or args.extract or args.extract_last:
+        print(
+            "chatrepl: --schema, -x, --extract-last and --json shape a one-shot answer: give the "
+            "prompt with -p or on stdin.",
+            file=sys.stderr,
+        )
+        return 2
+    if template is not None:
+        from .templating import fill
+
+        fill(args, "")  # the persona, with its $params; each message is wrapped in the REPL
     from .repl.app import run
 
     return run(args)
 
 
-def as_text(arg: "str | None") -> str | None:
+def _pipeline(args: "argparse.Namespace") -> bool:
+    """Whether llm's template or schema flags were given (their modules load only then)."""
+    return bool(args.save or args.template or args.param or args.schema is not None)
+
+
+def as_text(arg: str | None) -> str | None:
     """A command-line argument as text: bytes that were not UTF-8 (which Python keeps as lone
     surrogates, and SQLite refuses) are replaced, as on stdin."""
     if arg is None:

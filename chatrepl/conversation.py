@@ -43,7 +43,7 @@ from .text import now, valid_text
 
 if TYPE_CHECKING:
     from .budgets import Budget
-    from .providers.base import Model
+    from .providers.base import Backend
     from .store import Store
 
 _OVER = threading.Event()  # the cancel signal of every turn loaded finished from a store
@@ -52,6 +52,8 @@ _FINISHED = threading.Lock()  # the lock of those turns (only a mark_interrupted
 
 FLUSH_INTERVAL = 0.5  # seconds; the spec asks for at least once a second
 CHAIN_LIMIT = 10  # model calls in one turn that runs tools
+#: Options that belong to the one turn they were given with (``--schema``): not carried on.
+ONE_TURN = ("schema",)
 
 #: The status a turn ends with, by the finish reason of its last model call.
 _ENDINGS = {"length": "cut_off", "filtered": "filtered", "refused": "refused"}
@@ -93,7 +95,7 @@ class Response:
         parent_id: str | None,
         system: str | None,
         options: dict[str, Any],
-        model: Model,
+        model: Backend,
         attachments: list[Part] | None = None,
         toolbox: Toolbox | None = None,
         chain: bool = False,
@@ -480,7 +482,7 @@ class Conversation:
 
     def __init__(
         self,
-        model: Model,
+        model: Backend,
         system: str | None = None,
         store: Store | None = None,
         id: str | None = None,  # noqa: A002 - the conversation's id is called id everywhere
@@ -501,7 +503,7 @@ class Conversation:
         self.budget: Budget | None = None
 
     @classmethod
-    def load(cls, store: Store, conversation_id: str, model: Model | None = None) -> Conversation:
+    def load(cls, store: Store, conversation_id: str, model: Backend | None = None) -> Conversation:
         """A saved conversation (id or unique prefix) at its head, ready to continue.
 
         It answers with its own model unless ``model`` is given.
@@ -511,15 +513,15 @@ class Conversation:
         """
         record = store.conversation(conversation_id)
         if model is None:
-            from .providers.registry import get_model
+            from .providers.registry import get_backend
 
-            model = get_model(record.model)
+            model = get_backend(record.model)
         c = cls(model, system=record.system, store=store, id=record.id)
         c.title, c.title_source, c.created = record.title, record.title_source, record.created
         c.forked_from = record.forked_from
         c._set_path(store.path_to(record.head, texts=False))
-        if c.path:  # the options of the last turn go on
-            c.options = dict(c.path[-1].options)
+        if c.path:  # the options of the last turn go on (a schema was asked for it alone)
+            c.options = {k: v for k, v in c.path[-1].options.items() if k not in ONE_TURN}
         return c
 
     def record(self) -> ConversationRecord:
@@ -782,7 +784,7 @@ class Conversation:
         self.system = valid_text(system or "") or None
         self._save()
 
-    def set_model(self, model: Model) -> None:
+    def set_model(self, model: Backend) -> None:
         """Answer with ``model`` from the next turn on; the history stays."""
         self.model = _provider_model(model)
         self._save()
@@ -860,7 +862,7 @@ def _runner(tools: Any, approve: Callable[..., Any] | None) -> Toolbox:
     return Runner(tools, approve=hook)
 
 
-def _provider_model(model: Any) -> Model:
+def _provider_model(model: Any) -> Backend:
     """The provider's model behind ``model`` (the public ``chatrepl.Model`` wraps one)."""
     return getattr(model, "backend", model)
 

@@ -89,7 +89,9 @@ def _turns_markdown(turns: list[TurnRecord], level: str, reasoning: bool = False
         lines += [f"{level} User · {readable_time(turn.started)}", ""]
         lines += [_below(close_fences(turn.prompt), level), ""]
         for p in turn.parts:
-            if p.kind == "attachment":
+            if p.kind == "attachment" and "command" in p.data:  # !CMD: its output, as sent
+                lines += [fenced(p.text, "console"), ""]
+            elif p.kind == "attachment":
                 lines += [_attached(p), ""]
         lines += [f"{level} Assistant · `{turn.model}`", ""]
         for p in turn.parts:
@@ -128,6 +130,13 @@ def _attached(p: Part) -> str:
     size = p.data.get("size")
     about = [str(p.data.get("mime", "")), f"{size} bytes" if size else "", f"sha256 {sha[:16]}"]
     return f"- attached: `{name}` ({', '.join(x for x in about if x and x != 'sha256 ')})"
+
+
+def fenced(text: str, info: str = "") -> str:
+    """``text`` as a fenced code block whose fence no line of it can close."""
+    longest = max((len(m) for m in re.findall(r"`{3,}", text)), default=2)
+    fence = "`" * (longest + 1)
+    return f"{fence}{info}\n{text.rstrip()}\n{fence}"
 
 
 def _below(text: str, level: str) -> str:

@@ -15,7 +15,7 @@ from .errors import ChatreplError
 if TYPE_CHECKING:
     from .budgets import Budget
     from .conversation import Conversation, Response
-    from .providers.base import Model
+    from .providers.base import Backend
     from .records import Part
     from .store import Store
     from .tools.runner import Runner
@@ -121,18 +121,18 @@ def open_conversation(
     Says once on stderr when the offline model is used because nothing is configured.
     """
     from .conversation import Conversation
-    from .providers.base import Model
-    from .providers.registry import OFFLINE_ADVICE, default_model_name, get_model
+    from .providers.base import Backend
+    from .providers.registry import OFFLINE_ADVICE, default_model_name, get_backend
 
-    Model.progress = staticmethod(say_progress)  # e.g. "loading gemma3-270m… done in 1.0 s."
-    model = get_model(model_name) if model_name else None
+    Backend.progress = staticmethod(say_progress)  # e.g. "loading gemma3-270m… done in 1.0 s."
+    model = get_backend(model_name) if model_name else None
     conversation_id = store.last_id() if latest else resume
     if conversation_id is not None:  # `-r ""` (an unset $ID) is a bad id, not a new chat
         conversation = load_conversation(store, conversation_id, model)
     else:
         if model is None:
             name, offline = default_model_name()
-            model = get_model(name)
+            model = get_backend(name)
             if offline:
                 from .settings import home
 
@@ -163,8 +163,8 @@ def session_budget(store: Store | None, warn: Callable[[str], None] = say_error)
 def load_conversation(
     store: Store,
     conversation_id: str,
-    model: Model | None = None,
-    fallback: Model | None = None,
+    model: Backend | None = None,
+    fallback: Backend | None = None,
     warn: Callable[[str], None] = say_error,
 ) -> Conversation:
     """A saved conversation, answered by ``model`` from now on if given.
@@ -175,13 +175,13 @@ def load_conversation(
     """
     from .conversation import Conversation
     from .errors import ConfigError
-    from .providers.registry import default_model_name, get_model
+    from .providers.registry import default_model_name, get_backend
 
     if model is None:
         try:
             return Conversation.load(store, conversation_id)
         except ConfigError as exc:
-            model = fallback or get_model(default_model_name()[0])
+            model = fallback or get_backend(default_model_name()[0])
             warn(f"{exc} Continuing with {model.full_name}.")
     conversation = Conversation.load(store, conversation_id, model=model)
     conversation.set_model(model)  # recorded: the conversation goes on with this model

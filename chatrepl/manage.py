@@ -1,7 +1,7 @@
 """The sub-commands that work on saved conversations from the shell.
 
 ``chatrepl list | show | search | export | title | delete | models | usage | import |
-import-llm | db``:
+import-llm | db`` (``templates`` and ``keys`` live in manage_templates.py and manage_keys.py):
 cli.py hands :func:`main` the arguments, the sub-command first. Each command prints a rich
 table (or rendered Markdown) on a terminal, plain tab-separated lines into a pipe, and stable
 JSON with ``--json``. The exit status is 0 on success, 1 on an error (one line on stderr,
@@ -135,16 +135,18 @@ def parser() -> argparse.ArgumentParser:
 
     p = command(
         "export",
-        "Write a conversation as Markdown (to read) or JSON (to import again).",
+        "Write a conversation as Markdown (to read), HTML (one page to share) or JSON (to "
+        "import again).",
         "chatrepl export 01JD8X --format json -o goat.json",
         cmd_export,
     )
     p.add_argument("id", metavar="ID", help="a conversation id, or a unique prefix of one")
     p.add_argument(
         "--format",
-        choices=("markdown", "json"),
+        choices=("markdown", "html", "json"),
         default="markdown",
-        help="markdown (the default) or json",
+        help="markdown (the default), html (one self-contained page: every branch, images "
+        "embedded) or json",
     )
     p.add_argument(
         "-o", "--output", metavar="FILE", help="write to FILE (mode 0600) instead of stdout"
@@ -226,6 +228,11 @@ def parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="llm's logs.db or its folder (default: $LLM_USER_PATH/logs.db, else llm's own)",
     )
+    p.add_argument(
+        "--keys",
+        action="store_true",
+        help="also copy llm's API keys (into the keyring, else keys.json)",
+    )
     add_db_command(commands)
     return root
 
@@ -282,13 +289,10 @@ def _print_json(data: Any) -> None:
 
 
 def json_text(data: Any) -> str:
-    """``data`` as indented JSON, every character that could drive a terminal (controls, bidi
-    and other format characters, lone surrogates) written as a ``\\uXXXX`` escape: the same
-    data to a JSON reader, inert on a screen."""
-    from .text import _UNSAFE
+    """``data`` as indented JSON, safe on a screen (see :func:`chatrepl.text.json_text`)."""
+    from .text import json_text as text
 
-    text = json.dumps(data, indent=2, ensure_ascii=False)
-    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
+    return text(data)
 
 
 def _line(*cells: Any) -> str:
@@ -516,7 +520,7 @@ def _highlighted(snippet: str) -> Any:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """``chatrepl export ID [--format markdown|json] [-o FILE]``."""
+    """``chatrepl export ID [--format markdown|html|json] [-o FILE]``."""
     from .export import to_json, to_markdown
 
     summary, turns, every = _conversation(args)
@@ -525,6 +529,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             args.db, create=False
         ).attachment  # the attached files go in the export too
         text = json_text(to_json(summary, every, files))
+    elif args.format == "html":
+        from .export_html import to_html
+
+        text = to_html(summary, turns, every, open_store(args.db, create=False).attachment)
     else:
         text = to_markdown(
             summary, turns, every if args.all_branches else None, reasoning=args.reasoning
@@ -648,11 +656,11 @@ def _served(known: dict[str, Any]) -> dict[str, list[str]]:
     all of them at once; a server that cannot say is left out."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from .providers.registry import build
+    from .providers.registry import build_backend
 
     def ask(info: Any) -> tuple[str, list[str] | None]:
         try:
-            model = build(info, str(info.settings.get("default_model") or "any"))
+            model = build_backend(info, str(info.settings.get("default_model") or "any"))
         except Exception:  # a provider that cannot be built says so elsewhere
             return info.name, None
         try:
@@ -906,7 +914,17 @@ def cmd_import_llm(args: argparse.Namespace) -> int:
     from .importers.llm import read_conversations
 
     path = llm_logs_path(args.path)
-    conversations = read_conversations(path)
+    folder = path.parent
+    others = (folder / "templates").is_dir() or (args.keys and (folder / "keys.json").is_file())
+    if not path.is_file() and others:  # llm's templates or keys, and no logs yet
+        print(f"No conversations: there is no logs.db in {_safe(str(folder))}.")
+    else:
+        _import_logs(args, path, read_conversations(path))
+    _import_llm_files(folder, args.keys)
+    return 0
+
+
+def _import_logs(args: argparse.Namespace, path: Path, conversations: list[Any]) -> None:
     store = open_store(args.db, create=True)
     new = new_turns = grown = added = 0
     for summary, turns in conversations:
@@ -921,7 +939,31 @@ def cmd_import_llm(args: argparse.Namespace) -> int:
     if same:
         parts.append(f"{_plural(same, 'conversation')} already here")
     print(f"{', '.join(parts)} from {_safe(str(path))}.")
-    return 0
+
+
+def _import_llm_files(folder: Path, keys: bool) -> None:
+    """llm's templates (and keys, with ``keys``), each reported: what came, what could not."""
+    from .importers.llm_files import Report, import_keys, import_templates
+
+    def say(report: Report, what: str) -> None:
+        if report.imported:
+            names = _safe(", ".join(report.imported))
+            print(f"Imported {_plural(len(report.imported), what)} from llm: {names}.")
+        if report.same:
+            print(
+                f"{_plural(len(report.same), what)} already here: {_safe(', '.join(report.same))}."
+            )
+        for line in report.dropped:
+            print(f"Imported {_safe(line)} (chatrepl does not support those).")
+        for line in report.skipped:
+            print(f"Not imported: {_safe(line)}.")
+
+    say(import_templates(folder), "template")
+    if keys:
+        report = import_keys(folder)
+        if not (report.imported or report.same or report.skipped):
+            print(f"No keys to import: there is no keys.json in {_safe(str(folder))}.")
+        say(report, "key")
 
 
 def _plural(n: int, word: str) -> str:

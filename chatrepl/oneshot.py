@@ -38,40 +38,66 @@ def one_shot(args: argparse.Namespace, prompt: str) -> int:
     """
     from .compaction import make_room, recover
     from .context import window_of
+    from .shaped import emit
+    from .templating import shaped
 
-    store = open_store(args.db, create=True)
-    staged = attached(args, store)
+    no_log = getattr(args, "no_log", False)
+    store = open_log(args) if no_log else open_store(args.db, create=True)
+    staged = attached(args, None if no_log else store)
     conversation = open_conversation(
-        store, model_name=args.model, resume=args.resume, latest=args.cont, system=args.system
+        store,  # type: ignore[arg-type] # -n with nothing to continue: no store at all
+        model_name=args.model,
+        resume=args.resume,
+        latest=args.cont and store is not None,
+        system=args.system,
     )
+    if no_log:
+        conversation.store = None  # -n: read what it continues, write nothing
     conversation.options.update(getattr(args, "options", {}))
+    schema = getattr(args, "schema_object", None)
+    ask = {"schema": schema} if schema is not None else {}
     window = window_of(conversation) if conversation.turns else None
     make_room(conversation, prompt, window, say_error)  # older turns summarised if need be
-    box, runner = open_tools(store, args.tools, approve_all=args.auto_approve)
+    box, runner = open_tools(store, args.tools, approve_all=args.auto_approve)  # type: ignore[arg-type]
     try:
+        if schema is not None:
+            from .providers.structured import conflict
+
+            tools = runner.tools if runner is not None else None
+            if problem := conflict(conversation.model, conversation.options, tools):
+                say_error(problem)
+                return 1
         if runner is not None and runner.tools:
             # no one to ask: what is not pre-approved is denied, and stderr says how to allow it
             runner.after_call = lambda tool, arguments, part: say_tool(
                 tool_line(tool, arguments, part)
             )
-            response = conversation.chain(prompt, tools=runner, attachments=staged)
+            response = conversation.chain(prompt, tools=runner, attachments=staged, **ask)
         else:
-            response = conversation.prompt(prompt, attachments=staged)
+            response = conversation.prompt(prompt, attachments=staged, **ask)
         thoughts = ReasoningWriter(sys.stderr) if reasoning_shown() else None
-        error = _stream(response, thoughts)
+        quiet = shaped(args)  # printed whole at the end
+        error = _stream(response, thoughts, quiet)
         if error is not None:
             say_error(error)
             again = recover(conversation, response, window, say_error)  # too long: compact, once
             if again is None:
+                if quiet:
+                    emit(args, response, error)
                 return 1
             response = again
-            error = _stream(response, thoughts)
+            error = _stream(response, thoughts, quiet)
             if error is not None:
                 say_error(error)
+                if quiet:
+                    emit(args, response, error)
                 return 1
     finally:
         if box is not None:
             box.close()
+    if quiet and (problem := emit(args, response)):
+        say_error(problem)  # the answer stays saved as it came
+        return 1
     if response.status == "interrupted":
         say_error("interrupted; the partial answer was saved.")
         return 130
@@ -84,12 +110,18 @@ def one_shot(args: argparse.Namespace, prompt: str) -> int:
     return 0
 
 
-def _stream(response: Response, thoughts: ReasoningWriter | None) -> str | None:
-    """Show ``response`` on stdout (reasoning on stderr); the error sentence if it failed."""
+def _stream(
+    response: Response, thoughts: ReasoningWriter | None, quiet: bool = False
+) -> str | None:
+    """Show ``response`` on stdout (reasoning on stderr), or nothing while it streams when
+    ``quiet`` (a shaped answer, printed at the end); the error sentence if it failed."""
     from .screen.interrupt import answering
+    from .shaped import Quiet
 
-    show: StreamRenderer | PipeWriter | Split
-    if not sys.stdout.isatty():
+    show: StreamRenderer | PipeWriter | Split | Quiet
+    if quiet:
+        show = Quiet(thoughts)
+    elif not sys.stdout.isatty():
         show = PipeWriter(thoughts)
     elif sys.stderr.isatty() and thoughts:  # one terminal: reasoning folds as in the REPL
         show = terminal_renderer(reasoning=True)
@@ -99,13 +131,35 @@ def _stream(response: Response, thoughts: ReasoningWriter | None) -> str | None:
         return stream_answer(response, show, notes=NOTES)
 
 
-def attached(args: argparse.Namespace, store: Store) -> list[Part]:
-    """The files of ``-a``, staged (kept in ``store``) for the prompt."""
-    from .attachments import stage
+def open_log(args: argparse.Namespace) -> Store | None:
+    """``-n``: the store only when a conversation is continued from it (read, never written);
+    ``None`` otherwise, so nothing is created."""
+    from .errors import ChatreplError
+
+    if not (args.resume or args.cont):
+        return None
+    try:
+        return open_store(args.db, create=False)
+    except ChatreplError:
+        if args.resume:
+            raise
+        return None  # -c with no database yet: a new conversation, kept in memory
+
+
+def attached(args: argparse.Namespace, store: Store | None) -> list[Part]:
+    """The files of ``-a`` (a folder or a glob: its text files), staged (kept in ``store``)
+    for the prompt, known keys blanked out of text; a file left out of a folder is said."""
+    from .expand import stage_any
+    from .redact import known_keys
 
     staged: list[Part] = []
-    for source in getattr(args, "attach", None) or []:
-        staged.append(stage(source, store, staged))
+    sources = getattr(args, "attach", None) or []
+    keys = known_keys() if sources else []
+    for source in sources:
+        found = stage_any(source, store, staged, keys)
+        for sentence in found.refused:
+            say_error(sentence)
+        staged += found.parts
     return staged
 
 

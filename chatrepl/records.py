@@ -82,12 +82,19 @@ class ToolSpec:
 
 @dataclass
 class Usage:
-    """Token counts (and cost) as the service reported them (``None`` where it did not)."""
+    """Token counts (and cost) as the service reported them (``None`` where it did not).
+
+    ``input_tokens`` counts every prompt token, cached or not (as OpenAI counts them; for
+    Anthropic, which reports them apart, the sum of its three figures); ``cache_read_tokens``
+    and ``cache_write_tokens`` are the part of them read from or written to the provider's
+    prompt cache. ``cost`` is what the server says the call cost (OpenRouter), in dollars.
+    """
 
     input_tokens: int | None = None
     output_tokens: int | None = None
     reasoning_tokens: int | None = None
     cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
     cost: float | None = None
     cache_write_tokens: int | None = None
 

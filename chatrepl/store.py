@@ -766,9 +766,10 @@ def _turn_values(t: TurnRecord) -> list[Any]:
 
 
 def _extra(parts: list[Part]) -> str:
-    """What search finds besides prompt and answer: tool results and attachment names."""
+    """What search finds besides prompt and answer: tool results, attachment names, and the
+    text of an attachment saved in its part (a command's output, ``!CMD``)."""
     return "\n".join(
-        p.text if p.kind == "tool_result" else str(p.data.get("name", ""))
+        p.text if p.kind == "tool_result" else p.text or str(p.data.get("name", ""))
         for p in parts
         if p.kind in ("tool_result", "attachment")
     )

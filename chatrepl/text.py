@@ -108,6 +108,16 @@ def is_blank(text: str) -> bool:
     return all(c.isspace() or unicodedata.category(c) in ("Cf", "Cc") for c in text)
 
 
+def json_text(data: object) -> str:
+    """``data`` as indented JSON, every character that could drive a terminal (controls, bidi
+    and other format characters, lone surrogates) written as a ``\\uXXXX`` escape: the same
+    data to a JSON reader, inert on a screen."""
+    import json
+
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
+
+
 CHARS_PER_TOKEN = 4  # the usual estimate for English text and code
 
 

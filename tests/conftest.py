@@ -49,6 +49,15 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def fresh_connections() -> Iterator[None]:
+    """Every test starts with no kept HTTP connections (the pool lives as long as the process)."""
+    yield
+    from chatrepl.providers.connections import close_all
+
+    close_all()
+
+
 @pytest.fixture
 def server() -> Iterator[FakeLLMServer]:
     """A running fake OpenAI/Anthropic server on a loopback port."""
@@ -112,6 +121,7 @@ def saved_rows(db: str | os.PathLike[str]) -> list[dict]:
 ALLOWED_SKIPS = (
     re.compile(r"Node\.js and npm are not on this machine"),  # no node: server-everything
     re.compile(r"tmux is not on this machine"),  # no tmux and no apt-get: the reflow tests
+    re.compile(r"chromium is not on this machine"),  # no apt-get: the HTML export's browser
     re.compile(r"\(offline\?\)"),  # a test that installs an old release from PyPI, offline
 )
 _skipped: list[tuple[str, str]] = []
@@ -172,7 +182,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     )
 
 
-def tests_of(path: str) -> Any:
+def module_of_tests(path: str) -> Any:
     """The test module at ``path`` (under tests/), to run some of its tests again elsewhere."""
     import importlib.util
 

@@ -97,6 +97,16 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
             "tests/providers/test_providers_mutants.py",
         ],
     ),
+    "stream": (
+        "chatrepl/providers/stream.py",
+        [
+            "tests/providers/test_providers.py",
+            "tests/providers/test_wire_stream_endings.py",
+            "tests/providers/test_wire_shapes.py",
+            "tests/providers/test_wire_robustness.py",
+            "tests/providers/test_providers_mutants.py",
+        ],
+    ),
     "sse": (
         "chatrepl/providers/sse.py",
         [

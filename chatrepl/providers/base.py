@@ -11,8 +11,9 @@ from ..records import Event, Message, ToolSpec
 
 
 @dataclass
-class Model:
-    """A model of a provider. Subclasses implement :meth:`stream`.
+class Backend:
+    """A model at a provider that streams events: what answers a conversation. Subclasses
+    implement :meth:`stream` (one per wire protocol). The public ``chatrepl.Model`` wraps one.
 
     Args:
         name: the model's name at the provider, e.g. ``gpt-4o-mini``.

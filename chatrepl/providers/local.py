@@ -54,7 +54,7 @@ from .. import errors
 from ..errors import ConfigError
 from ..records import FINISH_REASONS, Event, Finish, Message, TextDelta, ToolSpec, Usage
 from ..text import make_safe
-from .base import Model
+from .base import Backend
 
 #: How to install the local model: the same words in the README, messages and skip reasons.
 LOCAL_INSTALL = (
@@ -515,7 +515,7 @@ def load(
 ) -> Worker:
     """The worker for that model with the model loaded (once: later calls return at once).
 
-    Tells ``progress`` (the front end's, see ``Model.progress``) that it is loading, and how
+    Tells ``progress`` (the front end's, see ``Backend.progress``) that it is loading, and how
     long it took, when the caller has to wait: also while another thread is loading it.
     """
     w = worker(path, options)
@@ -550,7 +550,7 @@ def unload() -> None:
 
 
 @dataclass
-class LocalModel(Model):
+class LocalBackend(Backend):
     """A GGUF model run by a worker process. ``settings`` is its ``[providers.NAME]`` table."""
 
     settings: dict[str, Any] = field(default_factory=dict)

@@ -292,5 +292,12 @@ def usage_total(usage: Usage) -> bool:
     """Whether the server said anything about usage at all."""
     return any(
         v is not None
-        for v in (usage.input_tokens, usage.output_tokens, usage.reasoning_tokens, usage.cost)
+        for v in (
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.reasoning_tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+            usage.cost,
+        )
     )

@@ -21,13 +21,17 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ChatreplError, StoreError
 from ..frontend import ENDINGS
 from ..text import is_blank, make_safe, shorten
-from .answer_commands import cmd_set  # noqa: F401 - registers /set /unset /reasoning /continue /compact
 from .attach import cmd_attach, stage_arguments  # noqa: F401 - registers /attach
 from .branching import cmd_alt  # noqa: F401 - registers the tree's commands
 from .commands import dispatch, plural
-from .keys import HOW_TO_LEAVE
+from .keys import HOW_TO_LEAVE, Pasted
+from .template import cmd_template  # noqa: F401 - registers /template
 from .toolbar import fit, toolbar_text
 from .tooling import ToolScreen
+
+# isort: split
+# Registered last, so /help and Tab list them after the commands of conversations and the tree.
+from .answer_commands import cmd_set  # noqa: F401, E402 - registers /set /unset /reasoning /continue /compact
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
     from ..conversation import Conversation, Response
     from ..records import ConversationSummary, Part
     from ..store import Store
+    from ..templates import Template
     from ..tools.runner import Runner
     from ..tools.toolbox import Toolbox
 
@@ -48,18 +53,47 @@ RECENT = 50  # conversations cached for completing /resume and /delete
 RESUME_TURNS = 3  # turns shown again on /resume and -c
 RESUME_LINES = 24  # lines of an answer shown again on /resume; a longer one is shortened
 RESUME_CHARS = 2400  # characters of an answer shown again on /resume, at most
+SHELL_LINES = 10  # lines of a !command's output shown as they come (then its last lines)
 
 
 def run(args: argparse.Namespace) -> int:
     """Chat interactively as ``args`` (-m, -s, -c, -r, --db) say; returns the exit status."""
     from ..frontend import open_conversation, open_store
 
-    store = open_store(args.db, create=True)
-    conversation = open_conversation(
-        store, model_name=args.model, resume=args.resume, latest=args.cont, system=args.system
-    )
-    conversation.options.update(getattr(args, "options", {}))
-    repl = Repl(store, conversation)
+    no_log = getattr(args, "no_log", False)
+    with contextlib.ExitStack() as cleanup:
+        store = _unlogged_store(args, cleanup) if no_log else open_store(args.db, create=True)
+        conversation = open_conversation(
+            store, model_name=args.model, resume=args.resume, latest=args.cont, system=args.system
+        )
+        conversation.options.update(getattr(args, "options", {}))
+        repl = Repl(store, conversation, no_log=no_log)
+        repl.template = getattr(args, "template_obj", None)
+        repl.template_params = dict(getattr(args, "params", None) or {})
+        return _run(repl, args)
+
+
+def _unlogged_store(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> Store:
+    """``-n``: the store as it is, only read (conversations are kept in memory); with no store
+    yet, an empty one in a temporary folder removed at the end, so nothing is created."""
+    import tempfile
+
+    from ..frontend import open_store
+    from ..store import Store
+
+    try:
+        return open_store(args.db, create=False)
+    except ChatreplError:
+        if args.resume:
+            raise
+        folder = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="chatrepl-n-"))
+        store = Store(os.path.join(folder, "empty.db"))
+        cleanup.callback(store.close)
+        return store
+
+
+def _run(repl: Repl, args: argparse.Namespace) -> int:
+    conversation = repl.conversation
     repl.welcome()
     repl.open_tools(getattr(args, "tools", None), getattr(args, "auto_approve", False))
     stage_arguments(repl, getattr(args, "attach", None))
@@ -88,13 +122,20 @@ class Repl:
         store: Store,
         conversation: Conversation,
         *,
+        no_log: bool = False,
         console: Console | None = None,
         input: Input | None = None,  # noqa: A002 - prompt-toolkit's name
         output: Output | None = None,
         history: History | None = None,
     ):
         self.store = store
+        self.no_log = no_log  # -n: nothing is written (conversations live in memory)
+        if no_log:
+            conversation.store = None
         self.conversation = conversation
+        #: the template whose prompt wraps each message (/template, -t), and its $params
+        self.template: Template | None = None
+        self.template_params: dict[str, str] = {}
         self.console = console if console is not None else make_console()
         self.input, self.output = input, output
         self.history = history
@@ -111,6 +152,7 @@ class Repl:
         self._warmed: object = None  # the model last preloaded
         self._session: PromptSession[str] | None = None
         self._prefill: tuple[str, Callable[[str], None]] | None = None
+        self._pasted = Pasted()  # whether the line being read began with a paste
         self.show_reasoning = _reasoning_setting()
         if conversation.budget is not None:  # "no price known" said here, once a model
             conversation.budget.warn = self._note
@@ -124,10 +166,12 @@ class Repl:
             text = self.read()
             if text is None:
                 break
-            self.handle(text)
+            self.handle(text, typed=not self._pasted.at_start)
         if self._toolbox is not None:
             self._toolbox.close()  # the MCP servers stop with chatrepl
-        if self.conversation.responses:
+        if self.no_log:
+            self.say("Nothing was saved (-n).", "dim")
+        elif self.conversation.responses:
             from ..tables import unique_prefix
 
             short = unique_prefix(self.store, self.conversation.id)
@@ -136,6 +180,7 @@ class Repl:
     def read(self) -> str | None:
         """The next line typed, ``""`` after Ctrl-C on an empty line, ``None`` on Ctrl-D."""
         default = self._prefill[0] if self._prefill else ""
+        self._pasted.at_start = False
         try:
             return self.session.prompt([("class:prompt", PROMPT)], default=default)
         except KeyboardInterrupt:
@@ -145,21 +190,28 @@ class Repl:
         except EOFError:
             return None
 
-    def handle(self, text: str) -> None:
-        """Run a command or send a message; nothing typed here can end in a traceback."""
+    def handle(self, text: str, typed: bool = True) -> None:
+        """Run a command or send a message; nothing typed here can end in a traceback.
+
+        ``/NAME`` runs a command; a single line ``!CMD`` that was ``typed`` (not pasted) runs a
+        shell command; ``//`` and ``\\!`` at the start send a message beginning with ``/``
+        and ``!``."""
         text = text.strip()
         rewrite, self._prefill = self._prefill, None
         if not text or is_blank(text):  # only invisible characters: nothing to send
             return
+        command = text.startswith("/") and not text.startswith("//")
+        shell = typed and text.startswith("!") and "\n" not in text
+        message = text[1:] if text.startswith(("//", "\\!")) else text
         try:
-            if rewrite and not (text.startswith("/") and not text.startswith("//")):
-                rewrite[1](text[1:] if text.startswith("//") else text)
-            elif text.startswith("//"):
-                self.send(text[1:])
-            elif text.startswith("/"):
+            if shell:
+                self.run_shell(text[1:].strip())
+            elif rewrite and not command:
+                rewrite[1](message)
+            elif command:
                 dispatch(self, text)
             else:
-                self.send(text)
+                self.send(message)
         except KeyboardInterrupt:
             self.say("Cancelled.", "dim")
         except ChatreplError as exc:
@@ -180,6 +232,8 @@ class Repl:
         summarised first if the request would not fit the model's context window."""
         from ..compaction import make_room
 
+        if self.template is not None and self.template.prompt:
+            text = self.template.apply(text, self.template_params)[0]  # its $input is the message
         make_room(self.conversation, text, self.window(ask=True), self._note)
         staged = list(self.staged)
         if self.runner is not None and self.runner.tools:
@@ -188,6 +242,54 @@ class Repl:
             response = self.conversation.prompt(text, attachments=staged)
         self.staged.clear()  # sent with this prompt (and saved with it)
         self.show(response)
+
+    def run_shell(self, command: str) -> None:
+        """Run ``command`` (typed after ``!``), show its output and stage it for the next
+        prompt; Ctrl-C stops it, and what it printed so far is staged all the same."""
+        from ..redact import known_keys
+        from ..screen.interrupt import Terminated, answering
+        from ..shell import max_output, part, rest_of, run
+
+        if not command:
+            self.say("Type a command after !, e.g. !ls (\\! starts a message with !).")
+            return
+        limit, keys = max_output(), known_keys()
+        shown: list[str] = []
+
+        def show_line(line: str) -> None:  # the first lines as they come
+            if len(shown) < SHELL_LINES:
+                shown.append(line)
+                self.say(make_safe(line))
+
+        try:
+            with answering():
+                ran = run(command, limit, keys, show_line)
+        except Terminated as exc:  # SIGTERM or SIGQUIT: the command is stopped, chatrepl ends
+            raise SystemExit(exc.exit_status) from None
+        hidden, last = rest_of(ran, len(shown))
+        if hidden:
+            self.say(f"… {plural(hidden, 'more line')} (all of it is staged)", "dim")
+        for line in last:
+            self.say(make_safe(line))
+        staged = part(ran, keys)
+        if ran.cut:
+            self.say(
+                f"The output was cut at {limit:,} characters ([shell] max_output in config.toml).",
+                "dim",
+            )
+        how = (
+            "Stopped; what it printed so far"
+            if ran.stopped
+            else f"Exit status {ran.status}; its output"
+            if ran.status
+            else "Its output"
+        )
+        if any(p.data.get("sha256") == staged.data["sha256"] for p in self.staged):
+            self.say(f"{how} is already staged.", "dim")
+            return
+        self.staged.append(staged)
+        self.say(f"{how} goes with your next prompt (/attach --clear drops it).", "dim")
+        self.refresh()
 
     def show(self, response: Response, retried: bool = False) -> None:
         """Stream ``response`` to the screen; Ctrl-C stops it, keeping what arrived. A request
@@ -254,8 +356,11 @@ class Repl:
         )
 
     def switch_to(self, conversation: Conversation) -> None:
-        """Make ``conversation`` the live one (under the session's budgets)."""
+        """Make ``conversation`` the live one, under the session's budgets (kept in memory
+        only under ``-n``)."""
         conversation.budget = self.conversation.budget
+        if self.no_log:
+            conversation.store = None
         self.conversation = conversation
         self.refresh()
 
@@ -338,7 +443,9 @@ class Repl:
         """Recompute what the toolbar and the completer show; after each turn or command."""
         with contextlib.suppress(StoreError):  # keep the old list: completion is a nicety
             self.recent = self.store.recent(RECENT)
-        self.toolbar = toolbar_text(self.conversation, self.staged, self.window())
+        self.toolbar = toolbar_text(
+            self.conversation, self.staged, self.window(), no_log=self.no_log
+        )
         self._warm_up()
 
     def window(self, ask: bool = False) -> int | None:
@@ -422,10 +529,10 @@ class Repl:
         def toolbar() -> str:
             return fit(self.toolbar, get_app().output.get_size().columns)
 
-        return PromptSession(
+        session: PromptSession[str] = PromptSession(
             multiline=True,
-            key_bindings=key_bindings(),
-            history=self.history if self.history is not None else _file_history(),
+            key_bindings=key_bindings(self._pasted),
+            history=self.history if self.history is not None else _file_history(self.no_log),
             completer=ChatCompleter(COMMANDS, lambda: self.recent, self.models),
             complete_while_typing=Condition(typing_command),
             reserve_space_for_menu=6,
@@ -436,6 +543,8 @@ class Repl:
             input=self.input,
             output=self.output,
         )
+        session.default_buffer.on_text_changed += self._pasted.text_changed
+        return session
 
 
 def make_console() -> Console:
@@ -445,16 +554,17 @@ def make_console() -> Console:
     return Console(highlight=False)
 
 
-def _file_history() -> Any:
-    from prompt_toolkit.history import FileHistory
+def _file_history(no_log: bool = False) -> Any:
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+    if no_log:  # -n: what is typed is not kept either
+        return InMemoryHistory()
 
     from ..settings import history_path, private_file
 
     try:
         return FileHistory(str(private_file(history_path())))
     except OSError:
-        from prompt_toolkit.history import InMemoryHistory
-
         print(
             "chatrepl: cannot write the input history file; history is kept for this run only.",
             file=sys.stderr,

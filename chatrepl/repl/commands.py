@@ -376,9 +376,9 @@ def cmd_model(repl: Session, arg: str) -> None:
 
     c = repl.conversation
     if arg:
-        from ..providers.registry import get_model
+        from ..providers.registry import get_backend
 
-        model = get_model(arg)
+        model = get_backend(arg)
         c.set_model(model)
         repl.say(f"Model: {make_safe(model.full_name)} from the next turn on.")
         if warning := missing_key(model.provider):
@@ -484,10 +484,12 @@ def cmd_copy(repl: Session, arg: str) -> None:
         repl.say(f"Copied {what} ({len(text):,} characters) with {how}.")
 
 
-@command("export", "[FILE]", "write the conversation as Markdown")
+@command("export", "[FILE]", "write the conversation as Markdown (or HTML: FILE.html)")
 def cmd_export(repl: Session, arg: str) -> None:
     """Write the conversation as a Markdown file (mode 0600): to FILE, or to TITLE-ID.md in the
-    current folder. Undone turns are left out; interrupted and failed ones are marked."""
+    current folder. Undone turns are left out; interrupted and failed ones are marked. A FILE
+    ending in .html is one self-contained page instead, with every branch (folded) and the
+    images embedded."""
     from ..export import to_markdown
     from ..settings import write_private
 
@@ -503,7 +505,14 @@ def cmd_export(repl: Session, arg: str) -> None:
     if path.is_file() and not repl.confirm(f"{make_safe(str(path))} exists. Overwrite it?"):
         repl.say("Not exported.")
         return
-    text = to_markdown(repl.store.summary(c.id), repl.store.turns(c.id))
+    summary = repl.store.summary(c.id)
+    if path.suffix.lower() in (".html", ".htm"):
+        from ..export_html import to_html
+
+        every = repl.store.turns(c.id, all_branches=True)
+        text = to_html(summary, repl.store.turns(c.id), every, repl.store.attachment)
+    else:
+        text = to_markdown(summary, repl.store.turns(c.id))
     write_private(path, text, make_folder=False)
     repl.say(f"Exported {plural(len(c.turns), 'turn')} to {make_safe(str(path))}")
 

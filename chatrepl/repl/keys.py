@@ -19,17 +19,42 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("Up, Down", "earlier messages (history is kept across runs); Ctrl-R searches it"),
     ("Ctrl-X Ctrl-E", "edit the line in $VISUAL / $EDITOR"),
     ("//text", "send a message that begins with /"),
+    ("!command", "run a shell command; its output goes with your next prompt"),
+    ("\\!text", "send a message that begins with ! (a pasted line starting with ! is one)"),
 )
 
 #: Shown when Ctrl-C is pressed on an empty line.
 HOW_TO_LEAVE = "(Ctrl-D or /exit leaves.)"
 
 
-def key_bindings() -> KeyBindings:
-    """Bindings over prompt-toolkit's defaults (the session is multi-line, so Enter is ours)."""
+class Pasted:
+    """Whether the line's first visible character came from a paste (bracketed paste): a
+    pasted line that starts with ``!`` is a message, not a command to run."""
+
+    def __init__(self) -> None:
+        self.at_start = False
+
+    def text_changed(self, buffer) -> None:  # noqa: ANN001 - prompt-toolkit's Buffer
+        """An emptied line (Ctrl-C, deleted, sent) starts afresh."""
+        if not buffer.text.strip():
+            self.at_start = False
+
+
+def key_bindings(pasted: Pasted | None = None) -> KeyBindings:
+    """Bindings over prompt-toolkit's defaults (the session is multi-line, so Enter is ours);
+    ``pasted`` learns whether a paste began the line."""
     from prompt_toolkit.key_binding import KeyBindings
+    from prompt_toolkit.keys import Keys
 
     kb = KeyBindings()
+
+    @kb.add(Keys.BracketedPaste)
+    def _paste(event) -> None:  # noqa: ANN001 - as prompt-toolkit's own, noting where it went
+        buffer = event.current_buffer
+        first = not buffer.document.text_before_cursor.strip()
+        buffer.insert_text(event.data.replace("\r\n", "\n").replace("\r", "\n"))
+        if pasted is not None and first and event.data.strip():
+            pasted.at_start = True
 
     # Enter and Esc-Enter carry the same (empty) filter: neither can shadow the other.
     @kb.add("enter")
@@ -53,6 +78,8 @@ def key_bindings() -> KeyBindings:
     @kb.add("c-c")
     def _clear(event) -> None:  # noqa: ANN001
         buffer = event.current_buffer
+        if pasted is not None:
+            pasted.at_start = False
         if buffer.text:
             buffer.reset()
         else:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from ..conversation import Conversation, Response
     from ..records import Part
     from ..store import Store
+    from ..templates import Template
     from ..tools.toolbox import Toolbox
 
 
@@ -24,6 +25,9 @@ class Session(Protocol):
     listed: list[str]  # ids of the last /list or /search, for /resume N
     running: bool
     staged: list[Part]  # files /attach staged for the next prompt
+    template: Template | None  # the template wrapping each message (/template)
+    template_params: dict[str, str]  # its $params
+    no_log: bool  # -n: nothing is saved
 
     def say(self, message: str, style: str = "") -> None:
         """Print one message (never parsed as markup)."""

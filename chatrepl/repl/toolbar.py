@@ -17,10 +17,14 @@ SEPARATOR = " │ "
 
 
 def toolbar_text(
-    conversation: Conversation, staged: Sequence[Part] = (), window: int | None = None
+    conversation: Conversation,
+    staged: Sequence[Part] = (),
+    window: int | None = None,
+    no_log: bool = False,
 ) -> str:
     """The toolbar's text for ``conversation`` and the files ``staged`` for the next prompt;
-    call after each turn or command, not per keystroke.
+    call after each turn or command, not per keystroke. ``no_log``: ``-n`` is on, said after
+    the id.
 
     After the title: the tokens the context holds, their share of the model's context
     ``window`` (when known) and the cost so far (when known): ``12.3k tok · 9% of 128k · $0.01``.
@@ -28,6 +32,8 @@ def toolbar_text(
     from ..context import describe
 
     parts = [conversation.model.full_name, conversation.id[:SHORT_ID]]
+    if no_log:
+        parts.append("not saved (-n)")
     if staged:
         names = ", ".join(make_safe(shorten(str(p.data.get("name", "file")), 24)) for p in staged)
         parts.append(f"+{len(staged)} attached: {shorten(names, 60)}")

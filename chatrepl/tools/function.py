@@ -220,6 +220,7 @@ def type_schema(hint: Any) -> dict[str, Any]:
     """The JSON schema of one type hint (``{}``, any value, where it cannot say)."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
+    schema: dict[str, Any]
     if origin is typing.Annotated:
         schema = type_schema(args[0])
         notes = [a for a in args[1:] if isinstance(a, str)]
@@ -252,9 +253,9 @@ def type_schema(hint: Any) -> dict[str, Any]:
             schema = {"type": kinds.pop(), "enum": values}
         return schema
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return type_schema(typing.Literal[tuple(m.value for m in hint)])  # type: ignore[misc]
+        return type_schema(typing.Literal[tuple(m.value for m in hint)])
     if hint in (list, tuple, set, frozenset) or origin in (list, tuple, set, frozenset):
-        schema: dict[str, Any] = {"type": "array"}
+        schema = {"type": "array"}
         if args and not (origin is tuple and len(args) == 2 and args[1] is Ellipsis):
             if origin is tuple:
                 schema["prefixItems"] = [type_schema(a) for a in args]

@@ -20,8 +20,8 @@ from chatrepl import manage
 from chatrepl.conversation import Conversation
 from chatrepl.errors import ProviderError, ServerError
 from chatrepl.export import to_json, to_markdown
-from chatrepl.providers.base import Model
-from chatrepl.providers.registry import get_model
+from chatrepl.providers.base import Backend
+from chatrepl.providers.registry import get_backend
 from chatrepl.records import TextDelta
 from chatrepl.store import Store
 
@@ -67,7 +67,7 @@ def run(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     return call
 
 
-class Broken(Model):
+class Broken(Backend):
     """A model that fails after a few words."""
 
     def stream(self, messages, options, cancel) -> Iterator[TextDelta]:  # type: ignore[no-untyped-def]
@@ -92,7 +92,7 @@ def history(tmp_path: Path) -> History:
     """A database written by the real Conversation with the offline model."""
     path = tmp_path / "chat.db"
     store = Store(path)
-    echo = get_model("echo")
+    echo = get_backend("echo")
 
     goat = Conversation(echo, system="You are a goat", store=store)
     goat.prompt("Three names for a pet goat").text()
@@ -257,7 +257,7 @@ def test_search_into_a_pipe_and_on_a_terminal(run, history: History) -> None:  #
 
 def test_search_keeps_brackets_of_the_text(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     store = Store(tmp_path / "b.db")
-    Conversation(get_model("echo"), store=store).prompt("an array [] and [x] of llamas").text()
+    Conversation(get_backend("echo"), store=store).prompt("an array [] and [x] of llamas").text()
     r = run("search", "llamas", "--db", str(tmp_path / "b.db"), tty=True)
     assert "an array [] and [x] of llamas" in r.plain
 

@@ -20,7 +20,7 @@ import pytest
 
 from chatrepl import conversation as conversation_module
 from chatrepl.conversation import Conversation
-from chatrepl.providers.base import Model
+from chatrepl.providers.base import Backend
 from chatrepl.records import Finish, TextDelta
 from chatrepl.store import Store
 
@@ -93,7 +93,7 @@ def stored(path: Path) -> str:
         con.close()
 
 
-class Slow(Model):
+class Slow(Backend):
     """Streams a word at a time until the flusher has saved ``flushes`` times, sampling the
     database between words."""
 

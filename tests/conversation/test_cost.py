@@ -21,8 +21,8 @@ from rich.console import Console
 from chatrepl.budgets import Budget
 from chatrepl.conversation import Conversation
 from chatrepl.errors import BudgetError, ConfigError
-from chatrepl.pricing import AS_OF, check_prices, price_of
 from chatrepl.models import get_model
+from chatrepl.pricing import AS_OF, check_prices, price_of
 from chatrepl.records import CallRecord, ConversationRecord, Part, TurnRecord
 from chatrepl.repl.app import Repl
 from chatrepl.spending import summed

@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import test_store
-from conftest import child_env, run_chatrepl, tests_of
+from conftest import child_env, module_of_tests, run_chatrepl
 from fakeserver import Reply
 
 import chatrepl
@@ -23,7 +23,7 @@ from chatrepl.conversation import Conversation
 from chatrepl.store import Store
 
 pytest_plugins = ("pgserver",)
-test_conversation = tests_of("conversation/test_conversation.py")
+test_conversation = module_of_tests("conversation/test_conversation.py")
 pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[postgres]'")
 
 #: Credentials for a server that does not exist (the down-server test).
