@@ -96,7 +96,6 @@ class Usage:
     cache_read_tokens: int | None = None
     cache_write_tokens: int | None = None
     cost: float | None = None
-    cache_write_tokens: int | None = None
 
 
 # --- what a provider streams: one of these at a time --------------------------------------------
