@@ -172,6 +172,14 @@ def quoted(text: str) -> str:
     return "'" + make_safe(shorten(text, 60)) + "'"
 
 
+def _shown_path(path: str) -> str:
+    """A path as a message quotes it: its end (the file's name) kept when it is long."""
+    from .text import make_safe
+
+    line = " ".join(path.split())
+    return "'" + make_safe(line if len(line) <= 60 else "…" + line[-59:]) + "'"
+
+
 # --- loading -----------------------------------------------------------------------------------
 
 
@@ -237,17 +245,22 @@ def _check_size(size: int, limits: Settings, what: str) -> None:
 
 
 def _read_file(source: str, limits: Settings) -> tuple[bytes, str]:
+    from .files import NotRegularFileError, check_regular, read_regular
+
     path = Path(source).expanduser()
-    shown = quoted(source)
+    shown = _shown_path(source)
     try:
-        if path.is_dir():
-            raise AttachmentError(f"{shown} is a folder: attach a file.")
-        size = path.stat().st_size
-        _check_size(size, limits, shown)
-        with path.open("rb") as f:
-            content = f.read(limits.max_bytes + 1)
+        _check_size(check_regular(path).st_size, limits, shown)
+        content = read_regular(path, limits.max_bytes)
     except FileNotFoundError:
         raise AttachmentError(f"There is no file {shown}.") from None
+    except NotRegularFileError as exc:
+        if exc.what == "a folder":
+            raise AttachmentError(f"{shown} is a folder: attach a file.") from None
+        raise AttachmentError(
+            f"{shown} is {exc.what}, not a regular file: attach a file (or use - to send "
+            "what comes on stdin)."
+        ) from None
     except OSError as exc:
         raise AttachmentError(f"Cannot read {shown}: {exc.strerror or exc}.") from None
     _check_size(len(content), limits, shown)
@@ -258,9 +271,9 @@ def _fetch(url: str, limits: Settings) -> tuple[bytes, str]:
     """Download ``url`` (only because the user gave it), stopping at the size limit."""
     import httpx
 
-    from .text import shorten
+    from .text import public_url, scrub, shorten, url_secrets
 
-    shown = quoted(url)
+    shown = quoted(public_url(url))
     if not url.lower().startswith(("http://", "https://")):
         raise AttachmentError(f"Cannot attach {shown}: only http and https URLs are fetched.")
     try:
@@ -279,10 +292,9 @@ def _fetch(url: str, limits: Settings) -> tuple[bytes, str]:
                 _check_size(size, limits, shown)
                 chunks.append(chunk)
             final = str(response.url)
-    except httpx.HTTPError as exc:
-        raise AttachmentError(
-            f"Cannot fetch {shown}: {shorten(str(exc) or type(exc).__name__, 120)}."
-        ) from None
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        said = scrub(str(exc) or type(exc).__name__, url_secrets(url))
+        raise AttachmentError(f"Cannot fetch {shown}: {shorten(said, 120).rstrip('.')}.") from None
     content = b"".join(chunks)
     chunks.clear()
     label = final.split("?")[0].split("#")[0].rstrip("/").rsplit("/", 1)[-1]

@@ -169,10 +169,10 @@ def _main(argv: list[str]) -> int:
 
         return manage(argv)
     if argv and (meant := suggestion(argv[0])) and argv[0] not in SUBCOMMANDS:
-        from .text import make_safe, shorten
+        from .text import hide_urls, make_safe, shorten
 
         print(
-            f"chatrepl: '{make_safe(shorten(argv[0], 40))}' is not a command: "
+            f"chatrepl: '{make_safe(shorten(hide_urls(argv[0]), 40))}' is not a command: "
             f"did you mean `chatrepl {meant}`?",
             file=sys.stderr,
         )

@@ -25,6 +25,10 @@ from .lazypeewee import peewee as pw
 from .records import SearchHit
 
 BUSY_TIMEOUT_S = 10
+#: Free space below which a "disk I/O error" is taken for a full disk.
+NO_ROOM_BYTES = 1024 * 1024
+#: The first key of PostgreSQL's advisory lock on one conversation while it is merged.
+MERGE_LOCK = 0x63686D67
 SEARCH_WINDOW = 300  # search ranks the newest this many matches
 PREFIX_BUDGET_S = 0.25  # the most a search may spend adding matches of words as prefixes
 _STEPS = 1_000  # SQLite instructions between two looks at the clock during such a search
@@ -52,6 +56,9 @@ class Dialect:
     returning_seq = ""
     #: appended to a SELECT whose rows the transaction must hold until it ends
     for_update = ""
+    #: a statement (parameters: the conversation's id) that holds one conversation until the
+    #: transaction ends, even before its row exists; "" where writers already take turns
+    conversation_lock = ""
     #: one connection for the whole store, closed only by the thread that opened it
     one_connection = False
 
@@ -130,6 +137,7 @@ class SqliteDialect(Dialect):
         if not exists and not create:
             raise StoreError(f"There is no chatrepl database at {path} yet: nothing saved.")
         if exists:
+            _check_regular(path)
             try:
                 version, tables = migrations.sqlite_version(path, _cannot_write(path))
             except sqlite3.DatabaseError as exc:
@@ -180,22 +188,23 @@ class SqliteDialect(Dialect):
                 f"{self.path} stayed locked by another program for over {BUSY_TIMEOUT_S} s: "
                 "try again."
             )
-        if self.is_full(exc):
+        if self.is_full(exc) or ("disk i/o error" in text and _no_room(self.path)):
             return f"The disk holding {self.path} is full: free some space and try again."
         if "readonly" in text or "read-only" in text or "unable to open" in text:
             return f"Cannot write to {self.path}: check its permissions and free space."
         return f"The database {self.path} failed: {exc}."
 
     def is_full(self, exc: BaseException | None) -> bool:
-        """Whether ``exc`` (or the sqlite3 error inside it) is SQLITE_FULL."""
+        """Whether ``exc`` (or the sqlite3 error inside it, or the error it happened while
+        handling) is SQLITE_FULL."""
         seen = 0
-        while exc is not None and seen < 5:
+        while exc is not None and seen < 10:
             if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
                 return True
             if "database or disk is full" in str(exc):
                 return True
             inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
-            exc, seen = inner or exc.__cause__, seen + 1
+            exc, seen = inner or exc.__cause__ or exc.__context__, seen + 1
         return False
 
     def check_writable(self) -> None:
@@ -310,6 +319,46 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def first_failure(exc: BaseException) -> BaseException:
+    """The database error that started it all. When COMMIT fails on a full disk, SQLite has
+    already rolled the transaction back, so the ROLLBACK that follows fails too ("cannot
+    rollback - no transaction is active"): that second error hides the real one, which is in
+    its context."""
+    seen = 0
+    while (
+        seen < 10
+        and isinstance(exc.__context__, pw.DatabaseError | sqlite3.DatabaseError)
+        and ("no transaction is active" in str(exc) or str(exc) == str(exc.__context__))
+    ):
+        exc, seen = exc.__context__, seen + 1
+    return exc
+
+
+def _no_room(path: Path) -> bool:
+    """Whether the filesystem holding ``path`` has (next to) no space left: SQLite reports a
+    write-ahead log or shared-memory file it could not make room for as a "disk I/O error"."""
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < NO_ROOM_BYTES
+
+
+def _check_regular(path: Path) -> None:
+    """Refuse a folder, a FIFO or a device as the database (SQLite would wait forever on a
+    FIFO for a writer)."""
+    from .files import NotRegularFileError, check_regular
+
+    try:
+        check_regular(path)
+    except NotRegularFileError as exc:
+        raise StoreError(
+            f"{path} is {exc.what}, not a chatrepl database: give another --db path."
+        ) from None
+    except OSError:
+        pass  # SQLite says what is wrong with it
+
+
 def _cannot_write(path: Path) -> bool:
     """Whether the folder of ``path`` cannot be written (a read-only filesystem or folder)."""
     return not os.access(path.parent, os.W_OK)
@@ -325,6 +374,10 @@ class PostgresDialect(Dialect):
     failures = (pw.DatabaseError, sqlite3.DatabaseError, pw.InterfaceError)
     returning_seq = " RETURNING seq"
     for_update = " FOR UPDATE"
+    # Two merges of one conversation at once (two copies running, or a copy killed while its
+    # server still finishes the transaction): a row lock cannot cover a row that does not exist
+    # yet, so the second would insert it again and fail on the primary key.
+    conversation_lock = f"SELECT pg_advisory_xact_lock({MERGE_LOCK}, hashtext(?))"
     one_connection = True
 
     def __init__(self, url: str):

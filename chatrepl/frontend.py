@@ -40,14 +40,16 @@ def say_progress(text: str) -> None:
 
 def say_error(message: str) -> None:
     """One line on stderr: ``chatrepl: message``, cleaned of anything that drives a terminal."""
-    from .text import make_safe
+    from .text import hide_urls, make_safe
 
-    print(f"chatrepl: {make_safe(' '.join(str(message).split()))}", file=sys.stderr)
+    print(f"chatrepl: {make_safe(hide_urls(' '.join(str(message).split())))}", file=sys.stderr)
 
 
 class Parser(argparse.ArgumentParser):
     """argparse whose error messages cannot drive the terminal: an argument quoted back in
-    "unrecognized arguments: …" or "invalid choice: …" is cleaned like any outside text."""
+    "unrecognized arguments: …" or "invalid choice: …" is cleaned like any outside text, and
+    a URL in it (``--db postgresql://me:password@…`` given where it is not taken) shows no
+    secrets."""
 
     def _get_formatter(self) -> argparse.HelpFormatter:
         # argparse asks shutil for the width (shutil imports zlib, bz2 and lzma: milliseconds
@@ -55,10 +57,10 @@ class Parser(argparse.ArgumentParser):
         return self.formatter_class(prog=self.prog, width=_columns())  # type: ignore[call-arg]
 
     def error(self, message: str) -> NoReturn:
-        from .text import make_safe
+        from .text import hide_urls, make_safe
 
         self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {make_safe(message)}\n")
+        self.exit(2, f"{self.prog}: error: {make_safe(hide_urls(message))}\n")
 
 
 def _columns() -> int:

@@ -676,14 +676,10 @@ def _served(known: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def _without_userinfo(url: str) -> str:
-    """A base URL fit to show: credentials (``user:pass@``) and query values (``?key=``) out."""
-    from .providers.http import Endpoint
+    """A base URL fit to show: credentials and secret query values (``?key=``) as ``***``."""
+    from .text import public_url
 
-    return (
-        Endpoint("", re.sub(r"//[^/@]*@", "//", url)).shown_url
-        if "?" in url
-        else _safe(re.sub(r"//[^/@]*@", "//", url))
-    )
+    return _safe(public_url(url))
 
 
 # --- usage -------------------------------------------------------------------------------------
@@ -861,9 +857,19 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .export import attachments_in, from_json
 
     loaded, files = [], {}
+    from .files import NotRegularFileError, read_regular
+
     for name in args.files:
         try:
-            text = sys.stdin.read() if name == "-" else Path(name).expanduser().read_text("utf-8")
+            if name == "-":
+                text = sys.stdin.read()
+            else:
+                text = read_regular(Path(name).expanduser()).decode("utf-8")
+        except NotRegularFileError as exc:
+            raise ChatreplError(
+                f"{_safe(name)} is {exc.what}, not a regular file: give an export file, or - "
+                "to read one from stdin."
+            ) from None
         except OSError as exc:
             raise ChatreplError(f"Cannot read {_safe(name)}: {exc.strerror or exc}.") from exc
         except UnicodeDecodeError:

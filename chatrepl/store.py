@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, fields
 from typing import Any
 
-from .dialect import open_dialect
+from .dialect import first_failure, open_dialect
 from .errors import AmbiguousIdError, NotFoundError, StoreError
 from .ids import ID_CHARS
 from .migrations import OUTLINE_COLUMNS
@@ -83,7 +83,8 @@ class Store:
         try:
             yield
         except self.dialect.failures as exc:
-            raise StoreError(self.dialect.unusable(exc)) from self.dialect.cause(exc)
+            failure = first_failure(exc)  # not the failed ROLLBACK that followed it
+            raise StoreError(self.dialect.unusable(failure)) from self.dialect.cause(exc)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -357,6 +358,8 @@ class Store:
         """
         lock = self.dialect.for_update
         with self._writing():
+            if self.dialect.conversation_lock:
+                self._x(self.dialect.conversation_lock, (c.id,))
             row = self._x(f"SELECT updated FROM conversations WHERE id = ?{lock}", (c.id,))
             row = row.fetchone()
             values = [getattr(c, name) for name in _CONVERSATION_COLUMNS]

@@ -159,7 +159,8 @@ class AnthropicBackend(HTTPBackendMixin, Backend):
             entries = as_list(as_dict(data).get("data"))
             ids = [i for e in entries if (i := as_str(as_dict(e).get("id")))]
             self._facts["models"] = ids if data is not None else None
-        return self._facts["models"]
+        models: list[str] | None = self._facts["models"]
+        return models
 
     def context_window(self) -> int | None:
         """The context window from config, else the known table (Anthropic does not say)."""
@@ -269,7 +270,7 @@ def user_blocks(message: Message) -> list[dict[str, Any]]:
         if what == "text":
             text = text_content(part)
             if text.strip():
-                source = {"type": "text", "media_type": "text/plain", "data": text}
+                source: dict[str, Any] = {"type": "text", "media_type": "text/plain", "data": text}
                 blocks.append({"type": "document", "source": source, "title": name(part)})
             continue
         source = {
@@ -317,7 +318,7 @@ class _Reader:
     """The state of one streamed answer: blocks by index, usage, how it ended (a
     :class:`~chatrepl.providers.stream.Reader`)."""
 
-    end_mark = None
+    end_mark: str | None = None
 
     def __init__(self) -> None:
         self.blocks: dict[int | None, dict[str, Any]] = {}
@@ -355,8 +356,8 @@ class _Reader:
                 state = self.blocks.setdefault(as_int(data.get("index")), {"block": {}, "json": ""})
                 state["json"] += text_of(delta.get("partial_json"))
         elif kind == "content_block_stop":
-            state = self.blocks.pop(as_int(data.get("index")), None)
-            block = as_dict(state and state["block"])
+            state = self.blocks.pop(as_int(data.get("index")), {})
+            block = as_dict(state.get("block"))
             if as_str(block.get("type")) == "tool_use":  # not server_tool_use: it ran already
                 arguments = state["json"] if state else ""
                 if not arguments.strip() and as_dict(block.get("input")):

@@ -476,7 +476,7 @@ def refusal_of(
     tools: list[Any] | None,
     messages: list[Any],
     who: str,
-) -> errors.ProviderError | None:
+) -> errors.ChatreplError | None:
     """The one sentence for a request refused for the tools offered or the files attached
     (``who`` names the model in it), or ``None`` when ``error`` is about something else."""
     from .attach_wire import rejected

@@ -323,7 +323,7 @@ class Worker:
         return bool(self.info) and self.pid is not None
 
     def _start(self) -> None:
-        self._events = events = queue.Queue()
+        self._events = events = queue.Queue[Any]()
         proc = subprocess.Popen(
             [sys.executable, "-m", "chatrepl.providers.local_worker"],
             stdin=subprocess.PIPE,
@@ -336,7 +336,7 @@ class Worker:
         )
         self._proc = proc
         self.info = {}
-        self._stderr = stderr = deque(maxlen=20)
+        self._stderr = stderr = deque[str](maxlen=20)
 
         def keep() -> None:
             assert proc.stderr is not None
@@ -595,7 +595,7 @@ class LocalBackend(Backend):
         load_options, sampling = split_options({**self._configured(), **options})
         if cancel.is_set():
             return
-        w = load(self.path, load_options, progress=self.progress)
+        w = load(self.path, load_options, progress=type(self).progress)
         command = {"op": "generate", "messages": _plain(messages), "sampling": sampling}
         with w.lock:
             w.ensure_loaded()  # again: the worker may have died since

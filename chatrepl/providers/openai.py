@@ -184,7 +184,8 @@ class OpenAIBackend(HTTPBackendMixin, Backend):
             entries = as_list(as_dict(data).get("data")) or as_list(as_dict(data).get("models"))
             entries = [e for e in entries if isinstance(e, dict)]
             self._facts["models"] = entries if data is not None else None
-        return self._facts["models"]
+        models: list[dict[str, Any]] | None = self._facts["models"]
+        return models
 
     def available_models(self) -> list[str] | None:
         """The ids ``GET /models`` lists (one call, kept), or ``None`` if it could not be read."""
@@ -206,7 +207,8 @@ class OpenAIBackend(HTTPBackendMixin, Backend):
             self._facts["context"] = (
                 self._server_context() or self.context_length or super().context_window()
             )
-        return self._facts["context"]
+        context: int | None = self._facts["context"]
+        return context
 
     def _server_context(self) -> int | None:
         if self._is_ollama():
@@ -343,7 +345,7 @@ class _Reader:
     """The state of one streamed answer: text, reasoning, tool-call fragments, usage, ending
     (a :class:`~chatrepl.providers.stream.Reader`)."""
 
-    end_mark = "[DONE]"
+    end_mark: str | None = "[DONE]"
 
     def __init__(self) -> None:
         self.think = ThinkSplitter()

@@ -108,9 +108,10 @@ def check_number(value: object, setting: str, where: str) -> float:
     if not ok:
         kind = "a whole number" if setting == "max_retries" else "a number of seconds"
         raise ConfigError(f"{where} must be {kind}, not {_shown(value)}.")
-    if not math.isfinite(value) or not low <= value <= high:  # type: ignore[arg-type]
+    assert isinstance(value, (int, float))
+    if not math.isfinite(value) or not low <= value <= high:
         raise ConfigError(f"{where} must be {said}, not {_shown(value)}.")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def check_base_url(url: str, where: str) -> str:

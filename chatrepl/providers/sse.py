@@ -22,7 +22,7 @@ def iter_events(lines: Iterable[str]) -> Iterator[Event]:
     An ``error:`` field (older llama.cpp servers report a failure mid-answer so) makes the
     event an ``error`` event carrying its value.
     """
-    event, data = "", []
+    event, data = "", list[str]()
     first = True
     for line in lines:
         if first:  # a byte order mark may open the stream

@@ -244,7 +244,9 @@ def finish_stream(events: Iterable[Event], secrets: list[str]) -> Iterator[Event
                 text = redactors[ReasoningDelta].feed(event.text)
                 if text:
                     yield ReasoningDelta(text, provider=event.provider)
-            elif text := redactors[type(event)].feed(event.text):
+            elif isinstance(event, TextDelta | RefusalDelta) and (
+                text := redactors[type(event)].feed(event.text)
+            ):
                 yield type(event)(text)
             continue
         yield from flush()

@@ -452,7 +452,8 @@ def test_models_json(run, configured: None) -> None:  # type: ignore[no-untyped-
     assert by["anthropic"]["key_env"] == "ANTHROPIC_API_KEY"
     assert by["ollama"]["key"] == "not needed"
     assert by["openrouter"]["models"] == ["openrouter:meta-llama/llama-3.3-70b-instruct"]
-    assert by["openrouter"]["base_url"] == "https://openrouter.example/api/v1"
+    # credentials in the configured URL shown by the one rule for URLs: as ***
+    assert by["openrouter"]["base_url"] == "https://***@openrouter.example/api/v1"
     assert "openai:gpt-4o-mini" in by["openai"]["models"]
     assert set(by["echo"]) == {"name", "type", "key", "key_env", "usable", "base_url", "models"}
 
