@@ -306,17 +306,17 @@ def run_installed(repeat: int = 21) -> Section:
     server, _ = fake_server()
     server.start()
     try:
-        home = work / "home"
-        home.mkdir()
-        (home / "config.toml").write_text(
-            f'[providers.bench]\ntype = "openai"\nbase_url = "{server.openai_url}"\n'
-            "needs_key = false\n"
-        )
-        env = clean_env(CHATREPL_HOME=str(home))
         (work / "bare_httpx.py").write_text(BARE_HTTPX)
         (work / "bare_prompt.py").write_text(BARE_PROMPT)
         cases: dict[str, Any] = {}
         for where, folder in (("wheel", wheel), ("editable", BIN)):
+            home = work / f"home-{where}"  # each its own database: their schemas may differ
+            home.mkdir()
+            (home / "config.toml").write_text(
+                f'[providers.bench]\ntype = "openai"\nbase_url = "{server.openai_url}"\n'
+                "needs_key = false\n"
+            )
+            env = clean_env(CHATREPL_HOME=str(home))
             python, chatrepl = str(folder / "python"), str(folder / "chatrepl")
             commands = {
                 f"{where}: python -c 'import re, sys'": [python, "-c", "import re, sys"],
