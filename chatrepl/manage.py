@@ -744,13 +744,14 @@ def cmd_usage(args: argparse.Namespace) -> int:
         return 0
     console.print(_usage_table(groups, total, args.by, console.width, store))
     notes = [
-        f"Prices: config.toml's, else the built-in table of {AS_OF} (a snapshot: vendors "
-        "change their prices), else the cost the server reported."
+        "Cost: what the server reported, else the tokens at config.toml's prices, else at the "
+        f"built-in table's of {AS_OF} (a snapshot: vendors change their prices)."
     ]
-    if total.unpriced_calls:
+    if n := total.unpriced_calls:
+        said = "1 call has" if n == 1 else f"{n:,} calls have"
         notes.append(
-            f"{total.unpriced_calls} calls have no known price and are not in the cost: give "
-            'their models one in config.toml ([prices."provider:model"] input = …, output = …).'
+            f"{said} no known price and {'is' if n == 1 else 'are'} not in the cost (*): give "
+            'its model one in config.toml ([prices."provider:model"] input = …, output = …).'
         )
     for note in notes:
         console.print(note, style="dim", highlight=False, markup=False)
