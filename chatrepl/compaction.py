@@ -21,18 +21,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .context import (
-    CHARS_PER_TOKEN,
-    context_used,
-    estimate_tokens,
-    estimated_size,
-    since_summary,
-    turn_chars,
-)
+from .context import context_used, estimated_size, since_summary, turn_chars
 from .errors import ChatreplError, ContextTooLongError, ProviderError
 from .ids import new_id
 from .records import CallRecord, Finish, Message, Part, TextDelta, TurnRecord, Usage
-from .text import shorten
+from .text import CHARS_PER_TOKEN, estimate_tokens, shorten
 
 if TYPE_CHECKING:
     from .conversation import Conversation, Response
