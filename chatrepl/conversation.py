@@ -17,9 +17,9 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from .errors import ChatreplError, NotFoundError, ProviderError
 from .ids import new_id
@@ -354,7 +354,7 @@ class Response:
 
     def _call(
         self, call: CallRecord, start: float, flusher: _Flusher | None
-    ) -> Iterator[Event | ToolResult]:
+    ) -> Generator[Event | ToolResult, None, list[ToolCall]]:
         """One model call; returns the tool calls it asked for."""
         messages = self.conversation.messages_for(self)
         if self._continuing:
@@ -929,7 +929,7 @@ def _runner(tools: Any, approve: Callable[..., Any] | None) -> Toolbox:
     from .tools import Decision, Runner
 
     if hasattr(tools, "specs") and hasattr(tools, "run"):
-        return tools
+        return cast("Toolbox", tools)
     if approve is None:
         return Runner(tools)
 
@@ -942,7 +942,7 @@ def _runner(tools: Any, approve: Callable[..., Any] | None) -> Toolbox:
 
 def _provider_model(model: Any) -> Backend:
     """The provider's model behind ``model`` (the public ``chatrepl.Model`` wraps one)."""
-    return getattr(model, "backend", model)
+    return cast("Backend", getattr(model, "backend", model))
 
 
 def _joined(parts: list[Part], kind: str, between: str = "") -> str:

@@ -101,7 +101,7 @@ class _Psycopg3(pw.Psycopg3Adapter):
 class Database(pw.PostgresqlDatabase):
     """peewee's PostgreSQL database on psycopg 3, with chatrepl's schema first on the path."""
 
-    def init(self, database: str, **kwargs: Any) -> None:
+    def init(self, database: str | None, **kwargs: Any) -> None:  # type: ignore[override]
         super().init(database, **kwargs)
         self._adapter = _Psycopg3()
 
@@ -119,7 +119,7 @@ def open_database(url: str) -> Database:
         ) from None
     if not hasattr(pw, "Psycopg3Adapter"):
         raise StoreError(
-            f"A postgresql:// database needs peewee 4 or later (this is {pw.__version__}): "
+            f"A postgresql:// database needs peewee 4 or later (this is {getattr(pw, '__version__', 'an older one')}): "
             "pip install 'chatrepl[postgres]'."
         )
     params: dict[str, Any] = {}
