@@ -1,11 +1,17 @@
-"""The command line: arguments, sub-commands and one-shot mode. No chat logic of its own."""
+"""The command line: arguments, sub-commands and one-shot mode. No chat logic of its own.
 
-from __future__ import annotations
+``chatrepl --version`` answers before anything else is imported: this module imports only
+``sys`` and the version at the top (no ``argparse``, no ``typing``, no ``__future__``), and
+``chatrepl/__init__.py`` likewise.
+"""
 
-import argparse
 import sys
 
 from ._version import __version__
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 #: Sub-commands, each implemented in chatrepl.manage.
 SUBCOMMANDS = (
@@ -17,6 +23,7 @@ SUBCOMMANDS = (
     "delete",
     "models",
     "tools",
+    "usage",
     "import",
     "import-llm",
     "db",
@@ -27,10 +34,10 @@ SUBCOMMANDS = (
 
 def suggestion(word: str) -> str | None:
     """The sub-command ``word`` was probably meant to be (``lst`` → ``list``), if any."""
-    import difflib
-
     if not word or word.startswith("-"):
         return None
+    import difflib  # only for a word that may be a mistyped command
+
     close = difflib.get_close_matches(word.lower(), SUBCOMMANDS, n=1, cutoff=0.6)
     return close[0] if close else None
 
@@ -59,8 +66,10 @@ def commands_epilog() -> str:
     return f"commands for saved conversations (chatrepl COMMAND --help tells more):\n{names}"
 
 
-def chat_parser() -> argparse.ArgumentParser:
+def chat_parser() -> "argparse.ArgumentParser":
     """The parser of the chat form: interactive, or one answer with ``-p`` / stdin."""
+    import argparse
+
     from .frontend import Parser
 
     p = Parser(
@@ -115,7 +124,7 @@ def chat_parser() -> argparse.ArgumentParser:
     return p
 
 
-def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
+def add_pipeline_arguments(p: "argparse.ArgumentParser") -> None:
     """llm's habits: templates, no logging, structured output, code extraction, JSON out."""
     p.add_argument("-t", "--template", metavar="NAME", help="use a saved template (see: templates)")
     p.add_argument(
@@ -258,7 +267,7 @@ def _main(argv: list[str]) -> int:
     return run(args)
 
 
-def _pipeline(args: argparse.Namespace) -> bool:
+def _pipeline(args: "argparse.Namespace") -> bool:
     """Whether llm's template or schema flags were given (their modules load only then)."""
     return bool(args.save or args.template or args.param or args.schema is not None)
 

@@ -21,18 +21,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .context import (
-    CHARS_PER_TOKEN,
-    context_used,
-    estimate_tokens,
-    estimated_size,
-    since_summary,
-    turn_chars,
-)
+from .context import context_used, estimated_size, since_summary, turn_chars
 from .errors import ChatreplError, ContextTooLongError, ProviderError
 from .ids import new_id
 from .records import CallRecord, Finish, Message, Part, TextDelta, TurnRecord, Usage
-from .text import shorten
+from .text import CHARS_PER_TOKEN, estimate_tokens, shorten
 
 if TYPE_CHECKING:
     from .conversation import Conversation, Response
@@ -157,9 +150,9 @@ def recover(
     from .windows import learn
 
     learn(conversation.model.full_name, failed.error or "", estimated_size(conversation))
-    window = window_of(conversation) or window
     if not any(t.kind != "summary" for t in since_summary(conversation)[1][:-1]):
         return None  # nothing before it to compact: the prompt alone is too long
+    window = window_of(conversation) or window  # asks the server only when it will be used
     conversation.undo()
     notify("The request was too long for the model's context: compacting, then asking again…")
     done = compact(conversation, window=window, keep=KEEP_TURNS // 2, force=True)

@@ -17,9 +17,9 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from .errors import ChatreplError, NotFoundError, ProviderError
 from .ids import new_id
@@ -42,6 +42,7 @@ from .records import (
 from .text import now, valid_text
 
 if TYPE_CHECKING:
+    from .budgets import Budget
     from .providers.base import Backend
     from .store import Store
 
@@ -134,6 +135,7 @@ class Response:
         self._begun = False  # streaming has started (or the response was cancelled first)
         self._streaming = False  # streaming is under way right now
         self._continuing = False  # the next model call carries on a cut-off answer
+        self._reported: set[int] = set()  # calls whose cost the server reported
 
     @classmethod
     def from_record(cls, conversation: Conversation, t: TurnRecord) -> Response:
@@ -143,7 +145,7 @@ class Response:
         r.prompt, r.system, r.options, r.kind = t.prompt, t.system, t.options, t.kind
         r.model, r.model_name = conversation.model, t.model
         r.started, r.status, r.error = t.started, t.status, t.error
-        r.usage = Usage(t.input_tokens, t.output_tokens)
+        r.usage = Usage(t.input_tokens, t.output_tokens)  # the calls hold the rest
         r.duration = None if t.duration_ms is None else t.duration_ms / 1000
         r.time_to_first_token = None if t.ttft_ms is None else t.ttft_ms / 1000
         r.parts, r.calls = list(t.parts), list(t.calls)
@@ -156,7 +158,11 @@ class Response:
         # an Event and a Lock per turn was a fifth of opening a 1,000-turn conversation).
         r._cancel, r._lock = _OVER, _FINISHED
         r._buffer, r._open, r._saved = [], False, len(r.parts)
-        r._begun, r._streaming, r._continuing = True, False, False
+        r._begun, r._streaming, r._continuing = (
+            True,
+            False,
+            False,
+        )  # never streams: no _reported needed
         return r
 
     def record(self) -> TurnRecord:
@@ -348,13 +354,16 @@ class Response:
 
     def _call(
         self, call: CallRecord, start: float, flusher: _Flusher | None
-    ) -> Iterator[Event | ToolResult]:
+    ) -> Generator[Event | ToolResult, None, list[ToolCall]]:
         """One model call; returns the tool calls it asked for."""
         messages = self.conversation.messages_for(self)
         if self._continuing:
             self._continuing = False
             messages = self._continuation(messages)
         specs = self.toolbox.specs() if self.toolbox else None
+        budget, saved = self.conversation.budget, self.conversation.store is not None
+        if budget is not None:  # a request that would pass a budget is not sent
+            budget.check(self.conversation.id, call.model, messages, self.options, saved)
         began = time.monotonic()
         asked: list[ToolCall] = []
         try:
@@ -386,6 +395,8 @@ class Response:
                     break
         finally:
             call.duration_ms = _ms(time.monotonic() - began)
+            if budget is not None:
+                budget.record(self.conversation.id, call.cost, saved)
         return asked
 
     def _continuation(self, messages: list[Message]) -> list[Message]:
@@ -407,13 +418,20 @@ class Response:
         return [*messages[:-1], Message("assistant", last.content.rstrip(), last.parts)]
 
     def _count(self, call: CallRecord, u: Usage) -> None:
-        for name in ("input_tokens", "output_tokens", "reasoning_tokens", "cost"):
+        """Take the usage a provider reported into the call's record, and price the call: the
+        cost the server reported, else the price table's for its tokens, else none."""
+        for name in _COUNTS:
             value = getattr(u, name)
             if value is not None:
                 setattr(call, name, value)
-        for name in ("input_tokens", "output_tokens"):
-            values = [getattr(c, name) for c in self.calls if getattr(c, name) is not None]
-            setattr(self.usage, name, sum(values) if values else None)
+        if u.cost is not None:
+            call.cost = u.cost
+            self._reported.add(call.index)
+        elif call.index not in self._reported:  # the price table's, for the tokens so far
+            from .pricing import priced
+
+            call.cost = priced(call)
+        self.usage = _summed(self.calls)
 
     # --- parts --------------------------------------------------------------------------------
 
@@ -551,6 +569,8 @@ class Conversation:
         #: options sent with every prompt from now on (``-o``, ``/set``); a prompt's own win
         self.options: dict[str, Any] = {}
         self._known: dict[str, Response] = {}  # every turn met: the tree without a store
+        #: the session's budgets (``chatrepl.budgets.Budget``): checked before each model call
+        self.budget: Budget | None = None
 
     @classmethod
     def load(cls, store: Store, conversation_id: str, model: Backend | None = None) -> Conversation:
@@ -794,6 +814,7 @@ class Conversation:
     def fork(self) -> Conversation:
         """A new conversation holding a copy of the current path (saved, with a store)."""
         c = Conversation(self.model, system=self.system, store=self.store)
+        c.budget = self.budget
         c.title = f"{self.title} (fork)" if self.title else None
         c.title_source = "user" if self.title else None
         c.forked_from = self.id
@@ -896,11 +917,12 @@ class Conversation:
 
     @property
     def tokens(self) -> Usage:
-        """Input and output tokens of the turns on the current path."""
-        return Usage(
-            sum(t.usage.input_tokens or 0 for t in self.turns),
-            sum(t.usage.output_tokens or 0 for t in self.turns),
-        )
+        """The tokens of the turns on the current path (input, output, reasoning, cache reads
+        and writes), and their cost where any is known."""
+        counts: list[CallRecord | Usage] = []
+        for t in self.turns:
+            counts += t.calls or [t.usage]  # a turn saved without its calls: its own counts
+        return _summed(counts, zero=True)
 
     def __repr__(self) -> str:
         return f"<Conversation {self.id} {self.model.full_name} turns={len(self.path)}>"
@@ -914,7 +936,7 @@ def _runner(tools: Any, approve: Callable[..., Any] | None) -> Toolbox:
     from .tools import Decision, Runner
 
     if hasattr(tools, "specs") and hasattr(tools, "run"):
-        return tools
+        return cast("Toolbox", tools)
     if approve is None:
         return Runner(tools)
 
@@ -927,7 +949,7 @@ def _runner(tools: Any, approve: Callable[..., Any] | None) -> Toolbox:
 
 def _provider_model(model: Any) -> Backend:
     """The provider's model behind ``model`` (the public ``chatrepl.Model`` wraps one)."""
-    return getattr(model, "backend", model)
+    return cast("Backend", getattr(model, "backend", model))
 
 
 def _joined(parts: list[Part], kind: str, between: str = "") -> str:
@@ -982,6 +1004,26 @@ def _unanswered(parts: list[Part], text: str) -> list[Part]:
         for p in parts
         if p.kind == "tool_call" and p.data.get("id") not in answered
     ]
+
+
+#: The counts of a provider's Usage that a call's record keeps under the same names.
+_COUNTS = (
+    "input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+)
+
+
+def _summed(counts: Sequence[CallRecord | Usage], zero: bool = False) -> Usage:
+    """The counts and cost of calls (or turns' usage) added up; a count none reported stays
+    ``None`` (0 with ``zero``), and so does the cost when none is known."""
+    usage = Usage()
+    for name in (*_COUNTS, "cost"):
+        values = [v for c in counts if (v := getattr(c, name)) is not None]
+        setattr(usage, name, sum(values) if values else (0 if zero and name != "cost" else None))
+    return usage
 
 
 def _ms(seconds: float | None) -> int | None:

@@ -4,6 +4,7 @@ refused at once instead of blocking forever on the first read."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -37,6 +38,8 @@ def check_regular(path: os.PathLike[str] | str) -> os.stat_result:
         FileNotFoundError, PermissionError, OSError: it cannot be looked at.
         NotRegularFileError: it is a folder, a FIFO, a device or a socket.
     """
+    if "\x00" in os.fspath(path):  # no file can be named so (os.stat raises ValueError)
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), os.fspath(path))
     status = os.stat(path)
     if not stat.S_ISREG(status.st_mode):
         raise NotRegularFileError(path, what_it_is(status.st_mode))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from .errors import ChatreplError
 
 if TYPE_CHECKING:
+    from .budgets import Budget
     from .conversation import Conversation, Response
     from .providers.base import Backend
     from .records import Part
@@ -50,11 +51,29 @@ class Parser(argparse.ArgumentParser):
     a URL in it (``--db postgresql://me:password@…`` given where it is not taken) shows no
     secrets."""
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse asks shutil for the width (shutil imports zlib, bz2 and lzma: milliseconds
+        # at every start, as a formatter is made for each argument added): asked here instead.
+        return self.formatter_class(prog=self.prog, width=_columns())  # type: ignore[call-arg]
+
     def error(self, message: str) -> NoReturn:
         from .text import hide_urls, make_safe
 
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {make_safe(hide_urls(message))}\n")
+
+
+def _columns() -> int:
+    """The terminal's width as shutil.get_terminal_size() finds it: $COLUMNS, else stdout's
+    terminal, else 80."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
 
 
 def guarded(action: Callable[[], int]) -> int:
@@ -126,7 +145,24 @@ def open_conversation(
         conversation = Conversation(model, store=store)
     if system is not None:
         conversation.system = system or None
+    conversation.budget = session_budget(store)
     return conversation
+
+
+def session_budget(store: Store | None, warn: Callable[[str], None] = say_error) -> Budget | None:
+    """The budgets config.toml sets for this session (``None``: none), its prices checked.
+
+    Raises:
+        ConfigError: ``[budget]`` or ``[prices]`` is malformed (one sentence, before anything
+            is sent).
+    """
+    from .budgets import Budget
+    from .pricing import check_prices
+    from .settings import load_config
+
+    config = load_config()
+    check_prices(config)
+    return Budget.from_config(config, store, warn)
 
 
 def load_conversation(

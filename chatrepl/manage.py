@@ -1,7 +1,7 @@
 """The sub-commands that work on saved conversations from the shell.
 
-``chatrepl list | show | search | export | title | delete | models | import | import-llm | db``
-(``templates`` and ``keys`` live in manage_templates.py and manage_keys.py):
+``chatrepl list | show | search | export | title | delete | models | usage | import |
+import-llm | db`` (``templates`` and ``keys`` live in manage_templates.py and manage_keys.py):
 cli.py hands :func:`main` the arguments, the sub-command first. Each command prints a rich
 table (or rendered Markdown) on a terminal, plain tab-separated lines into a pipe, and stable
 JSON with ``--json``. The exit status is 0 on success, 1 on an error (one line on stderr,
@@ -115,7 +115,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("id", metavar="ID", help="a conversation id, or a unique prefix of one")
     form = p.add_mutually_exclusive_group()
     form.add_argument(
-        "--json", action="store_true", help="everything saved, as `export --format json`"
+        "--json",
+        action="store_true",
+        help="everything saved, as `export --format json`, with the tokens and cost",
     )
     form.add_argument("--markdown", action="store_true", help="the Markdown export, as text")
     branches(p)
@@ -185,6 +187,26 @@ def parser() -> argparse.ArgumentParser:
     json_flag(p)
 
     add_tools_command(command, json_flag)
+
+    p = command(
+        "usage",
+        "Tokens and cost of the saved history (every branch), by model, day or conversation.",
+        "chatrepl usage --since 2026-12-01 --by day",
+        cmd_usage,
+    )
+    p.add_argument(
+        "--since",
+        type=_day,
+        metavar="DATE",
+        help="only turns from this local date on: YYYY-MM-DD, or today",
+    )
+    p.add_argument(
+        "--by",
+        choices=("model", "day", "conversation"),
+        default="model",
+        help="one line per model (the default), local day or conversation",
+    )
+    json_flag(p)
 
     p = command(
         "import",
@@ -346,11 +368,13 @@ def _conversation(
 
 def cmd_show(args: argparse.Namespace) -> int:
     """``chatrepl show ID [--json | --markdown]``."""
-    from .export import to_json, to_markdown
+    from .export import spending_json, to_json, to_markdown
 
     summary, turns, every = _conversation(args)
     if args.json:
-        _print_json(to_json(summary, every, open_store(args.db, create=False).attachment))
+        data = to_json(summary, every, open_store(args.db, create=False).attachment)
+        data["conversation"] |= spending_json([c for t in every for c in t.calls])
+        _print_json(data)
     elif args.markdown or not _terminal():
         text = to_markdown(
             summary, turns, every if args.all_branches else None, reasoning=args.reasoning
@@ -610,6 +634,108 @@ def models_info() -> dict[str, Any]:
         "providers": providers,
         "aliases": found.aliases,
     }
+
+
+# --- usage -------------------------------------------------------------------------------------
+
+
+def _day(text: str) -> Any:
+    """``YYYY-MM-DD`` (or ``today``) as a date, for ``--since``."""
+    from datetime import date
+
+    if text.strip().lower() == "today":
+        return date.today()
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        from .text import make_safe, shorten
+
+        shown = make_safe(shorten(text, 30))
+        raise argparse.ArgumentTypeError(
+            f"'{shown}' is not a date: give it as YYYY-MM-DD"
+        ) from None
+
+
+#: The name of each grouping's key in ``usage --json``.
+_USAGE_KEYS = {"model": "model", "day": "day", "conversation": "conversation_id"}
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    """``chatrepl usage [--since DATE] [--by model|day|conversation] [--json]``."""
+    from .pricing import AS_OF
+    from .spending import Spend, local_midnight, summed
+
+    store = open_store(args.db, create=False)
+    since = local_midnight(args.since) if args.since else None
+    rows = store.spending(since=since)
+    groups, everything = summed(rows, args.by), summed(rows)
+    total = everything[0] if everything else None
+    key = _USAGE_KEYS[args.by]
+    if args.json:
+        _print_json(
+            {
+                "by": args.by,
+                "since": args.since.isoformat() if args.since else None,
+                "currency": "USD",
+                "rows": [g.as_json(key) for g in groups],
+                "total": (total or Spend("total")).as_json(None),
+            }
+        )
+        return 0
+    if not _terminal():
+        for g in groups:
+            share = g.cached_share
+            cells = [_safe(g.key)] + ([_safe(g.title)] if args.by == "conversation" else [])
+            cells += [g.calls, g.input_tokens, g.output_tokens, g.cache_read_tokens]
+            cells += [g.cache_write_tokens, "" if share is None else f"{100 * share:.1f}%"]
+            cells += [f"{g.cost:.6f}", g.unpriced_calls]
+            sys.stdout.write(_line(*cells) + "\n")
+        return 0
+    console = _console()
+    if total is None:
+        when = f" since {args.since.isoformat()}" if args.since else ""
+        console.print(f"No model calls saved{when}.")
+        return 0
+    console.print(_usage_table(groups, total, args.by, console.width, store))
+    notes = [
+        "Cost: what the server reported, else the tokens at config.toml's prices, else at the "
+        f"built-in table's of {AS_OF} (a snapshot: vendors change their prices)."
+    ]
+    if n := total.unpriced_calls:
+        said = "1 call has" if n == 1 else f"{n:,} calls have"
+        notes.append(
+            f"{said} no known price and {'is' if n == 1 else 'are'} not in the cost (*): give "
+            'its model one in config.toml ([prices."provider:model"] input = …, output = …).'
+        )
+    for note in notes:
+        console.print(note, style="dim", highlight=False, markup=False)
+    return 0
+
+
+def _usage_table(groups: list[Any], total: Any, by: str, width: int, store: Store) -> Any:
+    """The usage rows as a table, the total last."""
+    from .pricing import money
+    from .tables import fit, one_line, short_ids
+
+    rows = [*groups, total]
+    if by == "conversation":
+        ids = short_ids([g.key for g in groups], store)
+        keys = [ids[g.key] for g in groups] + ["total"]
+    else:
+        keys = [one_line(g.key, 10_000) for g in groups] + ["total"]
+    columns: list[tuple[str, list[str], str]] = [(by, keys, "keep")]
+    if by == "conversation":
+        titles = [one_line(g.title, 10_000) if g.title else "(untitled)" for g in groups]
+        columns.append(("title", [*titles, ""], "flex"))
+    share = [f"{100 * s:.0f}%" if (s := g.cached_share) is not None else "" for g in rows]
+    columns += [
+        ("calls", [f"{g.calls:,}" for g in rows], "keep"),
+        ("input", [f"{g.input_tokens:,}" for g in rows], "keep"),
+        ("cached", share, "keep"),
+        ("output", [f"{g.output_tokens:,}" for g in rows], "keep"),
+        ("cost", [money(g.cost) + ("*" if g.unpriced_calls else "") for g in rows], "keep"),
+    ]
+    return fit(width, columns)
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -108,7 +108,7 @@ class Database(pw.PostgresqlDatabase):
     connecting instead.
     """
 
-    def init(self, database: str, **kwargs: Any) -> None:
+    def init(self, database: str | None, **kwargs: Any) -> None:  # type: ignore[override]
         super().init(database, **kwargs)
         self._adapter = _Psycopg3()
         self._set_path = False  # the pooler refused the path as an option: SET it
@@ -138,7 +138,7 @@ def open_database(url: str) -> Database:
         ) from None
     if not hasattr(pw, "Psycopg3Adapter"):
         raise StoreError(
-            f"A postgresql:// database needs peewee 4 or later (this is {pw.__version__}): "
+            f"A postgresql:// database needs peewee 4 or later (this is {getattr(pw, '__version__', 'an older one')}): "
             "pip install 'chatrepl[postgres]'."
         )
     from psycopg.conninfo import conninfo_to_dict

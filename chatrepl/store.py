@@ -762,6 +762,41 @@ class Store:
                 found[seq] = SearchHit(cid, title, tid, started, _snippet(text, plain[0], marks))
         return [found[seq] for seq in newest if seq in found]
 
+    def spending(
+        self, since: str | None = None, conversation_id: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        """The model calls of every branch, summed for the ``usage`` command and the budgets.
+
+        One row per conversation, model, quarter of an hour (UTC: every time zone's midnight
+        falls on one) and whether the calls have a cost: ``(conversation_id, title, model,
+        hour, quarter, costed, calls, input, output, cache_read, cache_write, cost)``, where
+        ``hour`` is ``2026-12-07T14`` and ``quarter`` 0 to 3. ``since`` (a stored timestamp)
+        keeps the calls of turns started then or later; ``conversation_id`` one conversation's.
+        Conversations not updated since ``since`` are skipped through their index.
+        """
+        where, params = [], []
+        if since is not None:
+            where += [
+                "t.conversation_id IN (SELECT id FROM conversations WHERE updated >= ?)",
+                "t.started >= ?",
+            ]
+            params += [since, since]
+        if conversation_id is not None:
+            where.append("c.conversation_id = ?")
+            params.append(conversation_id)
+        return self._sql(
+            f"""SELECT c.conversation_id, v.title, c.model, substr(t.started, 1, 13),
+                CAST(substr(t.started, 15, 2) AS INTEGER) / 15, c.cost IS NOT NULL, COUNT(*),
+                SUM(c.input_tokens), SUM(c.output_tokens), SUM(c.cache_read_tokens),
+                SUM(c.cache_write_tokens), SUM(c.cost)
+            FROM calls c
+            JOIN turns t ON t.conversation_id = c.conversation_id AND t.seq = c.turn_seq
+            JOIN conversations v ON v.id = c.conversation_id
+            {"WHERE " + " AND ".join(where) if where else ""}
+            GROUP BY c.conversation_id, v.title, c.model, 4, 5, 6""",
+            params,
+        )
+
     def count(self) -> tuple[int, int]:
         """How many conversations and turns the database holds."""
         conversations = self._sql("SELECT COUNT(*) FROM conversations")[0][0]

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 LEAST = 8  # characters an id is shown with at least
 GAP = 2  # spaces between columns
+#: Columns of numbers, right-aligned.
+RIGHT = ("#", "turns", "calls", "input", "cached", "output", "cost")
 
 
 def short_ids(ids: Sequence[str], store: Store | None = None, least: int = LEAST) -> dict[str, str]:
@@ -115,7 +117,7 @@ def fit(
     keep_names = {h for h, _, _ in kept}
     for h, _, _ in shown:
         w = given.get(h, widths[h])
-        right = h in ("#", "turns")
+        right = h in RIGHT
         table.add_column(
             h,
             no_wrap=h not in keep_names,

@@ -118,6 +118,15 @@ def json_text(data: object) -> str:
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
 
 
+CHARS_PER_TOKEN = 4  # the usual estimate for English text and code
+
+
+def estimate_tokens(text: str | int) -> int:
+    """A rough token count of ``text`` (or of that many characters): characters / 4, rounded up."""
+    chars = text if isinstance(text, int) else len(text)
+    return -(-chars // CHARS_PER_TOKEN)
+
+
 # --- secrets -------------------------------------------------------------------------------------
 
 #: Query parameters whose values are secrets (compared in lower case, ``-`` read as ``_``); a name

@@ -157,6 +157,8 @@ class Repl:
         self._prefill: tuple[str, Callable[[str], None]] | None = None
         self._pasted = Pasted()  # whether the line being read began with a paste
         self.show_reasoning = _reasoning_setting()
+        if conversation.budget is not None:  # "no price known" said here, once a model
+            conversation.budget.warn = self._note
         self.refresh()
 
     # --- the loop -----------------------------------------------------------------------------
@@ -363,7 +365,9 @@ class Repl:
         )
 
     def switch_to(self, conversation: Conversation) -> None:
-        """Make ``conversation`` the live one (kept in memory only under ``-n``)."""
+        """Make ``conversation`` the live one, under the session's budgets (kept in memory
+        only under ``-n``)."""
+        conversation.budget = self.conversation.budget
         if self.no_log:
             conversation.store = None
         self.conversation = conversation

@@ -21,7 +21,8 @@ from ..text import make_safe, parse_time, sentence, shorten
 from .toolbar import SHORT_ID
 
 if TYPE_CHECKING:
-    from ..records import ConversationSummary
+    from ..conversation import Conversation
+    from ..records import ConversationSummary, Usage
     from .session import Session
 
 Handler = Callable[["Session", str], None]
@@ -630,7 +631,7 @@ def cmd_info(repl: Session, arg: str) -> None:
         ("model", make_safe(c.model.full_name)),
         ("persona", make_safe(c.system) if c.system else "none"),
         ("turns", f"{len(turns)}" + (f" ({detail})" if detail else "")),
-        ("tokens", f"{usage.input_tokens or 0:,} in, {usage.output_tokens or 0:,} out"),
+        ("tokens", _tokens_said(usage)),
         *_context_rows(repl),
         ("started", _local(c.created)),
         ("database", make_safe(str(repl.store.path))),
@@ -646,6 +647,7 @@ def cmd_info(repl: Session, arg: str) -> None:
 def _context_rows(repl: Session) -> list[tuple[str, str]]:
     """What the context holds of the model's window, and what the conversation cost."""
     from ..context import context_used, conversation_cost
+    from ..pricing import money
 
     c = repl.conversation
     window = getattr(repl, "window", lambda ask=False: None)(ask=bool(c.turns))
@@ -656,10 +658,39 @@ def _context_rows(repl: Session) -> list[tuple[str, str]]:
     else:
         said += " (the model's context window is not known: set context_window in config.toml)"
     cost = conversation_cost(c)
-    return [
+    rows = [
         ("context", said),
-        ("cost", f"${cost:.4f}" if cost is not None else "not reported (prices in config.toml)"),
+        ("cost", money(cost) if cost is not None else "not known (prices in config.toml)"),
     ]
+    if c.budget is not None and c.turns:
+        rows.append(("budget", _budget_said(c)))
+    return rows
+
+
+def _tokens_said(usage: Usage) -> str:
+    """``12,345 in (80% cached: 9,876 read, 1,024 written), 456 out``."""
+    from ..context import cached_share
+
+    said = f"{usage.input_tokens or 0:,} in"
+    read, written = usage.cache_read_tokens or 0, usage.cache_write_tokens or 0
+    if read or written:
+        share = cached_share(usage) or 0
+        said += f" ({100 * share:.0f}% cached: {read:,} read, {written:,} written)"
+    return said + f", {usage.output_tokens or 0:,} out"
+
+
+def _budget_said(c: Conversation) -> str:
+    """``$0.12 of $2.00 in this conversation, $1.23 of $10.00 today``."""
+    from ..budgets import KINDS
+    from ..pricing import money
+
+    budget = c.budget
+    assert budget is not None
+    saved = c.store is not None
+    return ", ".join(
+        f"{money(budget.spent(kind, c.id, saved))} of {money(limit)} {KINDS[kind]}"
+        for kind, limit in budget.limits.items()
+    )
 
 
 def _local(iso: str) -> str:

@@ -186,6 +186,9 @@ def test_show_json_is_the_json_export(run, history: History) -> None:  # type: i
     r = run("show", history.goat, "--json", *history.db())
     data = json.loads(r.out)
     store = Store(history.path, create=False)
+    # the export, and what the conversation used and cost (tests/test_cost.py checks them)
+    spent = {k: data["conversation"].pop(k) for k in ("usage", "cost")}
+    assert set(spent["usage"]) == {"input", "output", "cache_read", "cache_write", "cached_share"}
     assert data == to_json(store.summary(history.goat), store.turns(history.goat, True))
     assert len(data["turns"]) == 3 and data["conversation"]["head"] == data["turns"][1]["id"]
 

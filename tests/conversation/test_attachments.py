@@ -548,3 +548,8 @@ def test_attach_dash_in_the_repl_is_refused_without_reading_the_keyboard(repl) -
     said = _run(repl, "/attach -")
     assert "/attach - would read stdin, which in the REPL is your keyboard" in said
     assert repl.staged == []
+
+
+def test_a_file_name_with_a_nul_byte_is_no_file(repl) -> None:
+    said = _run(repl, "/attach a\x00b.png").strip()
+    assert said.startswith("There is no file") and "went wrong" not in said
