@@ -440,7 +440,11 @@ class PostgresDialect(Dialect):
     """A PostgreSQL server (``chatrepl.postgres`` opens it): one connection per store, shared
     by its threads; failures told without the URL's credentials; ``tsvector`` search."""
 
-    failures = (pw.DatabaseError, sqlite3.DatabaseError, pw.InterfaceError)
+    failures: tuple[type[BaseException], ...] = (
+        pw.DatabaseError,
+        sqlite3.DatabaseError,
+        pw.InterfaceError,
+    )
     for_update = " FOR UPDATE"
     # Two merges of one conversation at once (two copies running, or a copy killed while its
     # server still finishes the transaction): a row lock cannot cover a row that does not exist

@@ -114,14 +114,15 @@ class Database(pw.PostgresqlDatabase):
         self._set_path = False  # the pooler refused the path as an option: SET it
 
     def _connect(self) -> Any:
+        # (peewee's own method: its type stubs leave the private half of Database out)
         try:
-            return super()._connect()
+            return super()._connect()  # type: ignore[misc]
         except Exception as exc:
             if "unsupported startup parameter" not in str(exc) or self._set_path:
                 raise
             self.connect_params.pop("options", None)
             self._set_path = True
-            return super()._connect()
+            return super()._connect()  # type: ignore[misc]
 
     def _initialize_connection(self, conn: Any) -> None:
         if self._set_path:
