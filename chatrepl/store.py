@@ -510,7 +510,7 @@ class Store:
             raise AmbiguousIdError(
                 f"'{prefix}' matches several conversations ({shown}): type more of the id.", ids
             )
-        return ids[0]
+        return str(ids[0])
 
     def conversation(self, conversation_id: str) -> ConversationRecord:
         """A conversation's own row (id or unique prefix: a whole id is not resolved first)."""
@@ -554,7 +554,9 @@ class Store:
         )
         tokens = {cid: (tin, tout) for cid, tin, tout in sums}
         return [
-            ConversationSummary(*row[:-1], row[-1], *tokens.get(row[0], (0, 0))) for row in rows
+            # positional, in the record's field order: the row's columns, then the two sums
+            ConversationSummary(*row[:-1], row[-1], *tokens.get(row[0], (0, 0)))  # type: ignore[call-arg]
+            for row in rows
         ]
 
     def last_id(self) -> str | None:
@@ -851,7 +853,7 @@ def _path(
         # by position, in TurnRecord's order (cheaper than by keyword, for a thousand
         # turns): OUTLINE_COLUMNS from "input_tokens" to "ttft_ms" are ``rest``
         out.append(
-            TurnRecord(
+            TurnRecord(  # type: ignore[call-arg]  # ``rest``: the outline's columns, in order
                 tid,
                 cid,
                 parent,
