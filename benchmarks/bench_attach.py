@@ -67,19 +67,20 @@ def child(mode: str, pdf: str, url: str, home: str) -> None:
     os.environ.update(CHATREPL_HOME=home, OPENAI_BASE_URL=url, OPENAI_API_KEY="sk-bench")
     from chatrepl import attachments
     from chatrepl.conversation import Conversation
-    from chatrepl.providers.registry import get_model
+    from chatrepl.providers import attach_wire
+    from chatrepl.providers.registry import get_backend
     from chatrepl.store import Store
 
     if mode == "whole":  # the usual way: the whole base64 text in a dict, JSON-encoded by httpx
-        streamed = attachments.request_content
+        streamed = attach_wire.request_content
 
         def whole(body, messages):  # type: ignore[no-untyped-def]
             out = streamed(body, messages)
             return out if isinstance(out, dict) else json.loads(b"".join(out))
 
-        attachments.request_content = whole
+        attach_wire.request_content = whole
     store = Store(Path(home) / "chatrepl.db")
-    c = Conversation(get_model("openai:bench"), store=store)
+    c = Conversation(get_backend("openai:bench"), store=store)
     c.prompt("hello").text()
     baseline = vm("VmHWM")
     tracemalloc.start()

@@ -25,7 +25,7 @@ from typing import Any
 from chatrepl.compaction import compact
 from chatrepl.conversation import Conversation
 from chatrepl.ids import new_id
-from chatrepl.providers.base import Model
+from chatrepl.providers.base import Backend
 from chatrepl.records import (
     CallRecord,
     Event,
@@ -44,7 +44,7 @@ SUMMARY = " ".join(f"fact{i}" for i in range(600))
 
 
 @dataclass
-class InstantModel(Model):
+class InstantModel(Backend):
     """Answers every request at once with the same summary; counts the time spent in it."""
 
     seconds: float = 0.0
@@ -66,7 +66,7 @@ class InstantModel(Model):
         yield from events
 
 
-def build(store: Store, model: Model) -> str:
+def build(store: Store, model: Backend) -> str:
     """A saved 1,000-turn conversation; its id."""
     c = Conversation(model, system="You are a careful assistant.", store=store)
     c.title = "benchmark"

@@ -110,12 +110,12 @@ def stream_at_rate(pieces: list[str]) -> tuple[float, int]:
 def stream_from_server(server, reply, text: str) -> tuple[float, float, int]:
     """Display CPU, wall time and redraws for ``text`` streamed by the local server."""
     from chatrepl.conversation import Conversation
-    from chatrepl.providers.registry import get_model
+    from chatrepl.providers.registry import get_backend
     from chatrepl.screen.render import StreamRenderer
 
     server.push(reply(text=text))
     renderer = StreamRenderer(console())
-    response = Conversation(get_model("openai:bench")).prompt("write it all")
+    response = Conversation(get_backend("openai:bench")).prompt("write it all")
     cpu = 0.0
     start = time.perf_counter()
     t = time.thread_time()
@@ -136,11 +136,11 @@ def stream_from_server(server, reply, text: str) -> tuple[float, float, int]:
 def stream_only(server, reply, text: str) -> float:
     """Wall time to receive ``text`` from the local server without displaying it."""
     from chatrepl.conversation import Conversation
-    from chatrepl.providers.registry import get_model
+    from chatrepl.providers.registry import get_backend
 
     server.push(reply(text=text))
     start = time.perf_counter()
-    Conversation(get_model("openai:bench")).prompt("write it all").text()
+    Conversation(get_backend("openai:bench")).prompt("write it all").text()
     return time.perf_counter() - start
 
 
@@ -202,10 +202,10 @@ def naive_from_server(server, reply, text: str) -> tuple[float, float]:
     from rich.markdown import Markdown
 
     from chatrepl.conversation import Conversation
-    from chatrepl.providers.registry import get_model
+    from chatrepl.providers.registry import get_backend
 
     server.push(reply(text=text))
-    response = Conversation(get_model("openai:bench")).prompt("write it all")
+    response = Conversation(get_backend("openai:bench")).prompt("write it all")
     live = Live(console=console(), auto_refresh=False)
     cpu, last, so_far = 0.0, float("-inf"), []
     start = time.perf_counter()

@@ -111,7 +111,7 @@ def measure(path: Path, meta: Meta, text: TextMaker, times: dict[str, list[float
     """One round of every operation on the database at ``path``, appended to ``times``;
     returns the statements counted for the branches, by depth."""
     from chatrepl.conversation import Conversation
-    from chatrepl.providers.echo import EchoModel
+    from chatrepl.providers.echo import EchoBackend
     from chatrepl.records import CallRecord, Part
     from chatrepl.store import Store
 
@@ -122,7 +122,7 @@ def measure(path: Path, meta: Meta, text: TextMaker, times: dict[str, list[float
         times.setdefault(name + CPU, []).append(time.process_time() - cpu)
         return result
 
-    model = EchoModel("echo", "echo")
+    model = EchoBackend("echo", "echo")
     store = timed("open", Store, path)
     timed("list the 20 most recent", store.recent, 20)
     c = timed(OPEN_HEAD.format(n=meta.long_turns), Conversation.load, store, meta.long_id, model)

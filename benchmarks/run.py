@@ -5,7 +5,9 @@
     python -m benchmarks.run --quick          # fewer repeats and a small database (prints only)
     python benchmarks/run.py startup          # the same, run as a file
 
-Benchmarks: startup, render, storage, postgres, remote, tools, memory, attach. See benchmarks/README.md.
+Benchmarks: startup, installed, render, storage, size, postgres, remote, tools, memory, attach,
+connections, cost.
+See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -22,7 +24,20 @@ if not __package__:  # run as a file: python benchmarks/run.py
 
 from .common import Section, git_commit, load, machine  # noqa: E402
 
-SUITES = ("startup", "render", "storage", "postgres", "remote", "tools", "memory", "attach")
+SUITES = (
+    "startup",
+    "installed",
+    "render",
+    "storage",
+    "size",
+    "postgres",
+    "remote",
+    "tools",
+    "memory",
+    "attach",
+    "connections",
+    "cost",
+)
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -31,6 +46,10 @@ def run_suite(name: str, args: argparse.Namespace) -> Section:
         from . import bench_startup
 
         return bench_startup.run(repeat=args.repeat or (5 if args.quick else 15))
+    if name == "installed":
+        from . import bench_startup
+
+        return bench_startup.run_installed(repeat=args.repeat or (5 if args.quick else 21))
     if name == "render":
         from . import bench_render
 
@@ -39,6 +58,10 @@ def run_suite(name: str, args: argparse.Namespace) -> Section:
         from . import bench_storage
 
         return bench_storage.run(repeat=args.repeat or (5 if args.quick else 15), quick=args.quick)
+    if name == "size":
+        from . import bench_size
+
+        return bench_size.run(500 if args.quick else bench_size.ROUND_TRIPS)
     if name == "postgres":
         from . import bench_storage
 
@@ -63,6 +86,14 @@ def run_suite(name: str, args: argparse.Namespace) -> Section:
         from . import bench_attach
 
         return bench_attach.run(repeat=args.repeat or (1 if args.quick else 3))
+    if name == "connections":
+        from . import bench_connections
+
+        return bench_connections.run(turns=args.repeat or (6 if args.quick else 10))
+    if name == "cost":
+        from . import bench_cost
+
+        return bench_cost.run(turns=20 if args.quick else 50)
     raise ValueError(name)
 
 

@@ -1,30 +1,26 @@
 """Files sent with a prompt: loading (a path, an http(s) URL, or ``-`` for stdin), telling the
-kind, limits, keeping the bytes once by their hash, and handing them to a provider.
+kind, limits, and keeping the bytes once by their hash.
 
 A staged attachment is a :class:`~chatrepl.records.Part` of kind ``attachment`` whose data holds
 ``sha256``, ``name``, ``mime`` and ``size``, never the bytes: those live once in the store's
 attachments table (or, for a conversation without a store, in this process). When a request is
 built, :func:`resolve` gives the messages transient copies of those parts carrying the bytes
-(``data["content"]``); providers put :class:`Base64Data` where the bytes go, and
-:class:`StreamedJSON` base64-encodes them while the request is sent, so a large file is never
-held as base64 text, nor as a JSON string, nor as request bytes.
+(``data["content"]``); how the providers put them on the wire is
+:mod:`chatrepl.providers.attach_wire`.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import mimetypes
 import re
-import secrets
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .errors import AttachmentError, ChatreplError, ConfigError
+from .errors import AttachmentError, ConfigError
 from .records import Message, Part
 
 if TYPE_CHECKING:
@@ -113,13 +109,13 @@ def detect(content: bytes, name: str) -> str:
     suffix = Path(name).suffix.lower()
     if suffix in _LOOKS_LIKE:
         raise AttachmentError(
-            f"{_shown(name)} is named like {_LOOKS_LIKE[suffix]} but its content is not one."
+            f"{quoted(name)} is named like {_LOOKS_LIKE[suffix]} but its content is not one."
         )
     if _is_text(content):
         guessed = mimetypes.guess_type(name)[0] or ""
         return guessed if guessed.startswith("text/") else "text/plain"
     raise AttachmentError(
-        f"{_shown(name)} is a binary file of a kind chatrepl cannot send: attach images "
+        f"{quoted(name)} is a binary file of a kind chatrepl cannot send: attach images "
         "(PNG, JPEG, WebP, GIF), PDFs or text files."
     )
 
@@ -156,8 +152,8 @@ def describe(part: Part) -> str:
         status = part.data.get("status")
         how = ", stopped" if status is None else f", exit status {status}" if status else ""
         size = human_size(int(part.data.get("size") or 0))
-        return f"{_shown(name(part))} (output, {size}{how})"
-    return f"{_shown(name(part))} ({kind(part)}, {human_size(int(part.data.get('size') or 0))})"
+        return f"{quoted(name(part))} (output, {size}{how})"
+    return f"{quoted(name(part))} ({kind(part)}, {human_size(int(part.data.get('size') or 0))})"
 
 
 def human_size(n: int) -> str:
@@ -169,10 +165,19 @@ def human_size(n: int) -> str:
     return f"{n / MB:.1f} MB"
 
 
-def _shown(text: str) -> str:
+def quoted(text: str) -> str:
+    """A file name or source fit to quote in a message: shortened, controls made visible."""
     from .text import make_safe, shorten
 
     return "'" + make_safe(shorten(text, 60)) + "'"
+
+
+def _shown_path(path: str) -> str:
+    """A path as a message quotes it: its end (the file's name) kept when it is long."""
+    from .text import make_safe
+
+    line = " ".join(path.split())
+    return "'" + make_safe(line if len(line) <= 60 else "…" + line[-59:]) + "'"
 
 
 # --- loading -----------------------------------------------------------------------------------
@@ -240,17 +245,22 @@ def _check_size(size: int, limits: Settings, what: str) -> None:
 
 
 def _read_file(source: str, limits: Settings) -> tuple[bytes, str]:
+    from .files import NotRegularFileError, check_regular, read_regular
+
     path = Path(source).expanduser()
-    shown = _shown(source)
+    shown = _shown_path(source)
     try:
-        if path.is_dir():
-            raise AttachmentError(f"{shown} is a folder: attach a file.")
-        size = path.stat().st_size
-        _check_size(size, limits, shown)
-        with path.open("rb") as f:
-            content = f.read(limits.max_bytes + 1)
+        _check_size(check_regular(path).st_size, limits, shown)
+        content = read_regular(path, limits.max_bytes)
     except FileNotFoundError:
         raise AttachmentError(f"There is no file {shown}.") from None
+    except NotRegularFileError as exc:
+        if exc.what == "a folder":
+            raise AttachmentError(f"{shown} is a folder: attach a file.") from None
+        raise AttachmentError(
+            f"{shown} is {exc.what}, not a regular file: attach a file (or use - to send "
+            "what comes on stdin)."
+        ) from None
     except OSError as exc:
         raise AttachmentError(f"Cannot read {shown}: {exc.strerror or exc}.") from None
     _check_size(len(content), limits, shown)
@@ -261,9 +271,9 @@ def _fetch(url: str, limits: Settings) -> tuple[bytes, str]:
     """Download ``url`` (only because the user gave it), stopping at the size limit."""
     import httpx
 
-    from .text import shorten
+    from .text import public_url, scrub, shorten, url_secrets
 
-    shown = _shown(url)
+    shown = quoted(public_url(url))
     if not url.lower().startswith(("http://", "https://")):
         raise AttachmentError(f"Cannot attach {shown}: only http and https URLs are fetched.")
     try:
@@ -282,10 +292,9 @@ def _fetch(url: str, limits: Settings) -> tuple[bytes, str]:
                 _check_size(size, limits, shown)
                 chunks.append(chunk)
             final = str(response.url)
-    except httpx.HTTPError as exc:
-        raise AttachmentError(
-            f"Cannot fetch {shown}: {shorten(str(exc) or type(exc).__name__, 120)}."
-        ) from None
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        said = scrub(str(exc) or type(exc).__name__, url_secrets(url))
+        raise AttachmentError(f"Cannot fetch {shown}: {shorten(said, 120).rstrip('.')}.") from None
     content = b"".join(chunks)
     chunks.clear()
     label = final.split("?")[0].split("#")[0].rstrip("/").rsplit("/", 1)[-1]
@@ -380,138 +389,3 @@ def resolve(
             parts.append(Part(p.kind, p.text, data, p.call))
         out[n] = Message(message.role, message.content, tuple(parts))
     return out
-
-
-def note(part: Part) -> str | None:
-    """The line a model reads instead of an attachment that is not sent, else ``None``."""
-    if part.data.get("omitted"):
-        return f"[{name(part)} was attached earlier; it is not sent again]"
-    if part.data.get("missing") or "content" not in part.data:
-        return f"[{name(part)} was attached, but its content is not available here]"
-    return None
-
-
-def inline_text(part: Part) -> str:
-    """A text attachment inlined in the prompt, between lines that name it (a command's
-    output is already ``$ CMD`` and the output: as it is)."""
-    text = bytes(part.data["content"]).decode("utf-8", "replace")
-    if "command" in part.data:
-        return text.rstrip()
-    return f"[file {name(part)}]\n{text.rstrip()}\n[end of file {name(part)}]"
-
-
-def text_content(part: Part) -> str:
-    """A text attachment's content as text."""
-    return bytes(part.data["content"]).decode("utf-8", "replace")
-
-
-def unsupported(part: Part, where: str) -> AttachmentError:
-    """The sentence for an attachment ``where`` (a model, a server) cannot take."""
-    return AttachmentError(
-        f"{where} cannot take the {kind(part).upper() if kind(part) == 'pdf' else kind(part)} "
-        f"{_shown(name(part))}: the prompt is saved; ask again without the file, or with a "
-        "model that reads it (/model)."
-    )
-
-
-_REJECT_WORDS = (
-    "image",
-    "file",
-    "pdf",
-    "document",
-    "unsupported",
-    "not supported",
-    "multimodal",
-    "vision",
-    "mmproj",
-    "media",
-)
-
-
-def rejected(error: ChatreplError, messages: list[Message], where: str) -> AttachmentError | None:
-    """When a server refused a request that carried attachments with words about them: one
-    sentence naming the files; else ``None``."""
-    from .errors import BadRequestError, ServerError
-
-    sent = [
-        p
-        for m in messages
-        for p in m.parts
-        if p.kind == "attachment" and "content" in p.data and kind(p) != "text"
-    ]
-    said = str(error).lower()
-    if not sent or not isinstance(error, BadRequestError | ServerError):
-        return None
-    if not any(word in said for word in _REJECT_WORDS):
-        return None
-    names = ", ".join(_shown(name(p)) for p in sent)
-    detail = str(error).rstrip(".")
-    return AttachmentError(
-        f"{where} did not accept the attachment{'s' if len(sent) > 1 else ''} {names} "
-        f"({detail}): the prompt is saved; ask again without it or with a model that reads it."
-    )
-
-
-# --- the request body --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Base64Data:
-    """Where a provider's request carries ``content`` as base64 (after ``prefix``, e.g. a
-    ``data:`` URL's head); encoded only while the request is sent."""
-
-    content: bytes
-    prefix: str = ""
-
-    @property
-    def encoded_length(self) -> int:
-        return len(self.prefix.encode()) + 4 * ((len(self.content) + 2) // 3)
-
-
-class StreamedJSON:
-    """A JSON request body whose :class:`Base64Data` values are encoded piece by piece as it is
-    sent: the whole body never exists in memory. Its length is known in advance (sent as
-    Content-Length); it can be sent again (a retry) and gives the same bytes."""
-
-    def __init__(self, body: dict[str, Any]):
-        nonce = secrets.token_hex(8)
-        self.blobs: list[Base64Data] = []
-
-        def placeholder(value: Any) -> str:
-            if not isinstance(value, Base64Data):
-                raise TypeError(f"{type(value).__name__} cannot be sent as JSON")
-            self.blobs.append(value)
-            return f"\x00{nonce}:{len(self.blobs) - 1}\x00"
-
-        text = json.dumps(body, default=placeholder, ensure_ascii=False)
-        marks = re.split(r"\\u0000" + nonce + r":(\d+)\\u0000", text)
-        self.pieces: list[bytes | Base64Data] = []
-        for n, piece in enumerate(marks):
-            self.pieces.append(self.blobs[int(piece)] if n % 2 else piece.encode("utf-8"))
-        self.length = sum(
-            p.encoded_length if isinstance(p, Base64Data) else len(p) for p in self.pieces
-        )
-
-    def headers(self) -> dict[str, str]:
-        return {"Content-Type": "application/json", "Content-Length": str(self.length)}
-
-    def __iter__(self) -> Iterator[bytes]:
-        for piece in self.pieces:
-            if not isinstance(piece, Base64Data):
-                yield piece
-                continue
-            yield piece.prefix.encode()
-            view = memoryview(piece.content)
-            for start in range(0, len(view), _CHUNK):
-                yield base64.b64encode(view[start : start + _CHUNK])
-
-    def json(self) -> Any:
-        """The whole body parsed (for tests and debugging: this builds it all in memory)."""
-        return json.loads(b"".join(self))
-
-
-def request_content(body: dict[str, Any], messages: list[Message]) -> dict[str, Any] | StreamedJSON:
-    """``body`` as sent: itself, or streamed when ``messages`` carry attachment bytes."""
-    if any("content" in p.data for m in messages for p in m.parts if p.kind == "attachment"):
-        return StreamedJSON(body)
-    return body

@@ -4,6 +4,11 @@ URLs, either way), merged by id.
 A conversation missing from DST is copied whole; one already there gets the turns it lacks, and
 its own row only if SRC's is newer (``updated``); turns still pending in DST that ended in SRC
 are brought up to date. Attachments go by content hash. Copying again changes nothing.
+
+Each conversation is merged in one transaction of its own: a copy stopped at any point (Ctrl-C,
+a kill, a lost connection) leaves whole conversations in DST, and running it again finishes
+the copy, nothing lost or doubled. Two copies into one PostgreSQL database at once take turns
+on each conversation.
 """
 
 from __future__ import annotations
@@ -41,11 +46,17 @@ class Copied:
         )
 
 
-def copy(src: Store, dst: Store, step: Callable[[int, int], None] | None = None) -> Copied:
-    """Merge every conversation of ``src`` into ``dst``; ``step(done, total)`` after each."""
+def copy(
+    src: Store,
+    dst: Store,
+    step: Callable[[int, int], None] | None = None,
+    done: Copied | None = None,
+) -> Copied:
+    """Merge every conversation of ``src`` into ``dst``; ``step(done, total)`` after each.
+    ``done`` is counted in as the copy goes (what was done before an interruption)."""
     total = src.count()[0]
     summaries = src.recent(total) if total else []
-    done = Copied()
+    done = done if done is not None else Copied()
     hashes: set[str] = set()
     for n, summary in enumerate(reversed(summaries), 1):  # oldest first
         record = ConversationRecord(*(getattr(summary, name) for name in _RECORD_FIELDS))
@@ -76,16 +87,25 @@ def run(src_name: str | os.PathLike[str], dst_name: str | os.PathLike[str]) -> i
     src = Store(src_name, create=False)
     dst = Store(dst_name)
     shown = str(src.path), str(dst.path)
-    if sys.stderr.isatty():
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    done = Copied()
+    try:
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-        columns = ("copying", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task("copy", total=None)
-            done = copy(src, dst, lambda n, total: bar.update(task, completed=n, total=total))
-    else:
-        done = copy(src, dst)
+            columns = ("copying", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+            with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+                task = bar.add_task("copy", total=None)
+                copy(src, dst, lambda n, total: bar.update(task, completed=n, total=total), done)
+        else:
+            copy(src, dst, done=done)
+    except KeyboardInterrupt:
+        print(
+            f"chatrepl: interrupted after {_n(done.conversations, 'conversation')}; each copied "
+            "one is whole: run the same command again to finish (nothing is copied twice).",
+            file=sys.stderr,
+        )
+        return 130
     src.close()
     dst.close()
     print(done.sentence(*shown))

@@ -236,6 +236,28 @@ def to_json(
     return data
 
 
+def spending_json(calls: list[CallRecord]) -> dict[str, Any]:
+    """What ``calls`` used and cost, as ``show --json`` gives a conversation's (every branch):
+    ``usage`` (``input``, ``output``, ``cache_read``, ``cache_write`` tokens and the
+    ``cached_share`` of the input) and ``cost`` (dollars; ``null`` when no call's is known).
+    """
+    from .pricing import calls_cost
+
+    def added(name: str) -> int:
+        return sum(getattr(c, name) or 0 for c in calls)
+
+    tokens_in, read = added("input_tokens"), added("cache_read_tokens")
+    usage = {
+        "input": tokens_in,
+        "output": added("output_tokens"),
+        "cache_read": read,
+        "cache_write": added("cache_write_tokens"),
+        "cached_share": round(read / tokens_in, 4) if tokens_in else None,
+    }
+    cost = calls_cost(calls)
+    return {"usage": usage, "cost": None if cost is None else round(cost, 6)}
+
+
 def attachments_in(data: Any) -> dict[str, tuple[str, bytes]]:
     """The attached files an export carries (sha256 → mime and bytes), each checked against its
     hash.

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from .errors import ChatreplError
 
 if TYPE_CHECKING:
+    from .budgets import Budget
     from .conversation import Conversation, Response
-    from .providers.base import Model
+    from .providers.base import Backend
     from .records import Part
     from .store import Store
     from .tools.runner import Runner
@@ -39,20 +40,40 @@ def say_progress(text: str) -> None:
 
 def say_error(message: str) -> None:
     """One line on stderr: ``chatrepl: message``, cleaned of anything that drives a terminal."""
-    from .text import make_safe
+    from .text import hide_urls, make_safe
 
-    print(f"chatrepl: {make_safe(' '.join(str(message).split()))}", file=sys.stderr)
+    print(f"chatrepl: {make_safe(hide_urls(' '.join(str(message).split())))}", file=sys.stderr)
 
 
 class Parser(argparse.ArgumentParser):
     """argparse whose error messages cannot drive the terminal: an argument quoted back in
-    "unrecognized arguments: …" or "invalid choice: …" is cleaned like any outside text."""
+    "unrecognized arguments: …" or "invalid choice: …" is cleaned like any outside text, and
+    a URL in it (``--db postgresql://me:password@…`` given where it is not taken) shows no
+    secrets."""
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse asks shutil for the width (shutil imports zlib, bz2 and lzma: milliseconds
+        # at every start, as a formatter is made for each argument added): asked here instead.
+        return self.formatter_class(prog=self.prog, width=_columns())  # type: ignore[call-arg]
 
     def error(self, message: str) -> NoReturn:
-        from .text import make_safe
+        from .text import hide_urls, make_safe
 
         self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {make_safe(message)}\n")
+        self.exit(2, f"{self.prog}: error: {make_safe(hide_urls(message))}\n")
+
+
+def _columns() -> int:
+    """The terminal's width as shutil.get_terminal_size() finds it: $COLUMNS, else stdout's
+    terminal, else 80."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
 
 
 def guarded(action: Callable[[], int]) -> int:
@@ -85,7 +106,10 @@ def open_store(db: str | None, *, create: bool) -> Store:
 
     if create and not (db or os.environ.get("CHATREPL_DB")):
         ensure_home()
-    return Store(db_path(db), create=create)
+    store = Store(db_path(db), create=create)
+    if store.notice:  # once, after a migration: how to give the space it freed back
+        print(store.notice, file=sys.stderr)
+    return store
 
 
 def open_conversation(
@@ -102,18 +126,18 @@ def open_conversation(
     Says once on stderr when the offline model is used because nothing is configured.
     """
     from .conversation import Conversation
-    from .providers.base import Model
-    from .providers.registry import OFFLINE_ADVICE, default_model_name, get_model
+    from .providers.base import Backend
+    from .providers.registry import OFFLINE_ADVICE, default_model_name, get_backend
 
-    Model.progress = staticmethod(say_progress)  # e.g. "loading gemma3-270m… done in 1.0 s."
-    model = get_model(model_name) if model_name else None
+    Backend.progress = staticmethod(say_progress)  # e.g. "loading gemma3-270m… done in 1.0 s."
+    model = get_backend(model_name) if model_name else None
     conversation_id = store.last_id() if latest else resume
     if conversation_id is not None:  # `-r ""` (an unset $ID) is a bad id, not a new chat
         conversation = load_conversation(store, conversation_id, model)
     else:
         if model is None:
             name, offline = default_model_name()
-            model = get_model(name)
+            model = get_backend(name)
             if offline:
                 from .settings import home
 
@@ -121,14 +145,31 @@ def open_conversation(
         conversation = Conversation(model, store=store)
     if system is not None:
         conversation.system = system or None
+    conversation.budget = session_budget(store)
     return conversation
+
+
+def session_budget(store: Store | None, warn: Callable[[str], None] = say_error) -> Budget | None:
+    """The budgets config.toml sets for this session (``None``: none), its prices checked.
+
+    Raises:
+        ConfigError: ``[budget]`` or ``[prices]`` is malformed (one sentence, before anything
+            is sent).
+    """
+    from .budgets import Budget
+    from .pricing import check_prices
+    from .settings import load_config
+
+    config = load_config()
+    check_prices(config)
+    return Budget.from_config(config, store, warn)
 
 
 def load_conversation(
     store: Store,
     conversation_id: str,
-    model: Model | None = None,
-    fallback: Model | None = None,
+    model: Backend | None = None,
+    fallback: Backend | None = None,
     warn: Callable[[str], None] = say_error,
 ) -> Conversation:
     """A saved conversation, answered by ``model`` from now on if given.
@@ -139,13 +180,13 @@ def load_conversation(
     """
     from .conversation import Conversation
     from .errors import ConfigError
-    from .providers.registry import default_model_name, get_model
+    from .providers.registry import default_model_name, get_backend
 
     if model is None:
         try:
             return Conversation.load(store, conversation_id)
         except ConfigError as exc:
-            model = fallback or get_model(default_model_name()[0])
+            model = fallback or get_backend(default_model_name()[0])
             warn(f"{exc} Continuing with {model.full_name}.")
     conversation = Conversation.load(store, conversation_id, model=model)
     conversation.set_model(model)  # recorded: the conversation goes on with this model
@@ -208,7 +249,10 @@ def tool_line(tool: Any, arguments: dict[str, Any], part: Part, width: int = 100
     )
     name = getattr(tool, "name", None) or str(part.data.get("name", "?"))
     mark = "✗" if part.data.get("is_error") else "→"
-    line = f"⚙ {name}({shorten(args, width // 2)}) {mark} {shorten(part.text, width // 2)}"
+    result = part.text
+    if part.data.get("edited"):  # the first line says so, for the model: here, a word
+        result = "(edited) " + result.partition("\n")[2]
+    line = f"⚙ {name}({shorten(args, width // 2)}) {mark} {shorten(result, width // 2)}"
     return make_safe(shorten(line, width))
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from .conversation import Conversation, Response
 
 if TYPE_CHECKING:
-    from .providers.base import Model as Backend
+    from .providers.base import Backend
     from .store import Store
 
 
@@ -56,6 +56,6 @@ class Model:
 
 def get_model(name: str | None = None) -> Model:
     """The model called ``name`` (``provider:model`` or an alias); the default when ``None``."""
-    from .providers.registry import get_model as backend
+    from .providers.registry import get_backend
 
-    return Model(backend(name))
+    return Model(get_backend(name))

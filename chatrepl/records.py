@@ -11,8 +11,11 @@ Part kinds, in the order they appear in a turn:
     reasoning    the model's thinking (data: signature, redacted, provider)
     text         answer text
     refusal      the model declined (its own words)
-    tool_call    a call the model asked for (data: id, name, arguments)
-    tool_result  what the tool returned (data: call_id, name, is_error)
+    tool_call    a call the model asked for (data: id, name, arguments; when the user changed
+                 the arguments before it ran: arguments are those that ran, and
+                 original_arguments the model's)
+    tool_result  what the tool returned (data: call_id, name, is_error; edited when the user
+                 changed the arguments: the text's first line says so)
     notice       how the call ended when not normally (data: reason)
     summary      a compaction summary standing for earlier turns
 """
@@ -82,12 +85,19 @@ class ToolSpec:
 
 @dataclass
 class Usage:
-    """Token counts (and cost) as the service reported them (``None`` where it did not)."""
+    """Token counts (and cost) as the service reported them (``None`` where it did not).
+
+    ``input_tokens`` counts every prompt token, cached or not (as OpenAI counts them; for
+    Anthropic, which reports them apart, the sum of its three figures); ``cache_read_tokens``
+    and ``cache_write_tokens`` are the part of them read from or written to the provider's
+    prompt cache. ``cost`` is what the server says the call cost (OpenRouter), in dollars.
+    """
 
     input_tokens: int | None = None
     output_tokens: int | None = None
     reasoning_tokens: int | None = None
-    cached_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
     cost: float | None = None
 
 
@@ -179,7 +189,11 @@ class ConversationSummary(ConversationRecord):
 
 @dataclass
 class CallRecord:
-    """One model call within a turn (a turn that runs tools makes several)."""
+    """One model call within a turn (a turn that runs tools makes several).
+
+    ``cache_read_tokens`` and ``cache_write_tokens``: input tokens read from, and written to,
+    the provider's prompt cache (part of ``input_tokens``), where the provider said.
+    """
 
     index: int
     model: str
@@ -190,6 +204,8 @@ class CallRecord:
     cost: float | None = None
     duration_ms: int | None = None
     ttft_ms: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
 
 
 @dataclass

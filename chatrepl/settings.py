@@ -62,6 +62,16 @@ def private_file(path: Path) -> Path:
     return path
 
 
+def tighten(path: Path) -> None:
+    """Make an existing file readable and writable by the user only (mode 0600), if it is not;
+    a file chatrepl may not change is left as it is."""
+    try:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+    except OSError:
+        pass
+
+
 def write_private(path: Path, text: str, make_folder: bool = True) -> Path:
     """Write ``text`` to ``path`` (an export), readable by the user only (mode 0600).
 
@@ -108,14 +118,21 @@ def write_private(path: Path, text: str, make_folder: bool = True) -> Path:
 
 def load_config(folder: Path | None = None) -> dict[str, Any]:
     """The parsed ``config.toml`` of the home folder, or ``{}`` when there is none."""
+    from .files import NotRegularFileError, read_regular
+
     path = (folder or home()) / "config.toml"
     try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
+        data = tomllib.loads(read_regular(path).decode("utf-8"))
     except FileNotFoundError:
         return {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text: fix or remove it.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}): fix or remove it.") from exc
+    except RecursionError:
+        raise ConfigError(f"{path} is nested too deeply to be read: fix or remove it.") from None
+    except NotRegularFileError as exc:
+        raise ConfigError(f"{path} is {exc.what}, not a regular file: remove it.") from None
     except OSError as exc:
         raise ConfigError(f"Cannot read {path}: {exc.strerror}.") from exc
     for section in ("providers", "aliases"):
@@ -128,15 +145,20 @@ def load_config(folder: Path | None = None) -> dict[str, Any]:
 
 def load_keys(folder: Path | None = None) -> dict[str, str]:
     """Keys saved in ``keys.json`` (provider name → key), or ``{}``."""
+    from .files import NotRegularFileError, read_regular
+
     path = (folder or home()) / "keys.json"
     try:
-        data = json.loads(path.read_text("utf-8"))
+        data = json.loads(read_regular(path))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path} is not a JSON object of provider names and keys.") from exc
+    except NotRegularFileError as exc:
+        raise ConfigError(f"{path} is {exc.what}, not a regular file: remove it.") from None
+    except (OSError, ValueError, RecursionError):
+        raise ConfigError(f"{path} is not a JSON object of provider names and keys.") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} is not a JSON object of provider names and keys.")
+    tighten(path)  # a keys file others may read (copied in by hand, say) is made private
     return {str(k): str(v) for k, v in data.items()}
 
 

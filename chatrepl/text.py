@@ -116,3 +116,106 @@ def json_text(data: object) -> str:
 
     text = json.dumps(data, indent=2, ensure_ascii=False)
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
+
+
+CHARS_PER_TOKEN = 4  # the usual estimate for English text and code
+
+
+def estimate_tokens(text: str | int) -> int:
+    """A rough token count of ``text`` (or of that many characters): characters / 4, rounded up."""
+    chars = text if isinstance(text, int) else len(text)
+    return -(-chars // CHARS_PER_TOKEN)
+
+
+# --- secrets -------------------------------------------------------------------------------------
+
+#: Query parameters whose values are secrets (compared in lower case, ``-`` read as ``_``); a name
+#: ending in ``_key``, ``_token``, ``_secret``, ``_password`` or ``_signature`` is one too.
+SECRET_PARAMETERS = frozenset(
+    ("key", "api_key", "apikey", "token", "access_token", "secret", "password", "sig", "signature")
+)
+_SECRET_ENDINGS = ("_key", "_token", "_secret", "_password", "_signature")
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>`]+")
+HIDDEN = "***"
+#: Secrets shorter than this are not blanked out of text (``a`` everywhere would garble it).
+SHORTEST_SECRET = 4
+
+
+def is_secret_parameter(name: str) -> bool:
+    """Whether a URL's query parameter of this name holds a secret (``key``, ``X-Amz-Signature``)."""
+    from urllib.parse import unquote_plus
+
+    name = unquote_plus(name).strip().lower().replace("-", "_")
+    return name in SECRET_PARAMETERS or name.endswith(_SECRET_ENDINGS)
+
+
+def public_url(url: str) -> str:
+    """``url`` fit to show: its credentials (``user:password@``) and the values of query
+    parameters named like a secret shown as ``***``; all else as it is. The one function every
+    message, listing and record uses to show a URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an invalid URL)"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = HIDDEN + "@" + netloc.rpartition("@")[2]
+    query = "&".join(
+        f"{name}={HIDDEN}" if eq and is_secret_parameter(name) else f"{name}{eq}{value}"
+        for name, eq, value in (p.partition("=") for p in parts.query.split("&") if p)
+    )
+    fragment = parts.fragment
+    if fragment and any(is_secret_parameter(p.partition("=")[0]) for p in fragment.split("&")):
+        fragment = HIDDEN  # an OAuth-style #access_token=…
+    return urlunsplit(parts._replace(netloc=netloc, query=query, fragment=fragment))
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secrets written in ``url`` (what :func:`public_url` hides), as written and decoded,
+    longest first: to blank them out of text that quotes the URL some other way."""
+    from urllib.parse import unquote, unquote_plus, urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    found: list[str] = []
+    userinfo = parts.netloc.rpartition("@")[0]
+    user, colon, password = userinfo.partition(":")
+    if colon:  # the password and the pair; a user name beside a password is no secret
+        found += [userinfo, unquote(userinfo), password, unquote(password)]
+    elif user:  # a token written as the user name
+        found += [user, unquote(user)]
+    for piece in (parts.query + "&" + parts.fragment).split("&"):
+        name, eq, value = piece.partition("=")
+        if eq and is_secret_parameter(name):
+            found += [value, unquote_plus(value)]
+    return sorted({s for s in found if len(s) >= SHORTEST_SECRET}, key=len, reverse=True)
+
+
+def scrub(text: str, secrets: list[str] | tuple[str, ...]) -> str:
+    """``text`` with each secret, and each word of a secret of several words (a bearer
+    token's), as ``***``; too short ones are left (see :data:`SHORTEST_SECRET`)."""
+    pieces = {p for s in secrets for p in (s, *s.split()) if len(p) >= SHORTEST_SECRET}
+    for piece in sorted(pieces, key=len, reverse=True):
+        text = text.replace(piece, HIDDEN)
+    return text
+
+
+def hide_urls(text: str) -> str:
+    """``text`` with every URL in it shown by :func:`public_url` (an argument quoted back by a
+    usage error, a library's message that names the address it failed on)."""
+    return _URL.sub(lambda m: public_url(m.group()), text)
+
+
+#: What ends a sentence already, before any closing quotes or brackets.
+_ENDED = re.compile(r"[.!?…:;][\"'”’»)\]]*$")
+
+
+def sentence(text: str) -> str:
+    """``text`` ended as a sentence: trailing white space dropped, and a period added unless
+    it ends in punctuation already (``pirate.`` stays, never ``pirate..``)."""
+    text = text.rstrip()
+    return text if not text or _ENDED.search(text) else text + "."

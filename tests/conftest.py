@@ -49,6 +49,15 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def fresh_connections() -> Iterator[None]:
+    """Every test starts with no kept HTTP connections (the pool lives as long as the process)."""
+    yield
+    from chatrepl.providers.connections import close_all
+
+    close_all()
+
+
 @pytest.fixture
 def server() -> Iterator[FakeLLMServer]:
     """A running fake OpenAI/Anthropic server on a loopback port."""
@@ -93,11 +102,13 @@ def run_chatrepl(
 
 
 def saved_rows(db: str | os.PathLike[str]) -> list[dict]:
-    """Every row of the turns table, oldest first, read with plain sqlite3."""
+    """Every row of the turns table with its texts (prompt, response: made from its parts by
+    the ``turn_texts`` view), oldest first, read with plain sqlite3."""
     con = sqlite3.connect(db)
     con.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in con.execute("SELECT * FROM turns ORDER BY seq")]
+        sql = "SELECT t.*, x.* FROM turns t JOIN turn_texts x ON x.seq = t.seq ORDER BY t.seq"
+        return [dict(r) for r in con.execute(sql)]
     finally:
         con.close()
 

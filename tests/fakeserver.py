@@ -4,6 +4,11 @@ OpenAI ``POST /v1/chat/completions`` (SSE ``data:`` frames, ``[DONE]``, a usage 
 ``choices: []`` when ``stream_options.include_usage`` is set, error bodies) and Anthropic
 ``POST /v1/messages`` (``message_start`` … ``message_stop``, ``ping``, ``event: error``).
 Responses are chunked, as real servers send them, so a connection can be dropped mid-stream.
+It speaks HTTP/1.1 with keep-alive and ``TCP_NODELAY``, as the vendors' servers do, and counts
+the connections it accepted (``connections``): a client that reads each answer to its end
+sends every request of a session over one. ``Reply(hang_up=True)`` closes the connection after
+its answer without saying so (a keep-alive that timed out); ``HangUp`` closes it on a request
+without answering.
 
 Tests push steps (``Reply``, ``Status``, ``Raw``, ``Answer``) that the next requests consume
 in order; with none queued, it answers ``You said: <prompt> (messages: N)``. Every request is
@@ -45,6 +50,13 @@ class Reply:
     done: bool = True  # OpenAI's final [DONE] / Anthropic's message_stop
     error_event: dict[str, Any] | None = None  # an error event after the tokens
     first_token_delay: float = 0.0
+    hang_up: bool = False  # close the connection after the answer, without a word
+
+
+@dataclass
+class HangUp:
+    """Read the request, then close the connection without answering (a kept connection the
+    server closed just as the request went out)."""
 
 
 @dataclass
@@ -164,11 +176,13 @@ class FakeLLMServer:
 
     def __init__(self, api_key: str | None = None):
         self.api_key = api_key
-        self.steps: deque[Reply | Status | Raw | Answer] = deque()
+        self.steps: deque[Reply | Status | Raw | Answer | HangUp] = deque()
         self.models: list[dict[str, Any]] = []  # what GET /v1/models lists
         self.props: dict[str, Any] | None = None  # llama.cpp's GET /props
         self.show: dict[str, Any] | None = None  # Ollama's POST /api/show
         self.requests: list[dict[str, Any]] = []
+        self.connections = 0  # TCP connections accepted
+        self.sockets: list[socket.socket] = []  # open ones, closed by stop()
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -193,11 +207,11 @@ class FakeLLMServer:
     def anthropic_url(self) -> str:
         return self.base_url
 
-    def push(self, *steps: Reply | Status | Raw | Answer) -> None:
+    def push(self, *steps: Reply | Status | Raw | Answer | HangUp) -> None:
         with self._lock:
             self.steps.extend(steps)
 
-    def next_step(self) -> Reply | Status | Raw | Answer:
+    def next_step(self) -> Reply | Status | Raw | Answer | HangUp:
         with self._lock:
             return self.steps.popleft() if self.steps else Reply()
 
@@ -209,6 +223,10 @@ class FakeLLMServer:
         self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+        with self._lock:
+            for sock in self.sockets:  # kept connections: their handler threads end
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> FakeLLMServer:
         return self.start()
@@ -240,6 +258,19 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, *args: Any) -> None:
             pass
+
+        def setup(self) -> None:
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with server._lock:
+                server.connections += 1
+                server.sockets.append(self.connection)
+
+        def finish(self) -> None:
+            with contextlib.suppress(OSError):
+                super().finish()
+            with server._lock, contextlib.suppress(ValueError):
+                server.sockets.remove(self.connection)
 
         # --- plumbing -----------------------------------------------------------------------
 
@@ -284,6 +315,15 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
 
         # --- requests -----------------------------------------------------------------------
 
+        def parse_request(self) -> bool:
+            """Also take a proxy's request line (``POST http://host/v1/… HTTP/1.1``): the
+            server then answers as the proxy and the host both, and notes the whole target."""
+            ok = super().parse_request()
+            self.target = self.path
+            if ok and self.path.startswith(("http://", "https://")):
+                self.path = "/" + self.path.split("://", 1)[1].partition("/")[2]
+            return ok
+
         def do_GET(self) -> None:  # noqa: N802
             server.requests.append(
                 {"path": self.path, "headers": dict(self.headers), "json": None, "method": "GET"}
@@ -306,7 +346,13 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                 body = {}
             vendor = "anthropic" if self.path.endswith("/messages") else "openai"
             server.requests.append(
-                {"path": self.path, "headers": dict(self.headers), "json": body, "vendor": vendor}
+                {
+                    "path": self.path,
+                    "headers": dict(self.headers),
+                    "json": body,
+                    "vendor": vendor,
+                    "target": self.target,
+                }  # fmt: skip
             )
             if self.path == "/api/show" and server.show is not None:
                 self._send_status(Status(200, server.show), vendor)
@@ -330,7 +376,9 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                     )
                     return
             step = server.next_step()
-            if isinstance(step, Status):
+            if isinstance(step, HangUp):
+                self._drop()
+            elif isinstance(step, Status):
                 self._send_status(step, vendor)
             elif isinstance(step, Raw):
                 self._start_stream(step.content_type)
@@ -349,6 +397,8 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                 self._anthropic(step, body)
             else:
                 self._openai(step, body)
+            if isinstance(step, Reply) and step.hang_up:
+                self._drop()
 
         def _frames(
             self,
@@ -523,9 +573,19 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def _words(content: Any) -> int:
+    """Words of a message's content or a system prompt: text, or a list of typed blocks."""
+    if isinstance(content, list):
+        return sum(
+            _words(b.get("text", b.get("content", ""))) if isinstance(b, dict) else _words(b)
+            for b in content
+        )
+    return len(str(content or "").split())
+
+
 def _count_in(body: dict[str, Any]) -> int:
-    words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
-    return words + len(str(body.get("system", "")).split())
+    words = sum(_words(m.get("content", "")) for m in body.get("messages", []))
+    return words + _words(body.get("system", ""))
 
 
 def _error_body(vendor: str, code: int, message: str | None = None) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
 from chatrepl.conversation import Conversation
-from chatrepl.providers.base import Model
-from chatrepl.providers.registry import get_model
+from chatrepl.providers.base import Backend
+from chatrepl.providers.registry import get_backend
 from chatrepl.repl.app import Repl
 from chatrepl.store import Store
 
@@ -45,9 +45,9 @@ class Harness:
         return self.repl.conversation
 
 
-def make(store: Store, model: Model | None = None, pipe: Any = None) -> Repl:
+def make(store: Store, model: Backend | None = None, pipe: Any = None) -> Repl:
     console = Console(file=io.StringIO(), width=100, color_system=None)
-    conversation = Conversation(model or get_model("echo"), store=store)
+    conversation = Conversation(model or get_backend("echo"), store=store)
     return Repl(
         store,
         conversation,

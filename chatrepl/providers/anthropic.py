@@ -17,21 +17,9 @@ from typing import Any, ClassVar
 from .. import errors
 from ..records import Event, Finish, Message, ReasoningDelta, TextDelta, ToolSpec, Usage
 from . import structured
-from .base import Model
-from .http import (
-    Endpoint,
-    HTTPModelMixin,
-    _one_line,
-    error_message,
-    fetch_json,
-    iter_lines,
-    parse_json,
-    post_stream,
-    quota_error,
-    refusal_of,
-    whole_body,
-)
-from .sse import iter_events
+from .base import Backend
+from .http import Endpoint, HTTPBackendMixin, fetch_json, post_stream, refusal_of
+from .stream import read_answer
 from .wire import as_dict, as_int, as_list, as_str, finish_stream, text_of, tool_call, usage_total
 
 API_VERSION = "2023-06-01"
@@ -49,23 +37,27 @@ FINISH = {
     "refusal": "refused",
 }
 PROVIDER = "anthropic"
-
-_ERROR_WORDS = {
-    "overloaded_error": "is overloaded: try again shortly",
-    "rate_limit_error": "is limiting requests: wait a little and try again",
-    "api_error": "had an internal error: try again shortly",
-}
+#: The usage fields Anthropic reports: uncached input, output, cache reads and cache writes.
+USAGE_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+)
 
 
 @dataclass
-class AnthropicModel(HTTPModelMixin, Model):
+class AnthropicBackend(HTTPBackendMixin, Backend):
     """A model behind Anthropic's Messages API."""
 
+    prefill: ClassVar[bool] = True  # a trailing assistant message is continued
     endpoint: Endpoint = field(default_factory=lambda: Endpoint("Anthropic", ""))
     #: how it answers with a JSON schema (see structured.py)
     structured_output: ClassVar[str] = "tool"
     #: the context window from config, used before the known table
     context_length: int | None = None
+    #: mark the prompt for Anthropic's cache (``prompt_cache = false`` in config turns it off)
+    prompt_cache: bool = True
     _facts: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def headers(self) -> dict[str, str]:
@@ -116,7 +108,10 @@ class AnthropicModel(HTTPModelMixin, Model):
                 }
                 for t in tools
             ]
-        return structured.anthropic_body(body)  # --schema: a forced tool
+        body = structured.anthropic_body(body)  # --schema: a forced tool
+        if self.prompt_cache:
+            mark_cache(body)
+        return body
 
     def stream(
         self,
@@ -125,8 +120,9 @@ class AnthropicModel(HTTPModelMixin, Model):
         cancel: threading.Event,
         tools: list[ToolSpec] | None = None,
     ) -> Iterator[Event]:
-        from ..attachments import request_content
+        from .attach_wire import request_content
 
+        self.require_key(self.provider)
         body = self.request_body(messages, options, tools)
         content = request_content(body, messages)
         try:
@@ -146,42 +142,13 @@ class AnthropicModel(HTTPModelMixin, Model):
             raise
         if response is None:
             return
-        events = self._read(response, cancel)
+        events = read_answer(response, self.endpoint, cancel, _Reader(), self.name, bool(tools))
         if structured.OPTION in options:  # the forced tool's input is the answer
             events = structured.tool_answer(events, options[structured.OPTION])
         try:
             yield from finish_stream(events, self.endpoint.secrets())
         finally:
             response.close()
-
-    def _read(self, response: Any, cancel: threading.Event) -> Iterator[Event]:
-        reader = _Reader(self.endpoint)
-        whole, lines = whole_body(iter_lines(response, self.endpoint))
-        if whole is not None:  # a plain JSON answer where a stream was asked for
-            for kind, data in whole_events(parse_json(whole, self.endpoint)):
-                yield from reader.feed(kind, data)
-            yield from reader.end()
-            return
-        seen_any = False
-        for event in iter_events(lines):
-            if cancel.is_set():
-                return
-            seen_any = True
-            data = parse_json(event.data, self.endpoint)
-            kind = event.event if event.event != "message" else as_str(as_dict(data).get("type"))
-            yield from reader.feed(kind, as_dict(data))
-            if reader.done:
-                break
-        if not seen_any:
-            raise errors.StreamError("Anthropic answered with an empty stream.")
-        if cancel.is_set():
-            return
-        if not reader.done:
-            yield from reader.usage_so_far()
-            raise errors.StreamError(
-                "The answer from Anthropic ended early; the text that arrived was kept."
-            )
-        yield from reader.end()
 
     # --- what the service serves ---------------------------------------------------------------
 
@@ -193,11 +160,44 @@ class AnthropicModel(HTTPModelMixin, Model):
             entries = as_list(as_dict(data).get("data"))
             ids = [i for e in entries if (i := as_str(as_dict(e).get("id")))]
             self._facts["models"] = ids if data is not None else None
-        return self._facts["models"]
+        models: list[str] | None = self._facts["models"]
+        return models
 
     def context_window(self) -> int | None:
         """The context window from config, else the known table (Anthropic does not say)."""
         return self.context_length or super().context_window()
+
+
+#: The most ``cache_control`` marks a request may carry.
+MAX_CACHE_MARKS = 4
+CACHE_MARK = {"type": "ephemeral"}
+
+
+def mark_cache(body: dict[str, Any]) -> None:
+    """Mark where Anthropic may cache the prompt, so each request reads what the last one
+    wrote: the tools, the system text, and the newest two user messages (the last one before
+    this request's; tool results count, so each call of a chain reuses the previous one's).
+    At most :data:`MAX_CACHE_MARKS`; a prefix too short to cache costs nothing extra.
+    """
+    marks = 0
+    if body.get("tools"):
+        body["tools"][-1]["cache_control"] = dict(CACHE_MARK)
+        marks += 1
+    if isinstance(system := body.get("system"), str) and system.strip():
+        body["system"] = [{"type": "text", "text": system, "cache_control": dict(CACHE_MARK)}]
+        marks += 1
+    users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+    for message in reversed(users[-2:]):
+        if marks >= MAX_CACHE_MARKS:
+            break
+        content = message.get("content")
+        if isinstance(content, str):
+            if not content.strip():
+                continue  # an empty text block is refused
+            message["content"] = content = [{"type": "text", "text": content}]
+        if isinstance(content, list) and content and isinstance(content[-1], dict):
+            content[-1]["cache_control"] = dict(CACHE_MARK)
+            marks += 1
 
 
 def wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
@@ -257,7 +257,8 @@ def wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
 def user_blocks(message: Message) -> list[dict[str, Any]]:
     """A user message with attachments as content blocks: ``image`` and ``document`` blocks
     (PDFs base64, text files as text documents with their names), then the prompt."""
-    from ..attachments import Base64Data, kind, name, note, text_content
+    from ..attachments import kind, name
+    from .attach_wire import Base64Data, note, text_content
 
     blocks: list[dict[str, Any]] = []
     for part in message.parts:
@@ -270,7 +271,7 @@ def user_blocks(message: Message) -> list[dict[str, Any]]:
         if what == "text":
             text = text_content(part)
             if text.strip():
-                source = {"type": "text", "media_type": "text/plain", "data": text}
+                source: dict[str, Any] = {"type": "text", "media_type": "text/plain", "data": text}
                 blocks.append({"type": "document", "source": source, "title": name(part)})
             continue
         source = {
@@ -288,11 +289,8 @@ def user_blocks(message: Message) -> list[dict[str, Any]]:
 
 
 def whole_events(data: Any) -> Iterator[tuple[str, dict[str, Any]]]:
-    """A whole ``message`` object (or an error) as the stream events that would have sent it."""
+    """A whole ``message`` object as the stream events that would have sent it."""
     data = as_dict(data)
-    if data.get("type") == "error" or "error" in data:
-        yield "error", data
-        return
     usage = as_dict(data.get("usage"))
     yield "message_start", {"message": {"usage": usage}}
     for index, block in enumerate(as_list(data.get("content"))):
@@ -318,20 +316,22 @@ def whole_events(data: Any) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 class _Reader:
-    """The state of one streamed answer: blocks by index, usage, how it ended."""
+    """The state of one streamed answer: blocks by index, usage, how it ended (a
+    :class:`~chatrepl.providers.stream.Reader`)."""
 
-    def __init__(self, endpoint: Endpoint):
-        self.endpoint = endpoint
+    end_mark: str | None = None
+
+    def __init__(self) -> None:
         self.blocks: dict[int | None, dict[str, Any]] = {}
-        self.usage = Usage()
+        self.counts: dict[str, int] = {}  # the usage fields as Anthropic names them
         self.stop_raw = ""
-        self.done = False
+        self.done = self.finished = False
 
-    def feed(self, kind: str, data: dict[str, Any]) -> Iterator[Event]:
-        """The events of one stream event."""
-        if kind == "error":
-            yield from self.usage_so_far()
-            raise self.error(data)
+    def feed(self, kind: str, data: Any) -> Iterator[Event]:
+        """The events of one stream event (its type from the ``event:`` name, else the data)."""
+        data = as_dict(data)
+        if kind == "message":
+            kind = as_str(data.get("type"))
         if kind == "message_start":
             self.read_usage(as_dict(as_dict(data.get("message")).get("usage")))
         elif kind == "content_block_start":
@@ -357,8 +357,8 @@ class _Reader:
                 state = self.blocks.setdefault(as_int(data.get("index")), {"block": {}, "json": ""})
                 state["json"] += text_of(delta.get("partial_json"))
         elif kind == "content_block_stop":
-            state = self.blocks.pop(as_int(data.get("index")), None)
-            block = as_dict(state and state["block"])
+            state = self.blocks.pop(as_int(data.get("index")), {})
+            block = as_dict(state.get("block"))
             if as_str(block.get("type")) == "tool_use":  # not server_tool_use: it ran already
                 arguments = state["json"] if state else ""
                 if not arguments.strip() and as_dict(block.get("input")):
@@ -369,36 +369,39 @@ class _Reader:
             if reason := as_str(as_dict(data.get("delta")).get("stop_reason")):
                 self.stop_raw = reason
         elif kind == "message_stop":
-            self.done = True
+            self.done = self.finished = True
+
+    def whole(self, data: Any) -> Iterator[Event]:
+        """A whole ``message`` object, read as the events that would have streamed it."""
+        for kind, event in whole_events(data):
+            yield from self.feed(kind, event)
+        yield from self.end()
 
     def read_usage(self, u: dict[str, Any]) -> None:
-        """Anthropic's usage: input at the start, cumulative output in ``message_delta``."""
-        for key, name in (
-            ("input_tokens", "input_tokens"),
-            ("output_tokens", "output_tokens"),
-            ("cache_read_input_tokens", "cached_tokens"),
-        ):
+        """Anthropic's usage: input and cache figures in ``message_start``, cumulative figures
+        (output, and input again on newer servers) in ``message_delta``: the latest wins."""
+        for key in USAGE_KEYS:
             if (n := as_int(u.get(key))) is not None:
-                setattr(self.usage, name, n)
+                self.counts[key] = n
+
+    @property
+    def usage(self) -> Usage:
+        """The usage so far, the input counted whole: uncached plus cache reads and writes."""
+        c = self.counts
+        parts = [c.get(k) for k in USAGE_KEYS if k != "output_tokens"]
+        total = None if all(n is None for n in parts) else sum(n or 0 for n in parts)
+        return Usage(
+            input_tokens=total,
+            output_tokens=c.get("output_tokens"),
+            cache_read_tokens=c.get("cache_read_input_tokens"),
+            cache_write_tokens=c.get("cache_creation_input_tokens"),
+        )
 
     def usage_so_far(self) -> Iterator[Event]:
-        if usage_total(self.usage):
-            yield self.usage
-        self.usage = Usage()
+        if usage_total(usage := self.usage):
+            yield usage
+        self.counts = {}
 
     def end(self) -> Iterator[Event]:
         yield from self.usage_so_far()
         yield Finish(FINISH.get(self.stop_raw, "stop"), self.stop_raw)
-
-    def error(self, data: dict[str, Any]) -> errors.ProviderError:
-        """An ``event: error`` as one sentence."""
-        error = as_dict(data.get("error"))
-        etype = as_str(error.get("type")) or "error"
-        detail = self.endpoint.redact(_one_line(error_message(error.get("message")), 200))
-        detail = detail.rstrip(". ")
-        if "insufficient_quota" in etype or "billing" in etype:
-            return quota_error(self.endpoint, 429, detail)
-        what = _ERROR_WORDS.get(etype, "reported an error")
-        return errors.ServerError(
-            f"Anthropic {what} ({self.endpoint.redact(_one_line(etype, 60))}: {detail})."
-        )

@@ -11,8 +11,9 @@ from ..records import Event, Message, ToolSpec
 
 
 @dataclass
-class Model:
-    """A model of a provider. Subclasses implement :meth:`stream`.
+class Backend:
+    """A model at a provider that streams events: what answers a conversation. Subclasses
+    implement :meth:`stream` (one per wire protocol). The public ``chatrepl.Model`` wraps one.
 
     Args:
         name: the model's name at the provider, e.g. ``gpt-4o-mini``.
@@ -26,6 +27,8 @@ class Model:
     #: Where a provider says what it is doing while the user waits (loading a model): the
     #: front ends set it; the library stays silent.
     progress: ClassVar[Callable[[str], None] | None] = None
+    #: The API takes a trailing assistant message as the start of the answer (a prefill).
+    prefill: ClassVar[bool] = False
 
     @property
     def full_name(self) -> str:

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..records import Event, Message, TextDelta, ToolSpec, Usage
-from .base import Model
+from .base import Backend
 
 
 @dataclass
-class EchoModel(Model):
+class EchoBackend(Backend):
     """Streams the last user message back word by word; counts words as tokens.
 
     The option ``delay`` (seconds between pieces) makes it slow, for demos of interrupting.

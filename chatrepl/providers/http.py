@@ -7,7 +7,6 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -39,6 +38,11 @@ class Endpoint:
         api_key: the key, or ``None``; never shown in a message.
         key_env: the environment variable a user sets for the key, for messages.
         unreachable_hint: what to say when the server cannot be reached.
+        proxy: the proxy URL for this provider (else the environment's ``HTTPS_PROXY`` …).
+        ca_bundle: a file of certificates to trust instead of the system's.
+        key_required: the server surely refuses a request without a key, so none is sent
+            without one (a compatible server elsewhere may need none: it is asked).
+        provider: the provider's name in config.toml, for messages that say what to set.
     """
 
     label: str
@@ -49,6 +53,10 @@ class Endpoint:
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
     max_retries: int = MAX_RETRIES
+    proxy: str | None = field(default=None, repr=False)  # may hold user:password
+    ca_bundle: str | None = None
+    key_required: bool = False
+    provider: str = ""
 
     def url(self, path: str, root: bool = False) -> str:
         """The address of ``path`` under the base URL (its query, e.g. ``?key=``, kept at the end).
@@ -76,11 +84,11 @@ class Endpoint:
         from urllib.parse import unquote, unquote_plus, urlsplit
 
         found = [self.api_key or ""]
-        try:
-            parts = urlsplit(self.base_url)
-        except ValueError:  # a malformed URL: the key is all there is to hide
-            parts = None
-        if parts is not None:
+        for url in (self.base_url, self.proxy or ""):
+            try:
+                parts = urlsplit(url)
+            except ValueError:  # a malformed URL: the key is all there is to hide
+                continue
             userinfo = parts.netloc.rpartition("@")[0]
             user, colon, password = userinfo.partition(":")
             if colon:  # user:pass: the password and the pair are secret, a user name alone not
@@ -103,27 +111,24 @@ class Endpoint:
         return make_safe(text)
 
 
-class HTTPModelMixin:
-    """An httpx client kept per model, closed by ``close()``."""
+class HTTPBackendMixin:
+    """What an HTTP backend talks through: the session's client for its host
+    (:mod:`~chatrepl.providers.connections`), shared with every other backend there."""
 
     endpoint: Endpoint
-    _client: httpx.Client | None = None
 
     def client(self) -> httpx.Client:
-        if self._client is None:
-            import httpx
+        from .connections import client_for
 
-            e = self.endpoint
-            self._client = httpx.Client(
-                timeout=httpx.Timeout(e.read_timeout, connect=e.connect_timeout),
-                follow_redirects=True,
+        return client_for(self.endpoint)
+
+    def require_key(self, provider: str) -> None:
+        """Refuse, before any network use, a request that cannot succeed for want of a key."""
+        e = self.endpoint
+        if e.key_required and not e.api_key:
+            raise errors.AuthError(
+                f"No key for {provider}: set {e.key_env} (or chatrepl keys set {provider})."
             )
-        return self._client
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
 
 
 def post_stream(
@@ -139,33 +144,47 @@ def post_stream(
 
     Retries connection failures, 408, 409, 429 and 5xx up to ``endpoint.max_retries`` times,
     honouring ``retry-after-ms`` and ``Retry-After``, else backing off ``min(0.5·2ⁿ, 8)`` s with
-    jitter. Returns ``None`` if ``cancel`` was set while waiting. The caller closes the response.
+    jitter. A kept connection that the server closed as the request went out is replaced at
+    once, quietly (once per request). Returns ``None`` if ``cancel`` was set while waiting. The
+    caller closes the response (after reading it to its end, so the connection can be reused).
     """
     import httpx
 
+    from .connections import timeout_of
+
     url = endpoint.url(path)
     attempt = 0
+    reconnected = False
     while True:
         wait: float | None = None
         try:
             if isinstance(body, dict):
-                request = client.build_request("POST", url, headers=headers, json=body)
-            else:  # a body streamed as it is sent (attachments: chatrepl.attachments)
                 request = client.build_request(
-                    "POST", url, headers={**headers, **body.headers()}, content=body
+                    "POST", url, headers=headers, json=body, timeout=timeout_of(endpoint)
+                )
+            else:  # a body streamed as it is sent (attachments: providers.attach_wire)
+                request = client.build_request(
+                    "POST",
+                    url,
+                    headers={**headers, **body.headers()},
+                    content=body,
+                    timeout=timeout_of(endpoint),
                 )
             response = client.send(request, stream=True)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+            if not reconnected:  # a kept connection the server had closed: a new one
+                reconnected = True
+                continue
+            error: errors.ProviderError = errors.ConnectError(_unreachable(endpoint))
         except httpx.TimeoutException:
-            error: errors.ProviderError = errors.ResponseTimeoutError(
+            error = errors.ResponseTimeoutError(
                 f"{endpoint.label} did not answer at {endpoint.shown_url} within "
                 f"{endpoint.connect_timeout:g} s: {endpoint.unreachable_hint}"
             )
-        except httpx.TransportError:
-            error = errors.ConnectError(
-                f"Cannot reach {endpoint.shown_url}: {endpoint.unreachable_hint}?"
-                if endpoint.unreachable_hint.startswith("is ")
-                else f"Cannot reach {endpoint.shown_url}: {endpoint.unreachable_hint}."
-            )
+        except httpx.TransportError as exc:
+            if (untrusted := certificate_error(exc, endpoint)) is not None:
+                raise untrusted from None  # waiting will not make it trusted
+            error = errors.ConnectError(_unreachable(endpoint))
         else:
             if response.status_code < 400:
                 if response.headers.get("content-type", "").startswith("text/html"):
@@ -192,6 +211,36 @@ def post_stream(
         if cancel.wait(wait):
             return None
         attempt += 1
+
+
+def certificate_error(exc: BaseException, endpoint: Endpoint) -> errors.ConnectError | None:
+    """When ``exc`` is a failed certificate check: one sentence naming the host and both fixes;
+    else ``None``."""
+    import ssl
+    from urllib.parse import urlsplit
+
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return None
+    from ..text import make_safe
+
+    host = urlsplit(endpoint.base_url).hostname or endpoint.label
+    why = make_safe(getattr(cause, "verify_message", "") or "")
+    said = f" ({why})" if why else ""
+    where = f"[providers.{endpoint.provider}]" if endpoint.provider else "the provider's table"
+    return errors.ConnectError(
+        f'The certificate of {host} could not be verified{said}: set ca_bundle = "PATH" '
+        f"(a PEM file of the certificates to trust) in {where} of config.toml, or add the "
+        "certificate to the system's certificate store."
+    )
+
+
+def _unreachable(endpoint: Endpoint) -> str:
+    hint = endpoint.unreachable_hint
+    end = "?" if hint.startswith("is ") else "."
+    return f"Cannot reach {endpoint.shown_url}: {hint}{end}"
 
 
 def retry_after(headers: httpx.Headers) -> float | None:
@@ -222,8 +271,8 @@ def error_detail(raw: bytes) -> str:
     except ValueError:
         if not text or text[0] in "<{[" or "<html" in text[:500].lower():
             return ""
-        return _one_line(text)
-    return _one_line(error_message(data))
+        return one_line(text)
+    return one_line(error_message(data))
 
 
 def error_message(data: Any) -> str:
@@ -264,13 +313,25 @@ def error_code(raw: bytes | Any) -> str:
     return " ".join(w for w in words if isinstance(w, str))
 
 
-def _one_line(text: str, width: int = 300) -> str:
+def one_line(text: str, width: int = 300) -> str:
     """``text`` as one line of at most ``width`` characters, lone surrogates replaced (other
     controls stay, for ``Endpoint.redact`` to make visible: a hostile body is shown, not obeyed)."""
     from ..text import valid_text
 
     line = " ".join(valid_text(text).split())
     return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def clause(text: str, last: bool = False) -> str:
+    """A server's words fit to quote in a sentence of ours: without the blank space around
+    them or the mark that closed them, since ours follows; a "?" or an ellipsis (text cut
+    short) stays, and so does a "!" when the words end the sentence (``last``)."""
+    return text.strip().rstrip(" .;:," if last else " .!;:,")
+
+
+def sentence(text: str) -> str:
+    """``text`` closed with a full stop, unless a quoted "!", "?" or "…" closes it already."""
+    return text if text.endswith((".", "!", "?", "…")) else text + "."
 
 
 def quota_error(endpoint: Endpoint, status: int, detail: str) -> errors.QuotaError:
@@ -290,7 +351,8 @@ def error_for_status(
 
     ``wait`` is the Retry-After the server sent: when it is too long to wait for, it is said.
     """
-    detail = endpoint.redact(error_detail(raw)).rstrip(". ")
+    quoted = endpoint.redact(error_detail(raw))
+    detail = clause(quoted)
     said = f": {detail}" if detail else ""
     label = endpoint.label
     later = f"try again in {_duration(wait)}" if wait and wait > LONGEST_RETRY_WAIT else ""
@@ -304,7 +366,7 @@ def error_for_status(
             msg = (
                 f"{label} refused access to '{model}' (HTTP 403){said}: check the key's permissions"
             )
-        return errors.AuthError(msg + ".", status)
+        return errors.AuthError(sentence(msg), status)
     if status == 404:
         return errors.ModelNotFoundError(
             f"{label} has no model '{model}' at {endpoint.shown_url} (HTTP 404){said}: "
@@ -326,15 +388,15 @@ def error_for_status(
             status,
         )
     if status in RETRY_STATUSES or status >= 500:
-        reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+        known = status in HTTPStatus._value2member_map_
+        reason = f" {HTTPStatus(status).phrase}" if known else ""  # 529 has no phrase
         then = later or "try again shortly"
-        err = errors.ServerError(
-            f"{label} failed with HTTP {status} {reason}{said}: {then}.".replace("  ", " "),
-            status,
+        return errors.ServerError(
+            f"{label} failed with HTTP {status}{reason}{said}: {then}.", status
         )
-        return err
+    said = f": {clause(quoted, last=True)}" if detail else ""
     return errors.BadRequestError(
-        f"{label} refused the request for '{model}' (HTTP {status}){said}.", status
+        sentence(f"{label} refused the request for '{model}' (HTTP {status}){said}"), status
     )
 
 
@@ -345,64 +407,6 @@ def _duration(seconds: float) -> str:
     if seconds < 3 * 3600:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.0f} h"
-
-
-def split_lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    """The lines of a byte stream, split at CR, LF or CRLF only (the event-stream rule).
-
-    Not ``str.splitlines``: it also splits at U+2028, U+2029, U+0085 and form feeds, which
-    valid JSON may hold inside a string. Each line is decoded on its own, invalid UTF-8 as
-    U+FFFD (CR and LF never occur inside a UTF-8 sequence, so splitting bytes first is safe).
-    """
-    import re
-
-    ends = re.compile(rb"\r\n|\r|\n")
-    pending: list[bytes] = []  # the pieces of an unfinished line (only new bytes are searched)
-    after_cr = False  # the last chunk ended at CR: a LF starting the next one belongs to it
-    for chunk in chunks:
-        if not chunk:
-            continue
-        if after_cr and chunk[:1] == b"\n":
-            chunk = chunk[1:]
-        after_cr = False
-        start = 0
-        for match in ends.finditer(chunk):
-            pending.append(chunk[start : match.start()])
-            yield b"".join(pending).decode("utf-8", "replace")
-            pending = []
-            start = match.end()
-        if start < len(chunk):
-            pending.append(chunk[start:])
-        after_cr = chunk[-1:] == b"\r"
-    if pending and any(pending):
-        yield b"".join(pending).decode("utf-8", "replace")
-
-
-def iter_lines(response: httpx.Response, endpoint: Endpoint) -> Iterator[str]:
-    """The body's lines, with transport failures turned into chatrepl errors."""
-    import httpx
-
-    try:
-        yield from split_lines(response.iter_bytes())
-    except httpx.TimeoutException as exc:
-        raise errors.ResponseTimeoutError(
-            f"{endpoint.label} stopped answering for {endpoint.read_timeout:g} s; "
-            "the text that arrived was kept."
-        ) from exc
-    except httpx.HTTPError as exc:
-        raise errors.StreamError(
-            f"The connection to {endpoint.label} dropped mid-answer; the text that arrived was kept."
-        ) from exc
-
-
-def parse_json(data: str, endpoint: Endpoint) -> Any:
-    """One SSE data payload as JSON, or a StreamError saying the stream is malformed."""
-    try:
-        return json.loads(data)
-    except ValueError as exc:
-        raise errors.StreamError(
-            f"{endpoint.label} sent a malformed stream (not JSON: {endpoint.redact(data)[:60]!r})."
-        ) from exc
 
 
 def fetch_json(
@@ -418,15 +422,15 @@ def fetch_json(
     answer, or ``None`` on any failure (these facts are nice to have, never worth an error)."""
     import httpx
 
+    from .connections import timeout_of
+
     try:
         response = client.request(
             method,
             endpoint.url(path, root=root),
             headers=headers,
             json=body,
-            timeout=httpx.Timeout(
-                min(endpoint.read_timeout, 10.0), connect=endpoint.connect_timeout
-            ),
+            timeout=timeout_of(endpoint, read=min(endpoint.read_timeout, 10.0)),
         )
         if response.status_code >= 400:
             return None
@@ -472,27 +476,11 @@ def refusal_of(
     tools: list[Any] | None,
     messages: list[Any],
     who: str,
-) -> errors.ProviderError | None:
+) -> errors.ChatreplError | None:
     """The one sentence for a request refused for the tools offered or the files attached
     (``who`` names the model in it), or ``None`` when ``error`` is about something else."""
-    from ..attachments import rejected
+    from .attach_wire import rejected
 
     if tools and tools_refused(error, endpoint, model):
         return tools_unsupported(endpoint, model)
     return rejected(error, messages, who)
-
-
-def whole_body(lines: Iterator[str]) -> tuple[str | None, Iterator[str]]:
-    """A plain JSON answer where a stream was asked for: its text, or ``None`` and the lines
-    (untouched) when the body is an event stream."""
-    import itertools
-
-    first = []
-    for line in lines:
-        first.append(line)
-        if line.strip():
-            break
-    head = first[-1].lstrip("\ufeff").lstrip() if first else ""
-    if head.startswith(("{", "[")):
-        return "\n".join(itertools.chain(first, lines)), iter(())
-    return None, itertools.chain(first, lines)

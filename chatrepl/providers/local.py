@@ -54,7 +54,7 @@ from .. import errors
 from ..errors import ConfigError
 from ..records import FINISH_REASONS, Event, Finish, Message, TextDelta, ToolSpec, Usage
 from ..text import make_safe
-from .base import Model
+from .base import Backend
 
 #: How to install the local model: the same words in the README, messages and skip reasons.
 LOCAL_INSTALL = (
@@ -323,7 +323,7 @@ class Worker:
         return bool(self.info) and self.pid is not None
 
     def _start(self) -> None:
-        self._events = events = queue.Queue()
+        self._events = events = queue.Queue[Any]()
         proc = subprocess.Popen(
             [sys.executable, "-m", "chatrepl.providers.local_worker"],
             stdin=subprocess.PIPE,
@@ -336,7 +336,7 @@ class Worker:
         )
         self._proc = proc
         self.info = {}
-        self._stderr = stderr = deque(maxlen=20)
+        self._stderr = stderr = deque[str](maxlen=20)
 
         def keep() -> None:
             assert proc.stderr is not None
@@ -515,7 +515,7 @@ def load(
 ) -> Worker:
     """The worker for that model with the model loaded (once: later calls return at once).
 
-    Tells ``progress`` (the front end's, see ``Model.progress``) that it is loading, and how
+    Tells ``progress`` (the front end's, see ``Backend.progress``) that it is loading, and how
     long it took, when the caller has to wait: also while another thread is loading it.
     """
     w = worker(path, options)
@@ -550,7 +550,7 @@ def unload() -> None:
 
 
 @dataclass
-class LocalModel(Model):
+class LocalBackend(Backend):
     """A GGUF model run by a worker process. ``settings`` is its ``[providers.NAME]`` table."""
 
     settings: dict[str, Any] = field(default_factory=dict)
@@ -595,7 +595,7 @@ class LocalModel(Model):
         load_options, sampling = split_options({**self._configured(), **options})
         if cancel.is_set():
             return
-        w = load(self.path, load_options, progress=self.progress)
+        w = load(self.path, load_options, progress=type(self).progress)
         command = {"op": "generate", "messages": _plain(messages), "sampling": sampling}
         with w.lock:
             w.ensure_loaded()  # again: the worker may have died since

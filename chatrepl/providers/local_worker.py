@@ -53,7 +53,7 @@ def _quiet_llama() -> None:
     import llama_cpp
     import llama_cpp._logger  # noqa: F401 - installs its own callback first; ours replaces it
 
-    @llama_cpp.llama_log_callback
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
     def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
         if level == 4:  # GGML_LOG_LEVEL_ERROR; the rest (debug, info, warnings) is chatter
             _LOG.append(text.decode("utf-8", "replace").strip())
@@ -157,7 +157,7 @@ def _model_formatter(llm: Any) -> Any:
     def text(token: int) -> str:
         if token < 0:
             return ""
-        return llm.detokenize([token], special=True).decode("utf-8", "replace")
+        return str(llm.detokenize([token], special=True).decode("utf-8", "replace"))
 
     return Jinja2ChatFormatter(
         template=llm.metadata["tokenizer.chat_template"],

@@ -26,20 +26,9 @@ from ..records import (
     Usage,
 )
 from . import structured
-from .base import Model
-from .http import (
-    Endpoint,
-    HTTPModelMixin,
-    fetch_json,
-    iter_lines,
-    parse_json,
-    post_stream,
-    quota_error,
-    refusal_of,
-    tools_unsupported,
-    whole_body,
-)
-from .sse import iter_events
+from .base import Backend
+from .http import Endpoint, HTTPBackendMixin, fetch_json, post_stream, refusal_of
+from .stream import read_answer
 from .wire import (
     ThinkSplitter,
     as_dict,
@@ -70,7 +59,7 @@ _NOT_OURS = ("thinking_budget",)
 
 
 @dataclass
-class OpenAIModel(HTTPModelMixin, Model):
+class OpenAIBackend(HTTPBackendMixin, Backend):
     """A model behind an OpenAI-compatible server."""
 
     endpoint: Endpoint = field(default_factory=lambda: Endpoint("OpenAI", ""))
@@ -120,7 +109,15 @@ class OpenAIModel(HTTPModelMixin, Model):
             ]
         if self.usage_option:
             body["stream_options"] = {"include_usage": True}
+        if "usage" not in body and self._is_openrouter():
+            body["usage"] = {"include": True}  # OpenRouter then reports the call's cost
         return structured.openai_body(body)  # --schema: response_format
+
+    def _is_openrouter(self) -> bool:
+        from urllib.parse import urlsplit
+
+        host = (urlsplit(self.endpoint.base_url).hostname or "").lower()
+        return host == "openrouter.ai" or host.endswith(".openrouter.ai")
 
     def stream(
         self,
@@ -129,8 +126,9 @@ class OpenAIModel(HTTPModelMixin, Model):
         cancel: threading.Event,
         tools: list[ToolSpec] | None = None,
     ) -> Iterator[Event]:
-        from ..attachments import request_content
+        from .attach_wire import request_content
 
+        self.require_key(self.provider)
         body = self.request_body(messages, options, tools)
         headers = self.headers()
 
@@ -163,37 +161,10 @@ class OpenAIModel(HTTPModelMixin, Model):
         if response is None:
             return
         try:
-            events = self._read(response, cancel, bool(tools))
+            events = read_answer(response, self.endpoint, cancel, _Reader(), self.name, bool(tools))
             yield from finish_stream(events, self.endpoint.secrets())
         finally:
             response.close()
-
-    def _read(self, response: Any, cancel: threading.Event, tools: bool) -> Iterator[Event]:
-        reader = _Reader(self.endpoint, self.name, tools)
-        whole, lines = whole_body(iter_lines(response, self.endpoint))
-        if whole is not None:  # a plain JSON answer where a stream was asked for
-            yield from reader.whole(parse_json(whole, self.endpoint))
-            return
-        seen_any = False
-        for event in iter_events(lines):
-            if cancel.is_set():
-                return
-            seen_any = True
-            if event.data.strip() == "[DONE]":
-                reader.done = True
-                break
-            data = parse_json(event.data, self.endpoint)
-            yield from reader.feed(data, event.event)
-        if not seen_any:
-            raise errors.StreamError(f"{self.endpoint.label} answered with an empty stream.")
-        if cancel.is_set():
-            return
-        if not reader.done:
-            yield from reader.usage_so_far()
-            raise errors.StreamError(
-                f"The answer from {self.endpoint.label} ended early; the text that arrived was kept."
-            )
-        yield from reader.end()
 
     def _attachment_rules(self, newest: bool) -> _Rules:
         where = f"'{self.name}' at {self.endpoint.label}"
@@ -213,7 +184,8 @@ class OpenAIModel(HTTPModelMixin, Model):
             entries = as_list(as_dict(data).get("data")) or as_list(as_dict(data).get("models"))
             entries = [e for e in entries if isinstance(e, dict)]
             self._facts["models"] = entries if data is not None else None
-        return self._facts["models"]
+        models: list[dict[str, Any]] | None = self._facts["models"]
+        return models
 
     def available_models(self) -> list[str] | None:
         """The ids ``GET /models`` lists (one call, kept), or ``None`` if it could not be read."""
@@ -235,7 +207,8 @@ class OpenAIModel(HTTPModelMixin, Model):
             self._facts["context"] = (
                 self._server_context() or self.context_length or super().context_window()
             )
-        return self._facts["context"]
+        context: int | None = self._facts["context"]
+        return context
 
     def _server_context(self) -> int | None:
         if self._is_ollama():
@@ -340,7 +313,8 @@ def wire_messages(message: Message, rules: _Rules | None = None) -> list[dict[st
 def user_content(message: Message, rules: _Rules) -> list[dict[str, Any]]:
     """A user message with attachments as content parts: images as ``image_url`` data URLs,
     PDFs as ``file`` inputs, text files inlined with their names; then the prompt."""
-    from ..attachments import Base64Data, inline_text, kind, name, note, unsupported
+    from ..attachments import kind, name
+    from .attach_wire import Base64Data, inline_text, note, unsupported
 
     blocks: list[dict[str, Any]] = []
     for part in message.parts:
@@ -368,35 +342,34 @@ def user_content(message: Message, rules: _Rules) -> list[dict[str, Any]]:
 
 
 class _Reader:
-    """The state of one streamed answer: text, reasoning, tool-call fragments, usage, ending."""
+    """The state of one streamed answer: text, reasoning, tool-call fragments, usage, ending
+    (a :class:`~chatrepl.providers.stream.Reader`)."""
 
-    def __init__(self, endpoint: Endpoint, model: str, tools: bool):
-        self.endpoint, self.model, self.tools = endpoint, model, tools
+    end_mark: str | None = "[DONE]"
+
+    def __init__(self) -> None:
         self.think = ThinkSplitter()
         self.calls: dict[int, dict[str, str]] = {}  # index → id, name, arguments so far
         self.sent_calls = 0
         self.usage: Usage | None = None
         self.finish_raw: str | None = None
         self.refused = False
-        self.done = False
+        self.done = self.finished = False
 
-    def feed(self, data: Any, event: str = "message") -> Iterator[Event]:
+    def feed(self, kind: str, data: Any) -> Iterator[Event]:
         """The events of one chunk."""
         if not isinstance(data, dict):
             return
-        if event == "error" or data.get("error") not in (None, "", {}, []):
-            yield from self.usage_so_far()
-            raise self.stream_error(data.get("error", data))
-        if isinstance(data.get("usage"), dict):
-            self.usage = read_usage(data["usage"])
+        usage = data.get("usage") or as_dict(data.get("x_groq")).get("usage")  # Groq's place
+        if isinstance(usage, dict):
+            self.usage = read_usage(usage)
         for choice in as_list(data.get("choices")):
             choice = as_dict(choice)
             if as_int(choice.get("index")) not in (0, None):
                 continue  # n > 1: only the first choice is read, never interleaved
             delta = as_dict(choice.get("delta")) or as_dict(choice.get("message"))
             yield from self.reasoning(delta)
-            if text := text_of(delta.get("content")):
-                yield from self.think.feed(text)
+            yield from self.content(delta.get("content"))
             if refusal := text_of(delta.get("refusal")):
                 self.refused = True
                 yield RefusalDelta(refusal)
@@ -409,6 +382,20 @@ class _Reader:
                 self.done = True
                 yield from self.think.finish()
                 yield from self.ready_calls()
+
+    def content(self, content: Any) -> Iterator[Event]:
+        """Answer text; in a list of blocks, ``thinking`` blocks are reasoning (Magistral:
+        ``{"type": "thinking", "thinking": [{"type": "text", "text": ...}]}``), in order."""
+        if isinstance(content, list):
+            for block in content:
+                if isinstance(block, dict) and block.get("type") == "thinking":
+                    thought = block.get("thinking", block.get("text"))
+                    if text := text_of(thought):
+                        yield ReasoningDelta(text)
+                elif text := text_of([block]):
+                    yield from self.think.feed(text)
+        elif text := text_of(content):
+            yield from self.think.feed(text)
 
     def reasoning(self, delta: dict[str, Any]) -> Iterator[Event]:
         details = as_list(delta.get("reasoning_details"))
@@ -477,46 +464,35 @@ class _Reader:
 
     def whole(self, data: Any) -> Iterator[Event]:
         """A whole ``chat.completion`` object, read like one big chunk."""
-        if not isinstance(data, dict):
-            raise errors.StreamError(
-                f"{self.endpoint.label} sent an answer chatrepl cannot read (not a JSON object)."
-            )
-        if data.get("error") not in (None, "", {}, []):
-            raise self.stream_error(data["error"])
         for choice in as_list(data.get("choices")):
             message = as_dict(as_dict(choice).get("message"))
             for position, call in enumerate(as_list(message.get("tool_calls"))):
                 if isinstance(call, dict) and "index" not in call:
                     call["index"] = position
-        yield from self.feed(data)
+        yield from self.feed("message", data)
         self.done = True
         yield from self.end()
 
-    def stream_error(self, error: Any) -> errors.ProviderError:
-        """The error a server reported inside its answer, as one sentence."""
-        from .http import _one_line, error_code, error_message
-
-        said = self.endpoint.redact(_one_line(error_message(error), 300)).rstrip(". ")
-        code = error_code({"error": error} if isinstance(error, dict) else {})
-        label = self.endpoint.label
-        if "insufficient_quota" in code:
-            return quota_error(self.endpoint, 429, said)
-        if self.tools and any(w in said.lower() for w in ("support tool", "tools are not")):
-            return tools_unsupported(self.endpoint, self.model)
-        detail = f": {said}" if said else ""
-        return errors.ServerError(f"{label} reported an error mid-answer{detail}.")
-
 
 def read_usage(u: dict[str, Any]) -> Usage:
-    """OpenAI-style usage, with the details vendors add (cached and reasoning tokens, cost)."""
+    """OpenAI-style usage with the details vendors add: cache reads (OpenAI's and vLLM's
+    ``prompt_tokens_details.cached_tokens``, DeepSeek's ``prompt_cache_hit_tokens``, Moonshot's
+    ``cached_tokens``), cache writes (OpenRouter's ``cache_write_tokens``), reasoning tokens
+    and the cost OpenRouter reports. The input counts every prompt token, cached or not."""
     prompt = as_dict(u.get("prompt_tokens_details"))
     completion = as_dict(u.get("completion_tokens_details"))
+    hit, miss = as_int(u.get("prompt_cache_hit_tokens")), as_int(u.get("prompt_cache_miss_tokens"))
+    total = as_int(u.get("prompt_tokens"))
+    if total is None and (hit is not None or miss is not None):
+        total = (hit or 0) + (miss or 0)
+    read = as_int(prompt.get("cached_tokens"))
+    if read is None:
+        read = hit if hit is not None else as_int(u.get("cached_tokens"))
     return Usage(
-        input_tokens=as_int(u.get("prompt_tokens")),
+        input_tokens=total,
         output_tokens=as_int(u.get("completion_tokens")),
         reasoning_tokens=as_int(completion.get("reasoning_tokens")),
-        cached_tokens=as_int(prompt.get("cached_tokens"))
-        if prompt
-        else as_int(u.get("prompt_cache_hit_tokens")),  # DeepSeek's own field
+        cache_read_tokens=read,
+        cache_write_tokens=as_int(prompt.get("cache_write_tokens")),
         cost=as_float(u.get("cost")),
     )

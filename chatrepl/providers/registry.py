@@ -1,4 +1,4 @@
-"""``provider:model`` names → models: built-in providers, providers and aliases from config.toml."""
+"""``provider:model`` names → backends: built-in providers, providers and aliases from config.toml."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import settings as cfg
 from ..errors import ConfigError
-from .base import Model
+from .base import Backend
 
 #: The built-in providers. config.toml's ``[providers.NAME]`` adds to or overrides these.
 BUILTIN: dict[str, dict[str, Any]] = {
@@ -71,10 +71,13 @@ SETTING_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "max_retries": (int, "a whole number"),
     "context_window": (int, "a whole number of tokens"),
     "prices": (dict, "a table such as {input = 2.5, output = 10} (dollars per million tokens)"),
+    "prompt_cache": (bool, "true or false"),
+    "proxy": (str, "text (a URL in quotes, e.g. http://proxy.example.com:8080)"),
+    "ca_bundle": (str, "text (the path of a PEM file of certificates)"),
 }
 
 #: Settings that are never quoted back in a message.
-SECRET_SETTINGS = ("api_key", "base_url")
+SECRET_SETTINGS = ("api_key", "base_url", "proxy")
 #: The range of each numeric setting (inclusive), and what it counts.
 LIMITS: dict[str, tuple[float, float, str]] = {
     "connect_timeout": (0.001, 86400, "a number of seconds above 0 and at most 86400"),
@@ -105,9 +108,10 @@ def check_number(value: object, setting: str, where: str) -> float:
     if not ok:
         kind = "a whole number" if setting == "max_retries" else "a number of seconds"
         raise ConfigError(f"{where} must be {kind}, not {_shown(value)}.")
-    if not math.isfinite(value) or not low <= value <= high:  # type: ignore[arg-type]
+    assert isinstance(value, (int, float))
+    if not math.isfinite(value) or not low <= value <= high:
         raise ConfigError(f"{where} must be {said}, not {_shown(value)}.")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def check_base_url(url: str, where: str) -> str:
@@ -311,8 +315,9 @@ class _OfflineAdvice:
 OFFLINE_ADVICE = _OfflineAdvice()
 
 
-def get_model(name: str | None = None, config: dict[str, Any] | None = None) -> Model:
-    """The model called ``name`` (``provider:model`` or an alias); the default when ``None``."""
+def get_backend(name: str | None = None, config: dict[str, Any] | None = None) -> Backend:
+    """The backend of the model called ``name`` (``provider:model`` or an alias); the default
+    model's when ``None``."""
     config = cfg.load_config() if config is None else config
     if not name:
         name, _ = default_model_name(config)
@@ -326,7 +331,16 @@ def get_model(name: str | None = None, config: dict[str, Any] | None = None) -> 
         )
     if not model_name:
         raise ConfigError(f"'{full}' names no model: write it as {provider}:MODEL.")
-    return build(known[provider], model_name)
+    return build_backend(known[provider], model_name)
+
+
+def _moved(info: ProviderInfo, base: str) -> bool:
+    """Whether a built-in provider was pointed at another server than its own."""
+    from urllib.parse import urlsplit
+
+    default = BUILTIN.get(info.name, {}).get("base_url")
+    here, there = urlsplit(base), urlsplit(default or "")
+    return bool(default) and (here.hostname, here.port) != (there.hostname, there.port)
 
 
 def _label(info: ProviderInfo, base: str) -> str:
@@ -337,28 +351,63 @@ def _label(info: ProviderInfo, base: str) -> str:
 
     label = str(info.settings.get("label", info.name))
     builtin = BUILTIN.get(info.name, {})
-    if info.name not in KEYED_DEFAULTS or label != builtin.get("label"):
+    if info.name not in KEYED_DEFAULTS or label != builtin.get("label") or not _moved(info, base):
         return label
-    default = builtin.get("base_url")
-    here, there = urlsplit(base), urlsplit(default or "")
-    if not default or (here.hostname, here.port) == (there.hostname, there.port):
-        return label
+    here = urlsplit(base)
     host = here.hostname or "the server"
     return f"Server {host}:{here.port}" if here.port else f"Server {host}"
 
 
-def build(info: ProviderInfo, model_name: str) -> Model:
-    """A model of provider ``info``."""
+def _proxy(info: ProviderInfo) -> str | None:
+    """The provider's own proxy, checked (else the environment's HTTPS_PROXY … apply)."""
+    proxy = info.settings.get("proxy")
+    if not proxy:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(proxy)
+        ok = parts.scheme.lower() in ("http", "https", "socks5", "socks5h") and parts.hostname
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"The proxy in config.toml [providers.{info.name}] must be a URL such as "
+            "http://proxy.example.com:8080."
+        )
+    return str(proxy)
+
+
+def _ca_bundle(info: ProviderInfo) -> str | None:
+    """The provider's certificate file, which must exist (else the system's store is used)."""
+    bundle = info.settings.get("ca_bundle")
+    if not bundle:
+        return None
+    from pathlib import Path
+
+    path = Path(bundle).expanduser()
+    if not path.is_file():
+        from ..text import make_safe
+
+        raise ConfigError(
+            f"The ca_bundle in config.toml [providers.{info.name}] is not a file: "
+            f"{make_safe(str(path))}; give the path of a PEM file of certificates."
+        )
+    return str(path)
+
+
+def build_backend(info: ProviderInfo, model_name: str) -> Backend:
+    """The backend of model ``model_name`` at provider ``info``."""
     s = info.settings
     options = dict(s.get("options", {}))
     if info.type == "echo":
-        from .echo import EchoModel
+        from .echo import EchoBackend
 
-        return EchoModel(model_name, info.name, options)
+        return EchoBackend(model_name, info.name, options)
     if info.type == "local":
-        from .local import LocalModel
+        from .local import LocalBackend
 
-        return LocalModel(model_name, info.name, options, settings=s)
+        return LocalBackend(model_name, info.name, options, settings=s)
     if info.type not in ("openai", "anthropic"):
         raise ConfigError(
             f"Provider '{info.name}' has type '{info.type}': use openai, anthropic, local or echo."
@@ -392,16 +441,25 @@ def build(info: ProviderInfo, model_name: str) -> Model:
         connect_timeout=float(s.get("connect_timeout", 10)),
         read_timeout=read_timeout,
         max_retries=int(s.get("max_retries", 2)),
+        key_required=info.needs_key and bool(s.get("api_key_env")) and not _moved(info, base),
+        proxy=_proxy(info),
+        ca_bundle=_ca_bundle(info),
+        provider=info.name,
     )
     context = s.get("context_window")
     if context is not None and context <= 0:
         raise ConfigError(f"[providers.{info.name}] context_window must be a positive number.")
     if info.type == "anthropic":
-        from .anthropic import AnthropicModel
+        from .anthropic import AnthropicBackend
 
-        return AnthropicModel(
-            model_name, info.name, options, endpoint=endpoint, context_length=context
+        return AnthropicBackend(
+            model_name,
+            info.name,
+            options,
+            endpoint=endpoint,
+            context_length=context,
+            prompt_cache=bool(s.get("prompt_cache", True)),
         )
-    from .openai import OpenAIModel
+    from .openai import OpenAIBackend
 
-    return OpenAIModel(model_name, info.name, options, endpoint=endpoint, context_length=context)
+    return OpenAIBackend(model_name, info.name, options, endpoint=endpoint, context_length=context)

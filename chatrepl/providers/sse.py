@@ -19,8 +19,10 @@ def iter_events(lines: Iterable[str]) -> Iterator[Event]:
 
     Comments (``:`` lines, used as keep-alives) are skipped; several ``data:`` lines form one
     event joined with newlines; an event is dispatched at a blank line or at the end of input.
+    An ``error:`` field (older llama.cpp servers report a failure mid-answer so) makes the
+    event an ``error`` event carrying its value.
     """
-    event, data = "", []
+    event, data = "", list[str]()
     first = True
     for line in lines:
         if first:  # a byte order mark may open the stream
@@ -39,5 +41,8 @@ def iter_events(lines: Iterable[str]) -> Iterator[Event]:
             data.append(value)
         elif name == "event":
             event = value
+        elif name == "error":
+            event = "error"
+            data.append(value)
     if data:
         yield Event(event or "message", "\n".join(data))

@@ -244,7 +244,9 @@ def finish_stream(events: Iterable[Event], secrets: list[str]) -> Iterator[Event
                 text = redactors[ReasoningDelta].feed(event.text)
                 if text:
                     yield ReasoningDelta(text, provider=event.provider)
-            elif text := redactors[type(event)].feed(event.text):
+            elif isinstance(event, TextDelta | RefusalDelta) and (
+                text := redactors[type(event)].feed(event.text)
+            ):
                 yield type(event)(text)
             continue
         yield from flush()
@@ -292,5 +294,12 @@ def usage_total(usage: Usage) -> bool:
     """Whether the server said anything about usage at all."""
     return any(
         v is not None
-        for v in (usage.input_tokens, usage.output_tokens, usage.reasoning_tokens, usage.cost)
+        for v in (
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.reasoning_tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+            usage.cost,
+        )
     )

@@ -74,9 +74,9 @@ def _apply(repl: Session, template: Template, system: str | None) -> None:
             raise ChatreplError(f"Template {template.name}: {exc}") from None
     model = None
     if template.model:
-        from ..providers.registry import get_model
+        from ..providers.registry import get_backend
 
-        model = get_model(template.model)
+        model = get_backend(template.model)
     c = repl.conversation
     said = [f"Template {make_safe(template.name)} from the next turn on"]
     if model is not None:

@@ -17,19 +17,56 @@ import asyncio
 import atexit
 import contextlib
 import json
+import logging
 import threading
 from concurrent.futures import Future
+from contextvars import ContextVar
 from typing import IO, Any
 
 from ..errors import ConfigError, ToolError
-from ..text import make_safe, shorten
+from ..text import make_safe, scrub, shorten
 from .function import Tool
-from .tool_settings import ServerConfig, expanded
+from .tool_settings import ServerConfig, expanded, secrets_of
 
 #: Seconds a server may take to start and list its tools.
 START_TIMEOUT = 30.0
 #: Seconds a call may take when the caller gives no limit.
 CALL_TIMEOUT = 60.0
+#: The loggers the SDK and its HTTP client write to: what they say is kept from the screen.
+SDK_LOGGERS = ("mcp", "client", "httpx", "httpx2", "httpcore", "anyio")
+
+#: The server whose task is running (the SDK's tasks inherit it): who a log record is about.
+_CURRENT: ContextVar[_Server | None] = ContextVar("chatrepl_mcp_server", default=None)
+
+
+class _Noise(logging.Handler):
+    """Takes what the SDK logs (a traceback per line of junk a server prints, say) off the
+    screen; the first thing about a server is kept on it, to say in one sentence."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        server = _CURRENT.get()
+        if server is not None and not server.noise and record.levelno >= logging.WARNING:
+            server.noise = _noise_of(record)
+
+
+def _noise_of(record: logging.LogRecord) -> str:
+    """What a log record of the SDK says about the server, in a few words."""
+    exc = record.exc_info[1] if record.exc_info else None
+    errors = getattr(exc, "errors", None)
+    if "parse JSONRPC" in record.getMessage() and callable(errors):
+        with contextlib.suppress(Exception):
+            line = str(errors()[0].get("input", ""))
+            return f"it wrote {make_safe(shorten(line, 80))!r} on its standard output"
+    return ""
+
+
+def _quiet_sdk() -> None:
+    """Keep the SDK's log records (tracebacks included) off stderr, once per process."""
+    for name in SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, _Noise) for h in logger.handlers):
+            logger.addHandler(_Noise())
+        logger.propagate = False
 
 
 class _Server:
@@ -42,6 +79,7 @@ class _Server:
         self.task: asyncio.Task[None] | None = None
         self.tools: list[Any] = []
         self.errlog: IO[str] | None = None
+        self.noise = ""  # the first thing the SDK complained of about this server
 
     @property
     def alive(self) -> bool:
@@ -63,6 +101,7 @@ class _Server:
     async def run(self, ready: asyncio.Future[None]) -> None:
         """Start the server, list its tools, then hold it open until ``stop`` is set."""
         self.stop = asyncio.Event()
+        _CURRENT.set(self)
         try:
             from mcp import Client
 
@@ -148,7 +187,10 @@ class MCPManager:
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
+                _quiet_sdk()
                 loop = asyncio.new_event_loop()
+                # an SDK task failing after its server is gone: nothing for the screen
+                loop.set_exception_handler(lambda loop, context: None)
                 thread = threading.Thread(target=loop.run_forever, name="chatrepl-mcp", daemon=True)
                 thread.start()
                 self._loop, self._thread = loop, thread
@@ -229,8 +271,8 @@ class MCPManager:
                 self._stop(server)
                 if isinstance(exc, KeyboardInterrupt):
                     raise
-                secrets = list(ready_config.headers.values()) + list(ready_config.env.values())
-                message = redact(start_error(config, exc, timeout, said), secrets)
+                message = start_error(config, exc, timeout, said, server.noise)
+                message = scrub(message, secrets_of(config))
                 self._failed[name] = message
                 raise ToolError(message) from None
             self._running[name] = server
@@ -285,8 +327,8 @@ class MCPManager:
         except BaseException as exc:  # noqa: BLE001 - becomes one sentence
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            secrets = list(server.config.headers.values()) + list(server.config.env.values())
-            raise ToolError(redact(self._call_error(server, exc), secrets)) from None
+            secrets = secrets_of(self.server(server_name))
+            raise ToolError(scrub(self._call_error(server, exc), secrets)) from None
         text = result_text(result)
         if getattr(result, "is_error", False):
             raise ToolError(text or "the tool reported an error.")
@@ -412,11 +454,19 @@ def _is_closed(exc: BaseException) -> bool:
     )
 
 
-def start_error(config: ServerConfig, exc: BaseException, timeout: float, stderr: str) -> str:
-    """One sentence for a server that would not start."""
+def start_error(
+    config: ServerConfig, exc: BaseException, timeout: float, stderr: str, noise: str = ""
+) -> str:
+    """One sentence for a server that would not start: ``stderr`` is the last line it wrote
+    there, ``noise`` what the SDK made of lines on its stdout that were not MCP."""
     leaf = _leaf(exc)
     name, where = config.name, make_safe(config.where())
-    said = f" (it said: {stderr})" if stderr else ""
+    if stderr:
+        said = f" (it said: {stderr})"
+    elif noise:
+        said = f" ({noise}, where only MCP messages belong)"
+    else:
+        said = ""
     if isinstance(leaf, TimeoutError | asyncio.TimeoutError):
         return f"MCP server {name} ({where}) did not start within {timeout:g} s{said}."
     if isinstance(leaf, FileNotFoundError):
@@ -429,16 +479,23 @@ def start_error(config: ServerConfig, exc: BaseException, timeout: float, stderr
     kind = type(leaf).__name__
     if "Connect" in kind:
         return f"MCP server {name} could not be reached at {where}."
+    if config.command and noise and not stderr:
+        return f"MCP server {name} ({where}) does not speak MCP{said}."
     if config.command:
         return f"MCP server {name} ({where}) exited or failed while starting{said}."
-    message = make_safe(shorten(str(leaf) or kind, 200))
-    return f"MCP server {name} ({where}) failed to start: {message}."
+    if answer := _not_mcp(str(leaf)):
+        return f"MCP server {name} ({where}) did not answer as an MCP server does: {answer}."
+    message = make_safe(shorten(str(leaf).splitlines()[0] if str(leaf) else kind, 200))
+    return f"MCP server {name} ({where}) failed to start: {message.rstrip('.')}."
 
 
-def redact(text: str, secrets: list[str]) -> str:
-    """``text`` with every secret value (and each word of it, e.g. a bearer token) as ``***``."""
-    for value in secrets:
-        for piece in (value, *value.split()):
-            if len(piece) >= 6:
-                text = text.replace(piece, "***")
-    return text
+def _not_mcp(said: str) -> str:
+    """What an HTTP endpoint sent instead of MCP, in words; ``""`` if the SDK said otherwise."""
+    if said.startswith("Unexpected content type:"):
+        kind = make_safe(shorten(said.partition(":")[2].strip(), 60)) or "no content type"
+        return f"it sent {kind} instead of JSON or an event stream"
+    if said.startswith("Failed to parse JSON response"):
+        return "its answer is not an MCP message"
+    if said.startswith("Failed to parse SSE message"):
+        return "it sent an event stream whose events are not MCP messages"
+    return ""

@@ -21,6 +21,7 @@ the server starts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -32,6 +33,8 @@ from ..errors import ConfigError
 
 SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: The largest MCP servers file read, in bytes (a JSON file of a few servers is a few KB).
+SERVERS_FILE_LIMIT = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,10 @@ class ServerConfig:
         return "stdio" if self.command else "http"
 
     def where(self) -> str:
-        """The command or the URL, without secrets (no query, no user info), for messages."""
+        """The command or the URL, without secrets (credentials and secret query values as
+        ``***``), for messages; ``${VAR}`` is shown as written, never expanded."""
+        from ..text import public_url
+
         if self.command:
             return self.command
         return public_url(self.url or "")
@@ -69,18 +75,20 @@ class ToolsConfig:
     servers: dict[str, ServerConfig] = field(default_factory=dict)
 
 
-def public_url(url: str) -> str:
-    """``url`` without user info, query or fragment: safe to show."""
-    from urllib.parse import urlsplit
+def secrets_of(server: ServerConfig) -> list[str]:
+    """What must never be shown of ``server``: every value a ``${VAR}`` of it stands for, its
+    env and header values, and the credentials and secret query values of its URL."""
+    from ..text import url_secrets
 
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(an invalid URL)"
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else url.split("?")[0]
+    written = [server.command or "", *server.args, server.cwd or "", server.url or ""]
+    written += [*server.env.values(), *server.headers.values()]
+    found = [os.environ.get(name, "") for text in written for name in _VAR.findall(text)]
+    found += [*server.env.values(), *server.headers.values()]
+    url = server.url or ""
+    with contextlib.suppress(ConfigError):
+        url = expand(url, server.name, "url")
+    found += url_secrets(url)
+    return [f for f in dict.fromkeys(found) if f and "${" not in f]
 
 
 def expand(value: str, server: str, what: str) -> str:
@@ -145,15 +153,34 @@ def tools_config(config: dict[str, Any], base: Path | None = None) -> ToolsConfi
 
 def servers_file(path: Path, base: Path | None = None) -> dict[str, ServerConfig]:
     """The servers of an ``mcpServers`` JSON file (Claude Desktop, Cursor, VS Code's ``servers``)."""
+    from ..files import NotRegularFileError, read_regular
+    from ..text import make_safe
+
     if base is not None and not path.is_absolute():
         path = base / path
+    shown = make_safe(str(path))
     try:
-        data = json.loads(path.read_text("utf-8"))
+        content = read_regular(path, SERVERS_FILE_LIMIT)
+        if len(content) > SERVERS_FILE_LIMIT:
+            raise ConfigError(
+                f"The MCP servers file {shown} is larger than {SERVERS_FILE_LIMIT // 2**20} MB: "
+                "it cannot be a servers file."
+            )
+        data = json.loads(content)
     except FileNotFoundError:
-        raise ConfigError(f"config.toml: the MCP servers file {path} does not exist.") from None
+        raise ConfigError(f"config.toml: the MCP servers file {shown} does not exist.") from None
+    except NotRegularFileError as exc:
+        raise ConfigError(
+            f"config.toml: the MCP servers file {shown} is {exc.what}, not a regular file."
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"Cannot read the MCP servers file {shown}: it is nested too deeply to be a "
+            "servers file."
+        ) from None
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "it is not valid JSON"
-        raise ConfigError(f"Cannot read the MCP servers file {path}: {reason}.") from None
+        raise ConfigError(f"Cannot read the MCP servers file {shown}: {reason}.") from None
     entries = data.get("mcpServers", data.get("servers")) if isinstance(data, dict) else None
     if not isinstance(entries, dict):
         raise ConfigError(f"{path} has no mcpServers object of servers.")

@@ -26,7 +26,7 @@ from rich.console import Console
 
 from chatrepl.export_html import to_html
 from chatrepl.frontend import load_conversation
-from chatrepl.providers.registry import get_model
+from chatrepl.providers.registry import get_backend
 from chatrepl.records import ConversationSummary, Part, TurnRecord
 from chatrepl.store import Store
 
@@ -193,7 +193,7 @@ def test_export_command_writes_html_0600_and_repl_export_picks_it_from_the_name(
     with create_pipe_input() as pipe:
         repl = Repl(
             store,
-            load_conversation(store, cid, fallback=get_model("echo"), warn=print),
+            load_conversation(store, cid, fallback=get_backend("echo"), warn=print),
             console=Console(file=io.StringIO(), width=200, color_system=None),
             input=pipe,
             output=DummyOutput(),

@@ -20,8 +20,8 @@ from chatrepl import manage
 from chatrepl.conversation import Conversation
 from chatrepl.errors import ProviderError, ServerError
 from chatrepl.export import to_json, to_markdown
-from chatrepl.providers.base import Model
-from chatrepl.providers.registry import get_model
+from chatrepl.providers.base import Backend
+from chatrepl.providers.registry import get_backend
 from chatrepl.records import TextDelta
 from chatrepl.store import Store
 
@@ -67,7 +67,7 @@ def run(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     return call
 
 
-class Broken(Model):
+class Broken(Backend):
     """A model that fails after a few words."""
 
     def stream(self, messages, options, cancel) -> Iterator[TextDelta]:  # type: ignore[no-untyped-def]
@@ -92,7 +92,7 @@ def history(tmp_path: Path) -> History:
     """A database written by the real Conversation with the offline model."""
     path = tmp_path / "chat.db"
     store = Store(path)
-    echo = get_model("echo")
+    echo = get_backend("echo")
 
     goat = Conversation(echo, system="You are a goat", store=store)
     goat.prompt("Three names for a pet goat").text()
@@ -186,6 +186,9 @@ def test_show_json_is_the_json_export(run, history: History) -> None:  # type: i
     r = run("show", history.goat, "--json", *history.db())
     data = json.loads(r.out)
     store = Store(history.path, create=False)
+    # the export, and what the conversation used and cost (tests/test_cost.py checks them)
+    spent = {k: data["conversation"].pop(k) for k in ("usage", "cost")}
+    assert set(spent["usage"]) == {"input", "output", "cache_read", "cache_write", "cached_share"}
     assert data == to_json(store.summary(history.goat), store.turns(history.goat, True))
     assert len(data["turns"]) == 3 and data["conversation"]["head"] == data["turns"][1]["id"]
 
@@ -254,7 +257,7 @@ def test_search_into_a_pipe_and_on_a_terminal(run, history: History) -> None:  #
 
 def test_search_keeps_brackets_of_the_text(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     store = Store(tmp_path / "b.db")
-    Conversation(get_model("echo"), store=store).prompt("an array [] and [x] of llamas").text()
+    Conversation(get_backend("echo"), store=store).prompt("an array [] and [x] of llamas").text()
     r = run("search", "llamas", "--db", str(tmp_path / "b.db"), tty=True)
     assert "an array [] and [x] of llamas" in r.plain
 
@@ -449,14 +452,20 @@ def test_models_json(run, configured: None) -> None:  # type: ignore[no-untyped-
     assert by["anthropic"]["key_env"] == "ANTHROPIC_API_KEY"
     assert by["ollama"]["key"] == "not needed"
     assert by["openrouter"]["models"] == ["openrouter:meta-llama/llama-3.3-70b-instruct"]
-    assert by["openrouter"]["base_url"] == "https://openrouter.example/api/v1"
+    # credentials in the configured URL shown by the one rule for URLs: as ***
+    assert by["openrouter"]["base_url"] == "https://***@openrouter.example/api/v1"
     assert "openai:gpt-4o-mini" in by["openai"]["models"]
-    assert set(by["echo"]) == {"name", "type", "key", "key_env", "usable", "base_url", "models"}
+    assert set(by["echo"]) == {
+        *("name", "type", "key", "key_env", "usable", "status", "why", "base_url", "models")
+    }
+    assert by["echo"]["status"] == "ready" and by["anthropic"]["status"] == "no-key"
+    assert by["ollama"]["status"] == "unreachable" and by["ollama"]["usable"] is False
 
 
 def test_models_on_a_terminal_and_into_a_pipe(run, configured: None) -> None:  # type: ignore[no-untyped-def]
     text = run("models", tty=True).plain
-    assert re.search(r"openai\s+set\s+openai:gpt-4o-mini", text)
+    assert re.search(r"openai\s+set\s+ready\s+openai:gpt-4o-mini", text)
+    assert re.search(r"ollama\s+not needed\s+unreachable\s+ollama:llama3.2", text)
     assert re.search(r"anthropic\s+missing \(ANTHROPIC_API_KEY\)", text)
     assert "alias fast → openai:gpt-4o-mini" in text
     assert "default: fast (openai:gpt-4o-mini)" in text

@@ -28,11 +28,12 @@ from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
 from chatrepl import attachments
-from chatrepl.attachments import Settings, StreamedJSON, stage
+from chatrepl.attachments import Settings, stage
 from chatrepl.conversation import Conversation
-from chatrepl.errors import AttachmentError
+from chatrepl.errors import AttachmentError, ChatreplError
 from chatrepl.export import attachments_in, from_json, to_json, to_markdown
-from chatrepl.providers.registry import get_model
+from chatrepl.providers.attach_wire import Base64Data, StreamedJSON
+from chatrepl.providers.registry import get_backend
 from chatrepl.records import Part
 from chatrepl.store import Store
 
@@ -242,7 +243,7 @@ def test_a_url_is_fetched_once_when_staged_within_the_size_limit(length: bool) -
 def test_kept_once_by_hash_and_never_in_the_parts(
     store: Store, files: dict[str, Path], tmp_path: Path
 ) -> None:
-    c = Conversation(get_model("echo"), store=store)
+    c = Conversation(get_backend("echo"), store=store)
     for _ in range(2):
         c.prompt("look", attachments=[stage(str(files["png"]), store)]).text()
     db = sqlite3.connect(tmp_path / "chat.db")
@@ -262,7 +263,7 @@ def test_kept_once_by_hash_and_never_in_the_parts(
 
 
 def test_search_finds_a_turn_by_the_file_name(store: Store, files: dict[str, Path]) -> None:
-    c = Conversation(get_model("echo"), store=store)
+    c = Conversation(get_backend("echo"), store=store)
     c.prompt("what is this", attachments=[stage(str(files["pdf"]), store)]).text()
     c.prompt("unrelated").text()
     hits = store.search("report")
@@ -285,11 +286,12 @@ def _content(server: FakeLLMServer, index: int = -1) -> list[dict]:
 def test_each_kind_goes_in_the_provider_form(
     vendor: str, server: FakeLLMServer, store: Store, files: dict[str, Path]
 ) -> None:
-    c = Conversation(get_model(vendor), store=store)
+    c = Conversation(get_backend(vendor), store=store)
     parts = [stage(str(files[k]), store) for k in ("png", "pdf", "text")]
     response = c.prompt("describe them", attachments=parts)
     assert response.text().startswith("You said:")
     blocks = _content(server)
+    blocks[-1].pop("cache_control", None)  # Anthropic's prompt cache mark: test_wire_prompt_cache
     assert blocks[-1] == {"type": "text", "text": "describe them"}
     if vendor.startswith("openai"):
         image, pdf, text = blocks[:3]
@@ -321,7 +323,7 @@ def test_each_kind_goes_in_the_provider_form(
 def test_history_resends_images_or_only_the_last_ones(
     vendor: str, server: FakeLLMServer, store: Store, files: dict[str, Path], home: Path
 ) -> None:
-    c = Conversation(get_model(vendor), store=store)
+    c = Conversation(get_backend(vendor), store=store)
     c.prompt("first", attachments=[stage(str(files["png"]), store)]).text()
     c.prompt("second, no file").text()
     c.prompt("third", attachments=[stage(str(files["gif"]), store)]).text()
@@ -344,7 +346,7 @@ def test_ollama_takes_images_and_refuses_a_pdf_in_one_sentence(
     server: FakeLLMServer, store: Store, files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OLLAMA_HOST", server.base_url)
-    c = Conversation(get_model("ollama:llava"), store=store)
+    c = Conversation(get_backend("ollama:llava"), store=store)
     c.prompt("see", attachments=[stage(str(files["jpeg"]), store)]).text()
     assert _content(server)[0]["image_url"]["url"].startswith("data:image/jpeg;base64,/9j/")
     asked = len(server.requests)
@@ -365,7 +367,7 @@ def test_a_server_that_rejects_an_image_names_the_file_and_keeps_the_prompt(
     vendor: str, server: FakeLLMServer, store: Store, files: dict[str, Path]
 ) -> None:
     server.push(Status(400, _error(vendor, "image input is not supported by this model")))
-    c = Conversation(get_model(vendor), store=store)
+    c = Conversation(get_backend(vendor), store=store)
     response = c.prompt("what is it", attachments=[stage(str(files["png"]), store)])
     with pytest.raises(AttachmentError) as caught:
         response.text()
@@ -385,7 +387,7 @@ def _error(vendor: str, message: str) -> dict:
 def test_a_conversation_without_a_store_keeps_the_bytes_in_memory(
     openai_env: FakeLLMServer, files: dict[str, Path]
 ) -> None:
-    c = Conversation(get_model("openai:gpt-test"))
+    c = Conversation(get_backend("openai:gpt-test"))
     c.prompt("hi", attachments=[stage(str(files["webp"]), None)]).text()
     url = _content(openai_env)[0]["image_url"]["url"]
     assert decode_data_url(url) == ("image/webp", files["webp"].read_bytes())
@@ -393,7 +395,7 @@ def test_a_conversation_without_a_store_keeps_the_bytes_in_memory(
 
 def test_a_part_whose_bytes_are_gone_becomes_a_note(openai_env: FakeLLMServer) -> None:
     part = Part("attachment", "", {"sha256": "0" * 64, "name": "lost.png", "mime": "image/png"})
-    Conversation(get_model("openai:gpt-test")).prompt("hi", attachments=[part]).text()
+    Conversation(get_backend("openai:gpt-test")).prompt("hi", attachments=[part]).text()
     assert _content(openai_env)[0]["text"] == (
         "[lost.png was attached, but its content is not available here]"
     )
@@ -401,7 +403,7 @@ def test_a_part_whose_bytes_are_gone_becomes_a_note(openai_env: FakeLLMServer) -
 
 def test_the_streamed_body_is_the_json_it_stands_for() -> None:
     content = os.urandom(100_001)
-    body = {"a": "x\u0000y", "b": [attachments.Base64Data(content, "data:image/png;base64,")]}
+    body = {"a": "x\u0000y", "b": [Base64Data(content, "data:image/png;base64,")]}
     streamed = StreamedJSON(body)
     sent = b"".join(streamed)
     assert len(sent) == streamed.length
@@ -418,7 +420,7 @@ def test_the_streamed_body_is_the_json_it_stands_for() -> None:
 def test_json_export_carries_the_files_and_import_restores_them(
     store: Store, files: dict[str, Path], tmp_path: Path
 ) -> None:
-    c = Conversation(get_model("echo"), store=store)
+    c = Conversation(get_backend("echo"), store=store)
     c.prompt("look", attachments=[stage(str(files["png"]), store)]).text()
     data = json.loads(json.dumps(to_json(store.summary(c.id), store.turns(c.id), store.attachment)))
     sha = hashlib.sha256(png_bytes()).hexdigest()
@@ -432,7 +434,7 @@ def test_json_export_carries_the_files_and_import_restores_them(
     other.import_conversation(summary, turns)
     assert other.attachment(sha) == png_bytes()
     data["attachments"][sha]["base64"] = base64.b64encode(b"tampered").decode()
-    with pytest.raises(attachments.ChatreplError, match="does not match its hash"):
+    with pytest.raises(ChatreplError, match="does not match its hash"):
         attachments_in(data)
     markdown = to_markdown(store.summary(c.id), store.turns(c.id))
     assert f"- attached: `photo.png` (image/png, {len(png_bytes())} bytes, sha256 {sha[:16]})" in (
@@ -490,7 +492,7 @@ def repl(store: Store) -> Iterator:
         console = Console(file=io.StringIO(), width=120, color_system=None)
         yield Repl(
             store,
-            Conversation(get_model("echo"), store=store),
+            Conversation(get_backend("echo"), store=store),
             console=console,
             input=pipe,
             output=DummyOutput(),
@@ -540,3 +542,14 @@ def test_tab_completes_paths_after_attach(files: dict[str, Path]) -> None:
         c.text for c in completer.get_completions(Document(typed, len(typed)), CompleteEvent(True))
     ]
     assert found == ["to.png"]
+
+
+def test_attach_dash_in_the_repl_is_refused_without_reading_the_keyboard(repl) -> None:
+    said = _run(repl, "/attach -")
+    assert "/attach - would read stdin, which in the REPL is your keyboard" in said
+    assert repl.staged == []
+
+
+def test_a_file_name_with_a_nul_byte_is_no_file(repl) -> None:
+    said = _run(repl, "/attach a\x00b.png").strip()
+    assert said.startswith("There is no file") and "went wrong" not in said

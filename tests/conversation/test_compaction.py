@@ -16,7 +16,7 @@ from rich.console import Console
 from chatrepl.compaction import chunks, compact, context_error, digest, transcript
 from chatrepl.conversation import Conversation
 from chatrepl.export import to_markdown
-from chatrepl.providers.registry import get_model
+from chatrepl.providers.registry import get_backend
 from chatrepl.repl.app import Repl
 from chatrepl.repl.branching import tree_lines
 from chatrepl.store import Store
@@ -40,7 +40,7 @@ def chat(c: Conversation, n: int, words: int = 5) -> None:
 
 def test_compact_makes_a_summary_branch_and_keeps_the_originals(tmp_path):
     store = Store(tmp_path / "c.db")
-    c = Conversation(get_model("echo"), system="Be brief.", store=store)
+    c = Conversation(get_backend("echo"), system="Be brief.", store=store)
     chat(c, 10)
     originals = [t.id for t in c.turns]
     done = compact(c, keep=3)
@@ -80,7 +80,7 @@ def test_compact_makes_a_summary_branch_and_keeps_the_originals(tmp_path):
 
 
 def test_a_second_compaction_builds_on_the_first(tmp_path):
-    c = Conversation(get_model("echo"), store=Store(tmp_path / "d.db"))
+    c = Conversation(get_backend("echo"), store=Store(tmp_path / "d.db"))
     chat(c, 8)
     compact(c, keep=2)
     chat(c, 6)
@@ -95,7 +95,7 @@ def test_a_second_compaction_builds_on_the_first(tmp_path):
 
 
 def test_nothing_to_compact():
-    c = Conversation(get_model("echo"))
+    c = Conversation(get_backend("echo"))
     chat(c, 2)
     assert compact(c, keep=4) is None
     assert len(c.turns) == 2
@@ -111,7 +111,7 @@ def test_chunks_and_digest_are_bounded():
 
 
 def test_a_huge_turn_keeps_its_start_and_end_in_the_transcript():
-    c = Conversation(get_model("echo"))
+    c = Conversation(get_backend("echo"))
     c.prompt("START " + "filler " * 20_000 + " END").text()
     (piece,) = transcript(c.turns)
     assert piece.startswith("User: START") and piece.endswith("END") and len(piece) < 17_000
@@ -135,9 +135,9 @@ def test_context_errors_are_recognised(message, yes):
 def test_summary_requests_never_overflow_the_window(home, server):
     """400 turns, a 2,000-token window: every summary request fits, with its answer."""
     configure(home, server, 2000)
-    c = Conversation(get_model("echo"))
+    c = Conversation(get_backend("echo"))
     chat(c, 400, words=20)  # built by the offline model: 400 requests would be slow
-    model = get_model("fake:small")
+    model = get_backend("fake:small")
     c.set_model(model)
     before = len(server.requests)
     done = compact(c)
@@ -155,7 +155,7 @@ def test_summary_requests_never_overflow_the_window(home, server):
 
 def test_the_summary_asks_for_little_reasoning(home, openai_env):
     server = openai_env
-    c = Conversation(get_model("openai:gpt-test"))
+    c = Conversation(get_backend("openai:gpt-test"))
     c.options.update(reasoning_effort="high")
     chat(c, 6)
     server.push(Answer(Think("brief"), Text("The gist.")))
@@ -164,7 +164,7 @@ def test_the_summary_asks_for_little_reasoning(home, openai_env):
     body = server.last["json"]
     assert body["reasoning_effort"] == "low" and body["max_tokens"] <= 1024
 
-    a = Conversation(get_model("anthropic:claude-test"))
+    a = Conversation(get_backend("anthropic:claude-test"))
     a.options.update(thinking_budget=8000)
     chat(a, 6)
     server.push(Answer(Text("Gist.")))
@@ -175,7 +175,7 @@ def test_the_summary_asks_for_little_reasoning(home, openai_env):
 
 def test_a_model_that_cannot_summarise_gets_a_digest(home, openai_env):
     server = openai_env
-    c = Conversation(get_model("openai:gpt-test"))
+    c = Conversation(get_backend("openai:gpt-test"))
     chat(c, 6)
     bad = {"error": {"message": "unsupported parameter", "type": "invalid_request_error"}}
     server.push(Status(400, bad), Status(400, bad))
@@ -189,7 +189,7 @@ def test_a_model_that_cannot_summarise_gets_a_digest(home, openai_env):
 
 def repl_for(store: Store, name: str) -> Repl:
     console = Console(file=io.StringIO(), width=120, color_system=None)
-    c = Conversation(get_model(name), store=store)
+    c = Conversation(get_backend(name), store=store)
     return Repl(store, c, console=console, output=DummyOutput(), history=InMemoryHistory())
 
 

@@ -14,9 +14,8 @@ from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
 from chatrepl.context import context_used, describe, short_count
-from chatrepl.conversation import Conversation
-from chatrepl.providers.registry import get_model
-from chatrepl.repl.answer_commands import CONTINUE_PROMPT
+from chatrepl.conversation import CONTINUE_PROMPT, Conversation
+from chatrepl.providers.registry import get_backend
 from chatrepl.repl.app import Repl
 from chatrepl.store import Store
 
@@ -25,7 +24,7 @@ pytestmark = pytest.mark.timeout(60)
 
 def repl_for(store: Store, name: str) -> Repl:
     console = Console(file=io.StringIO(), width=200, color_system=None)
-    c = Conversation(get_model(name), store=store)
+    c = Conversation(get_backend(name), store=store)
     return Repl(store, c, console=console, output=DummyOutput(), history=InMemoryHistory())
 
 
@@ -59,7 +58,7 @@ def test_toolbar_shows_tokens_share_of_the_window_and_cost(openai_env, tmp_path)
 
 
 def test_without_usage_the_tokens_are_an_estimate():
-    c = Conversation(get_model("echo"))
+    c = Conversation(get_backend("echo"))
     c.prompt("x" * 400).text()
     c.turns[-1].calls.clear()  # as if the server sent no usage
     used, estimated = context_used(c)
@@ -112,7 +111,7 @@ def test_the_window_comes_from_the_server_where_it_says(home, server, where, fac
         server.models = facts
     elif where == "props":
         server.props = facts
-    model = get_model("fake:m")
+    model = get_backend("fake:m")
     assert model.context_window() == window
     model.close()
 

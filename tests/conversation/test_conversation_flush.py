@@ -20,7 +20,7 @@ import pytest
 
 from chatrepl import conversation as conversation_module
 from chatrepl.conversation import Conversation
-from chatrepl.providers.base import Model
+from chatrepl.providers.base import Backend
 from chatrepl.records import Finish, TextDelta
 from chatrepl.store import Store
 
@@ -87,13 +87,13 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 def stored(path: Path) -> str:
     con = sqlite3.connect(path)
     try:
-        row = con.execute("SELECT response FROM turns ORDER BY seq DESC LIMIT 1").fetchone()
+        row = con.execute("SELECT response FROM turn_texts ORDER BY seq DESC LIMIT 1").fetchone()
         return row[0] if row else ""
     finally:
         con.close()
 
 
-class Slow(Model):
+class Slow(Backend):
     """Streams a word at a time until the flusher has saved ``flushes`` times, sampling the
     database between words."""
 

@@ -2,7 +2,7 @@
 
 Each test says what a user or a library caller can observe: what a resumed turn remembers,
 how parts of a streamed answer are kept apart, what a failed or cancelled turn reports, what a
-fork or a retry carries over. The models here are small ``Model`` subclasses that stream a
+fork or a retry carries over. The models here are small ``Backend`` subclasses that stream a
 fixed script (as a provider would), so every event sequence is exact.
 """
 
@@ -18,8 +18,8 @@ import pytest
 
 from chatrepl.conversation import Conversation
 from chatrepl.errors import NotFoundError, ProviderError
-from chatrepl.providers.base import Model
-from chatrepl.providers.registry import get_model
+from chatrepl.providers.base import Backend
+from chatrepl.providers.registry import get_backend
 from chatrepl.records import (
     Event,
     Finish,
@@ -36,7 +36,7 @@ from chatrepl.store import Store
 pytestmark = pytest.mark.timeout(60)
 
 
-class Scripted(Model):
+class Scripted(Backend):
     """Streams the next script of ``scripts`` for each request, and keeps what it was sent.
 
     A script item that is an exception is raised there; a float is a pause (seconds).
@@ -212,7 +212,7 @@ def test_text_after_a_tool_call_in_one_call_is_a_new_part() -> None:
 
 
 def test_an_empty_prompt_to_echo_answers_empty() -> None:
-    r = Conversation(get_model("echo")).prompt("")
+    r = Conversation(get_backend("echo")).prompt("")
     assert r.text() == ""
     assert r.status == "complete"
 
@@ -355,7 +355,7 @@ def test_a_proposed_title_is_the_first_line_with_words_without_its_decoration() 
 
 
 def test_echo_proposes_its_first_prompt_as_title() -> None:
-    c = Conversation(get_model("echo"))
+    c = Conversation(get_backend("echo"))
     assert c.propose_title() == ""
     c.prompt("").text()
     assert c.propose_title() == ""
@@ -425,7 +425,7 @@ def test_the_part_still_arriving_is_saved_as_it_grows(tmp_path: Path) -> None:
     reader = Store(db)
     seen: list[list[tuple[str, str]]] = []
 
-    class Watched(Model):
+    class Watched(Backend):
         """Streams two pieces of one text part and, after each, waits to see it saved."""
 
         def stream(self, messages, options, cancel, tools=None):  # type: ignore[no-untyped-def]
@@ -459,7 +459,7 @@ def test_a_conversation_deleted_while_it_streams_ends_in_one_sentence(
     db = tmp_path / "chat.db"
     other = Store(db)  # another session on the same database
 
-    class Deleted(Model):
+    class Deleted(Backend):
         def stream(self, messages, options, cancel, tools=None):  # type: ignore[no-untyped-def]
             yield TextDelta("one ")
             other.delete(c.id)
@@ -482,7 +482,7 @@ def test_a_program_that_stops_reading_an_answer_midway_still_exits(tmp_path: Pat
 
     # in this process: the answer dropped midway is saved as interrupted with what arrived
     store = Store(tmp_path / "here.db")
-    r = Conversation(get_model("echo"), store=store).prompt("one two three", delay=0.01)
+    r = Conversation(get_backend("echo"), store=store).prompt("one two three", delay=0.01)
     answer = iter(r)
     assert next(answer) == "one"
     del answer
@@ -491,9 +491,9 @@ def test_a_program_that_stops_reading_an_answer_midway_still_exits(tmp_path: Pat
     script = (
         "import sys\n"
         "from chatrepl.conversation import Conversation\n"
-        "from chatrepl.providers.registry import get_model\n"
+        "from chatrepl.providers.registry import get_backend\n"
         "from chatrepl.store import Store\n"
-        "c = Conversation(get_model('echo'), store=Store(sys.argv[1]))\n"
+        "c = Conversation(get_backend('echo'), store=Store(sys.argv[1]))\n"
         "answer = iter(c.prompt('one two three four', delay=0.2))\n"
         "print(next(answer), flush=True)\n"
     )
@@ -581,7 +581,7 @@ def test_alternatives_of_a_first_turn_are_that_conversations_first_turns(store: 
 def test_a_conversation_loaded_without_a_model_answers_with_its_own(
     store: Store, openai_env: Any
 ) -> None:
-    c = Conversation(get_model("openai:gpt-test"), store=store)
+    c = Conversation(get_backend("openai:gpt-test"), store=store)
     c.prompt("hi").text()
     assert Conversation.load(store, c.id).model.full_name == "openai:gpt-test"
 
@@ -826,7 +826,7 @@ def test_an_answer_without_text_has_no_time_to_first_token() -> None:
     thinking = Conversation(Scripted([ReasoningDelta("hmm"), Finish("stop")])).prompt("hi")
     thinking.text()
     assert thinking.time_to_first_token is None
-    empty = Conversation(get_model("echo")).prompt("")
+    empty = Conversation(get_backend("echo")).prompt("")
     empty.text()
     assert empty.time_to_first_token is None
     assert empty.calls[0].ttft_ms is None
@@ -925,13 +925,13 @@ def test_the_text_read_while_it_streams_grows_as_it_arrives() -> None:
 
 def test_a_conversation_of_a_public_model_answers_with_the_providers_model() -> None:
     import chatrepl
-    from chatrepl.providers.base import Model as ProviderModel
+    from chatrepl.providers.base import Backend
 
     public = chatrepl.get_model("echo")
     c = Conversation(public)
-    assert isinstance(c.model, ProviderModel) and c.model is public.backend
+    assert isinstance(c.model, Backend) and c.model is public.backend
     c.set_model(chatrepl.get_model("echo"))
-    assert isinstance(c.model, ProviderModel)
+    assert isinstance(c.model, Backend)
 
 
 def test_a_new_conversation_is_untitled_and_forked_from_nothing(store: Store) -> None:

@@ -14,7 +14,7 @@ from rich.console import Console
 from chatrepl.conversation import Conversation
 from chatrepl.errors import OptionError
 from chatrepl.model_options import parse, parse_all, parse_value
-from chatrepl.providers.registry import get_model
+from chatrepl.providers.registry import get_backend
 from chatrepl.repl.app import Repl
 from chatrepl.store import Store
 
@@ -86,7 +86,7 @@ def test_the_last_of_a_repeated_option_wins():
 
 
 def test_options_merge_into_every_prompt_and_a_prompts_own_win():
-    c = Conversation(get_model("echo"))
+    c = Conversation(get_backend("echo"))
     c.options.update(temperature=0.5, max_tokens=10)
     first = c.prompt("one", max_tokens=99)
     first.text()
@@ -137,7 +137,7 @@ def test_a_bad_dash_o_is_a_usage_error_in_one_line(openai_env, tmp_path):
 
 def make_repl(store: Store, model_name: str) -> Repl:
     console = Console(file=io.StringIO(), width=100, color_system=None)
-    conversation = Conversation(get_model(model_name), store=store)
+    conversation = Conversation(get_backend(model_name), store=store)
     return Repl(
         store, conversation, console=console, output=DummyOutput(), history=InMemoryHistory()
     )

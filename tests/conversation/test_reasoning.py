@@ -14,7 +14,7 @@ from rich.console import Console
 
 from chatrepl.conversation import Conversation
 from chatrepl.export import to_markdown
-from chatrepl.providers.registry import get_model
+from chatrepl.providers.registry import get_backend
 from chatrepl.repl.app import Repl
 from chatrepl.screen.render import StreamRenderer, fold_line
 from chatrepl.store import Store
@@ -151,7 +151,7 @@ def test_endings_are_told_saved_and_exit_3(openai_env, tmp_path, model, finish, 
 def test_redacted_reasoning_is_kept_and_anthropic_gets_it_back(openai_env, tmp_path):
     server = openai_env
     server.push(Answer(Think("plan"), Redacted("opaque=="), Text("Hi.")))
-    model = get_model("anthropic:claude-test")
+    model = get_backend("anthropic:claude-test")
     store = Store(tmp_path / "k.db")
     c = Conversation(model, store=store)
     assert c.prompt("hello").text() == "Hi."
@@ -165,7 +165,7 @@ def test_redacted_reasoning_is_kept_and_anthropic_gets_it_back(openai_env, tmp_p
 
 def test_reasoning_stays_out_of_the_markdown_export_and_search(openai_env, tmp_path, store: Store):
     openai_env.push(Answer(Think("zanzibarish musing"), Text("Plain answer.")))
-    model = get_model("openai:gpt-test")
+    model = get_backend("openai:gpt-test")
     c = Conversation(model, store=store)
     c.prompt("question").text()
     assert "zanzibarish" in c.turns[-1].reasoning
@@ -178,7 +178,7 @@ def test_reasoning_stays_out_of_the_markdown_export_and_search(openai_env, tmp_p
 
 def make_repl(store: Store) -> Repl:
     console = Console(file=io.StringIO(), width=100, color_system=None)
-    conversation = Conversation(get_model("openai:gpt-test"), store=store)
+    conversation = Conversation(get_backend("openai:gpt-test"), store=store)
     return Repl(
         store, conversation, console=console, output=DummyOutput(), history=InMemoryHistory()
     )

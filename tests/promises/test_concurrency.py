@@ -13,7 +13,7 @@ from pty_repl import chatrepl as repl
 from pty_repl import db, say
 
 from chatrepl.conversation import Conversation
-from chatrepl.providers.registry import get_model
+from chatrepl.providers.registry import get_backend
 from chatrepl.store import Store
 
 MODEL = "openai:gpt-test"
@@ -73,7 +73,7 @@ def test_a_title_set_elsewhere_survives_a_session_that_loaded_it_before(openai_e
     assert out.returncode == 0, out.stderr
     session.prompt("second").text()
     session.set_system("Be brief")
-    session.set_model(get_model(MODEL))
+    session.set_model(get_backend(MODEL))
 
     assert Store(db).summary(session.id).title == "Renamed elsewhere"
     session.set_title("Renamed here")  # and the session's own rename still works

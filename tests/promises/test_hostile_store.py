@@ -25,7 +25,7 @@ from rich.console import Console
 from chatrepl import manage
 from chatrepl.conversation import Conversation
 from chatrepl.ids import new_id
-from chatrepl.providers.registry import get_model
+from chatrepl.providers.registry import get_backend
 from chatrepl.records import CallRecord, ConversationRecord, Part, TurnRecord
 from chatrepl.repl.app import Repl
 from chatrepl.store import Store
@@ -196,7 +196,7 @@ def repl(hostile_db: tuple[Path, str, str]) -> Iterator[Repl]:
     with create_pipe_input() as pipe:
         yield Repl(
             store,
-            Conversation(get_model("echo"), store=store),
+            Conversation(get_backend("echo"), store=store),
             console=console,
             input=pipe,
             output=DummyOutput(),

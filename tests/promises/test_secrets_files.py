@@ -21,7 +21,7 @@ from pty_repl import chatrepl as repl
 from pty_repl import say
 
 from chatrepl.cli import main
-from chatrepl.providers.registry import get_model
+from chatrepl.providers.registry import get_backend
 
 KEY = "sk-proj-Zq8vR2mN5tX1wY7kQ3pL"
 PIECES = {KEY[i : i + 8] for i in range(len(KEY) - 7)}
@@ -109,7 +109,7 @@ def test_the_key_is_never_saved_exported_or_shown(keyed, tmp_path, home, capsys)
 def test_a_model_and_its_endpoint_do_not_show_the_key_in_their_repr(keyed):
     """A repr ends up in debug prints, logs and tracebacks with locals."""
     for name in VENDORS:
-        model = get_model(name)
+        model = get_backend(name)
         no_key_in(repr(model).encode(), f"repr of {name}")
         no_key_in(repr(model.endpoint).encode(), f"repr of the endpoint of {name}")
 

@@ -10,7 +10,7 @@ import pytest
 
 from chatrepl.cli import main
 from chatrepl.errors import ConfigError
-from chatrepl.providers.registry import get_model
+from chatrepl.providers.registry import get_backend
 
 BAD_NUMBERS = ["nan", "inf", "-inf", "-1", "0", "1e400", "-0.0", "true", '"ten"', "[1]", "1e30"]
 
@@ -61,7 +61,7 @@ def test_a_bad_numeric_setting_is_one_sentence(home, server, setting, value):
         f"needs_key = false\n{setting} = {value}\n",
     )
     with pytest.raises(ConfigError) as caught:
-        get_model("p:m")
+        get_backend("p:m")
     said = str(caught.value)
     assert said.startswith("config.toml: [providers.p] " + setting) and said.endswith(".")
     assert "\n" not in said
@@ -74,7 +74,7 @@ def test_zero_retries_and_fractional_timeouts_are_fine(home, server):
         f'[providers.p]\ntype = "openai"\nbase_url = "{server.openai_url}"\nneeds_key = false\n'
         "max_retries = 0\nread_timeout = 0.5\nconnect_timeout = 2\n",
     )
-    model = get_model("p:m")
+    model = get_backend("p:m")
     assert model.endpoint.max_retries == 0 and model.endpoint.read_timeout == 0.5
 
 
@@ -95,7 +95,7 @@ def test_a_bad_numeric_option_is_one_sentence(home, server, option):
         f"[providers.p.options]\n{option}\n",
     )
     with pytest.raises(ConfigError, match=r"^config.toml: \[providers.p.options\] "):
-        get_model("p:m")
+        get_backend("p:m")
 
 
 @pytest.mark.parametrize(
@@ -130,7 +130,7 @@ def test_a_bad_base_url_in_the_environment_names_the_variable(monkeypatch, tmp_p
 
 def test_a_host_without_a_scheme_still_works(server, monkeypatch):
     monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{server.port}")
-    assert get_model("ollama:llama3.2").endpoint.base_url.startswith("http://127.0.0.1:")
+    assert get_backend("ollama:llama3.2").endpoint.base_url.startswith("http://127.0.0.1:")
 
 
 @pytest.mark.parametrize("n", ["-1", "x", "nan", "1.5", "", "9" * 5000])

@@ -271,8 +271,8 @@ def openai_model(monkeypatch: pytest.MonkeyPatch, base_url: str):
     """chatrepl's own ``openai`` provider, pointed at ``base_url`` as a user would do it."""
     monkeypatch.setenv("OPENAI_BASE_URL", base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-no-key-needed-locally")
-    model = registry.get_model("openai:gemma3-270m")
-    assert model.provider == "openai" and type(model).__name__ == "OpenAIModel"
+    model = registry.get_backend("openai:gemma3-270m")
+    assert model.provider == "openai" and type(model).__name__ == "OpenAIBackend"
     return model
 
 

@@ -40,9 +40,9 @@ def _offline_default_unpinned(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CHATREPL_OFFLINE_MODEL", raising=False)
 
 
-def gemma(**options) -> local.LocalModel:
-    model = registry.get_model("local:gemma3-270m")
-    assert isinstance(model, local.LocalModel)
+def gemma(**options) -> local.LocalBackend:
+    model = registry.get_backend("local:gemma3-270m")
+    assert isinstance(model, local.LocalBackend)
     model.options.update(options)
     return model
 
@@ -79,7 +79,7 @@ def test_the_offline_default_can_be_pinned(monkeypatch: pytest.MonkeyPatch) -> N
 def test_without_llama_cpp_a_local_model_is_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(local, "llama_installed", lambda: False)
     with pytest.raises(errors.ConfigError) as info:
-        registry.get_model("local:gemma3-270m")
+        registry.get_backend("local:gemma3-270m")
     assert local.LOCAL_INSTALL in str(info.value) and "\n" not in str(info.value)
     local_provider = registry.providers()["local"]
     assert local_provider.models == [] and not local_provider.usable
@@ -264,7 +264,7 @@ def test_a_background_preload_is_quiet_and_shared(capfd: pytest.CaptureFixture[s
 def test_context_size_and_threads_come_from_config(home: Path) -> None:
     home.mkdir(parents=True, exist_ok=True)
     (home / "config.toml").write_text("[providers.local]\nn_ctx = 768\nn_threads = 1\n")
-    model = registry.get_model("local:gemma3-270m")
+    model = registry.get_backend("local:gemma3-270m")
     r = Conversation(model).prompt("Hi", max_tokens=4)
     r.text()
     info = model.worker().info
@@ -344,12 +344,12 @@ def test_a_worker_killed_mid_answer_is_one_sentence_and_the_next_prompt_works() 
 @pytest.mark.local
 def test_a_bad_gguf_is_one_sentence(tmp_path: Path) -> None:
     with pytest.raises(errors.ConfigError, match="No local model") as info:
-        registry.get_model(f"local:{tmp_path}/missing.gguf")
+        registry.get_backend(f"local:{tmp_path}/missing.gguf")
     assert "\n" not in str(info.value)
 
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"this is not a model" * 100)
-    r = Conversation(registry.get_model(f"local:{junk}")).prompt("Hi")
+    r = Conversation(registry.get_backend(f"local:{junk}")).prompt("Hi")
     with pytest.raises(errors.ProviderError, match="could not load") as info:
         r.text()
     message = str(info.value)
@@ -383,7 +383,7 @@ def test_a_chat_model_is_prompted_by_its_own_template(tmp_path: Path) -> None:
     from tiny_gguf import write_tiny_gguf
 
     path = write_tiny_gguf(tmp_path / "tiny-chat.gguf")
-    model = registry.get_model(f"local:{path}")
+    model = registry.get_backend(f"local:{path}")
     messages = [
         Message("system", "Be brief."),
         Message("user", "Hi"),
@@ -413,7 +413,7 @@ def test_models_lists_the_packaged_model_and_the_models_folder(home: Path) -> No
     folder.mkdir(parents=True)
     (folder / "tiny.gguf").write_bytes(b"GGUF")
     assert registry.providers()["local"].models == ["gemma3-270m", "tiny"]
-    assert isinstance(registry.get_model("local:tiny"), local.LocalModel)
+    assert isinstance(registry.get_backend("local:tiny"), local.LocalBackend)
     run = subprocess.run(
         [sys.executable, "-m", "chatrepl", "models"],
         capture_output=True,
@@ -451,7 +451,7 @@ def test_start_up_does_not_import_llama_cpp_or_start_a_worker() -> None:
         "from chatrepl.providers import local, registry\n"
         "name, offline = registry.default_model_name()\n"
         "assert (name, offline) == ('local:gemma3-270m', True), name\n"
-        "registry.get_model(name)\n"
+        "registry.get_backend(name)\n"
         "registry.providers()['local'].models\n"
         "assert 'llama_cpp' not in sys.modules\n"
         "assert not local._WORKERS\n"

@@ -9,7 +9,7 @@ import pytest
 from fakeserver import Raw, Reply, Status
 
 from chatrepl import errors
-from chatrepl.providers.registry import get_model
+from chatrepl.providers.registry import get_backend
 from chatrepl.records import Message, TextDelta, Usage
 
 KEY = "sk-test-key-0123456789"
@@ -29,7 +29,7 @@ def run(model, prompt="hello world", cancel=None):
 
 @pytest.fixture(params=VENDORS)
 def model(request, openai_env):
-    m = get_model(request.param)
+    m = get_backend(request.param)
     yield m
     m.close()
 
@@ -62,18 +62,21 @@ def test_sends_the_key_and_the_model(model, server):
 
 
 def test_anthropic_gets_the_persona_as_system(openai_env, server):
-    model = get_model("anthropic:claude-test")
+    model = get_backend("anthropic:claude-test")
     messages = [Message("system", "Be GlaDOS"), Message("user", "hi")]
     list(model.stream(messages, {}, threading.Event()))
-    assert server.last["json"]["system"] == "Be GlaDOS"
-    assert server.last["json"]["messages"] == [{"role": "user", "content": "hi"}]
+    cached = {"cache_control": {"type": "ephemeral"}}  # marked for the prompt cache
+    assert server.last["json"]["system"] == [{"type": "text", "text": "Be GlaDOS", **cached}]
+    assert server.last["json"]["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "hi", **cached}]}
+    ]
 
 
 def test_rejected_key_is_one_sentence_without_the_key(openai_env, server, monkeypatch):
     server.api_key = "the-right-key"
     for name, env in (("openai:x", "OPENAI_API_KEY"), ("anthropic:x", "ANTHROPIC_API_KEY")):
         with pytest.raises(errors.AuthError) as info:
-            run(get_model(name))
+            run(get_backend(name))
         message = str(info.value)
         assert env in message
         assert "0123456789" not in message  # the fake server quotes the key back; we must not
@@ -84,7 +87,7 @@ def test_missing_key_says_which_variable_to_set(server, monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
     server.api_key = "needed"
     with pytest.raises(errors.AuthError, match="needs an API key.*set OPENAI_API_KEY"):
-        run(get_model("openai:x"))
+        run(get_backend("openai:x"))
 
 
 def test_unknown_model_is_404(model, server):
@@ -186,7 +189,7 @@ def test_server_down_says_what_to_do(monkeypatch):
     with pytest.raises(
         errors.ConnectError, match=r"Cannot reach http://127.0.0.1:9/v1: is Ollama running\?"
     ):
-        run(get_model("ollama:llama3.2"))
+        run(get_backend("ollama:llama3.2"))
 
 
 def test_read_timeout_mid_stream(openai_env, server, monkeypatch):
@@ -194,7 +197,7 @@ def test_read_timeout_mid_stream(openai_env, server, monkeypatch):
     server.push(Reply("a b c d", stall_after=2))
     got = []
     with pytest.raises(errors.ResponseTimeoutError, match="stopped answering"):
-        for chunk in get_model("openai:x").stream([Message("user", "x")], {}, threading.Event()):
+        for chunk in get_backend("openai:x").stream([Message("user", "x")], {}, threading.Event()):
             got.append(getattr(chunk, "text", ""))
     assert "".join(got) == "a b"
 
@@ -212,14 +215,14 @@ def test_openai_server_without_stream_options(openai_env, server):
     server.push(
         Status(400, {"error": {"message": "Unrecognized request argument: stream_options"}})
     )
-    model = get_model("openai:old")
+    model = get_backend("openai:old")
     assert run(model)[0].startswith("You said: hello world")
     assert "stream_options" not in server.last["json"]
 
 
 def test_ollama_speaks_openai_without_a_key(server, monkeypatch):
     monkeypatch.setenv("OLLAMA_HOST", server.base_url)
-    assert run(get_model("ollama:llama3.2"), "hi")[0] == "You said: hi (messages: 1)"
+    assert run(get_backend("ollama:llama3.2"), "hi")[0] == "You said: hi (messages: 1)"
     assert "Authorization" not in server.last["headers"]
 
 
@@ -236,7 +239,7 @@ fast = "router:meta/llama"
 '''
     )
     monkeypatch.setenv("ROUTER_KEY", "rk-1234567")
-    model = get_model("fast")
+    model = get_backend("fast")
     assert model.full_name == "router:meta/llama"
     assert run(model, "hey")[0].startswith("You said: hey")
     assert server.last["headers"]["Authorization"] == "Bearer rk-1234567"
@@ -244,13 +247,13 @@ fast = "router:meta/llama"
 
 def test_unknown_provider_and_bad_names():
     with pytest.raises(errors.ConfigError, match="Unknown provider 'nope'"):
-        get_model("nope:model")
+        get_backend("nope:model")
     with pytest.raises(errors.ConfigError, match="Unknown model"):
-        get_model("gpt4")
+        get_backend("gpt4")
 
 
 def test_malformed_config_is_one_sentence(home):
     home.mkdir(parents=True, exist_ok=True)
     (home / "config.toml").write_text("default_model = \n[[")
     with pytest.raises(errors.ConfigError, match="not valid TOML"):
-        get_model()
+        get_backend()

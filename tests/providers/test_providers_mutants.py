@@ -17,7 +17,7 @@ from wirehelp import KEY, events, joined, of, reasoning
 
 from chatrepl import errors
 from chatrepl.providers.http import Endpoint
-from chatrepl.providers.openai import OpenAIModel
+from chatrepl.providers.openai import OpenAIBackend
 from chatrepl.providers.sse import Event as SSEEvent
 from chatrepl.providers.sse import iter_events
 from chatrepl.records import (
@@ -35,10 +35,12 @@ from chatrepl.records import (
 TOOL = ToolSpec("lookup", "Look a word up.", {"type": "object", "properties": {}})
 
 
-def make(server, name="gpt-test", provider="openai", key=KEY, label="OpenAI", **kw) -> OpenAIModel:
+def make(
+    server, name="gpt-test", provider="openai", key=KEY, label="OpenAI", **kw
+) -> OpenAIBackend:
     """An OpenAI-compatible model pointed at the fake server."""
     endpoint = Endpoint(label, server.openai_url, api_key=key, max_retries=0)
-    return OpenAIModel(name, provider, kw.pop("options", {}), endpoint=endpoint, **kw)
+    return OpenAIBackend(name, provider, kw.pop("options", {}), endpoint=endpoint, **kw)
 
 
 def sse(*payloads, done: bool = True) -> bytes:
@@ -342,7 +344,8 @@ def test_a_long_error_is_cut_to_one_short_line(server):
     server.push(Raw(sse({"error": {"message": said}}, done=False)))
     with pytest.raises(errors.ServerError) as caught:
         events(make(server, label="Acme"))
-    assert str(caught.value) == f"Acme reported an error mid-answer: {'x' * 299}…."
+    # no full stop after the ellipsis
+    assert str(caught.value) == f"Acme reported an error mid-answer: {'x' * 299}…"
 
 
 def test_an_error_keeps_its_last_letters(server):
@@ -390,13 +393,13 @@ def test_usage_with_every_detail(server):
         "cost": 0.25,
     }
     server.push(Raw(sse(chunk({"content": "x"}), {"choices": [], "usage": usage})))
-    assert of(events(make(server)), Usage) == [Usage(10, 5, 3, 4, 0.25)]
+    assert of(events(make(server)), Usage) == [Usage(10, 5, 3, 4, None, 0.25)]
 
 
 def test_deepseek_cache_hits_count_as_cached(server):
     usage = {"prompt_tokens": 10, "completion_tokens": 5, "prompt_cache_hit_tokens": 6}
     server.push(Raw(sse(chunk({"content": "x"}), {"choices": [], "usage": usage})))
-    assert of(events(make(server)), Usage) == [Usage(10, 5, None, 6, None)]
+    assert of(events(make(server)), Usage) == [Usage(10, 5, None, 6, None, None)]
 
 
 def test_usage_that_says_nothing_is_not_reported(server):
@@ -736,9 +739,9 @@ def test_ollama_without_a_context_length_falls_back(server):
 
 def test_the_ollama_port_means_ollama(server):
     endpoint = Endpoint("Box", "http://127.0.0.1:11434/v1")
-    assert OpenAIModel("m", "box", {}, endpoint=endpoint).takes_files() is False
+    assert OpenAIBackend("m", "box", {}, endpoint=endpoint).takes_files() is False
     endpoint = Endpoint("Box", "http://127.0.0.1:11435/v1")
-    assert OpenAIModel("m", "box", {}, endpoint=endpoint).takes_files() is True
+    assert OpenAIBackend("m", "box", {}, endpoint=endpoint).takes_files() is True
 
 
 @pytest.mark.parametrize(
@@ -779,7 +782,7 @@ def test_a_model_list_under_models_is_read():
     ).start()
     try:
         url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-        model = OpenAIModel("qwen3:4b", "box", {}, endpoint=Endpoint("Box", url))
+        model = OpenAIBackend("qwen3:4b", "box", {}, endpoint=Endpoint("Box", url))
         assert model.available_models() == ["qwen3:4b"]
         assert model.context_window() == 40960
     finally:

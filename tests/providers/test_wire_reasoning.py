@@ -8,20 +8,20 @@ import pytest
 from fakeserver import Answer, Call, Raw, Redacted, Refusal, Text, Think
 from wirehelp import events, joined, of, reasoning, refusal
 
-from chatrepl.providers.registry import get_model
+from chatrepl.providers.registry import get_backend
 from chatrepl.records import Finish, Message, Part, ReasoningDelta, ToolCall
 
 
 @pytest.fixture
 def openai(openai_env):
-    m = get_model("openai:gpt-test")
+    m = get_backend("openai:gpt-test")
     yield m
     m.close()
 
 
 @pytest.fixture
 def anthropic(openai_env):
-    m = get_model("anthropic:claude-test")
+    m = get_backend("anthropic:claude-test")
     yield m
     m.close()
 

@@ -8,7 +8,7 @@ from fakeserver import Answer, Call, Status, Text
 from wirehelp import ANTHROPIC_KEY, KEY, events, joined, of
 
 from chatrepl import errors
-from chatrepl.providers.registry import get_model
+from chatrepl.providers.registry import get_backend
 from chatrepl.records import ToolCall
 
 
@@ -21,7 +21,7 @@ def test_a_key_quoted_back_in_the_answer_is_blanked_even_when_split(openai_env, 
             Call("save", '{"k": "' + key[:5], key[5:] + '"}', id="c1"),
         )
     )
-    got = events(get_model(name))
+    got = events(get_backend(name))
     text = joined(got)
     assert key[3:] not in text and text == "Your key is sk-***; again: ***."  # "sk-" is public
     (call,) = of(got, ToolCall)
@@ -30,7 +30,7 @@ def test_a_key_quoted_back_in_the_answer_is_blanked_even_when_split(openai_env, 
 
 def test_a_prefix_of_the_key_at_the_end_is_not_lost(openai_env, server):
     server.push(Answer(Text("ends with sk-te")))
-    assert joined(events(get_model("openai:g"))) == "ends with sk-te"
+    assert joined(events(get_backend("openai:g"))) == "ends with sk-te"
 
 
 def configured(home, url: str, name: str = "proxy") -> None:
@@ -51,13 +51,13 @@ def test_credentials_in_a_base_url_never_reach_a_message(server, home, url):
     configured(home, url.format(port=server.port))
     server.push(Status(404), Answer(Text("fine")))
     with pytest.raises(errors.ModelNotFoundError) as info:
-        events(get_model("proxy:m"))
+        events(get_backend("proxy:m"))
     message = str(info.value)
     assert "hunter2secret" not in message and "QUERYSECRET" not in message
     assert "***" in message
     # the request still goes to the right place, the query kept at the end
     assert server.last["path"].startswith("/v1/chat/completions")
-    assert joined(events(get_model("proxy:m"))) == "fine"
+    assert joined(events(get_backend("proxy:m"))) == "fine"
     if "key=" in url:
         assert server.last["path"] == "/v1/chat/completions?key=AIzaQUERYSECRET"
 
@@ -65,7 +65,7 @@ def test_credentials_in_a_base_url_never_reach_a_message(server, home, url):
 def test_credentials_in_an_unreachable_base_url(home):
     configured(home, "http://bob:pa55word@127.0.0.1:9/v1")
     with pytest.raises(errors.ConnectError) as info:
-        events(get_model("proxy:m"))
+        events(get_backend("proxy:m"))
     assert "pa55word" not in str(info.value)
 
 
@@ -79,7 +79,7 @@ MODELS = [
 
 def test_available_models_asks_once(openai_env, server):
     server.models = MODELS
-    model = get_model("openai:gpt-test")
+    model = get_backend("openai:gpt-test")
     assert model.available_models() == ["gpt-test", "router/big", "served-by-vllm"]
     assert model.available_models() == ["gpt-test", "router/big", "served-by-vllm"]
     assert [r["path"] for r in server.requests] == ["/v1/models"]
@@ -88,18 +88,18 @@ def test_available_models_asks_once(openai_env, server):
 @pytest.mark.parametrize("name, window", [("router/big", 200000), ("served-by-vllm", 32768)])
 def test_context_window_from_the_model_list(openai_env, server, name, window):
     server.models = MODELS
-    assert get_model(f"openai:{name}").context_window() == window
+    assert get_backend(f"openai:{name}").context_window() == window
 
 
 def test_pricing_from_openrouters_list(openai_env, server):
     server.models = MODELS
-    assert get_model("openai:router/big").pricing() == {"prompt": 0.000003}
+    assert get_backend("openai:router/big").pricing() == {"prompt": 0.000003}
 
 
 def test_context_window_from_llamacpp_props(openai_env, server):
     server.models = [{"id": "local.gguf", "owned_by": "llamacpp", "meta": {"n_ctx_train": 1}}]
     server.props = {"default_generation_settings": {"n_ctx": 4096}}
-    model = get_model("openai:local.gguf")
+    model = get_backend("openai:local.gguf")
     assert model.context_window() == 4096
     assert model.context_window() == 4096
     assert [r["path"] for r in server.requests] == ["/v1/models", "/props"]
@@ -108,31 +108,31 @@ def test_context_window_from_llamacpp_props(openai_env, server):
 def test_context_window_from_ollama_show(server, monkeypatch):
     monkeypatch.setenv("OLLAMA_HOST", server.base_url)
     server.show = {"model_info": {"general.architecture": "qwen3", "qwen3.context_length": 40960}}
-    assert get_model("ollama:qwen3:4b").context_window() == 40960
+    assert get_backend("ollama:qwen3:4b").context_window() == 40960
     assert server.last["path"] == "/api/show" and server.last["json"] == {"model": "qwen3:4b"}
 
 
 def test_context_window_falls_back_to_the_known_table(openai_env, server):
-    assert get_model("openai:gpt-4o-mini").context_window() == 128000
-    assert get_model("anthropic:claude-sonnet-4-5").context_window() == 200000
-    assert get_model("openai:never-heard-of-it").context_window() is None
+    assert get_backend("openai:gpt-4o-mini").context_window() == 128000
+    assert get_backend("anthropic:claude-sonnet-4-5").context_window() == 200000
+    assert get_backend("openai:never-heard-of-it").context_window() is None
 
 
 def test_facts_fail_soft_when_the_server_is_down(monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("OPENAI_API_KEY", "k" * 20)
-    model = get_model("openai:gpt-4o")
+    model = get_backend("openai:gpt-4o")
     assert model.available_models() is None
     assert model.context_window() == 128000
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k" * 20)
-    assert get_model("anthropic:x").available_models() is None
+    assert get_backend("anthropic:x").available_models() is None
 
 
 @pytest.mark.parametrize("cut", [1, 2, 3, 4, 9])
 def test_a_key_split_after_a_few_characters_is_still_blanked(openai_env, server, cut):
     server.push(Answer(Text("key: ", KEY[:cut], KEY[cut:], " done")))
-    text = joined(events(get_model("openai:g")))
+    text = joined(events(get_backend("openai:g")))
     assert KEY[3:] not in text and text.endswith("*** done")
     assert text in ("key: ***" + " done", "key: " + KEY[:cut] + "***" + " done")
 
@@ -143,7 +143,7 @@ def test_a_short_public_prefix_is_not_held_back(openai_env, server):
     import threading
 
     server.push(Answer(Text("partial", " words", " sk")))
-    stream = get_model("openai:g").stream([], {}, threading.Event())
+    stream = get_backend("openai:g").stream([], {}, threading.Event())
     got = ""
     for event in stream:
         got += getattr(event, "text", "")

@@ -9,7 +9,7 @@ from fakeserver import Answer, Call, Raw, Status, Text
 from wirehelp import events, joined, of
 
 from chatrepl import errors
-from chatrepl.providers.registry import get_model
+from chatrepl.providers.registry import get_backend
 from chatrepl.records import Finish, Message, Part, ToolCall, ToolSpec
 
 WEATHER = ToolSpec(
@@ -21,7 +21,7 @@ WEATHER = ToolSpec(
 
 @pytest.fixture(params=["openai:gpt-test", "anthropic:claude-test"])
 def model(request, openai_env):
-    m = get_model(request.param)
+    m = get_backend(request.param)
     yield m
     m.close()
 
@@ -46,6 +46,7 @@ def test_tool_definitions_go_out_in_the_vendors_shape(model, server):
                 "name": "get_weather",
                 "description": "The weather in a city.",
                 "input_schema": WEATHER.parameters,
+                "cache_control": {"type": "ephemeral"},  # the tools are cached
             }
         ]
 
@@ -90,7 +91,7 @@ def test_interleaved_fragments_keyed_by_index(openai_env, server):
         + "data: [DONE]\n\n"
     )
     server.push(Raw(body.encode()))
-    calls = of(events(get_model("openai:x"), tools=[WEATHER]), ToolCall)
+    calls = of(events(get_backend("openai:x"), tools=[WEATHER]), ToolCall)
     assert calls == [ToolCall("a", "f", {"y": 1}), ToolCall("b", "g", {"x": 2})]
 
 
@@ -187,6 +188,7 @@ def test_history_with_calls_and_results_goes_out_in_the_vendors_shape(model, ser
                     "tool_use_id": "c2",
                     "content": "no such city",
                     "is_error": True,
+                    "cache_control": {"type": "ephemeral"},  # the newest user message
                 },
             ],
         }

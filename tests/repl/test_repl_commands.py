@@ -20,8 +20,8 @@ from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
 from chatrepl.conversation import Conversation
-from chatrepl.providers.base import Model
-from chatrepl.providers.registry import get_model
+from chatrepl.providers.base import Backend
+from chatrepl.providers.registry import get_backend
 from chatrepl.records import Message, TextDelta
 from chatrepl.repl import commands
 from chatrepl.repl.app import Repl
@@ -103,7 +103,7 @@ def test_a_message_is_answered_and_saved(h: Harness) -> None:
     assert h.repl.recent[0].id == h.conversation.id  # the completion cache is refreshed
 
 
-class Interrupted(Model):
+class Interrupted(Backend):
     """Streams two pieces, then behaves as if Ctrl-C was pressed while waiting for more."""
 
     def stream(
@@ -128,7 +128,7 @@ def test_a_network_error_mid_answer_keeps_the_text_and_retry_works(
     store: Store, openai_env: FakeLLMServer
 ) -> None:
     openai_env.push(Reply(text="one two three four five", drop_after=3))
-    repl = make(store, get_model("openai:test"))
+    repl = make(store, get_backend("openai:test"))
     repl.handle("count")
     out = repl.console.file.getvalue()
     assert "one two three" in out
@@ -145,7 +145,7 @@ def test_a_network_error_mid_answer_keeps_the_text_and_retry_works(
 def test_an_unreachable_server_is_one_line(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
-    repl = make(store, get_model("openai:test"))
+    repl = make(store, get_backend("openai:test"))
     repl.conversation.model.endpoint.max_retries = 0
     repl.handle("hello")
     lines = [x for x in repl.console.file.getvalue().splitlines() if x.strip()]
@@ -430,7 +430,7 @@ def test_history_file_is_private(store: Store, home: Path) -> None:
     with create_pipe_input() as pipe:
         repl = Repl(
             store,
-            Conversation(get_model("echo"), store=store),
+            Conversation(get_backend("echo"), store=store),
             console=Console(file=io.StringIO()),
             input=pipe,
             output=DummyOutput(),

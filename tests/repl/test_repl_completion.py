@@ -14,7 +14,7 @@ from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
 from chatrepl.conversation import Conversation
-from chatrepl.providers.registry import get_model
+from chatrepl.providers.registry import get_backend
 from chatrepl.repl.app import Repl
 from chatrepl.repl.commands import COMMANDS
 from chatrepl.repl.completion import ChatCompleter
@@ -105,12 +105,12 @@ def test_nothing_for_messages() -> None:
 def repl(tmp_path: Path):
     store = Store(tmp_path / "chat.db")
     with create_pipe_input() as pipe:
-        conversation = Conversation(get_model("echo"), store=store)
+        conversation = Conversation(get_backend("echo"), store=store)
         conversation.prompt("three goat names").text()
         conversation.set_title("Goat names")
         r = Repl(
             store,
-            Conversation(get_model("echo"), store=store),
+            Conversation(get_backend("echo"), store=store),
             console=Console(file=io.StringIO()),
             input=pipe,
             output=DummyOutput(),

@@ -416,9 +416,9 @@ def test_when_whole_words_fill_the_hits_only_whole_words_are_marked(
 ) -> None:
     _said(store, "one goat and two goats")
     (hit,) = store.search("goat", n=1)  # the prefix search is not run
-    assert hit.snippet == "one [goat] and two goats"
+    assert hit.snippet == "one [goat] and two goats\nok"  # the prompt, then the answer
     (hit,) = store.search("goat", n=5)  # fewer whole-word hits than asked: prefixes too
-    assert hit.snippet == "one [goat] and two [goats]"
+    assert hit.snippet == "one [goat] and two [goats]\nok"
 
 
 # --- reasoning is searched only when asked --------------------------------------------------------
@@ -560,9 +560,21 @@ def test_a_migrated_first_release_turn_has_its_parts_and_call_in_order(tmp_path:
     first_release_db(path)
     store = Store(path)
     cid = "01JD8X0000AAAABBBBCCCCDDDD"
-    first = store.turns(cid, all_branches=True)[0]
+    every = store.turns(cid, all_branches=True)
+    first = every[0]
     assert first.parts == [Part("prompt", "one", {}, 0), Part("text", "answer one", {}, 1)]
     assert [c.index for c in first.calls] == [1]
+    # every turn, not only the first: its prompt, its answer when it had one, its one call
+    answers = [("one", "answer one"), ("two", "bad answer"), ("two", "good answer")]
+    answers += [("three", "thr"), ("four", "")]
+    for t, (prompt, answer) in zip(every, answers, strict=True):
+        expected = [Part("prompt", prompt, {}, 0)]
+        expected += [Part("text", answer, {}, 1)] if answer else []
+        assert t.parts == expected, t.prompt
+        assert [(c.index, c.model, c.input_tokens, c.output_tokens) for c in t.calls] == [
+            (1, "echo:echo", 3, 4)
+        ]
+        assert [(c.duration_ms, c.ttft_ms) for c in t.calls] == [(1200, 80)]
     assert store.summary(cid).turns == 2  # the head is the second turn on its path
     store.close()
     con = sqlite3.connect(path)

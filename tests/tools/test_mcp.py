@@ -176,9 +176,8 @@ def test_headers_expand_and_never_show(
     )
     with pytest.raises(ToolError) as caught:
         manager.tools("docs")
-    assert (
-        str(caught.value) == f"MCP server docs could not be reached at http://127.0.0.1:{port}/mcp."
-    )
+    where = f"http://127.0.0.1:{port}/mcp?key=***"
+    assert str(caught.value) == f"MCP server docs could not be reached at {where}."
     assert "s3cr3t" not in str(caught.value)
 
 

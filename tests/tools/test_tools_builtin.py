@@ -11,7 +11,7 @@ import pytest
 
 from chatrepl.conversation import Conversation
 from chatrepl.errors import ConfigError, ToolError
-from chatrepl.providers.registry import get_model
+from chatrepl.providers.registry import get_backend
 from chatrepl.store import Store
 from chatrepl.tools.builtin import READ_LIMIT, builtin_tools
 from chatrepl.tools.toolbox import Toolbox
@@ -74,10 +74,10 @@ def test_read_file_has_no_way_to_write() -> None:
 
 def test_search_history_finds_saved_conversations(tmp_path: Path) -> None:
     store = Store(tmp_path / "chat.db")
-    goats = Conversation(get_model("echo"), store=store)
+    goats = Conversation(get_backend("echo"), store=store)
     goats.prompt("names for a pet goat please").text()
     store.set_title(goats.id, "Goat names")
-    other = Conversation(get_model("echo"), store=store)
+    other = Conversation(get_backend("echo"), store=store)
     other.prompt("the weather in Oslo").text()
 
     search = builtin_tools(store)["search_history"]

@@ -11,7 +11,8 @@ import pytest
 
 from chatrepl.errors import ConfigError
 from chatrepl.settings import load_config
-from chatrepl.tools.tool_settings import expanded, public_url, tools_config
+from chatrepl.text import public_url
+from chatrepl.tools.tool_settings import expanded, tools_config
 
 CONFIG = """
 [mcp]
@@ -45,7 +46,7 @@ def test_config_and_servers_file(home: Path) -> None:
         "other.json"
     )
     assert config.servers["docs"].transport == "http"
-    assert config.servers["docs"].where() == "https://example.com/mcp"  # no user info, no query
+    assert config.servers["docs"].where() == "https://***@example.com/mcp?key=***"
 
 
 def test_variables_expand_when_the_server_starts(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,7 +83,8 @@ def test_bad_config_is_one_sentence(config: dict, message: str) -> None:
 
 
 def test_public_url_hides_secrets() -> None:
-    assert public_url("https://a:b@h.io:8443/p?token=x#f") == "https://h.io:8443/p"
+    shown = public_url("https://a:b@h.io:8443/p?token=x&page=2#f")
+    assert shown == "https://***@h.io:8443/p?token=***&page=2#f"
 
 
 def test_loading_config_with_servers_imports_no_mcp(home: Path) -> None:

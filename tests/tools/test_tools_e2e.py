@@ -83,7 +83,7 @@ def test_the_repl_asks_before_each_call_yes_no_edit_always(
         t.line("/tools result 1")
         t.wait_for("Result of read_file:")
         t.line("/tools")
-        t.wait_for(r"on  read_file")
+        t.wait_for(r"on\s+read_file")
         t.line("/exit")
         assert t.wait_exit() == 0
 
