@@ -27,8 +27,10 @@ from pathlib import Path
 
 #: The server: import llm's CLI once, then one forked child per request line.
 _SERVER = r"""
-import json, os, sys
+import gc, json, os, sys
 from llm.cli import cli
+
+gc.freeze()  # a child's collections skip what was imported: its pages stay shared, not copied
 
 for line in sys.stdin:
     request = json.loads(line)
