@@ -20,7 +20,8 @@ from fakeserver import FakeLLMServer  # noqa: E402
 if TYPE_CHECKING:
     from chatrepl.store import Store
 
-#: Variables that would let a test reach a real service or a real home folder.
+#: Variables that would let a test reach a real service or a real home folder, or change what
+#: it sees.
 _ISOLATE = (
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
@@ -33,6 +34,10 @@ _ISOLATE = (
     "VISUAL",
     "EDITOR",
     "NO_COLOR",
+    # A terminal's size from the environment overrides the pseudo-terminal's own (rich and
+    # prompt-toolkit read them first); pytest-xdist's workers set both to 80×24.
+    "COLUMNS",
+    "LINES",
 )
 
 
