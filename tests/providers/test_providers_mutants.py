@@ -403,6 +403,26 @@ def test_deepseek_cache_hits_count_as_cached(server):
     assert of(events(make(server)), Usage) == [Usage(10, 5, None, 6, None, None)]
 
 
+@pytest.mark.parametrize(
+    ("counts", "prompt", "cached"),
+    [
+        ({"prompt_cache_hit_tokens": 6}, 6, 6),  # DeepSeek's counts without prompt_tokens
+        ({"prompt_cache_miss_tokens": 4}, 4, None),
+        ({"prompt_cache_hit_tokens": 6, "prompt_cache_miss_tokens": 4}, 10, 6),
+    ],
+)
+def test_deepseek_cache_counts_alone_make_the_prompt_count(server, counts, prompt, cached):
+    usage = {"completion_tokens": 5, **counts}
+    server.push(Raw(sse(chunk({"content": "x"}), {"choices": [], "usage": usage})))
+    assert of(events(make(server)), Usage) == [Usage(prompt, 5, None, cached, None, None)]
+
+
+def test_moonshot_cached_tokens_at_the_top_count_as_cached(server):
+    usage = {"prompt_tokens": 10, "completion_tokens": 5, "cached_tokens": 4}
+    server.push(Raw(sse(chunk({"content": "x"}), {"choices": [], "usage": usage})))
+    assert of(events(make(server)), Usage) == [Usage(10, 5, None, 4, None, None)]
+
+
 def test_usage_that_says_nothing_is_not_reported(server):
     usage = {"total_tokens": 9, "prompt_tokens": "many"}
     server.push(Raw(sse(chunk({"content": "x"}), {"choices": [], "usage": usage})))
