@@ -403,6 +403,13 @@ def test_deepseek_cache_hits_count_as_cached(server):
     assert of(events(make(server)), Usage) == [Usage(10, 5, None, 6, None, None)]
 
 
+def test_a_thinking_block_with_its_words_under_text_is_reasoning(server):
+    blocks = [{"type": "thinking", "text": "Hmm. "}, {"type": "text", "text": "Hi"}]
+    server.push(Raw(sse(chunk({"content": blocks}), chunk(finish="stop"))))
+    got = events(make(server))
+    assert reasoning(got) == "Hmm. " and joined(got) == "Hi"
+
+
 @pytest.mark.parametrize(
     ("counts", "prompt", "cached"),
     [
