@@ -120,6 +120,7 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
         [
             "tests/providers/test_providers.py",
             "tests/providers/test_wire_robustness.py",
+            "tests/providers/test_wire_shapes.py",
             "tests/providers/test_providers_mutants.py",
         ],
     ),

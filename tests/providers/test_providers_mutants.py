@@ -403,6 +403,21 @@ def test_deepseek_cache_hits_count_as_cached(server):
     assert of(events(make(server)), Usage) == [Usage(10, 5, None, 6, None, None)]
 
 
+def _router_body(url: str, options: dict | None = None) -> dict:
+    """The body an OpenAI-compatible backend at ``url`` would send (no server at that host)."""
+    backend = OpenAIBackend("m", "router", options or {}, endpoint=Endpoint("Router", url))
+    return backend.request_body([Message("user", "hi")], {}, None)
+
+
+def test_an_openrouter_subdomain_is_asked_for_the_cost_too():
+    assert _router_body("https://eu.openrouter.ai/api/v1")["usage"] == {"include": True}
+
+
+def test_a_usage_option_of_ones_own_is_not_overwritten():
+    mine = {"usage": {"include": False}}
+    assert _router_body("https://openrouter.ai/api/v1", mine)["usage"] == {"include": False}
+
+
 def test_a_thinking_block_with_its_words_under_text_is_reasoning(server):
     blocks = [{"type": "thinking", "text": "Hmm. "}, {"type": "text", "text": "Hi"}]
     server.push(Raw(sse(chunk({"content": blocks}), chunk(finish="stop"))))
