@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .errors import AttachmentError, ConfigError
+from .files import user_path
 from .records import Message, Part
 
 if TYPE_CHECKING:
@@ -247,7 +248,7 @@ def _check_size(size: int, limits: Settings, what: str) -> None:
 def _read_file(source: str, limits: Settings) -> tuple[bytes, str]:
     from .files import NotRegularFileError, check_regular, read_regular
 
-    path = Path(source).expanduser()
+    path = user_path(source)
     shown = _shown_path(source)
     try:
         _check_size(check_regular(path).st_size, limits, shown)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ChatreplError, UsageError
+from .files import user_path
 from .frontend import guarded, open_store, say_error
 
 if TYPE_CHECKING:
@@ -542,7 +543,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     from .settings import write_private
 
-    path = write_private(Path(args.output).expanduser(), text)
+    path = write_private(user_path(args.output), text)
     if sys.stderr.isatty():
         print(f"Exported {summary.id} ({args.format}) to {_safe(str(path))}.", file=sys.stderr)
     return 0
@@ -821,7 +822,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             if name == "-":
                 text = sys.stdin.read()
             else:
-                text = read_regular(Path(name).expanduser()).decode("utf-8")
+                text = read_regular(user_path(name)).decode("utf-8")
         except NotRegularFileError as exc:
             raise ChatreplError(
                 f"{_safe(name)} is {exc.what}, not a regular file: give an export file, or - "
@@ -862,10 +863,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 def llm_logs_path(explicit: str | None = None) -> Path:
     """llm's logs.db: ``explicit`` (a file or its folder), else where ``llm`` keeps it."""
     if explicit:
-        path = Path(explicit).expanduser()
+        path = user_path(explicit)
         return path / "logs.db" if path.is_dir() else path
     if value := os.environ.get("LLM_USER_PATH"):
-        return Path(value).expanduser() / "logs.db"
+        return user_path(value) / "logs.db"
     # What click.get_app_dir("io.datasette.llm") answers, as llm asks it.
     if sys.platform == "win32":
         folder = Path(os.environ.get("APPDATA") or Path.home())

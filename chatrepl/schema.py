@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 from .errors import ChatreplError
+from .files import user_path
 
 #: The concise syntax's types, as JSON schema types.
 CONCISE_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}
@@ -43,7 +43,7 @@ def read(text: str) -> dict[str, Any]:
         raise SchemaError("The schema is empty: give JSON, a file, or fields like 'name, age int'.")
     where = "the schema"
     if not source.startswith("{") and "\n" not in source and len(source) < 4096:
-        path = Path(source).expanduser()
+        path = user_path(source)
         if path.is_file():
             where = make_safe(str(path))
             try:

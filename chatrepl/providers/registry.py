@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import settings as cfg
 from ..errors import ConfigError
+from ..files import user_path
 from .base import Backend
 
 #: The built-in providers. config.toml's ``[providers.NAME]`` adds to or overrides these.
@@ -383,9 +384,8 @@ def _ca_bundle(info: ProviderInfo) -> str | None:
     bundle = info.settings.get("ca_bundle")
     if not bundle:
         return None
-    from pathlib import Path
 
-    path = Path(bundle).expanduser()
+    path = user_path(bundle)
     if not path.is_file():
         from ..text import make_safe
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ChatreplError, NotFoundError
+from ..files import user_path
 from ..text import make_safe, parse_time, sentence, shorten
 from .toolbar import SHORT_ID
 
@@ -503,7 +504,7 @@ def cmd_export(repl: Session, arg: str) -> None:
         repl.say("Nothing to export yet: this conversation has no turns.")
         return
     if arg:
-        path = Path(arg).expanduser()
+        path = user_path(arg)
     else:
         slug = re.sub(r"[^a-z0-9]+", "-", (c.title or "").lower()).strip("-")[:40]
         path = Path(f"{slug or 'conversation'}-{c.id[:SHORT_ID].lower()}.md")
