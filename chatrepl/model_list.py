@@ -35,6 +35,16 @@ class ProviderEntry:
     def ready(self) -> bool:
         return self.status == READY
 
+    @property
+    def note(self) -> str:
+        """Why it is not ready, for people: the status said once, then what to do."""
+        words = self.status.replace("-", " ")
+        if not self.why:
+            return words
+        if self.why.startswith(words) or self.status == NO_KEY:  # "needs a key: set …"
+            return self.why
+        return f"{words}: {self.why}"
+
 
 @dataclass
 class ModelList:
