@@ -778,6 +778,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         elif p["key"] == "missing":
             env = _safe(p["key_env"])
             key = Text(f"missing ({env})" if p["key_env"] else "missing", style="red")
+        elif p["key"] == "optional":  # a built-in provider pointed at another server
+            key = Text("optional", style="dim")
         else:
             key = Text("not needed", style="dim")
         ready = Text(p["status"], style="green" if p["status"] == "ready" else "red")

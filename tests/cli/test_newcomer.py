@@ -111,3 +111,30 @@ def test_an_answer_that_is_not_json_is_quoted_not_the_parser() -> None:
     assert "Expecting value" not in said_ and "char 0" not in said_
     with pytest.raises(SchemaError, match="The answer is empty"):
         parse_answer("  ", concise("name"))
+
+
+def test_a_provider_pointed_at_another_server_is_listed_as_it_is_asked(
+    home: Path, server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """OPENAI_BASE_URL at a compatible server and no key: the request goes out without one
+    (docs/providers.md), so the listings must not call the provider keyless and unready."""
+    server.models = [{"id": "served-a"}]
+    monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
+    env = child_env()
+    assert run_chatrepl("-m", "openai:served-a", "-p", "hi", env=env).returncode == 0
+    by = {
+        p["name"]: p
+        for p in json.loads(run_chatrepl("models", "--json", env=env).stdout)["providers"]
+    }
+    assert by["openai"]["status"] == "ready" and by["openai"]["key"] == "optional"
+    assert "openai:served-a" in by["openai"]["models"]
+    assert by["anthropic"]["status"] == "no-key"  # not moved: still needs its key
+    repl = repl_for(Store(tmp_path / "k.db"), "echo:echo")
+    assert "will fail" not in said(repl, "/model openai:served-a")
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing answers there
+    by = {
+        p["name"]: p
+        for p in json.loads(run_chatrepl("models", "--json", env=child_env()).stdout)["providers"]
+    }
+    assert by["openai"]["status"] == "unreachable"
