@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import child_env, run_chatrepl
-from fakeserver import FakeLLMServer
+from fakeserver import Answer, FakeLLMServer, Text
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.output import DummyOutput
 from rich.console import Console
@@ -138,3 +138,26 @@ def test_a_provider_pointed_at_another_server_is_listed_as_it_is_asked(
         for p in json.loads(run_chatrepl("models", "--json", env=child_env()).stdout)["providers"]
     }
     assert by["openai"]["status"] == "unreachable"
+
+
+@pytest.mark.parametrize("model", ["openai:test", "anthropic:test"])
+def test_a_continued_answer_is_exported_as_one_answer(
+    home: Path, openai_env: FakeLLMServer, model: str
+) -> None:
+    """/continue joins the new text to the cut-off answer in what is sent; the exports (and so
+    `chatrepl show`) read it the same way, not as two paragraphs split mid-sentence."""
+    openai_env.push(
+        Answer(
+            Text("The goat climbed the"), finish="length" if "openai" in model else "max_tokens"
+        ),
+        Answer(Text(" steep hill at dawn.")),
+    )
+    env = child_env()
+    assert run_chatrepl("-m", model, "-p", "a story", env=env).returncode == 3  # cut off
+    repl = repl_for(Store(home / "chatrepl.db"), model)
+    said(repl, "/resume last")
+    said(repl, "/continue")
+    shown = run_chatrepl("show", repl.conversation.id, env=env).stdout
+    assert "The goat climbed the steep hill at dawn." in shown
+    page = run_chatrepl("export", repl.conversation.id, "--format", "html", env=env).stdout
+    assert "The goat climbed the steep hill at dawn." in page
