@@ -308,7 +308,8 @@ def stream_answer(
         note = notes.get(response.status) if error is None else None
         if note and response.status == "refused" and (words := refusal_text(response)):
             note = f"{note}: {words}"
-        if response.status == "interrupted" and not response.text_so_far and error is None:
+        began = response.text_so_far or any(p.kind == "tool_call" for p in response.parts)
+        if response.status == "interrupted" and not began and error is None:
             note = "interrupted before the answer began"
         try:
             screen.finish(note=note)
