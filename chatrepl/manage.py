@@ -50,15 +50,17 @@ ALL = 0  # ``-n 0``: no limit
 
 def parser() -> argparse.ArgumentParser:
     """The parser of every sub-command."""
-    from .frontend import Parser
+    from .frontend import Parser, SubParser
 
     root = Parser(
         prog="chatrepl",
         description="Work with saved conversations from the shell.",
     )
-    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = root.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=SubParser
+    )
 
-    db = Parser(add_help=False)
+    db = SubParser(add_help=False)  # a parent of the sub-commands, of their type
     db.add_argument(
         "--db", metavar="PATH", help="the database (default: $CHATREPL_DB, else the home's)"
     )

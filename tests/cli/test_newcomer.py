@@ -161,3 +161,24 @@ def test_a_continued_answer_is_exported_as_one_answer(
     assert "The goat climbed the steep hill at dawn." in shown
     page = run_chatrepl("export", repl.conversation.id, "--format", "html", env=env).stdout
     assert "The goat climbed the steep hill at dawn." in page
+
+
+@pytest.mark.parametrize(
+    ("args", "prog"),
+    [
+        (["tools", "--bogus"], "chatrepl tools"),
+        (["models", "extra"], "chatrepl models"),
+        (["list", "--bogus"], "chatrepl list"),
+        (["keys", "list", "extra"], "chatrepl keys list"),
+        (["templates", "list", "extra"], "chatrepl templates list"),
+        (["db", "copy", "a", "b", "postgresql://me:hunter2@db.example/x"], "chatrepl db copy"),
+    ],
+)
+def test_an_argument_a_sub_command_does_not_take_is_its_own_usage_error(
+    home: Path, args: list[str], prog: str
+) -> None:
+    result = run_chatrepl(*args, env=child_env())
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"usage: {prog} ")  # its usage, not the root's COMMAND …
+    assert f"{prog}: error: unrecognized arguments: " in result.stderr
+    assert "hunter2" not in result.stderr
