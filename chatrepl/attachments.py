@@ -268,6 +268,13 @@ def _read_file(source: str, limits: Settings) -> tuple[bytes, str]:
     return content, path.name
 
 
+def _plain(said: str) -> str:
+    """A network library's reason in words: ``[Errno 111] Connection refused`` is
+    ``connection refused``."""
+    said = re.sub(r"^\[Errno -?\d+\]\s*", "", said.strip())
+    return said[:1].lower() + said[1:] if said[1:2].islower() else said  # not "SSL: …"
+
+
 def _fetch(url: str, limits: Settings) -> tuple[bytes, str]:
     """Download ``url`` (only because the user gave it), stopping at the size limit."""
     import httpx
@@ -294,7 +301,7 @@ def _fetch(url: str, limits: Settings) -> tuple[bytes, str]:
                 chunks.append(chunk)
             final = str(response.url)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        said = scrub(str(exc) or type(exc).__name__, url_secrets(url))
+        said = scrub(_plain(str(exc)) or type(exc).__name__, url_secrets(url))
         raise AttachmentError(f"Cannot fetch {shown}: {shorten(said, 120).rstrip('.')}.") from None
     content = b"".join(chunks)
     chunks.clear()

@@ -51,15 +51,17 @@ ALL = 0  # ``-n 0``: no limit
 
 def parser() -> argparse.ArgumentParser:
     """The parser of every sub-command."""
-    from .frontend import Parser
+    from .frontend import Parser, SubParser
 
     root = Parser(
         prog="chatrepl",
         description="Work with saved conversations from the shell.",
     )
-    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = root.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=SubParser
+    )
 
-    db = Parser(add_help=False)
+    db = SubParser(add_help=False)  # a parent of the sub-commands, of their type
     db.add_argument(
         "--db", metavar="PATH", help="the database (default: $CHATREPL_DB, else the home's)"
     )
@@ -779,6 +781,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         elif p["key"] == "missing":
             env = _safe(p["key_env"])
             key = Text(f"missing ({env})" if p["key_env"] else "missing", style="red")
+        elif p["key"] == "optional":  # a built-in provider pointed at another server
+            key = Text("optional", style="dim")
         else:
             key = Text("not needed", style="dim")
         ready = Text(p["status"], style="green" if p["status"] == "ready" else "red")

@@ -132,7 +132,7 @@ def strict(schema: dict[str, Any]) -> dict[str, Any]:
 def parse_answer(text: str, schema: dict[str, Any]) -> Any:
     """The JSON value of an answer ``text``, checked against ``schema``; one sentence saying
     what is wrong otherwise."""
-    from .text import shorten
+    from .text import make_safe, shorten
 
     body = text.strip()
     if body.startswith("```"):  # some servers fence the JSON even when asked for JSON only
@@ -141,9 +141,12 @@ def parse_answer(text: str, schema: dict[str, Any]) -> Any:
         body = (fenced_block(body) or body).strip()
     try:
         value = json.loads(body)
-    except ValueError as exc:
+    except ValueError:
+        if not body:
+            raise SchemaError("The answer is empty, so it does not match the schema.") from None
+        begins = make_safe(shorten(" ".join(body.split()), 40))
         raise SchemaError(
-            f"The answer is not JSON ({shorten(str(exc), 60)}), so it does not match the schema."
+            f"The answer is not JSON (it begins {begins!r}), so it does not match the schema."
         ) from None
     if problem := mismatch(value, schema):
         raise SchemaError(f"The answer does not match the schema: {problem}.")

@@ -33,7 +33,7 @@ def read_file(path: str, max_bytes: int = READ_LIMIT) -> str:
     """Read a text file on the user's machine (read-only; text files only, up to 256 KiB).
 
     Args:
-        path: the file's path; ``~`` is the user's home folder.
+        path: the file's path; ~ is the user's home folder.
         max_bytes: read at most this many bytes (at most 262144).
     """
     file = user_path(path)
