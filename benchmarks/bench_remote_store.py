@@ -26,14 +26,16 @@ from urllib.parse import urlsplit, urlunsplit
 from .common import Section, Stat
 
 DELAYS_MS = (0, 30, 80)
-#: Round trips allowed; 2 for the rest. Opening: three to connect and authenticate (startup,
-#: SCRAM's two messages), one to check the schema's version.
+#: Round trips allowed; 2 for the rest. Opening: four to connect and authenticate (the TLS
+#: request that a server without TLS declines, as libpq's default ``sslmode=prefer`` asks it
+#: first; the startup; SCRAM's two messages), one to check the schema's version.
 LIMITS = {
-    "open the store": 4,
+    "open the store": 5,
     "a REPL turn: answer on screen": 1,
     "a REPL turn: the whole turn": 4,
 }  # a round trip: the proxy waits half of it each way
 ROOT = Path(__file__).resolve().parent.parent
+RECENT = 50  # chatrepl.repl.app.RECENT (not imported: the REPL's module imports the screen)
 
 
 def _via(url: str, port: int) -> str:
@@ -80,8 +82,7 @@ def _measure(target: str, count: Callable[[], int], repeat: int) -> dict[str, li
     Store(target).close()  # the schema, once
     for i in range(repeat):
         f0, t0 = count(), time.perf_counter()
-        store = Store(target)
-        store.recent(1)  # a store opens lazily: the first question is part of opening it
+        store = Store(target)  # connects and checks the schema's version
         note("open the store", time.perf_counter() - t0, count() - f0)
         c = Conversation(probe.model, store=store)
         for n in range(3):
@@ -90,6 +91,7 @@ def _measure(target: str, count: Callable[[], int], repeat: int) -> dict[str, li
             first = None
             for _ in r:
                 first = first or time.perf_counter()
+            store.recent(RECENT)  # the REPL's toolbar and completion, read after each turn
             done = time.perf_counter()
             if n:  # the first turn of a conversation also creates it
                 note("a REPL turn: answer on screen", (first or done) - t0, probe.at_request - f0)
@@ -178,7 +180,20 @@ def run(repeat: int = 5, quick: bool = False) -> Section:
             )
         section.notes.append(
             "Round trips are the flights the delay proxy (tests/delayproxy.py) counts: the client "
-            "sending after it heard from the server. Pipelined statements are one flight."
+            "sending after it heard from the server, counted when the server answers. Pipelined "
+            "statements are one flight; a connection's last message (Terminate, sent without "
+            "waiting for an answer) is none."
+        )
+        section.notes.append(
+            "A REPL turn is the library's turn (Conversation.prompt, streamed to its end) and "
+            f"the list of the {RECENT} most recent conversations the REPL reads after each "
+            "turn for its toolbar and completion; 'answer on screen' is the round trips before "
+            "the request leaves, and the time until the first text arrives."
+        )
+        section.notes.append(
+            "A one-shot's time added is two process start-ups compared (the server far away, "
+            "and next door): on a busy machine their own spread (hundreds of ms) hides the "
+            "round trips, whose count is the figure to trust there."
         )
     finally:
         server.stop()

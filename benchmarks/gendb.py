@@ -1,7 +1,8 @@
 """A chatrepl database of any size, with realistic text, generated fast and cached.
 
 The schema is chatrepl's own: ``chatrepl.Store`` creates the file, then rows go in with
-``sqlite3.executemany`` in big transactions, through the store's own full-text triggers.
+``sqlite3.executemany`` in big transactions (each text once, in the parts, as the store keeps
+it), and the full-text index is rebuilt from them at the end.
 The text is English-like: words drawn with Zipf frequencies (a few hundred common English
 words, then technical words, then a long tail of made-up words), in sentences, paragraphs,
 lists and fenced code. Turns are spread over two years and interleaved in time, as a
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from .common import cache_dir
 
-VERSION = 3  # bump when the generated data changes, so cached files are rebuilt
+VERSION = 5  # bump when the generated data changes, so cached files are rebuilt
 
 COMMON = """the of and to a in is it you that for on are with as this be or by not can
 at from have an your but if will all which one more when use there so what do about their
@@ -237,9 +238,9 @@ def generate(path: Path, conversations: int, round_trips: int, long_turns: int) 
     position = [0] * len(convs)  # turns of each conversation written so far
     rows, parts, calls = [], [], []
     branches = done = 0
-    turn_sql = """INSERT INTO turns (seq, id, conversation_id, parent_id, depth, model, prompt,
-        system, response, extra, options, input_tokens, output_tokens, status, error, started,
-        duration_ms, ttft_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    turn_sql = """INSERT INTO turns (seq, id, conversation_id, parent_id, depth, model, system,
+        options, input_tokens, output_tokens, status, error, started, duration_ms, ttft_ms)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
     for seq, (ts, i) in enumerate(turns, 1):
         c, path = convs[i], paths[i]
         k, position[i] = position[i], position[i] + 1
@@ -275,6 +276,8 @@ def generate(path: Path, conversations: int, round_trips: int, long_turns: int) 
             rows, parts, calls = [], [], []
             say(f"{done:,} / {round_trips:,} turns")
     _insert(con, turn_sql, rows, parts, calls)
+    say("indexing the words")
+    con.execute("INSERT INTO turns_fts (turns_fts) VALUES ('rebuild')")
     con.execute("BEGIN")
     con.executemany(
         "UPDATE conversations SET head = ? WHERE id = ?",
@@ -295,7 +298,6 @@ def _turn(rng, text, seq, tid, c, parent, depth, prompt, ts):  # noqa: ANN001, A
     status = "complete" if roll < 0.97 else ("interrupted" if roll < 0.99 else "error")
     parts = [(seq, 0, 0, "prompt", prompt, "{}")]
     texts: list[str] = []
-    extra = ""
     error = None
     n_calls = 1
     if status == "error":
@@ -313,7 +315,6 @@ def _turn(rng, text, seq, tid, c, parent, depth, prompt, ts):  # noqa: ANN001, A
             lead = text.paragraph(1, 1)
             arguments = {"query": " ".join(rng.choices(text.words[:3000], k=3))}
             result = text.paragraph(2, 8)
-            extra = result
             texts.append(lead)
             parts += [
                 (seq, len(parts), 1, "text", lead, "{}"),
@@ -333,8 +334,8 @@ def _turn(rng, text, seq, tid, c, parent, depth, prompt, ts):  # noqa: ANN001, A
          None, None, duration // n_calls, ttft)
         for n in range(1, n_calls + 1)
     ]  # fmt: skip
-    row = (seq, tid, c[0], parent, depth, model, prompt, c[4], response, extra, "{}", tin, tout,
-           status, error, iso(ts), duration, ttft)  # fmt: skip
+    row = (seq, tid, c[0], parent, depth, model, c[4], "{}", tin, tout, status, error, iso(ts),
+           duration, ttft)  # fmt: skip
     return row, parts, calls
 
 
@@ -343,7 +344,7 @@ def _insert(
 ) -> None:
     conversation = {row[0]: row[2] for row in rows}  # parts and calls are keyed by both
     con.execute("BEGIN")
-    con.executemany(sql, rows)  # the store's trigger fills the full-text index
+    con.executemany(sql, rows)
     con.executemany(
         "INSERT INTO parts (conversation_id, turn_seq, position, call, kind, text, data) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",

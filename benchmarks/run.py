@@ -5,7 +5,8 @@
     python -m benchmarks.run --quick          # fewer repeats and a small database (prints only)
     python benchmarks/run.py startup          # the same, run as a file
 
-Benchmarks: startup, render, storage, postgres, remote, tools, memory, attach, connections.
+Benchmarks: startup, installed, render, storage, size, postgres, remote, tools, memory, attach,
+connections, cost.
 See benchmarks/README.md.
 """
 
@@ -25,14 +26,17 @@ from .common import Section, git_commit, load, machine  # noqa: E402
 
 SUITES = (
     "startup",
+    "installed",
     "render",
     "storage",
+    "size",
     "postgres",
     "remote",
     "tools",
     "memory",
     "attach",
     "connections",
+    "cost",
 )
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -42,6 +46,10 @@ def run_suite(name: str, args: argparse.Namespace) -> Section:
         from . import bench_startup
 
         return bench_startup.run(repeat=args.repeat or (5 if args.quick else 15))
+    if name == "installed":
+        from . import bench_startup
+
+        return bench_startup.run_installed(repeat=args.repeat or (5 if args.quick else 21))
     if name == "render":
         from . import bench_render
 
@@ -50,6 +58,10 @@ def run_suite(name: str, args: argparse.Namespace) -> Section:
         from . import bench_storage
 
         return bench_storage.run(repeat=args.repeat or (5 if args.quick else 15), quick=args.quick)
+    if name == "size":
+        from . import bench_size
+
+        return bench_size.run(500 if args.quick else bench_size.ROUND_TRIPS)
     if name == "postgres":
         from . import bench_storage
 
@@ -78,6 +90,10 @@ def run_suite(name: str, args: argparse.Namespace) -> Section:
         from . import bench_connections
 
         return bench_connections.run(turns=args.repeat or (6 if args.quick else 10))
+    if name == "cost":
+        from . import bench_cost
+
+        return bench_cost.run(turns=20 if args.quick else 50)
     raise ValueError(name)
 
 

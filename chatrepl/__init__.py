@@ -4,16 +4,16 @@
     c = chatrepl.get_model("openai:gpt-4o-mini").conversation()
     print(c.prompt("Three names for a pet goat").text())
 
-The names below are imported lazily so ``chatrepl --version`` stays fast.
+The names below are imported lazily so ``chatrepl --version`` stays fast: nothing here
+imports ``typing`` (or anything else) before the command line answers.
 """
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (type checkers know it)
 if TYPE_CHECKING:
+    from typing import Any
+
     from .conversation import Conversation, Response
     from .errors import ChatreplError
     from .models import Model, get_model
@@ -39,7 +39,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     if name in _WHERE:
         import importlib
 

@@ -1,11 +1,17 @@
-"""The command line: arguments, sub-commands and one-shot mode. No chat logic of its own."""
+"""The command line: arguments, sub-commands and one-shot mode. No chat logic of its own.
 
-from __future__ import annotations
+``chatrepl --version`` answers before anything else is imported: this module imports only
+``sys`` and the version at the top (no ``argparse``, no ``typing``, no ``__future__``), and
+``chatrepl/__init__.py`` likewise.
+"""
 
-import argparse
 import sys
 
 from ._version import __version__
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 #: Sub-commands, each implemented in chatrepl.manage.
 SUBCOMMANDS = (
@@ -17,6 +23,7 @@ SUBCOMMANDS = (
     "delete",
     "models",
     "tools",
+    "usage",
     "import",
     "import-llm",
     "db",
@@ -27,10 +34,10 @@ SUBCOMMANDS = (
 
 def suggestion(word: str) -> str | None:
     """The sub-command ``word`` was probably meant to be (``lst`` → ``list``), if any."""
-    import difflib
-
     if not word or word.startswith("-"):
         return None
+    import difflib  # only for a word that may be a mistyped command
+
     close = difflib.get_close_matches(word.lower(), SUBCOMMANDS, n=1, cutoff=0.6)
     return close[0] if close else None
 
@@ -41,14 +48,35 @@ def _blank(text: str) -> bool:
     return is_blank(text)
 
 
-def chat_parser() -> argparse.ArgumentParser:
+def commands_epilog() -> str:
+    """The sub-commands under ``chatrepl --help``: a title, then the names wrapped at the
+    terminal's width between names, never inside one."""
+    import shutil
+    import textwrap
+
+    width = max(shutil.get_terminal_size().columns - 2, 40)
+    names = textwrap.fill(
+        ", ".join(SUBCOMMANDS),
+        width,
+        initial_indent="  ",
+        subsequent_indent="  ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return f"commands for saved conversations (chatrepl COMMAND --help tells more):\n{names}"
+
+
+def chat_parser() -> "argparse.ArgumentParser":
     """The parser of the chat form: interactive, or one answer with ``-p`` / stdin."""
+    import argparse
+
     from .frontend import Parser
 
     p = Parser(
         prog="chatrepl",
         description="Chat with large language models in the terminal. Every word is saved.",
-        epilog="Manage saved conversations with: chatrepl {" + ",".join(SUBCOMMANDS) + "} --help",
+        epilog=commands_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the epilog is laid out below
     )
     p.add_argument("-m", "--model", help="model as provider:model, or an alias")
     p.add_argument("-s", "--system", help="the persona (system prompt) from now on")
@@ -96,7 +124,7 @@ def chat_parser() -> argparse.ArgumentParser:
     return p
 
 
-def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
+def add_pipeline_arguments(p: "argparse.ArgumentParser") -> None:
     """llm's habits: templates, no logging, structured output, code extraction, JSON out."""
     p.add_argument("-t", "--template", metavar="NAME", help="use a saved template (see: templates)")
     p.add_argument(
@@ -211,6 +239,8 @@ def _main(argv: list[str]) -> int:
         if _blank(prompt) and not whole:
             print("chatrepl: nothing to answer: the prompt on stdin was empty.", file=sys.stderr)
             return 2
+    elif prompt is not None and "-" not in (args.attach or []) and piped():
+        prompt = with_stdin(read_stdin(), prompt)
     if prompt is None and whole:
         prompt = ""  # a template whose prompt is whole answers at once, as llm's -t does
     if prompt is not None:
@@ -237,7 +267,7 @@ def _main(argv: list[str]) -> int:
     return run(args)
 
 
-def _pipeline(args: argparse.Namespace) -> bool:
+def _pipeline(args: "argparse.Namespace") -> bool:
     """Whether llm's template or schema flags were given (their modules load only then)."""
     return bool(args.save or args.template or args.param or args.schema is not None)
 
@@ -248,6 +278,27 @@ def as_text(arg: str | None) -> str | None:
     if arg is None:
         return None
     return arg.encode("utf-8", "surrogateescape").decode("utf-8", errors="replace")
+
+
+def piped() -> bool:
+    """Whether stdin is a pipe or a file (``echo text | chatrepl -p …``, ``< file``): not a
+    terminal, and not an empty device such as /dev/null that a program started from a script
+    or a service inherits."""
+    import os
+    import stat
+
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (OSError, ValueError, AttributeError):  # no stdin at all
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode)
+
+
+def with_stdin(piped_text: str, prompt: str) -> str:
+    """The message of ``-p PROMPT`` with text piped in: the piped text, a blank line, then the
+    prompt (as llm does); just the prompt when nothing came."""
+    text = piped_text.rstrip().lstrip("\r\n")
+    return f"{text}\n\n{prompt}" if text.strip() else prompt
 
 
 def read_stdin() -> str:

@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .context import CHARS_PER_TOKEN, context_used, estimate_tokens, since_summary, turn_chars
+from .context import context_used, estimated_size, since_summary, turn_chars
 from .errors import ChatreplError, ContextTooLongError, ProviderError
 from .ids import new_id
 from .records import CallRecord, Finish, Message, Part, TextDelta, TurnRecord, Usage
-from .text import shorten
+from .text import CHARS_PER_TOKEN, estimate_tokens, shorten
 
 if TYPE_CHECKING:
     from .conversation import Conversation, Response
@@ -138,14 +138,21 @@ def recover(
     window: int | None,
     notify: Callable[[str], None],
 ) -> Response | None:
-    """After ``failed`` (the head) was refused as too long for the context: compact, and ask
-    the same prompt again once. The failed turn stays in the tree. ``None``: nothing to do."""
+    """After ``failed`` (the head) was refused as too long for the context: learn the model's
+    window from the refusal (kept for later runs, so later turns are compacted before they are
+    sent), compact, and ask the same prompt again once. The failed turn stays in the tree.
+    ``None``: nothing to do."""
     if failed.status != "error" or not context_error(failed.error):
         return None
     if not conversation.turns or conversation.turns[-1] is not failed:
         return None
+    from .context import window_of
+    from .windows import learn
+
+    learn(conversation.model.full_name, failed.error or "", estimated_size(conversation))
     if not any(t.kind != "summary" for t in since_summary(conversation)[1][:-1]):
         return None  # nothing before it to compact: the prompt alone is too long
+    window = window_of(conversation) or window  # asks the server only when it will be used
     conversation.undo()
     notify("The request was too long for the model's context: compacting, then asking again…")
     done = compact(conversation, window=window, keep=KEEP_TURNS // 2, force=True)
@@ -184,7 +191,7 @@ def compact(
     if len(turns) <= keep:
         return None
     old, kept = turns[: len(turns) - keep], turns[len(turns) - keep :]
-    before, _ = context_used(conversation)
+    before = estimated_size(conversation)
     began = time.monotonic()
     earlier = _joined(previous.parts, "summary") if previous is not None else ""
     summarizer = _Summarizer(conversation, window, cancel or threading.Event())
@@ -192,7 +199,7 @@ def compact(
     record = _summary_record(conversation, old, text, summarizer, time.monotonic() - began)
     copies = _copies(conversation, kept, record.id)
     _save(conversation, [record, *copies])
-    after, _ = context_used(conversation)
+    after = estimated_size(conversation)
     return Compacted(
         summary=record,
         replaced=len(old),

@@ -2,24 +2,19 @@
 decision to compact.
 
 Tokens come from the server's usage where it reported them, else an estimate (characters / 4).
-Cost is what the provider reported for each call, else the config's ``prices`` of the provider
-(dollars per million tokens), else unknown.
+Cost is what each call cost as saved (the server's figure, else the price table's: see
+``chatrepl.pricing``), else unknown.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .text import estimate_tokens
 
 if TYPE_CHECKING:
     from .conversation import Conversation, Response
-
-CHARS_PER_TOKEN = 4  # the usual estimate for English text and code
-
-
-def estimate_tokens(text: str | int) -> int:
-    """A rough token count of ``text`` (or of that many characters): characters / 4, rounded up."""
-    chars = text if isinstance(text, int) else len(text)
-    return -(-chars // CHARS_PER_TOKEN)
+    from .records import Usage
 
 
 def turn_chars(turn: Response) -> int:
@@ -62,71 +57,48 @@ def context_used(conversation: Conversation, prompt: str = "") -> tuple[int, boo
     return base + estimate_tokens(chars) if chars else base, not exact
 
 
+def estimated_size(conversation: Conversation, prompt: str = "") -> int:
+    """Tokens of the next request (persona, last summary, the turns after it, ``prompt``)
+    estimated from characters alone: figures compared with each other are measured alike."""
+    summary, turns = since_summary(conversation)
+    chars = len(prompt) + len(conversation.system or "") + sum(turn_chars(t) for t in turns)
+    if summary is not None:
+        chars += sum(len(p.text) for p in summary.parts if p.kind == "summary")
+    return estimate_tokens(chars)
+
+
 def window_of(conversation: Conversation) -> int | None:
-    """The model's context window in tokens, or ``None`` when no one says."""
+    """The model's context window in tokens, or ``None`` when no one says: config's
+    ``context_window``, else the one learned from a refusal (``windows``), else what the
+    server or the known table says."""
+    from .windows import learned
+
+    model = conversation.model
+    configured = getattr(model, "context_length", None)
+    if isinstance(configured, int) and configured > 0:
+        return configured
     try:
-        return conversation.model.context_window()
+        return learned(model.full_name) or model.context_window()
     except Exception:  # a fact that is nice to have: never an error
         return None
 
 
 def conversation_cost(conversation: Conversation) -> float | None:
-    """Dollars spent on the turns of the current path, or ``None`` when nothing is known."""
-    total, known = 0.0, False
-    for turn in conversation.turns:
-        for call in turn.calls:
-            cost = call.cost
-            if cost is None:
-                cost = priced(call.model, call.input_tokens, call.output_tokens)
-            if cost is not None:
-                total, known = total + cost, True
-    return total if known else None
+    """Dollars spent on the turns of the current path, or ``None`` when nothing is known.
+
+    Each call costs what was saved with it (the server's figure, else the price table's at the
+    time); a call saved without one is priced now, where the price table knows its model.
+    """
+    from .pricing import calls_cost
+
+    return calls_cost(call for turn in conversation.turns for call in turn.calls)
 
 
-_PRICES: dict[str, tuple[float, float] | None] = {}
-
-
-def prices(model: str) -> tuple[float, float] | None:
-    """Dollars per million input and output tokens of ``provider:model`` from config.toml:
-    ``prices = {input = 2.5, output = 10}`` in its provider's table, or a table of such by
-    model name."""
-    if model not in _PRICES:
-        _PRICES[model] = _read_prices(model)
-    return _PRICES[model]
-
-
-def _read_prices(model: str) -> tuple[float, float] | None:
-    from .errors import ChatreplError
-    from .settings import load_config
-
-    provider, _, name = model.partition(":")
-    try:
-        table = load_config().get("providers", {}).get(provider, {}).get("prices")
-    except (ChatreplError, AttributeError):
+def cached_share(usage: Usage) -> float | None:
+    """The share of the input tokens read from a cache (0 to 1), or ``None`` without input."""
+    if not usage.input_tokens:
         return None
-    if not isinstance(table, dict):
-        return None
-    if isinstance(table.get(name), dict):
-        table = table[name]
-    found = _pair(table)
-    return found
-
-
-def _pair(table: dict[str, Any]) -> tuple[float, float] | None:
-    a, b = table.get("input"), table.get("output")
-    if all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in (a, b)):
-        return float(a), float(b)  # type: ignore[arg-type]
-    return None
-
-
-def priced(model: str, input_tokens: int | None, output_tokens: int | None) -> float | None:
-    """The cost of one call by the config's prices, or ``None``."""
-    if input_tokens is None and output_tokens is None:
-        return None
-    found = prices(model)
-    if found is None:
-        return None
-    return ((input_tokens or 0) * found[0] + (output_tokens or 0) * found[1]) / 1_000_000
+    return (usage.cache_read_tokens or 0) / usage.input_tokens
 
 
 def short_count(n: int) -> str:
@@ -140,14 +112,20 @@ def short_count(n: int) -> str:
 
 
 def describe(conversation: Conversation, window: int | None) -> str:
-    """``12.3k tok · 9% of 128k · $0.0123``: what the context holds, and the cost so far."""
+    """``12.3k tok · 9% of 128k · 80% cached · $0.0123``: what the context holds, the share of
+    the input read from a cache, and the cost so far."""
     used, estimated = context_used(conversation)
     if not used and not conversation.turns:
         return ""
     pieces = [("~" if estimated else "") + f"{short_count(used)} tok"]
     if window:
         pieces.append(f"{100 * used / window:.0f}% of {short_count(window)}")
+    share = cached_share(conversation.tokens)
+    if share:
+        pieces.append(f"{100 * share:.0f}% cached")
     cost = conversation_cost(conversation)
     if cost is not None:
-        pieces.append(f"${cost:.4f}" if cost < 1 else f"${cost:.2f}")
+        from .pricing import money
+
+        pieces.append(money(cost))
     return " · ".join(pieces)

@@ -17,9 +17,9 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from .errors import ChatreplError, NotFoundError, ProviderError
 from .ids import new_id
@@ -42,6 +42,7 @@ from .records import (
 from .text import now, valid_text
 
 if TYPE_CHECKING:
+    from .budgets import Budget
     from .providers.base import Backend
     from .store import Store
 
@@ -56,6 +57,12 @@ ONE_TURN = ("schema",)
 
 #: The status a turn ends with, by the finish reason of its last model call.
 _ENDINGS = {"length": "cut_off", "filtered": "filtered", "refused": "refused"}
+#: What a continuation sends after a cut-off answer where the API takes no prefill (it is part
+#: of that one request only: never saved, never shown as a turn).
+CONTINUE_PROMPT = (
+    "Your last answer was cut off at the token limit. Continue it exactly where it stopped, "
+    "without repeating anything and without any preamble."
+)
 #: Parts the model produced that make a turn worth sending again.
 _SUBSTANCE = ("text", "refusal", "tool_call")
 
@@ -127,6 +134,8 @@ class Response:
         self._saved = len(self.parts)  # parts before this index are saved for good
         self._begun = False  # streaming has started (or the response was cancelled first)
         self._streaming = False  # streaming is under way right now
+        self._continuing = False  # the next model call carries on a cut-off answer
+        self._reported: set[int] = set()  # calls whose cost the server reported
 
     @classmethod
     def from_record(cls, conversation: Conversation, t: TurnRecord) -> Response:
@@ -136,7 +145,7 @@ class Response:
         r.prompt, r.system, r.options, r.kind = t.prompt, t.system, t.options, t.kind
         r.model, r.model_name = conversation.model, t.model
         r.started, r.status, r.error = t.started, t.status, t.error
-        r.usage = Usage(t.input_tokens, t.output_tokens)
+        r.usage = Usage(t.input_tokens, t.output_tokens)  # the calls hold the rest
         r.duration = None if t.duration_ms is None else t.duration_ms / 1000
         r.time_to_first_token = None if t.ttft_ms is None else t.ttft_ms / 1000
         r.parts, r.calls = list(t.parts), list(t.calls)
@@ -149,7 +158,11 @@ class Response:
         # an Event and a Lock per turn was a fifth of opening a 1,000-turn conversation).
         r._cancel, r._lock = _OVER, _FINISHED
         r._buffer, r._open, r._saved = [], False, len(r.parts)
-        r._begun, r._streaming = True, False
+        r._begun, r._streaming, r._continuing = (
+            True,
+            False,
+            False,
+        )  # never streams: no _reported needed
         return r
 
     def record(self) -> TurnRecord:
@@ -256,12 +269,27 @@ class Response:
         if self.conversation.store:
             self.conversation.store.finish_turn(self.record())
 
+    def reopen(self, **options: Any) -> None:
+        """Carry on this turn, whose answer was cut off at the token limit: the next iteration
+        makes one more model call of the same turn, whose text joins the answer. Where the API
+        takes a prefill the cut-off text is sent as the start of the answer; elsewhere a short
+        instruction to continue goes with that one request."""
+        if self.status != "cut_off":
+            raise ChatreplError("The last answer was not cut off: there is nothing to continue.")
+        self.options = {**self.options, **options}
+        self.model = self.conversation.model
+        self._cancel, self._lock = threading.Event(), threading.Lock()
+        self._buffer, self._open, self._saved = [], False, len(self.parts)
+        self._begun = self._streaming = False
+        self._continuing = True
+        self.status, self.error = "pending", None
+
     # --- streaming ----------------------------------------------------------------------------
 
     def _run(self) -> Iterator[Event | ToolResult]:
         store = self.conversation.store
         flusher = _Flusher(store, self) if store else None
-        start = time.monotonic()
+        start = time.monotonic() - (self.duration or 0.0)  # a continuation adds to the turn's
         try:
             if self.toolbox is not None and hasattr(self.toolbox, "start_turn"):
                 self.toolbox.start_turn()  # the repeat guard counts per turn
@@ -274,6 +302,9 @@ class Response:
                 for tool_call in asked:
                     part = self.toolbox.run(tool_call, self._cancel)
                     part.call = call.index
+                    edited = part.data.pop("edited_arguments", None)
+                    if isinstance(edited, dict):
+                        self._ran_with(tool_call.id, call.index, edited)
                     self._add(part)
                     if flusher:
                         flusher.dirty.set()
@@ -323,10 +354,16 @@ class Response:
 
     def _call(
         self, call: CallRecord, start: float, flusher: _Flusher | None
-    ) -> Iterator[Event | ToolResult]:
+    ) -> Generator[Event | ToolResult, None, list[ToolCall]]:
         """One model call; returns the tool calls it asked for."""
         messages = self.conversation.messages_for(self)
+        if self._continuing:
+            self._continuing = False
+            messages = self._continuation(messages)
         specs = self.toolbox.specs() if self.toolbox else None
+        budget, saved = self.conversation.budget, self.conversation.store is not None
+        if budget is not None:  # a request that would pass a budget is not sent
+            budget.check(self.conversation.id, call.model, messages, self.options, saved)
         began = time.monotonic()
         asked: list[ToolCall] = []
         try:
@@ -358,16 +395,43 @@ class Response:
                     break
         finally:
             call.duration_ms = _ms(time.monotonic() - began)
+            if budget is not None:
+                budget.record(self.conversation.id, call.cost, saved)
         return asked
 
+    def _continuation(self, messages: list[Message]) -> list[Message]:
+        """The request that carries on the cut-off answer (the last message, the assistant's):
+        that answer as a prefill where the API takes one, else the instruction to continue."""
+        if not messages or messages[-1].role != "assistant":
+            return [*messages, Message("user", CONTINUE_PROMPT)]
+        if not self.model.prefill or self.options.get("thinking_budget"):
+            # (Anthropic refuses a prefill when extended thinking is on)
+            return [*messages, Message("user", CONTINUE_PROMPT)]
+        # A prefill may not end in white space (Anthropic refuses it); the model writes the
+        # space again, so the saved text drops it too and the joined answer reads as one.
+        with self._lock:
+            cut = [p for p in self.parts if p.kind == "text" and p.call == len(self.calls) - 1]
+            if cut:
+                cut[-1].text = cut[-1].text.rstrip()
+                self._saved = min(self._saved, self.parts.index(cut[-1]))
+        last = messages[-1]
+        return [*messages[:-1], Message("assistant", last.content.rstrip(), last.parts)]
+
     def _count(self, call: CallRecord, u: Usage) -> None:
-        for name in ("input_tokens", "output_tokens", "reasoning_tokens", "cost"):
+        """Take the usage a provider reported into the call's record, and price the call: the
+        cost the server reported, else the price table's for its tokens, else none."""
+        for name in _COUNTS:
             value = getattr(u, name)
             if value is not None:
                 setattr(call, name, value)
-        for name in ("input_tokens", "output_tokens"):
-            values = [getattr(c, name) for c in self.calls if getattr(c, name) is not None]
-            setattr(self.usage, name, sum(values) if values else None)
+        if u.cost is not None:
+            call.cost = u.cost
+            self._reported.add(call.index)
+        elif call.index not in self._reported:  # the price table's, for the tokens so far
+            from .pricing import priced
+
+            call.cost = priced(call)
+        self.usage = _summed(self.calls)
 
     # --- parts --------------------------------------------------------------------------------
 
@@ -398,6 +462,19 @@ class Response:
             self._open = False
             self.parts.append(part)
 
+    def _ran_with(self, call_id: str, call: int, arguments: dict[str, Any]) -> None:
+        """The user changed a call's arguments before it ran: its part holds the ones that ran
+        (saved, shown, exported and sent from now on), the model's stay as
+        ``original_arguments``."""
+        with self._lock:
+            for n in range(len(self.parts) - 1, -1, -1):
+                p = self.parts[n]
+                if p.kind == "tool_call" and p.call == call and p.data.get("id") == call_id:
+                    p.data.setdefault("original_arguments", p.data.get("arguments"))
+                    p.data["arguments"] = dict(arguments)
+                    self._saved = min(self._saved, n)  # flushed again with the change
+                    return
+
     def _sync(self) -> None:
         """Write the pieces of the part still arriving into it (the lock is held)."""
         if self._open and self._buffer:
@@ -427,7 +504,12 @@ _KINDS: dict[type, str] = {TextDelta: "text", ReasoningDelta: "reasoning", Refus
 
 
 class _Flusher(threading.Thread):
-    """Writes what has arrived to the store every FLUSH_INTERVAL while it changes."""
+    """Writes what has arrived to the store every FLUSH_INTERVAL while it changes.
+
+    Text that arrives waits FLUSH_INTERVAL before it is written, with whatever follows it: an
+    answer over by then is written once, whole, by the end of the turn (one round trip to a
+    store far away instead of two), and a long one is flushed twice a second.
+    """
 
     def __init__(self, store: Store, response: Response):
         super().__init__(name=f"flush-{response.id}", daemon=True)
@@ -439,13 +521,15 @@ class _Flusher(threading.Thread):
     def run(self) -> None:
         try:
             while not self.stopped.is_set():
-                if self.dirty.wait(FLUSH_INTERVAL) and not self.stopped.is_set():
-                    self.dirty.clear()
-                    text, start, parts = self.response.progress()
-                    # A failed flush is not fatal: the final write says so if the database is gone.
-                    with contextlib.suppress(ChatreplError):
-                        self.store.save_progress(self.response.id, text, start, parts)
-                    self.stopped.wait(FLUSH_INTERVAL)
+                if not self.dirty.wait(FLUSH_INTERVAL):
+                    continue
+                if self.stopped.wait(FLUSH_INTERVAL):  # over: the end writes it all
+                    break
+                self.dirty.clear()
+                text, start, parts = self.response.progress()
+                # A failed flush is not fatal: the final write says so if the database is gone.
+                with contextlib.suppress(ChatreplError):
+                    self.store.save_progress(self.response.id, text, start, parts)
         finally:
             self.store.close()  # this thread's own connection
 
@@ -485,6 +569,8 @@ class Conversation:
         #: options sent with every prompt from now on (``-o``, ``/set``); a prompt's own win
         self.options: dict[str, Any] = {}
         self._known: dict[str, Response] = {}  # every turn met: the tree without a store
+        #: the session's budgets (``chatrepl.budgets.Budget``): checked before each model call
+        self.budget: Budget | None = None
 
     @classmethod
     def load(cls, store: Store, conversation_id: str, model: Backend | None = None) -> Conversation:
@@ -495,7 +581,7 @@ class Conversation:
         Raises:
             ConfigError: its own model cannot be built here (pass ``model``).
         """
-        record = store.conversation(conversation_id)
+        record, turns = store.conversation_at_head(conversation_id)
         if model is None:
             from .providers.registry import get_backend
 
@@ -503,7 +589,7 @@ class Conversation:
         c = cls(model, system=record.system, store=store, id=record.id)
         c.title, c.title_source, c.created = record.title, record.title_source, record.created
         c.forked_from = record.forked_from
-        c._set_path(store.path_to(record.head, texts=False))
+        c._set_path(turns)
         if c.path:  # the options of the last turn go on (a schema was asked for it alone)
             c.options = {k: v for k, v in c.path[-1].options.items() if k not in ONE_TURN}
         return c
@@ -661,6 +747,19 @@ class Conversation:
         attachments = [p for p in last.parts if p.kind == "attachment"]
         return self.prompt(last.prompt, attachments=attachments, **{**last.options, **options})
 
+    def continue_answer(self, **options: Any) -> Response:
+        """Carry on the last answer, cut off at the token limit: more of the same turn (its
+        text joins the answer), streamed when the returned Response is iterated.
+
+        Raises:
+            ChatreplError: the last answer was not cut off.
+        """
+        if not self.path:
+            raise ChatreplError("Nothing to continue yet.")
+        turn = self.path[-1]
+        turn.reopen(**options)
+        return turn
+
     def edit(self, turn_id: str, text: str, **options: Any) -> Response:
         """Ask ``text`` in place of the prompt of ``turn_id`` (a turn on the path): a new branch
         from that point; the old one stays."""
@@ -689,10 +788,12 @@ class Conversation:
         if self.store:
             leaf = self.store.latest_leaf(turn_id)
             self._set_path(self.store.path_to(leaf, texts=False))
-        else:
-            leaf_id = turn_id
-            while children := [t for t in self._known.values() if t.parent_id == leaf_id]:
-                leaf_id = children[-1].id
+        else:  # the turn made last below it (turns are known in the order they were made)
+            below, leaf_id = {turn_id}, turn_id
+            for t in self._known.values():
+                if t.parent_id in below:
+                    below.add(t.id)
+                    leaf_id = t.id
             chain = []
             node: Response | None = self._known[leaf_id]
             while node is not None:
@@ -713,6 +814,7 @@ class Conversation:
     def fork(self) -> Conversation:
         """A new conversation holding a copy of the current path (saved, with a store)."""
         c = Conversation(self.model, system=self.system, store=self.store)
+        c.budget = self.budget
         c.title = f"{self.title} (fork)" if self.title else None
         c.title_source = "user" if self.title else None
         c.forked_from = self.id
@@ -815,11 +917,12 @@ class Conversation:
 
     @property
     def tokens(self) -> Usage:
-        """Input and output tokens of the turns on the current path."""
-        return Usage(
-            sum(t.usage.input_tokens or 0 for t in self.turns),
-            sum(t.usage.output_tokens or 0 for t in self.turns),
-        )
+        """The tokens of the turns on the current path (input, output, reasoning, cache reads
+        and writes), and their cost where any is known."""
+        counts: list[CallRecord | Usage] = []
+        for t in self.turns:
+            counts += t.calls or [t.usage]  # a turn saved without its calls: its own counts
+        return _summed(counts, zero=True)
 
     def __repr__(self) -> str:
         return f"<Conversation {self.id} {self.model.full_name} turns={len(self.path)}>"
@@ -833,7 +936,7 @@ def _runner(tools: Any, approve: Callable[..., Any] | None) -> Toolbox:
     from .tools import Decision, Runner
 
     if hasattr(tools, "specs") and hasattr(tools, "run"):
-        return tools
+        return cast("Toolbox", tools)
     if approve is None:
         return Runner(tools)
 
@@ -846,7 +949,7 @@ def _runner(tools: Any, approve: Callable[..., Any] | None) -> Toolbox:
 
 def _provider_model(model: Any) -> Backend:
     """The provider's model behind ``model`` (the public ``chatrepl.Model`` wraps one)."""
-    return getattr(model, "backend", model)
+    return cast("Backend", getattr(model, "backend", model))
 
 
 def _joined(parts: list[Part], kind: str, between: str = "") -> str:
@@ -873,7 +976,12 @@ def _turn_messages(parts: list[Part], closed: bool) -> list[Message]:
         own = [p for p in parts if p.call == n]
         text = _joined(own, "text") + _joined(own, "refusal")
         extra = tuple(p for p in own if p.kind in ("reasoning", "tool_call"))
-        if text or any(p.kind == "tool_call" for p in extra):
+        calling = any(p.kind == "tool_call" for p in extra)
+        before = messages[-1]
+        if before.role == "assistant" and not any(p.kind == "tool_call" for p in before.parts):
+            # a continued answer (/continue): its calls' texts are one answer, sent as one
+            messages[-1] = Message("assistant", before.content + text, before.parts + extra)
+        elif text or calling:
             messages.append(Message("assistant", text, extra))
         results = [p for p in own if p.kind == "tool_result"]
         if closed:
@@ -896,6 +1004,26 @@ def _unanswered(parts: list[Part], text: str) -> list[Part]:
         for p in parts
         if p.kind == "tool_call" and p.data.get("id") not in answered
     ]
+
+
+#: The counts of a provider's Usage that a call's record keeps under the same names.
+_COUNTS = (
+    "input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+)
+
+
+def _summed(counts: Sequence[CallRecord | Usage], zero: bool = False) -> Usage:
+    """The counts and cost of calls (or turns' usage) added up; a count none reported stays
+    ``None`` (0 with ``zero``), and so does the cost when none is known."""
+    usage = Usage()
+    for name in (*_COUNTS, "cost"):
+        values = [v for c in counts if (v := getattr(c, name)) is not None]
+        setattr(usage, name, sum(values) if values else (0 if zero and name != "cost" else None))
+    return usage
 
 
 def _ms(seconds: float | None) -> int | None:

@@ -14,17 +14,24 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
 from . import migrations
 from .errors import StoreError
+from .files import user_path
 from .lazypeewee import peewee as pw
+from .migrations import INDEXED_CHARS
+from .postgres import SCHEMA
 from .records import SearchHit
 
 BUSY_TIMEOUT_S = 10
+#: A migrated SQLite file this size or smaller is VACUUMed at once (a second or two); a larger
+#: one gets a sentence saying how, at about this many bytes a second.
+VACUUM_AT_ONCE_BYTES = 100_000_000
+VACUUM_BYTES_PER_S = 50_000_000
 #: Free space below which a "disk I/O error" is taken for a full disk.
 NO_ROOM_BYTES = 1024 * 1024
 #: The first key of PostgreSQL's advisory lock on one conversation while it is merged.
@@ -43,6 +50,10 @@ class Ask(Protocol):
     ) -> list[tuple[Any, ...]] | None: ...
 
 
+#: How a dialect runs a statement in the store's transaction (``?`` parameters).
+Run = Callable[[str, tuple[Any, ...]], Any]
+
+
 class Dialect:
     """The engine-specific half of a store (see the module's docstring); one per ``Store``."""
 
@@ -52,8 +63,6 @@ class Dialect:
     read_only = False
     #: the errors that mean the database failed (each becomes one sentence)
     failures: tuple[type[BaseException], ...] = (pw.DatabaseError, sqlite3.DatabaseError)
-    #: appended to an INSERT into ``turns`` to get its ``seq`` back
-    returning_seq = ""
     #: appended to a SELECT whose rows the transaction must hold until it ends
     for_update = ""
     #: a statement (parameters: the conversation's id) that holds one conversation until the
@@ -61,6 +70,8 @@ class Dialect:
     conversation_lock = ""
     #: one connection for the whole store, closed only by the thread that opened it
     one_connection = False
+    #: a sentence for the user once, after a migration (how to give space back), or None
+    notice: str | None = None
 
     def database(self) -> Any:
         """The (not yet connected) peewee database."""
@@ -78,10 +89,6 @@ class Dialect:
         """Parameters as the database can store them."""
         return tuple(params)
 
-    def new_seq(self, cursor: Any) -> int:
-        """The ``seq`` of the turn an INSERT (with ``returning_seq``) just wrote."""
-        raise NotImplementedError
-
     def unusable(self, exc: BaseException) -> str:
         """The one sentence a failure of the database becomes."""
         raise NotImplementedError
@@ -91,12 +98,24 @@ class Dialect:
         driver's text may hold credentials)."""
         return exc
 
-    def is_full(self, exc: BaseException | None) -> bool:
-        """Whether ``exc`` says the disk is full."""
-        return False
+    def later(self, exc: BaseException | None) -> str | None:
+        """When a turn's final write failed with ``exc`` for a reason that passes (a full
+        disk, a server gone), what to tell: the end is kept and written later. ``None``
+        for any other failure."""
+        return None
 
     def ready(self, db: Any) -> None:
         """Before a question outside a transaction: a connection that broke is replaced."""
+
+    @contextmanager
+    def batch(self, db: Any) -> Iterator[None]:
+        """Statements run inside go to the database together, as one exchange where the
+        engine can (PostgreSQL's pipeline): a result read inside waits for those before it,
+        the others are known at the end of the block. SQLite, next door, runs each at once."""
+        yield
+
+    def sync(self) -> None:
+        """Inside a batch: wait for the results of everything sent so far (``rowcount``)."""
 
     def check_writable(self) -> None:
         """Refuse a write that would be lost or go to the wrong place (StoreError)."""
@@ -114,6 +133,14 @@ class Dialect:
         """Conversations with a turn holding every word, best first, one hit each."""
         raise NotImplementedError
 
+    def index(self, run: Run, turn_id: str) -> None:
+        """Put the words of a new turn (its parts written) in the search index."""
+
+    @contextmanager
+    def reindexing(self, run: Run, turn_id: str) -> Iterator[None]:
+        """Around a change to a saved turn's texts: its words follow them in the index."""
+        yield
+
 
 def open_dialect(target: str | os.PathLike[str], create: bool) -> Dialect:
     """The dialect for ``target``: a ``postgresql://`` URL, else an SQLite file (checked, and
@@ -122,7 +149,7 @@ def open_dialect(target: str | os.PathLike[str], create: bool) -> Dialect:
 
     if is_url(target):
         return PostgresDialect(str(target))
-    return SqliteDialect(Path(target).expanduser(), create)
+    return SqliteDialect(user_path(target), create)
 
 
 # --- SQLite ------------------------------------------------------------------------------------
@@ -171,10 +198,27 @@ class SqliteDialect(Dialect):
         )
 
     def migrate(self, db: Any, create: bool) -> None:
-        migrations.migrate_sqlite(db, self.path)
+        applied = migrations.migrate_sqlite(db, self.path)
+        if "m005_each_text_once" in applied and "m001_initial" not in applied:  # not new
+            self.notice = self._give_space_back(db)
 
-    def new_seq(self, cursor: Any) -> int:
-        return int(cursor.lastrowid)
+    def _give_space_back(self, db: Any) -> str | None:
+        """After the texts' copies were dropped: VACUUM a small file at once (the pages freed
+        go back to the disk); for a large one, the sentence that says how."""
+        pages = db.execute_sql("PRAGMA page_count").fetchone()[0]
+        free = db.execute_sql("PRAGMA freelist_count").fetchone()[0]
+        size = db.execute_sql("PRAGMA page_size").fetchone()[0]
+        if not free:
+            return None
+        if pages * size <= VACUUM_AT_ONCE_BYTES:
+            db.execute_sql("VACUUM")
+            return None
+        seconds = max(1, round(pages * size / VACUUM_BYTES_PER_S))
+        return (
+            f"{self.path} now keeps each text once; the {free * size / 1e6:,.0f} MB it no "
+            f"longer needs go back to the disk with: sqlite3 '{self.path}' VACUUM (with "
+            f"chatrepl closed: about {seconds} s, and as much free disk as the file's size)."
+        )
 
     def unusable(self, exc: BaseException) -> str:
         text = str(exc).lower()
@@ -193,6 +237,14 @@ class SqliteDialect(Dialect):
         if "readonly" in text or "read-only" in text or "unable to open" in text:
             return f"Cannot write to {self.path}: check its permissions and free space."
         return f"The database {self.path} failed: {exc}."
+
+    def later(self, exc: BaseException | None) -> str | None:
+        if not self.is_full(exc):
+            return None
+        return (
+            f"The disk holding {self.path} is full, so the end of this answer is not saved "
+            "yet: free some space, and it is saved with the next thing you do."
+        )
 
     def is_full(self, exc: BaseException | None) -> bool:
         """Whether ``exc`` (or the sqlite3 error inside it, or the error it happened while
@@ -249,6 +301,17 @@ class SqliteDialect(Dialect):
         finally:
             connection.set_progress_handler(None, 0)
 
+    def index(self, run: Run, turn_id: str) -> None:
+        run(_INDEX, (turn_id,))
+
+    @contextmanager
+    def reindexing(self, run: Run, turn_id: str) -> Iterator[None]:
+        # FTS5 with external content forgets a row given exactly the words it indexed: the
+        # texts as they are before the change, read back through the view.
+        run(_UNINDEX, (turn_id,))
+        yield
+        run(_INDEX, (turn_id,))
+
     def search(self, ask: Ask, words: list[str], n: int, marks: tuple[str, str]) -> list[SearchHit]:
         # Every word must match. Whole words first: FTS5 finds the newest matches of a word by
         # walking its index backwards, cheaply at any size. Then words as prefixes ("goat"
@@ -280,6 +343,13 @@ class SqliteDialect(Dialect):
         found = {row[0]: SearchHit(*row[1:]) for row in rows}
         return [found[seq] for seq in seqs if seq in found]
 
+
+#: A turn's words into the index, and out of it (``turn_words``: its texts made from its parts).
+#: (The turn by its id: its ``seq`` is never read back, so a write needs no answer midway.)
+_INDEX = """INSERT INTO turns_fts (rowid, words) SELECT seq, words FROM turn_words
+    WHERE seq = (SELECT seq FROM turns WHERE id = ?)"""
+_UNINDEX = """INSERT INTO turns_fts (turns_fts, rowid, words) SELECT 'delete', seq, words
+    FROM turn_words WHERE seq = (SELECT seq FROM turns WHERE id = ?)"""
 
 #: The newest matches of a search, ranked (bm25) among themselves, with their conversations.
 _BEST = """
@@ -371,8 +441,11 @@ class PostgresDialect(Dialect):
     """A PostgreSQL server (``chatrepl.postgres`` opens it): one connection per store, shared
     by its threads; failures told without the URL's credentials; ``tsvector`` search."""
 
-    failures = (pw.DatabaseError, sqlite3.DatabaseError, pw.InterfaceError)
-    returning_seq = " RETURNING seq"
+    failures: tuple[type[BaseException], ...] = (
+        pw.DatabaseError,
+        sqlite3.DatabaseError,
+        pw.InterfaceError,
+    )
     for_update = " FOR UPDATE"
     # Two merges of one conversation at once (two copies running, or a copy killed while its
     # server still finishes the transaction): a row lock cannot cover a row that does not exist
@@ -385,9 +458,15 @@ class PostgresDialect(Dialect):
 
         self._postgres, self._url = postgres, url
         self.shown = postgres.display(url)
+        self._pipeline: Any = None  # the batch under way
 
     def database(self) -> Any:
-        return self._postgres.open_database(self._url)
+        db = self._postgres.open_database(self._url)
+        import psycopg  # (open_database said so clearly if it is missing)
+
+        # a batch's failure comes from psycopg itself, not through peewee
+        self.failures = (*PostgresDialect.failures, psycopg.Error)
+        return db
 
     def migrate(self, db: Any, create: bool) -> None:
         migrations.migrate_postgres(db, create, self.shown)
@@ -398,14 +477,20 @@ class PostgresDialect(Dialect):
     def values(self, params: Any) -> tuple[Any, ...]:
         return tuple(_clean(v) for v in params)
 
-    def new_seq(self, cursor: Any) -> int:
-        return int(cursor.fetchone()[0])
-
     def unusable(self, exc: BaseException) -> str:
         return self._postgres.unusable(exc, self._url)
 
     def cause(self, exc: BaseException) -> BaseException | None:
         return None  # the driver's own text may hold the URL's user name
+
+    def later(self, exc: BaseException | None) -> str | None:
+        if exc is None or not self._postgres.gone(exc):
+            return None
+        return (
+            f"The connection to the PostgreSQL server at {self._postgres.server(self._url)} "
+            "was lost, so the end of this answer is not saved yet: it is saved with the next "
+            "thing you do once the server is back (or by the next chatrepl to open it)."
+        )
 
     def ready(self, db: Any) -> None:
         """A connection that broke (the server restarted, the network dropped) is replaced by
@@ -418,11 +503,34 @@ class PostgresDialect(Dialect):
             except Exception:  # noqa: BLE001 - a dead connection may fail to close: forget it
                 db._state.reset()
 
+    @contextmanager
+    def batch(self, db: Any) -> Iterator[None]:
+        """psycopg's pipeline: the statements go out together, one round trip for all; after
+        a failure the transaction it left open (a statement failed, the rest were skipped,
+        COMMIT too) is rolled back, so the connection is ready for the next question."""
+        connection = db.connection()
+        try:
+            with connection.pipeline() as self._pipeline:
+                yield
+        except BaseException:
+            self._postgres.settle(connection)
+            raise
+        finally:
+            self._pipeline = None
+
+    def sync(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.sync()
+
     def search(self, ask: Ask, words: list[str], n: int, marks: tuple[str, str]) -> list[SearchHit]:
-        query = _tsquery(words)
-        if query is None:
+        pieces = [p for w in words for p in re.findall(r"\w+", w)]
+        if not pieces:
             return []
-        rows = ask(_search_sql(max(SEARCH_WINDOW, n)), (query, n, _headline_options(marks)))
+        terms = [f"'{p}':*" for p in pieces]  # each piece also the start of a longer word
+        rows = ask(
+            _search_sql(len(terms), max(SEARCH_WINDOW, n)),
+            (*terms, " & ".join(terms), n, _headline_options(marks)),
+        )
         return [SearchHit(*row) for row in rows or []]
 
 
@@ -443,29 +551,33 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _tsquery(words: list[str]) -> str | None:
-    """The words as a ``to_tsquery`` text: each word's pieces, every one required, each also
-    matching as the start of a longer word."""
-    pieces = [p for w in words for p in re.findall(r"\w+", w)]
-    return " & ".join(f"'{p}':*" for p in pieces) or None
-
-
-def _search_sql(window: int) -> str:
-    """Hits among the newest ``window`` matching turns, best first, with a snippet."""
-    document = " || ' ' || ".join(f"t.{c}" for c in ("prompt", "response", "extra"))
-    schema = migrations.SCHEMA
+def _search_sql(pieces: int, window: int) -> str:
+    """Hits among the newest ``window`` turns holding every piece (each one a ``to_tsquery``
+    term, found in any of the turn's parts by the ``parts_words`` index), best first, with a
+    snippet: the parameters are the terms, all of them as one query, ``n`` and the headline's
+    options."""
+    schema = SCHEMA
+    words = f"{schema}.part_words(p.kind, p.text, p.data)"
+    matching = " INTERSECT ".join(
+        f"SELECT DISTINCT p.turn_seq FROM parts p WHERE {migrations.SEARCHED_PARTS} "
+        f"AND {words} @@ to_tsquery('{schema}.words', ?)"
+        for _ in range(pieces)
+    )
+    document = "x.prompt || ' ' || x.response || ' ' || x.extra"
     return f"""
-        WITH q AS (SELECT to_tsquery('{schema}.words', ?) AS q),
-        newest AS (
-            SELECT t.seq FROM turns t, q WHERE t.words @@ q.q ORDER BY t.seq DESC LIMIT {window}
+        WITH newest AS (
+            SELECT turn_seq AS seq FROM ({matching}) m ORDER BY turn_seq DESC LIMIT {window}
         ),
+        q AS (SELECT to_tsquery('{schema}.words', ?) AS q),
         best AS (
-            SELECT t.seq, ts_rank(t.words, q.q, 1) AS score
-            FROM newest JOIN turns t ON t.seq = newest.seq, q
-            ORDER BY score DESC, t.seq DESC LIMIT ?
+            SELECT x.seq, {document} AS document,
+                ts_rank(to_tsvector('{schema}.words', left({document}, {3 * INDEXED_CHARS})),
+                    q.q, 1) AS score
+            FROM newest JOIN turn_texts x ON x.seq = newest.seq, q
+            ORDER BY score DESC, x.seq DESC LIMIT ?
         )
         SELECT t.conversation_id, c.title, t.id, t.started,
-            ts_headline('{schema}.words', {document}, q.q, ?)
+            ts_headline('{schema}.words', best.document, q.q, ?)
         FROM best JOIN turns t ON t.seq = best.seq
         JOIN conversations c ON c.id = t.conversation_id, q
         ORDER BY best.score DESC, best.seq DESC"""

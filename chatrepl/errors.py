@@ -2,6 +2,7 @@
 
 ChatreplError
 ├── ConfigError            a malformed config.toml or keys.json, an unknown provider or model
+├── BudgetError            a request that would pass a budget of config.toml: not sent
 ├── UsageError             a command line that cannot be done as asked (exit status 2)
 ├── OptionError            a model option whose name or value cannot be sent
 ├── AttachmentError        a file or URL that cannot be staged or sent
@@ -29,6 +30,10 @@ from __future__ import annotations
 
 class ChatreplError(Exception):
     """Base of all errors chatrepl raises on purpose; ``str()`` is the sentence to show."""
+
+
+class BudgetError(ChatreplError):
+    """A request that would pass a ``[budget]`` of config.toml; it was not sent."""
 
 
 class ConfigError(ChatreplError):

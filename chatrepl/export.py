@@ -18,6 +18,7 @@ from .records import (
     ConversationSummary,
     Part,
     TurnRecord,
+    answer_parts,
     linear_parents,
 )
 from .text import parse_time
@@ -94,7 +95,7 @@ def _turns_markdown(turns: list[TurnRecord], level: str, reasoning: bool = False
             elif p.kind == "attachment":
                 lines += [_attached(p), ""]
         lines += [f"{level} Assistant · `{turn.model}`", ""]
-        for p in turn.parts:
+        for p in answer_parts(turn.parts):
             if p.kind == "reasoning" and reasoning and p.text.strip():
                 lines += ["> *Reasoning:* " + p.text.strip().replace("\n", "\n> "), ""]
             elif p.kind == "text" and p.text.strip():
@@ -234,6 +235,28 @@ def to_json(
         if files:
             data["attachments"] = files
     return data
+
+
+def spending_json(calls: list[CallRecord]) -> dict[str, Any]:
+    """What ``calls`` used and cost, as ``show --json`` gives a conversation's (every branch):
+    ``usage`` (``input``, ``output``, ``cache_read``, ``cache_write`` tokens and the
+    ``cached_share`` of the input) and ``cost`` (dollars; ``null`` when no call's is known).
+    """
+    from .pricing import calls_cost
+
+    def added(name: str) -> int:
+        return sum(getattr(c, name) or 0 for c in calls)
+
+    tokens_in, read = added("input_tokens"), added("cache_read_tokens")
+    usage = {
+        "input": tokens_in,
+        "output": added("output_tokens"),
+        "cache_read": read,
+        "cache_write": added("cache_write_tokens"),
+        "cached_share": round(read / tokens_in, 4) if tokens_in else None,
+    }
+    cost = calls_cost(calls)
+    return {"usage": usage, "cost": None if cost is None else round(cost, 6)}
 
 
 def attachments_in(data: Any) -> dict[str, tuple[str, bytes]]:

@@ -4,6 +4,7 @@ refused at once instead of blocking forever on the first read."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -37,6 +38,8 @@ def check_regular(path: os.PathLike[str] | str) -> os.stat_result:
         FileNotFoundError, PermissionError, OSError: it cannot be looked at.
         NotRegularFileError: it is a folder, a FIFO, a device or a socket.
     """
+    if "\x00" in os.fspath(path):  # no file can be named so (os.stat raises ValueError)
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), os.fspath(path))
     status = os.stat(path)
     if not stat.S_ISREG(status.st_mode):
         raise NotRegularFileError(path, what_it_is(status.st_mode))
@@ -54,3 +57,9 @@ def read_regular(path: os.PathLike[str] | str, limit: int | None = None) -> byte
         if not stat.S_ISREG(mode):
             raise NotRegularFileError(path, what_it_is(mode))
         return f.read() if limit is None else f.read(limit + 1)
+
+
+def user_path(text: str | os.PathLike[str]) -> Path:
+    """A path as the user typed it, ``~`` and ``~user`` expanded as a shell does: a ``~name``
+    of no known user stays as typed (``Path.expanduser`` would raise RuntimeError)."""
+    return Path(os.path.expanduser(os.fspath(text)))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from .errors import ChatreplError
 
 if TYPE_CHECKING:
+    from .budgets import Budget
     from .conversation import Conversation, Response
     from .providers.base import Backend
     from .records import Part
@@ -50,11 +51,42 @@ class Parser(argparse.ArgumentParser):
     a URL in it (``--db postgresql://me:password@…`` given where it is not taken) shows no
     secrets."""
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse asks shutil for the width (shutil imports zlib, bz2 and lzma: milliseconds
+        # at every start, as a formatter is made for each argument added): asked here instead.
+        return self.formatter_class(prog=self.prog, width=_columns())  # type: ignore[call-arg]
+
     def error(self, message: str) -> NoReturn:
         from .text import hide_urls, make_safe
 
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {make_safe(hide_urls(message))}\n")
+
+
+class SubParser(Parser):
+    """A sub-command's parser: an argument it does not take is its own usage error
+    (``chatrepl tools: error: …`` under ``chatrepl tools``' usage), not the root's."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Any = None, namespace: Any = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        found, extra = super().parse_known_args(args, namespace)
+        if extra:
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return found, extra
+
+
+def _columns() -> int:
+    """The terminal's width as shutil.get_terminal_size() finds it: $COLUMNS, else stdout's
+    terminal, else 80."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
 
 
 def guarded(action: Callable[[], int]) -> int:
@@ -87,7 +119,10 @@ def open_store(db: str | None, *, create: bool) -> Store:
 
     if create and not (db or os.environ.get("CHATREPL_DB")):
         ensure_home()
-    return Store(db_path(db), create=create)
+    store = Store(db_path(db), create=create)
+    if store.notice:  # once, after a migration: how to give the space it freed back
+        print(store.notice, file=sys.stderr)
+    return store
 
 
 def open_conversation(
@@ -123,7 +158,24 @@ def open_conversation(
         conversation = Conversation(model, store=store)
     if system is not None:
         conversation.system = system or None
+    conversation.budget = session_budget(store)
     return conversation
+
+
+def session_budget(store: Store | None, warn: Callable[[str], None] = say_error) -> Budget | None:
+    """The budgets config.toml sets for this session (``None``: none), its prices checked.
+
+    Raises:
+        ConfigError: ``[budget]`` or ``[prices]`` is malformed (one sentence, before anything
+            is sent).
+    """
+    from .budgets import Budget
+    from .pricing import check_prices
+    from .settings import load_config
+
+    config = load_config()
+    check_prices(config)
+    return Budget.from_config(config, store, warn)
 
 
 def load_conversation(
@@ -210,7 +262,10 @@ def tool_line(tool: Any, arguments: dict[str, Any], part: Part, width: int = 100
     )
     name = getattr(tool, "name", None) or str(part.data.get("name", "?"))
     mark = "✗" if part.data.get("is_error") else "→"
-    line = f"⚙ {name}({shorten(args, width // 2)}) {mark} {shorten(part.text, width // 2)}"
+    result = part.text
+    if part.data.get("edited"):  # the first line says so, for the model: here, a word
+        result = "(edited) " + result.partition("\n")[2]
+    line = f"⚙ {name}({shorten(args, width // 2)}) {mark} {shorten(result, width // 2)}"
     return make_safe(shorten(line, width))
 
 
@@ -266,7 +321,8 @@ def stream_answer(
         note = notes.get(response.status) if error is None else None
         if note and response.status == "refused" and (words := refusal_text(response)):
             note = f"{note}: {words}"
-        if response.status == "interrupted" and not response.text_so_far and error is None:
+        began = response.text_so_far or any(p.kind == "tool_call" for p in response.parts)
+        if response.status == "interrupted" and not began and error is None:
             note = "interrupted before the answer began"
         try:
             screen.finish(note=note)

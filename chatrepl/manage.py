@@ -1,7 +1,7 @@
 """The sub-commands that work on saved conversations from the shell.
 
-``chatrepl list | show | search | export | title | delete | models | import | import-llm | db``
-(``templates`` and ``keys`` live in manage_templates.py and manage_keys.py):
+``chatrepl list | show | search | export | title | delete | models | usage | import |
+import-llm | db`` (``templates`` and ``keys`` live in manage_templates.py and manage_keys.py):
 cli.py hands :func:`main` the arguments, the sub-command first. Each command prints a rich
 table (or rendered Markdown) on a terminal, plain tab-separated lines into a pipe, and stable
 JSON with ``--json``. The exit status is 0 on success, 1 on an error (one line on stderr,
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ChatreplError, UsageError
+from .files import user_path
 from .frontend import guarded, open_store, say_error
 
 if TYPE_CHECKING:
@@ -50,15 +51,17 @@ ALL = 0  # ``-n 0``: no limit
 
 def parser() -> argparse.ArgumentParser:
     """The parser of every sub-command."""
-    from .frontend import Parser
+    from .frontend import Parser, SubParser
 
     root = Parser(
         prog="chatrepl",
         description="Work with saved conversations from the shell.",
     )
-    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = root.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=SubParser
+    )
 
-    db = Parser(add_help=False)
+    db = SubParser(add_help=False)  # a parent of the sub-commands, of their type
     db.add_argument(
         "--db", metavar="PATH", help="the database (default: $CHATREPL_DB, else the home's)"
     )
@@ -115,7 +118,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("id", metavar="ID", help="a conversation id, or a unique prefix of one")
     form = p.add_mutually_exclusive_group()
     form.add_argument(
-        "--json", action="store_true", help="everything saved, as `export --format json`"
+        "--json",
+        action="store_true",
+        help="everything saved, as `export --format json`, with the tokens and cost",
     )
     form.add_argument("--markdown", action="store_true", help="the Markdown export, as text")
     branches(p)
@@ -185,6 +190,26 @@ def parser() -> argparse.ArgumentParser:
     json_flag(p)
 
     add_tools_command(command, json_flag)
+
+    p = command(
+        "usage",
+        "Tokens and cost of the saved history (every branch), by model, day or conversation.",
+        "chatrepl usage --since 2026-12-01 --by day",
+        cmd_usage,
+    )
+    p.add_argument(
+        "--since",
+        type=_day,
+        metavar="DATE",
+        help="only turns from this local date on: YYYY-MM-DD, or today",
+    )
+    p.add_argument(
+        "--by",
+        choices=("model", "day", "conversation"),
+        default="model",
+        help="one line per model (the default), local day or conversation",
+    )
+    json_flag(p)
 
     p = command(
         "import",
@@ -346,11 +371,13 @@ def _conversation(
 
 def cmd_show(args: argparse.Namespace) -> int:
     """``chatrepl show ID [--json | --markdown]``."""
-    from .export import to_json, to_markdown
+    from .export import spending_json, to_json, to_markdown
 
     summary, turns, every = _conversation(args)
     if args.json:
-        _print_json(to_json(summary, every, open_store(args.db, create=False).attachment))
+        data = to_json(summary, every, open_store(args.db, create=False).attachment)
+        data["conversation"] |= spending_json([c for t in every for c in t.calls])
+        _print_json(data)
     elif args.markdown or not _terminal():
         text = to_markdown(
             summary, turns, every if args.all_branches else None, reasoning=args.reasoning
@@ -518,7 +545,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     from .settings import write_private
 
-    path = write_private(Path(args.output).expanduser(), text)
+    path = write_private(user_path(args.output), text)
     if sys.stderr.isatty():
         print(f"Exported {summary.id} ({args.format}) to {_safe(str(path))}.", file=sys.stderr)
     return 0
@@ -582,80 +609,136 @@ def _confirm(store: Store, ids: list[str]) -> bool:
 
 
 def models_info() -> dict[str, Any]:
-    """What ``models --json`` prints: providers, their keys and models, aliases, the default."""
-    from .errors import ConfigError
-    from .providers.registry import default_model_name, providers, resolve_name
-    from .settings import load_config
+    """What ``models --json`` prints: providers (each ready or not, and why), their keys and
+    models, aliases, the default (``model_list``: the answer /model and Tab completion give)."""
+    from .model_list import model_list
 
-    config = load_config()
-    known = providers(config)
-    name, offline = default_model_name(config)
-    try:
-        resolved: str | None = resolve_name(name, config)
-    except ConfigError:
-        resolved = None
-    out_providers = []
-    for info in known.values():
-        s = info.settings
-        names = list(dict.fromkeys([*info.models, *filter(None, [s.get("default_model")])]))
-        base = (os.environ.get(s["base_url_env"]) if s.get("base_url_env") else None) or s.get(
-            "base_url"
-        )
-        out_providers.append(
-            {
-                "name": info.name,
-                "type": info.type,
-                "key": ("set" if info.api_key else "missing") if info.needs_key else "not needed",
-                "key_env": s.get("api_key_env"),
-                "usable": info.usable,
-                "base_url": _without_userinfo(base) if base else None,
-                "models": [f"{info.name}:{m}" for m in names],
-            }
-        )
-    served = _served(known)
-    for p in out_providers:
-        if (names := served.get(p["name"])) is not None:
-            p["served"] = [f"{p['name']}:{m}" for m in names]
-            p["models"] = list(dict.fromkeys([*p["models"], *p["served"]]))
-    aliases = {str(k): str(v) for k, v in config.get("aliases", {}).items()}
+    found = model_list()
+    providers = []
+    for p in found.providers:
+        entry: dict[str, Any] = {
+            "name": p.name,
+            "type": p.type,
+            "key": p.key,
+            "key_env": p.key_env,
+            "usable": p.ready,
+            "status": p.status,
+            "why": p.why,
+            "base_url": p.base_url,
+            "models": p.models,
+        }
+        if p.served is not None:
+            entry["served"] = p.served
+        providers.append(entry)
     return {
-        "default": name,
-        "default_resolved": resolved,
-        "offline_fallback": offline,
-        "providers": out_providers,
-        "aliases": aliases,
+        "default": found.default,
+        "default_resolved": found.default_resolved,
+        "offline_fallback": found.offline_fallback,
+        "providers": providers,
+        "aliases": found.aliases,
     }
 
 
-def _served(known: dict[str, Any]) -> dict[str, list[str]]:
-    """What each usable OpenAI-compatible provider's server lists at ``GET /models``, asked of
-    all of them at once; a server that cannot say is left out."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .providers.registry import build_backend
-
-    def ask(info: Any) -> tuple[str, list[str] | None]:
-        try:
-            model = build_backend(info, str(info.settings.get("default_model") or "any"))
-        except Exception:  # a provider that cannot be built says so elsewhere
-            return info.name, None
-        try:
-            return info.name, model.available_models()
-        finally:
-            model.close()
-
-    wanted = [i for i in known.values() if i.type == "openai" and i.usable]
-    if not wanted:
-        return {}
-    with ThreadPoolExecutor(max_workers=min(8, len(wanted))) as pool:
-        return {name: names for name, names in pool.map(ask, wanted) if names is not None}
+# --- usage -------------------------------------------------------------------------------------
 
 
-def _without_userinfo(url: str) -> str:
-    """A base URL fit to show: credentials and secret query values (``?key=``) as ``***``."""
-    from .text import public_url
+def _day(text: str) -> Any:
+    """``YYYY-MM-DD`` (or ``today``) as a date, for ``--since``."""
+    from datetime import date
 
-    return _safe(public_url(url))
+    if text.strip().lower() == "today":
+        return date.today()
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        from .text import make_safe, shorten
+
+        shown = make_safe(shorten(text, 30))
+        raise argparse.ArgumentTypeError(
+            f"'{shown}' is not a date: give it as YYYY-MM-DD"
+        ) from None
+
+
+#: The name of each grouping's key in ``usage --json``.
+_USAGE_KEYS = {"model": "model", "day": "day", "conversation": "conversation_id"}
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    """``chatrepl usage [--since DATE] [--by model|day|conversation] [--json]``."""
+    from .pricing import AS_OF
+    from .spending import Spend, local_midnight, summed
+
+    store = open_store(args.db, create=False)
+    since = local_midnight(args.since) if args.since else None
+    rows = store.spending(since=since)
+    groups, everything = summed(rows, args.by), summed(rows)
+    total = everything[0] if everything else None
+    key = _USAGE_KEYS[args.by]
+    if args.json:
+        _print_json(
+            {
+                "by": args.by,
+                "since": args.since.isoformat() if args.since else None,
+                "currency": "USD",
+                "rows": [g.as_json(key) for g in groups],
+                "total": (total or Spend("total")).as_json(None),
+            }
+        )
+        return 0
+    if not _terminal():
+        for g in groups:
+            share = g.cached_share
+            cells = [_safe(g.key)] + ([_safe(g.title)] if args.by == "conversation" else [])
+            cells += [g.calls, g.input_tokens, g.output_tokens, g.cache_read_tokens]
+            cells += [g.cache_write_tokens, "" if share is None else f"{100 * share:.1f}%"]
+            cells += [f"{g.cost:.6f}", g.unpriced_calls]
+            sys.stdout.write(_line(*cells) + "\n")
+        return 0
+    console = _console()
+    if total is None:
+        when = f" since {args.since.isoformat()}" if args.since else ""
+        console.print(f"No model calls saved{when}.")
+        return 0
+    console.print(_usage_table(groups, total, args.by, console.width, store))
+    notes = [
+        "Cost: what the server reported, else the tokens at config.toml's prices, else at the "
+        f"built-in table's of {AS_OF} (a snapshot: vendors change their prices)."
+    ]
+    if n := total.unpriced_calls:
+        said = "1 call has" if n == 1 else f"{n:,} calls have"
+        notes.append(
+            f"{said} no known price and {'is' if n == 1 else 'are'} not in the cost (*): give "
+            'its model one in config.toml ([prices."provider:model"] input = …, output = …).'
+        )
+    for note in notes:
+        console.print(note, style="dim", highlight=False, markup=False)
+    return 0
+
+
+def _usage_table(groups: list[Any], total: Any, by: str, width: int, store: Store) -> Any:
+    """The usage rows as a table, the total last."""
+    from .pricing import money
+    from .tables import fit, one_line, short_ids
+
+    rows = [*groups, total]
+    if by == "conversation":
+        ids = short_ids([g.key for g in groups], store)
+        keys = [ids[g.key] for g in groups] + ["total"]
+    else:
+        keys = [one_line(g.key, 10_000) for g in groups] + ["total"]
+    columns: list[tuple[str, list[str], str]] = [(by, keys, "keep")]
+    if by == "conversation":
+        titles = [one_line(g.title, 10_000) if g.title else "(untitled)" for g in groups]
+        columns.append(("title", [*titles, ""], "flex"))
+    share = [f"{100 * s:.0f}%" if (s := g.cached_share) is not None else "" for g in rows]
+    columns += [
+        ("calls", [f"{g.calls:,}" for g in rows], "keep"),
+        ("input", [f"{g.input_tokens:,}" for g in rows], "keep"),
+        ("cached", share, "keep"),
+        ("output", [f"{g.output_tokens:,}" for g in rows], "keep"),
+        ("cost", [money(g.cost) + ("*" if g.unpriced_calls else "") for g in rows], "keep"),
+    ]
+    return fit(width, columns)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -664,11 +747,11 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(info)
         return 0
-    usable = {p["name"]: p["usable"] for p in info["providers"]}
+    statuses = {p["name"]: p["status"] for p in info["providers"]}
     default = info["default_resolved"] or info["default"]
 
     def status(model: str) -> str:
-        return "ready" if usable.get(model.partition(":")[0]) else "no-key"
+        return str(statuses.get(model.partition(":")[0], "no-key"))
 
     if not _terminal():
         listed = set()
@@ -690,6 +773,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("provider", no_wrap=True, style="cyan")
     table.add_column("key", no_wrap=True)
+    table.add_column("status", no_wrap=True)
     table.add_column("models", ratio=1)
     for p in info["providers"]:
         if p["key"] == "set":
@@ -697,14 +781,17 @@ def cmd_models(args: argparse.Namespace) -> int:
         elif p["key"] == "missing":
             env = _safe(p["key_env"])
             key = Text(f"missing ({env})" if p["key_env"] else "missing", style="red")
+        elif p["key"] == "optional":  # a built-in provider pointed at another server
+            key = Text("optional", style="dim")
         else:
             key = Text("not needed", style="dim")
+        ready = Text(p["status"], style="green" if p["status"] == "ready" else "red")
         models = Text()
         for i, m in enumerate(p["models"]):
             if i:
                 models.append(", ")
             models.append(_safe(m), style="bold" if m == default else "")
-        table.add_row(Text(_safe(p["name"])), key, models)
+        table.add_row(Text(_safe(p["name"])), key, ready, models)
     console = _console()
     console.print(table)
     if info["aliases"]:
@@ -739,14 +826,18 @@ def cmd_import(args: argparse.Namespace) -> int:
             if name == "-":
                 text = sys.stdin.read()
             else:
-                text = read_regular(Path(name).expanduser()).decode("utf-8")
+                text = read_regular(user_path(name)).decode("utf-8")
         except NotRegularFileError as exc:
             raise ChatreplError(
                 f"{_safe(name)} is {exc.what}, not a regular file: give an export file, or - "
                 "to read one from stdin."
             ) from None
         except OSError as exc:
-            raise ChatreplError(f"Cannot read {_safe(name)}: {exc.strerror or exc}.") from exc
+            from .text import sentence
+
+            raise ChatreplError(
+                sentence(f"Cannot read {_safe(name)}: {exc.strerror or exc}")
+            ) from exc
         except UnicodeDecodeError:
             raise ChatreplError(
                 f"{_safe(name)} is not a chatrepl JSON export (not UTF-8 text)."
@@ -776,10 +867,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 def llm_logs_path(explicit: str | None = None) -> Path:
     """llm's logs.db: ``explicit`` (a file or its folder), else where ``llm`` keeps it."""
     if explicit:
-        path = Path(explicit).expanduser()
+        path = user_path(explicit)
         return path / "logs.db" if path.is_dir() else path
     if value := os.environ.get("LLM_USER_PATH"):
-        return Path(value).expanduser() / "logs.db"
+        return user_path(value) / "logs.db"
     # What click.get_app_dir("io.datasette.llm") answers, as llm asks it.
     if sys.platform == "win32":
         folder = Path(os.environ.get("APPDATA") or Path.home())
@@ -879,14 +970,15 @@ def cmd_tools(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rows)
         return 0
+    from .tables import tool_about, tools_table
+
+    if _terminal():
+        console = _console()
+        console.print(tools_table(rows, console.width, states=False))
+        return 0
     for row in rows:
-        if row["kind"] == "tool":
-            about = row["description"].split(". ")[0].strip()
-        elif "error" in row:
-            about = row["error"]
-        else:
-            about = f"MCP server ({row['transport']}: {row['where']}); --start lists its tools"
-        sys.stdout.write(_line(_safe(row["name"]), _safe(row["source"]), _safe(about)) + "\n")
+        line = _line(_safe(row["name"]), _safe(row["source"]), _safe(tool_about(row)))
+        sys.stdout.write(line + "\n")
     return 0
 
 

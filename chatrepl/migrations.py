@@ -10,6 +10,7 @@ A PostgreSQL store starts at the tree (schema 2): its first step does nothing.
 from __future__ import annotations
 
 import itertools
+import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -210,7 +211,7 @@ def m003_by_conversation(db: Db) -> None:
     """A conversation's rows stored together: parts and calls keyed by conversation first, and
     the turns' outline (all but their texts) in one index, so opening a conversation reads a
     few hundred neighbouring pages, not thousands scattered over the whole file."""
-    outline = ", ".join(OUTLINE_COLUMNS)
+    outline = ", ".join(_OUTLINE_3)
     for statement in (
         "CREATE UNIQUE INDEX turns_in_conversation ON turns (conversation_id, seq)",
         "DROP INDEX turns_conversation",
@@ -252,16 +253,98 @@ def m003_by_conversation(db: Db) -> None:
         db.execute_sql(statement)
 
 
+def m004_cache_tokens(db: Db) -> None:
+    """Each model call's cached input: tokens read from the provider's prompt cache, and
+    tokens written to it (priced differently from the rest of the input)."""
+    for column in ("cache_read_tokens", "cache_write_tokens"):
+        db.execute_sql(f"ALTER TABLE calls ADD COLUMN {column} INTEGER")
+
+
+def m005_each_text_once(db: Db) -> None:
+    """Each text once: a turn's prompt and answer live in its parts only (its own columns, kept
+    for a turn whose texts differ from its parts, are NULL otherwise), and the full-text index
+    reads them through the ``turn_words`` view instead of keeping copies, as one column (a
+    third smaller than three). Two indexes go: the outline, a copy of every turn's row (small
+    without its texts), and the one of parent links (a conversation's links are read at once)."""
+    if sqlite3.sqlite_version_info < (3, 35):
+        raise StoreError(
+            f"Moving the database to schema 5 needs SQLite 3.35 or later (this Python has "
+            f"{sqlite3.sqlite_version}): use a newer Python, or an older chatrepl."
+        )
+    for statement in (
+        "DROP TRIGGER turns_ai",
+        "DROP TRIGGER turns_ad",
+        "DROP TRIGGER turns_au",
+        "DROP TABLE turns_fts",
+        "DROP INDEX turns_outline",
+        "DROP INDEX turns_parent",
+        "ALTER TABLE turns ADD COLUMN prompt_override TEXT",
+        "ALTER TABLE turns ADD COLUMN response_override TEXT",
+        f"""UPDATE turns SET prompt_override = prompt
+            WHERE prompt IS NOT COALESCE({_joined("group_concat(p.text, '')", "prompt")}, '')""",
+        f"""UPDATE turns SET response_override = response
+            WHERE response IS NOT COALESCE({_joined("group_concat(p.text, '')", "text")}, '')""",
+        "ALTER TABLE turns DROP COLUMN prompt",
+        "ALTER TABLE turns DROP COLUMN response",
+        "ALTER TABLE turns DROP COLUMN extra",
+        _texts_view(
+            "group_concat(p.text, '')",
+            "group_concat(CASE WHEN p.kind = 'tool_result' THEN p.text "
+            "WHEN NOT json_valid(p.data) THEN '' "
+            "ELSE COALESCE(json_extract(p.data, '$.name'), '') || CASE WHEN "
+            "json_extract(p.data, '$.command') IS NULL THEN '' ELSE char(10) || p.text END END, "
+            "char(10))",
+        ),
+        """CREATE VIEW turn_words (seq, words) AS
+            SELECT seq, prompt || char(10) || response
+                || CASE extra WHEN '' THEN '' ELSE char(10) || extra END FROM turn_texts""",
+        """CREATE VIRTUAL TABLE turns_fts USING fts5(
+            words, content='turn_words', content_rowid='seq',
+            tokenize='unicode61 remove_diacritics 2')""",
+        "INSERT INTO turns_fts (turns_fts) VALUES ('rebuild')",
+        # a turn's words leave the index with it (its parts are still there before it goes)
+        """CREATE TRIGGER turns_bd BEFORE DELETE ON turns BEGIN
+            INSERT INTO turns_fts (turns_fts, rowid, words)
+            SELECT 'delete', seq, words FROM turn_words WHERE seq = old.seq;
+        END""",
+    ):
+        db.execute_sql(statement)
+
+
+def _joined(aggregate: str, kind: str, turn: str = "turns") -> str:
+    """The subquery that joins the texts of one kind of a turn's parts."""
+    kinds = kind if kind.startswith("(") else f"('{kind}')"
+    return (
+        f"(SELECT {aggregate} FROM parts p WHERE p.conversation_id = {turn}.conversation_id "
+        f"AND p.turn_seq = {turn}.seq AND p.kind IN {kinds})"
+    )
+
+
+def _texts_view(concat: str, extra: str) -> str:
+    """``turn_texts``: each turn's prompt, answer and what search finds besides (tool results,
+    attachment names, a command's output), made from its parts (``concat`` and ``extra``: the
+    engine's aggregates)."""
+    return f"""CREATE VIEW turn_texts (seq, conversation_id, prompt, response, extra) AS
+        SELECT t.seq, t.conversation_id,
+            COALESCE(t.prompt_override, {_joined(concat, "prompt", "t")}, ''),
+            COALESCE(t.response_override, {_joined(concat, "text", "t")}, ''),
+            COALESCE({_joined(extra, "('tool_result', 'attachment')", "t")}, '')
+        FROM turns t"""
+
+
 _TURN_KEY = (
     "FOREIGN KEY (conversation_id, turn_seq) REFERENCES turns (conversation_id, seq) "
     "ON DELETE CASCADE"
 )
-#: A turn's columns but its texts (prompt, response, extra): what opening a conversation reads
-#: from the ``turns_outline`` index (the texts come from the parts).
-OUTLINE_COLUMNS = [
+#: The columns of m003's ``turns_outline`` index: a turn's columns but its texts.
+_OUTLINE_3 = [
     "id", "parent_id", "model", "system", "options", "input_tokens", "output_tokens", "status",
     "error", "started", "duration_ms", "ttft_ms", "kind",
 ]  # fmt: skip
+#: What opening a conversation reads of each turn's row: every column (since schema 5 its
+#: texts are in its parts; ``*_override`` hold a text only when it is not the one its parts
+#: make, NULL otherwise).
+OUTLINE_COLUMNS = [*_OUTLINE_3, "prompt_override", "response_override"]
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------
@@ -397,6 +480,48 @@ def pg_m003_by_conversation(db: Db) -> None:
         db.execute_sql(statement)
 
 
+def pg_m004_cache_tokens(db: Db) -> None:
+    """As SQLite's."""
+    m004_cache_tokens(db)
+
+
+def pg_m005_each_text_once(db: Db) -> None:
+    """As SQLite's; the search index is an expression index over the parts (a GIN index of
+    ``part_words``), no longer a column of turns holding their words."""
+    concat = "string_agg(p.text, '' ORDER BY p.position)"
+    for statement in (
+        "DROP INDEX turns_words",
+        "ALTER TABLE turns DROP COLUMN words",
+        "ALTER TABLE turns ADD COLUMN prompt_override TEXT",
+        "ALTER TABLE turns ADD COLUMN response_override TEXT",
+        f"""UPDATE turns SET prompt_override = prompt
+            WHERE prompt IS DISTINCT FROM COALESCE({_joined(concat, "prompt")}, '')""",
+        f"""UPDATE turns SET response_override = response
+            WHERE response IS DISTINCT FROM COALESCE({_joined(concat, "text")}, '')""",
+        "ALTER TABLE turns DROP COLUMN prompt, DROP COLUMN response, DROP COLUMN extra",
+        _texts_view(
+            concat,
+            "string_agg(CASE p.kind WHEN 'tool_result' THEN p.text "
+            "ELSE COALESCE(p.data::json ->> 'name', '') || CASE WHEN p.data::json ->> 'command' "
+            "IS NULL THEN '' ELSE E'\\n' || p.text END END, E'\\n' ORDER BY p.position)",
+        ),
+        f"""CREATE FUNCTION {SCHEMA}.part_words(kind TEXT, body TEXT, data TEXT)
+            RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+            SELECT to_tsvector('{SCHEMA}.words', left(CASE WHEN kind = 'attachment'
+                THEN COALESCE(data::json ->> 'name', '') || CASE WHEN data::json ->> 'command'
+                    IS NULL THEN '' ELSE E'\\n' || body END
+                ELSE body END, {INDEXED_CHARS}))
+            $$""",
+        f"""CREATE INDEX parts_words ON parts USING GIN ({SCHEMA}.part_words(kind, text, data))
+            WHERE {SEARCHED_PARTS}""",
+    ):
+        db.execute_sql(statement)
+
+
+#: The parts search looks in (the PostgreSQL index covers these only).
+SEARCHED_PARTS = "kind IN ('prompt', 'text', 'tool_result', 'attachment')"
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step of the schema: its name (recorded once applied) and what it does on each
@@ -411,6 +536,8 @@ MIGRATIONS = [
     Migration("m001_initial", m001_initial, pg_m001_initial),
     Migration("m002_tree", m002_tree, pg_m002_tree),
     Migration("m003_by_conversation", m003_by_conversation, pg_m003_by_conversation),
+    Migration("m004_cache_tokens", m004_cache_tokens, pg_m004_cache_tokens),
+    Migration("m005_each_text_once", m005_each_text_once, pg_m005_each_text_once),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 _NAMES = [m.name for m in MIGRATIONS]
@@ -446,11 +573,11 @@ def check_sqlite(path: Path, version: int, tables: set[str]) -> None:
         )
 
 
-def migrate_sqlite(db: Db, shown: object) -> None:
-    """Bring an SQLite database up to date (one transaction)."""
+def migrate_sqlite(db: Db, shown: object) -> list[str]:
+    """Bring an SQLite database up to date (one transaction); the steps applied."""
     version = db.execute_sql("PRAGMA user_version").fetchone()[0]
     if version == SCHEMA_VERSION:
-        return
+        return []
     with db.atomic():
         version = db.execute_sql("PRAGMA user_version").fetchone()[0] or _recorded_version(db)
         if version > SCHEMA_VERSION:
@@ -464,6 +591,7 @@ def migrate_sqlite(db: Db, shown: object) -> None:
                 "INSERT INTO _migrations (name, applied) VALUES (?, ?)", (migration.name, now())
             )
         db.execute_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    return [m.name for m in MIGRATIONS[version:]]
 
 
 def _recorded_version(db: Db) -> int:
@@ -477,6 +605,13 @@ def _recorded_version(db: Db) -> int:
     return len(names)
 
 
+#: The migrations a PostgreSQL store records, in one question that cannot fail whether the
+#: table exists or not (``query_to_xml`` reads it only when it does): an up-to-date store is
+#: told at start-up in one round trip to a server far away.
+_APPLIED = f"""SELECT CASE WHEN to_regclass('{SCHEMA}._migrations') IS NOT NULL
+    THEN query_to_xml('SELECT name FROM {SCHEMA}._migrations', false, true, '') END"""
+
+
 def migrate_postgres(db: Db, create: bool, shown: str) -> None:
     """Bring a PostgreSQL store up to date; refuse one written by a newer chatrepl, untouched."""
 
@@ -484,7 +619,9 @@ def migrate_postgres(db: Db, create: bool, shown: str) -> None:
         row = db.execute_sql(f"SELECT to_regclass('{SCHEMA}._migrations')").fetchone()
         if row[0] is None:
             return None
-        names = [r[0] for r in db.execute_sql(f"SELECT name FROM {SCHEMA}._migrations")]
+        return checked([r[0] for r in db.execute_sql(f"SELECT name FROM {SCHEMA}._migrations")])
+
+    def checked(names: list[str]) -> list[str]:
         if set(names) - set(_NAMES):
             raise NewerDatabaseError(
                 f"{shown} was written by a newer chatrepl (migrations "
@@ -493,7 +630,11 @@ def migrate_postgres(db: Db, create: bool, shown: str) -> None:
             )
         return names
 
-    names = applied()
+    try:
+        xml = db.execute_sql(_APPLIED).fetchone()[0]
+        names = None if xml is None else checked(re.findall(r"<name>([^<]*)</name>", xml))
+    except pw.NotSupportedError:  # a server built without XML: the table, then its rows
+        names = applied()
     if names is not None and set(_NAMES) <= set(names):
         return
     if names is None and not create:

@@ -36,13 +36,21 @@ def one_shot(args: argparse.Namespace, prompt: str) -> int:
 
     A terminal gets the answer rendered as Markdown; a pipe or a file gets the text as sent.
     """
+    no_log = getattr(args, "no_log", False)
+    store = open_log(args) if no_log else open_store(args.db, create=True)
+    try:
+        return _answer(args, prompt, store, no_log)
+    finally:
+        if store is not None:
+            store.close()  # a last try at writes that failed, else kept for the next start
+
+
+def _answer(args: argparse.Namespace, prompt: str, store: Store | None, no_log: bool) -> int:
     from .compaction import make_room, recover
     from .context import window_of
     from .shaped import emit
     from .templating import shaped
 
-    no_log = getattr(args, "no_log", False)
-    store = open_log(args) if no_log else open_store(args.db, create=True)
     staged = attached(args, None if no_log else store)
     conversation = open_conversation(
         store,  # type: ignore[arg-type] # -n with nothing to continue: no store at all

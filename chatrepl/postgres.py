@@ -10,6 +10,8 @@ what the store's SQL says differently here (parameters, row locks, full-text sea
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -99,35 +101,104 @@ class _Psycopg3(pw.Psycopg3Adapter):
 
 
 class Database(pw.PostgresqlDatabase):
-    """peewee's PostgreSQL database on psycopg 3, with chatrepl's schema first on the path."""
+    """peewee's PostgreSQL database on psycopg 3, with chatrepl's schema first on the path.
 
-    def init(self, database: str, **kwargs: Any) -> None:
+    The path is given with the connection (its ``options``), which costs no round trip; a
+    pooler that refuses ``options`` (PgBouncer, some cloud proxies) gets it as a ``SET`` after
+    connecting instead.
+    """
+
+    def init(self, database: str | None, **kwargs: Any) -> None:  # type: ignore[override]
         super().init(database, **kwargs)
         self._adapter = _Psycopg3()
+        self._set_path = False  # the pooler refused the path as an option: SET it
+
+    def _connect(self) -> Any:
+        # (peewee's own method: its type stubs leave the private half of Database out)
+        try:
+            return super()._connect()  # type: ignore[misc]
+        except Exception as exc:
+            if "unsupported startup parameter" not in str(exc) or self._set_path:
+                raise
+            self.connect_params.pop("options", None)
+            self._set_path = True
+            return super()._connect()  # type: ignore[misc]
 
     def _initialize_connection(self, conn: Any) -> None:
-        conn.execute(f"SET search_path TO {SCHEMA}")
+        if self._set_path:
+            conn.execute(f"SET search_path TO {SCHEMA}")
 
 
 def open_database(url: str) -> Database:
     """A (not yet connected) peewee database for ``url``; StoreError without psycopg."""
     try:
-        import psycopg  # noqa: F401 - only to say clearly when the extra is missing
+        import psycopg
     except ImportError:
         raise StoreError(
             "A postgresql:// database needs the postgres extra: pip install 'chatrepl[postgres]'."
         ) from None
     if not hasattr(pw, "Psycopg3Adapter"):
         raise StoreError(
-            f"A postgresql:// database needs peewee 4 or later (this is {pw.__version__}): "
+            f"A postgresql:// database needs peewee 4 or later (this is {getattr(pw, '__version__', 'an older one')}): "
             "pip install 'chatrepl[postgres]'."
         )
+    from psycopg.conninfo import conninfo_to_dict
+
     params: dict[str, Any] = {}
     if "connect_timeout" not in url:
         params["connect_timeout"] = CONNECT_TIMEOUT_S
+    try:
+        given = str(conninfo_to_dict(url).get("options") or "")
+    except psycopg.Error:
+        given = ""  # a URL psycopg cannot read: connecting says so, in one sentence
+    params["options"] = f"{given} -c search_path={SCHEMA}".strip()
+    # psycopg logs (as a warning) the second error of a batch that failed, which would print
+    # on the terminal where logging is not set up: the first error is the one told
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
     # One connection per Store, shared by its threads (the store serialises them): a flusher
     # thread per answer must not open a connection of its own to a server far away.
     return Database(url, thread_safe=False, **params)
+
+
+def _unreachable(low: str) -> bool:
+    return any(
+        s in low
+        for s in (
+            "connection refused",
+            "could not connect",
+            "connection failed",
+            "timeout expired",
+            "could not translate host",
+            "no route to host",
+            "network is unreachable",
+            "name or service not known",
+        )
+    )
+
+
+def _lost(low: str) -> bool:
+    return any(
+        s in low
+        for s in ("server closed", "terminating connection", "connection is lost", "consuming")
+    ) or ("connection" in low and "closed" in low)
+
+
+def gone(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server cannot be reached or the connection was lost (what
+    passes once the server or the network is back)."""
+    low = str(exc).lower()
+    return _unreachable(low) or _lost(low)
+
+
+def settle(connection: Any) -> None:
+    """Roll back what a failed batch left open on ``connection``, if it is still there."""
+    from psycopg.pq import TransactionStatus
+
+    if connection.closed:
+        return
+    if connection.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+        with contextlib.suppress(Exception):  # a connection that broke is replaced on next use
+            connection.rollback()
 
 
 def unusable(exc: BaseException, url: str) -> str:
@@ -151,27 +222,12 @@ def unusable(exc: BaseException, url: str) -> str:
             f"The PostgreSQL user given for {where} may not create or change chatrepl's "
             f"tables (schema {SCHEMA}): grant it CREATE on the database."
         )
-    if any(
-        s in low
-        for s in (
-            "connection refused",
-            "could not connect",
-            "connection failed",
-            "timeout expired",
-            "could not translate host",
-            "no route to host",
-            "network is unreachable",
-            "name or service not known",
-        )
-    ):
+    if _unreachable(low):
         return (
             f"Cannot reach the PostgreSQL server at {where}: is it running, and are the host "
             "and port right? Nothing was lost."
         )
-    if any(
-        s in low
-        for s in ("server closed", "terminating connection", "connection is lost", "consuming")
-    ) or ("connection" in low and "closed" in low):
+    if _lost(low):
         return (
             f"The connection to the PostgreSQL server at {where} was lost: try again once it "
             "is back."

@@ -11,8 +11,11 @@ Part kinds, in the order they appear in a turn:
     reasoning    the model's thinking (data: signature, redacted, provider)
     text         answer text
     refusal      the model declined (its own words)
-    tool_call    a call the model asked for (data: id, name, arguments)
-    tool_result  what the tool returned (data: call_id, name, is_error)
+    tool_call    a call the model asked for (data: id, name, arguments; when the user changed
+                 the arguments before it ran: arguments are those that ran, and
+                 original_arguments the model's)
+    tool_result  what the tool returned (data: call_id, name, is_error; edited when the user
+                 changed the arguments: the text's first line says so)
     notice       how the call ended when not normally (data: reason)
     summary      a compaction summary standing for earlier turns
 """
@@ -186,7 +189,11 @@ class ConversationSummary(ConversationRecord):
 
 @dataclass
 class CallRecord:
-    """One model call within a turn (a turn that runs tools makes several)."""
+    """One model call within a turn (a turn that runs tools makes several).
+
+    ``cache_read_tokens`` and ``cache_write_tokens``: input tokens read from, and written to,
+    the provider's prompt cache (part of ``input_tokens``), where the provider said.
+    """
 
     index: int
     model: str
@@ -197,6 +204,8 @@ class CallRecord:
     cost: float | None = None
     duration_ms: int | None = None
     ttft_ms: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
 
 
 @dataclass
@@ -248,6 +257,24 @@ class SearchHit:
     response_id: str
     started: str
     snippet: str
+
+
+def answer_parts(parts: list[Part]) -> list[Part]:
+    """A turn's parts as its answer reads: the text of a continued answer (``/continue``: a
+    later call carrying on a call that ended in text, no tool call between) joined to the text
+    it continues, as the model is sent it."""
+    out: list[Part] = []
+    last: int | None = None  # where the last answer part (not reasoning) is in ``out``
+    for p in parts:
+        if last is not None and p.kind == "text" and p.call > 0:
+            before = out[last]
+            if before.kind == "text" and before.call != p.call:
+                out[last] = Part("text", before.text + p.text, before.data, before.call)
+                continue
+        out.append(p)
+        if p.call > 0 and p.kind != "reasoning":
+            last = len(out) - 1
+    return out
 
 
 def linear_parents(turns: list[tuple[str, bool]]) -> tuple[list[str | None], str | None]:

@@ -118,6 +118,15 @@ def json_text(data: object) -> str:
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
 
 
+CHARS_PER_TOKEN = 4  # the usual estimate for English text and code
+
+
+def estimate_tokens(text: str | int) -> int:
+    """A rough token count of ``text`` (or of that many characters): characters / 4, rounded up."""
+    chars = text if isinstance(text, int) else len(text)
+    return -(-chars // CHARS_PER_TOKEN)
+
+
 # --- secrets -------------------------------------------------------------------------------------
 
 #: Query parameters whose values are secrets (compared in lower case, ``-`` read as ``_``); a name
@@ -199,3 +208,14 @@ def hide_urls(text: str) -> str:
     """``text`` with every URL in it shown by :func:`public_url` (an argument quoted back by a
     usage error, a library's message that names the address it failed on)."""
     return _URL.sub(lambda m: public_url(m.group()), text)
+
+
+#: What ends a sentence already, before any closing quotes or brackets.
+_ENDED = re.compile(r"[.!?…:;][\"'”’»)\]]*$")
+
+
+def sentence(text: str) -> str:
+    """``text`` ended as a sentence: trailing white space dropped, and a period added unless
+    it ends in punctuation already (``pirate.`` stays, never ``pirate..``)."""
+    text = text.rstrip()
+    return text if not text or _ENDED.search(text) else text + "."

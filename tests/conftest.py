@@ -102,11 +102,13 @@ def run_chatrepl(
 
 
 def saved_rows(db: str | os.PathLike[str]) -> list[dict]:
-    """Every row of the turns table, oldest first, read with plain sqlite3."""
+    """Every row of the turns table with its texts (prompt, response: made from its parts by
+    the ``turn_texts`` view), oldest first, read with plain sqlite3."""
     con = sqlite3.connect(db)
     con.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in con.execute("SELECT * FROM turns ORDER BY seq")]
+        sql = "SELECT t.*, x.* FROM turns t JOIN turn_texts x ON x.seq = t.seq ORDER BY t.seq"
+        return [dict(r) for r in con.execute(sql)]
     finally:
         con.close()
 

@@ -2,9 +2,12 @@
 each direction, and the proxy counts the round trips the client makes.
 
 A round trip is a *flight*: the client sends after it has heard from the server (or for the first
-time on a connection). Statements pipelined into one flight count once, however many there are;
-a statement that waits for the answer to the one before costs a flight of its own. ``cut()``
-drops every connection at once, as a server that goes away does.
+time on a connection), and the server answers. Statements pipelined into one flight count once,
+however many there are; a statement that waits for the answer to the one before costs a flight
+of its own. A flight is counted when its answer reaches the proxy, before the client can see it,
+so the count is settled whenever the client has its answer; what the client sends without
+waiting for an answer (PostgreSQL's Terminate when it closes) is not a round trip and is not
+counted. ``cut()`` drops every connection at once, as a server that goes away does.
 
     with DelayProxy("127.0.0.1", 5432, delay=0.015) as proxy:   # 30 ms a round trip
         url = f"postgresql://…@127.0.0.1:{proxy.port}/db"
@@ -91,14 +94,14 @@ class DelayProxy:
             writer.close()
             return
         self._writers |= {writer, up_writer}
-        last = [
-            "server"
-        ]  # who spoke last on this connection: a client chunk after "server" is a flight
-        await asyncio.gather(
-            self._pipe(reader, up_writer, last, "client"),
-            self._pipe(up_reader, writer, last, "server"),
-            return_exceptions=True,
-        )
+        # who spoke last on this connection: the server answering the client ends a flight
+        last = ["server"]
+        with contextlib.suppress(asyncio.CancelledError):  # the proxy closing
+            await asyncio.gather(
+                self._pipe(reader, up_writer, last, "client"),
+                self._pipe(up_reader, writer, last, "server"),
+                return_exceptions=True,
+            )
 
     async def _pipe(
         self,
@@ -127,7 +130,7 @@ class DelayProxy:
         try:
             while True:
                 chunk = await reader.read(65536)
-                if side == "client" and chunk and last[0] == "server":
+                if side == "server" and chunk and last[0] == "client":
                     self.flights += 1
                 if chunk:
                     last[0] = side

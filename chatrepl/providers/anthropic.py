@@ -50,6 +50,7 @@ USAGE_KEYS = (
 class AnthropicBackend(HTTPBackendMixin, Backend):
     """A model behind Anthropic's Messages API."""
 
+    prefill: ClassVar[bool] = True  # a trailing assistant message is continued
     endpoint: Endpoint = field(default_factory=lambda: Endpoint("Anthropic", ""))
     #: how it answers with a JSON schema (see structured.py)
     structured_output: ClassVar[str] = "tool"

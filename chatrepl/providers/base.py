@@ -27,6 +27,8 @@ class Backend:
     #: Where a provider says what it is doing while the user waits (loading a model): the
     #: front ends set it; the library stays silent.
     progress: ClassVar[Callable[[str], None] | None] = None
+    #: The API takes a trailing assistant message as the start of the answer (a prefill).
+    prefill: ClassVar[bool] = False
 
     @property
     def full_name(self) -> str:

@@ -13,12 +13,6 @@ from .commands import command
 if TYPE_CHECKING:
     from .session import Session
 
-#: What /continue sends: the model carries on where its cut-off answer stopped.
-CONTINUE_PROMPT = (
-    "Your last answer was cut off at the token limit. Continue it exactly where it stopped, "
-    "without repeating anything and without any preamble."
-)
-
 
 @command("set", "[KEY VALUE]", "a model option from the next turn on", completes=tuple(KNOWN))
 def cmd_set(repl: Session, arg: str) -> None:
@@ -83,19 +77,20 @@ def cmd_reasoning(repl: Session, arg: str) -> None:
     repl.say(f"({len(thought.split())} words; reasoning is {state} while it streams)", "dim")
 
 
-@command("continue", "", "ask the model to carry on an answer that was cut off")
+@command("continue", "", "carry on an answer that was cut off at the token limit")
 def cmd_continue(repl: Session, arg: str) -> None:
-    """Ask the model to carry on its last answer where the token limit cut it off: a new turn
-    that asks for the rest. `/set max_tokens N` raises the limit first if it was set too low."""
+    """Carry on the last answer where the token limit cut it off: the rest joins that answer,
+    in the same turn (no new prompt). Anthropic models are sent the cut-off text to continue
+    from; other servers get a short instruction to continue, which is not saved as a turn.
+    `/set max_tokens N` raises the limit first if it was set too low."""
     turns = repl.conversation.turns
     if not turns:
         repl.say("Nothing to continue yet.")
         return
-    last = turns[-1]
-    if last.status != "cut_off":
+    if turns[-1].status != "cut_off":
         repl.say("The last answer was not cut off: there is nothing to continue.")
         return
-    repl.send(CONTINUE_PROMPT)
+    repl.show(repl.conversation.continue_answer())
 
 
 @command("compact", "[KEEP]", "summarise older turns into one (the originals stay saved)")

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..conversation import Conversation, Response
+    from ..model_list import ModelList
     from ..records import ConversationSummary, Part
     from ..store import Store
     from ..templates import Template
@@ -63,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     no_log = getattr(args, "no_log", False)
     with contextlib.ExitStack() as cleanup:
         store = _unlogged_store(args, cleanup) if no_log else open_store(args.db, create=True)
+        # at the end, a last try at writes that failed, else kept for the next start
+        cleanup.callback(store.close)
         conversation = open_conversation(
             store, model_name=args.model, resume=args.resume, latest=args.cont, system=args.system
         )
@@ -147,13 +150,15 @@ class Repl:
         self._toolbox: Toolbox | None = None
         self.runner: Runner | None = None  # runs the enabled tools' calls, asking first
         self.approve_all = False
-        self._models: list[str] | None = None
+        self._models: ModelList | None = None
         self._window: tuple[object, int | None] | None = None  # the model, its context window
         self._warmed: object = None  # the model last preloaded
         self._session: PromptSession[str] | None = None
         self._prefill: tuple[str, Callable[[str], None]] | None = None
         self._pasted = Pasted()  # whether the line being read began with a paste
         self.show_reasoning = _reasoning_setting()
+        if conversation.budget is not None:  # "no price known" said here, once a model
+            conversation.budget.warn = self._note
         self.refresh()
 
     # --- the loop -----------------------------------------------------------------------------
@@ -295,7 +300,8 @@ class Repl:
         from ..frontend import stream_answer
         from ..screen.interrupt import answering
 
-        screen = ToolScreen(self.console, reasoning=self.show_reasoning)
+        shown = len(response.text_so_far)  # a continued answer: its first part is on screen
+        screen = ToolScreen(self.console, reasoning=self.show_reasoning, shown=shown)
         if self.runner is not None:
             self.runner.after_call = screen.tool_line
         with answering():
@@ -307,11 +313,12 @@ class Repl:
                 from ..compaction import recover
 
                 again = recover(self.conversation, response, self.window(), self._note)
+                self._window = None  # a refusal may have taught the window: read it again
+                self.window(ask=True)
                 if again is not None:
                     self.show(again, retried=True)
                     return
-        self.console.print()
-        self.refresh()
+        self.console.print()  # (the toolbar is refreshed once the line is handled)
 
     def open_tools(self, names: list[str] | None, approve_all: bool = False) -> None:
         """Enable the tools ``-T`` and config name; each call is asked here before it runs."""
@@ -323,6 +330,10 @@ class Repl:
         self._toolbox, self.runner = open_tools(
             self.store, names, approve_all=approve_all, ask=ask, warn=self.error
         )
+        if self.runner is not None and self.runner.tools:  # said at start, not only by /tools
+            on = ", ".join(make_safe(t.name) for t in self.runner.tools.values())
+            how = "they run without asking" if approve_all else "calls not pre-approved are asked"
+            self.say(f"Tools on: {on} ({how}; /tools lists them).", "dim")
 
     def toolbox(self) -> Toolbox:
         """The session's tools (made on first use, for /tools)."""
@@ -354,7 +365,9 @@ class Repl:
         )
 
     def switch_to(self, conversation: Conversation) -> None:
-        """Make ``conversation`` the live one (kept in memory only under ``-n``)."""
+        """Make ``conversation`` the live one, under the session's budgets (kept in memory
+        only under ``-n``)."""
+        conversation.budget = self.conversation.budget
         if self.no_log:
             conversation.store = None
         self.conversation = conversation
@@ -470,25 +483,29 @@ class Repl:
 
         threading.Thread(target=run, name="preload", daemon=True).start()
 
-    def models(self) -> list[str]:
-        """Model names to complete after /model (read once)."""
-        if self._models is None:
-            from ..providers.registry import providers
-            from ..settings import load_config
+    def model_list(self, fresh: bool = False) -> ModelList:
+        """Which models exist and which are ready (``model_list``, kept for the session;
+        ``fresh``: ask the servers again, as /model does)."""
+        if self._models is None or fresh:
+            from ..model_list import model_list
 
-            model = self.conversation.model
-            names = [model.full_name]
-            with contextlib.suppress(Exception):  # what the server serves (GET /models)
-                names += [f"{model.provider}:{m}" for m in model.available_models() or []]
-            try:
-                config = load_config()
-                for info in providers(config).values():
-                    names += [f"{info.name}:{m}" for m in info.models]
-                names += list(config.get("aliases", {}))
-            except ChatreplError:
-                pass
-            self._models = list(dict.fromkeys(names))
+            self._models = model_list(current=self.conversation.model.full_name)
         return self._models
+
+    def models(self) -> list[str]:
+        """Model names to complete after /model: the models /model lists, then aliases."""
+        try:
+            found = self.model_list()
+        except ChatreplError:
+            return [self.conversation.model.full_name]
+        return list(dict.fromkeys([self.conversation.model.full_name, *found.names()]))
+
+    def model_status(self, name: str) -> str:
+        """``ready``, ``no-key``, ``unreachable`` or ``not-installed``: Tab completion's note."""
+        try:
+            return self.model_list().status(name)
+        except ChatreplError:
+            return ""
 
     def welcome(self) -> None:
         """The first line: version, model, where help is."""
@@ -529,7 +546,7 @@ class Repl:
             multiline=True,
             key_bindings=key_bindings(self._pasted),
             history=self.history if self.history is not None else _file_history(self.no_log),
-            completer=ChatCompleter(COMMANDS, lambda: self.recent, self.models),
+            completer=ChatCompleter(COMMANDS, lambda: self.recent, self.models, self.model_status),
             complete_while_typing=Condition(typing_command),
             reserve_space_for_menu=6,
             bottom_toolbar=toolbar,

@@ -65,7 +65,9 @@ class Approver:
                 return Answer("edit", edited)
 
     def _key(self) -> str:
-        """One key of y / n / a / e; Ctrl-C, Ctrl-D and Esc are n."""
+        """One key of y / n / a / e; Ctrl-D, Esc and Enter are n. Ctrl-C stops the whole turn,
+        as it does everywhere: it raises KeyboardInterrupt (the turn is saved as interrupted,
+        its open calls closed, nothing more is sent)."""
         from prompt_toolkit import PromptSession
         from prompt_toolkit.key_binding import KeyBindings
 
@@ -78,6 +80,9 @@ class Approver:
                 event.app.exit(result=key)
 
         @keys.add("c-c")
+        def _(event: Any) -> None:
+            event.app.exit(exception=KeyboardInterrupt, style="class:aborting")
+
         @keys.add("c-d")
         @keys.add("escape", eager=True)
         @keys.add("enter")
@@ -93,7 +98,7 @@ class Approver:
         )
         try:
             return session.prompt(QUESTION)
-        except (KeyboardInterrupt, EOFError):
+        except EOFError:
             return "n"
 
     def _edit(self, arguments: dict[str, Any]) -> dict[str, Any] | None:

@@ -42,6 +42,12 @@ def cmd_attach(repl: Session, arg: str) -> None:
         repl.say(f"Unstaged {plural(n, 'file')}." if n else "Nothing was staged.")
         repl.refresh()
         return
+    if arg == "-":  # stdin is the keyboard here: reading it would take the input line's keys
+        repl.error(
+            "/attach - would read stdin, which in the REPL is your keyboard: attach a file or "
+            "a URL, or start chatrepl with -a - to attach what comes on stdin."
+        )
+        return
     _stage(repl, arg, "next")
     repl.refresh()
 

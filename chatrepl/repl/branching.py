@@ -55,9 +55,13 @@ def cmd_alt(repl: Session, arg: str) -> None:
     for n, t in enumerate(alternatives, 1):
         current = t.id == head
         answer = t.response if hasattr(t, "response") else t.text_so_far
+        status = f" [{t.status}]" if t.status != "complete" else ""
+        start = f"{_MARK[current]} {n}. "
+        # the terminal's width: the prompt takes up to two fifths, the answer the rest
+        room = max(repl.console.width - len(start) - len(" → ") - len(status) - 1, 20)
+        prompt = _line(t.prompt, room * 2 // 5)
         repl.say(
-            f"{_MARK[current]} {n}. {_line(t.prompt, 30)} → {_line(answer, 40)}"
-            + (f" [{t.status}]" if t.status != "complete" else ""),
+            f"{start}{prompt} → {_line(answer, room - len(prompt))}{status}",
             "bold" if current else "",
         )
     repl.say("/alt N switches.", "dim")

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ChatreplError, NotFoundError
-from ..text import make_safe, parse_time, shorten
+from ..files import user_path
+from ..text import make_safe, parse_time, sentence, shorten
 from .toolbar import SHORT_ID
 
 if TYPE_CHECKING:
-    from ..records import ConversationSummary
+    from ..conversation import Conversation
+    from ..records import ConversationSummary, Usage
     from .session import Session
 
 Handler = Callable[["Session", str], None]
@@ -219,7 +221,9 @@ def cmd_help(repl: Session, arg: str) -> None:
         if cmd.aliases:
             usage += "   (also " + ", ".join("/" + a for a in cmd.aliases) + ")"
         repl.console.print(Text(usage, style="bold"))
-        repl.console.print(Text(cmd.details or cmd.help))
+        from rich.markdown import Markdown  # the details are Markdown: shown rendered
+
+        repl.console.print(Markdown(cmd.details or cmd.help, inline_code_theme=None))
         return
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
@@ -251,9 +255,10 @@ def cmd_new(repl: Session, arg: str) -> None:
     said = f"New conversation with {make_safe(old.model.full_name)}"
     if old.system:
         said += f", persona: {_persona_line(old.system)}"
+    said = sentence(said)
     if old.turns:
-        said += ". The previous one is saved: /resume last brings it back"
-    repl.say(said + ".")
+        said += " The previous one is saved: /resume last brings it back."
+    repl.say(said)
 
 
 @command("list", "[N]", "recent conversations, numbered for /resume")
@@ -384,16 +389,28 @@ def cmd_model(repl: Session, arg: str) -> None:
             repl.error(warning)
         repl.refresh()
         return
-    from ..providers.registry import providers
+    from rich.padding import Padding
+    from rich.table import Table
 
     repl.say(f"Now: {make_safe(c.model.full_name)}", "bold")
-    for info in providers().values():
-        line = Text(f"  {make_safe(info.name):<10} ")
-        if info.usable:
-            line.append(make_safe(", ".join(info.models)) or "(any model name)")
+    found = repl.model_list(fresh=True)  # the list `chatrepl models` and Tab completion show
+    # Every provider with every model it has, as `chatrepl models` lists them; one that is not
+    # ready says why first. Long lists wrap under the models, not under the provider's name.
+    table = Table.grid(padding=(0, 2))
+    table.add_column(no_wrap=True)
+    table.add_column()
+    for p in found.providers:
+        models = make_safe(", ".join(p.models))
+        if p.ready:
+            body = Text(models or "(any model name)")
         else:
-            line.append(make_safe(info.unavailable), style="dim")
-        repl.console.print(line)
+            body = Text(make_safe(p.note), style="dim")
+            if models:
+                body.append("\n" + models, style="dim")
+        table.add_row(Text(make_safe(p.name)), body)
+    repl.console.print(Padding(table, (0, 0, 0, 2), expand=False), overflow="fold")
+    for alias, target in found.aliases.items():
+        repl.say(f"  alias {make_safe(alias)} → {make_safe(target)}", "dim")
     repl.say("/model provider:name switches; Tab completes.", "dim")
 
 
@@ -497,7 +514,7 @@ def cmd_export(repl: Session, arg: str) -> None:
         repl.say("Nothing to export yet: this conversation has no turns.")
         return
     if arg:
-        path = Path(arg).expanduser()
+        path = user_path(arg)
     else:
         slug = re.sub(r"[^a-z0-9]+", "-", (c.title or "").lower()).strip("-")[:40]
         path = Path(f"{slug or 'conversation'}-{c.id[:SHORT_ID].lower()}.md")
@@ -531,7 +548,7 @@ def cmd_search(repl: Session, arg: str) -> None:
         return
     hits = repl.store.search(arg, 20, marks=MARKS, reasoning=reasoning)
     if not hits:
-        repl.say(f"Nothing found for {make_safe(shorten(arg, 40))}.")
+        repl.say(sentence(f"Nothing found for {make_safe(shorten(arg, 40))}"))
         return
     from ..tables import short_ids as shortest
 
@@ -625,7 +642,7 @@ def cmd_info(repl: Session, arg: str) -> None:
         ("model", make_safe(c.model.full_name)),
         ("persona", make_safe(c.system) if c.system else "none"),
         ("turns", f"{len(turns)}" + (f" ({detail})" if detail else "")),
-        ("tokens", f"{usage.input_tokens or 0:,} in, {usage.output_tokens or 0:,} out"),
+        ("tokens", _tokens_said(usage)),
         *_context_rows(repl),
         ("started", _local(c.created)),
         ("database", make_safe(str(repl.store.path))),
@@ -641,6 +658,7 @@ def cmd_info(repl: Session, arg: str) -> None:
 def _context_rows(repl: Session) -> list[tuple[str, str]]:
     """What the context holds of the model's window, and what the conversation cost."""
     from ..context import context_used, conversation_cost
+    from ..pricing import money
 
     c = repl.conversation
     window = getattr(repl, "window", lambda ask=False: None)(ask=bool(c.turns))
@@ -651,10 +669,39 @@ def _context_rows(repl: Session) -> list[tuple[str, str]]:
     else:
         said += " (the model's context window is not known: set context_window in config.toml)"
     cost = conversation_cost(c)
-    return [
+    rows = [
         ("context", said),
-        ("cost", f"${cost:.4f}" if cost is not None else "not reported (prices in config.toml)"),
+        ("cost", money(cost) if cost is not None else "not known (prices in config.toml)"),
     ]
+    if c.budget is not None and c.turns:
+        rows.append(("budget", _budget_said(c)))
+    return rows
+
+
+def _tokens_said(usage: Usage) -> str:
+    """``12,345 in (80% cached: 9,876 read, 1,024 written), 456 out``."""
+    from ..context import cached_share
+
+    said = f"{usage.input_tokens or 0:,} in"
+    read, written = usage.cache_read_tokens or 0, usage.cache_write_tokens or 0
+    if read or written:
+        share = cached_share(usage) or 0
+        said += f" ({100 * share:.0f}% cached: {read:,} read, {written:,} written)"
+    return said + f", {usage.output_tokens or 0:,} out"
+
+
+def _budget_said(c: Conversation) -> str:
+    """``$0.12 of $2.00 in this conversation, $1.23 of $10.00 today``."""
+    from ..budgets import KINDS
+    from ..pricing import money
+
+    budget = c.budget
+    assert budget is not None
+    saved = c.store is not None
+    return ", ".join(
+        f"{money(budget.spent(kind, c.id, saved))} of {money(limit)} {KINDS[kind]}"
+        for kind, limit in budget.limits.items()
+    )
 
 
 def _local(iso: str) -> str:

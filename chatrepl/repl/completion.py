@@ -27,6 +27,7 @@ class ChatCompleter(Completer):
         commands: the registered commands (name → Command); each says what its argument is.
         conversations: returns the cached recent conversations, newest first.
         models: returns the model names to offer after ``/model``.
+        model_status: the note shown beside a model name (``ready``, ``no-key`` …).
     """
 
     def __init__(
@@ -34,10 +35,12 @@ class ChatCompleter(Completer):
         commands: dict[str, Command],
         conversations: Callable[[], Sequence[ConversationSummary]],
         models: Callable[[], Sequence[str]],
+        model_status: Callable[[str], str] | None = None,
     ):
         self.commands = commands
         self.conversations = conversations
         self.models = models
+        self.model_status = model_status
 
     def get_completions(
         self, document: Document, complete_event: CompleteEvent
@@ -57,7 +60,7 @@ class ChatCompleter(Completer):
         if kind == "conversation":
             yield from self._conversation_ids(arg)
         elif kind == "model":
-            yield from _matching(arg, self.models())
+            yield from _matching(arg, self.models(), meta=self.model_status)
         elif kind == "command":
             yield from _matching(arg.lstrip("/"), self._names(), meta=self._meta)
         elif kind == "path":

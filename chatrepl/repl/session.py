@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ..conversation import Conversation, Response
+    from ..model_list import ModelList
     from ..records import Part
     from ..store import Store
     from ..templates import Template
@@ -58,6 +59,9 @@ class Session(Protocol):
 
     def refresh(self) -> None:
         """Recompute what the toolbar and the completer show."""
+
+    def model_list(self, fresh: bool = False) -> ModelList:
+        """Which models exist and which are ready (the answer `chatrepl models` gives)."""
 
     def toolbox(self) -> Toolbox:
         """The session's tools (made on first use)."""

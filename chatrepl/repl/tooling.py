@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ChatreplError
 from ..records import ToolCall
-from ..text import make_safe
+from ..text import make_safe, sentence
 from .commands import command
 
 if TYPE_CHECKING:
@@ -23,11 +23,12 @@ class ToolScreen:
     them starts a new segment. The approval question is asked between segments, where no live
     display is running."""
 
-    def __init__(self, console: Console, reasoning: bool = True):
+    def __init__(self, console: Console, reasoning: bool = True, shown: int = 0):
         self.console = console
         self.show_reasoning = reasoning
         self._renderer: StreamRenderer | None = None
-        self._done = 0  # characters taken by the closed segments
+        self._done = shown  # characters taken by the closed segments (or shown before: a
+        # continued answer's first part)
         self.results = 0
 
     @property
@@ -111,21 +112,14 @@ def cmd_tools(repl: Session, arg: str) -> None:
             raise ChatreplError(f"/tools {what} NAME: name a tool or an MCP server.")
         changed = box.enable(name) if what == "on" else box.disable(name)
         names = ", ".join(t.name for t in changed)
-        repl.say(f"{'On' if what == 'on' else 'Off'}: {make_safe(names)}.")
+        repl.say(sentence(f"{'On' if what == 'on' else 'Off'}: {make_safe(names)}"))
         repl.refresh()
         return
     if what:
         raise ChatreplError("/tools takes on NAME, off NAME or result N: see /help tools.")
-    for row in box.listing():
-        if row.get("kind") == "server":
-            where = row.get("error") or f"MCP server ({row.get('transport', '')})"
-            repl.say(f"  {make_safe(row['name'])}.*  {make_safe(str(where))}", "dim")
-            continue
-        mark = "on " if row.get("enabled") else "off"
-        description = make_safe(str(row.get("description") or "").split("\n")[0][:70])
-        repl.say(
-            f"  {mark} {make_safe(row['name'])}  {description}", "" if row.get("enabled") else "dim"
-        )
+    from ..tables import tools_table
+
+    repl.console.print(tools_table(box.listing(), repl.console.width))
     repl.say("/tools on NAME enables one; calls are asked before they run.", "dim")
 
 

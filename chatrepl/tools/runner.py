@@ -27,6 +27,8 @@ DEFAULT_MAX_REPEATS = 2
 MAX_RESULT_CHARS = 100_000
 
 INTERRUPTED = "Interrupted: the user stopped this tool call."
+#: The first line of the result of a call whose arguments the user changed before it ran.
+EDITED = "The user changed the arguments of this call before it ran; it ran with: {arguments}"
 
 
 class Runner:
@@ -117,13 +119,17 @@ class Runner:
         decision = self.approve(tool, arguments)
         if not decision.approved:
             return self._done(tool, call, arguments, decision.reason or "Denied.", True)
+        edited = decision.arguments is not None and dict(decision.arguments) != arguments
         if decision.arguments is not None:
             arguments = dict(decision.arguments)
         self._seen[key] += 1
         if self.before_call:
             self.before_call(tool, arguments)
         text, is_error = self._execute(tool, arguments, cancel)
-        return self._done(tool, call, arguments, text, is_error)
+        if edited:
+            said = json.dumps(arguments, ensure_ascii=False, default=str)
+            text = EDITED.format(arguments=said) + "\n" + text
+        return self._done(tool, call, arguments, text, is_error, edited)
 
     def run_all(
         self, calls: Iterable[ToolCall], cancel: threading.Event | None = None
@@ -184,12 +190,12 @@ class Runner:
         arguments: dict[str, Any],
         text: str,
         is_error: bool,
+        edited: bool = False,
     ) -> Part:
-        part = Part(
-            kind="tool_result",
-            text=text,
-            data={"call_id": call.id, "name": call.name, "is_error": is_error},
-        )
+        data: dict[str, Any] = {"call_id": call.id, "name": call.name, "is_error": is_error}
+        if edited:  # the turn moves edited_arguments onto its call part
+            data.update(edited=True, edited_arguments=arguments)
+        part = Part(kind="tool_result", text=text, data=data)
         if self.after_call:
             self.after_call(tool, arguments, part)
         return part

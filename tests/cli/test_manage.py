@@ -186,6 +186,9 @@ def test_show_json_is_the_json_export(run, history: History) -> None:  # type: i
     r = run("show", history.goat, "--json", *history.db())
     data = json.loads(r.out)
     store = Store(history.path, create=False)
+    # the export, and what the conversation used and cost (tests/test_cost.py checks them)
+    spent = {k: data["conversation"].pop(k) for k in ("usage", "cost")}
+    assert set(spent["usage"]) == {"input", "output", "cache_read", "cache_write", "cached_share"}
     assert data == to_json(store.summary(history.goat), store.turns(history.goat, True))
     assert len(data["turns"]) == 3 and data["conversation"]["head"] == data["turns"][1]["id"]
 
@@ -452,12 +455,17 @@ def test_models_json(run, configured: None) -> None:  # type: ignore[no-untyped-
     # credentials in the configured URL shown by the one rule for URLs: as ***
     assert by["openrouter"]["base_url"] == "https://***@openrouter.example/api/v1"
     assert "openai:gpt-4o-mini" in by["openai"]["models"]
-    assert set(by["echo"]) == {"name", "type", "key", "key_env", "usable", "base_url", "models"}
+    assert set(by["echo"]) == {
+        *("name", "type", "key", "key_env", "usable", "status", "why", "base_url", "models")
+    }
+    assert by["echo"]["status"] == "ready" and by["anthropic"]["status"] == "no-key"
+    assert by["ollama"]["status"] == "unreachable" and by["ollama"]["usable"] is False
 
 
 def test_models_on_a_terminal_and_into_a_pipe(run, configured: None) -> None:  # type: ignore[no-untyped-def]
     text = run("models", tty=True).plain
-    assert re.search(r"openai\s+set\s+openai:gpt-4o-mini", text)
+    assert re.search(r"openai\s+set\s+ready\s+openai:gpt-4o-mini", text)
+    assert re.search(r"ollama\s+not needed\s+unreachable\s+ollama:llama3.2", text)
     assert re.search(r"anthropic\s+missing \(ANTHROPIC_API_KEY\)", text)
     assert "alias fast → openai:gpt-4o-mini" in text
     assert "default: fast (openai:gpt-4o-mini)" in text

@@ -542,3 +542,19 @@ def test_tab_completes_paths_after_attach(files: dict[str, Path]) -> None:
         c.text for c in completer.get_completions(Document(typed, len(typed)), CompleteEvent(True))
     ]
     assert found == ["to.png"]
+
+
+def test_attach_dash_in_the_repl_is_refused_without_reading_the_keyboard(repl) -> None:
+    said = _run(repl, "/attach -")
+    assert "/attach - would read stdin, which in the REPL is your keyboard" in said
+    assert repl.staged == []
+
+
+def test_a_file_name_with_a_nul_byte_is_no_file(repl) -> None:
+    said = _run(repl, "/attach a\x00b.png").strip()
+    assert said.startswith("There is no file") and "went wrong" not in said
+
+
+def test_a_tilde_of_no_known_user_is_a_path_like_any_other(repl) -> None:
+    said = _run(repl, "/attach ~0").strip()
+    assert said.startswith("There is no file") and "went wrong" not in said

@@ -14,9 +14,8 @@ from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
 from chatrepl.context import context_used, describe, short_count
-from chatrepl.conversation import Conversation
+from chatrepl.conversation import CONTINUE_PROMPT, Conversation
 from chatrepl.providers.registry import get_backend
-from chatrepl.repl.answer_commands import CONTINUE_PROMPT
 from chatrepl.repl.app import Repl
 from chatrepl.store import Store
 

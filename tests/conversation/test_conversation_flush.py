@@ -87,7 +87,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 def stored(path: Path) -> str:
     con = sqlite3.connect(path)
     try:
-        row = con.execute("SELECT response FROM turns ORDER BY seq DESC LIMIT 1").fetchone()
+        row = con.execute("SELECT response FROM turn_texts ORDER BY seq DESC LIMIT 1").fetchone()
         return row[0] if row else ""
     finally:
         con.close()

@@ -13,6 +13,7 @@ from old_schemas import first_release_db
 import chatrepl
 from chatrepl.conversation import Conversation
 from chatrepl.errors import NotFoundError
+from chatrepl.migrations import SCHEMA_VERSION
 from chatrepl.store import Store
 
 
@@ -180,7 +181,7 @@ def test_a_first_release_database_migrates_without_losing_anything(tmp_path: Pat
     assert c.prompt("five").text() == "five"
     assert [t.prompt for t in store.turns(cid)] == ["one", "two", "five"]
     con = sqlite3.connect(path)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert con.execute("PRAGMA foreign_key_check").fetchall() == []
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}

@@ -227,7 +227,7 @@ def test_invalid_utf8_in_the_arguments(tmp_path):
     assert b"Traceback" not in out.stderr
     assert out.stdout.decode() == "caf\ufffd \ufffd\ufffd\n"
     con = sqlite3.connect(db)
-    assert con.execute("SELECT prompt, response FROM turns").fetchone() == (
+    assert con.execute("SELECT prompt, response FROM turn_texts").fetchone() == (
         "caf\ufffd \ufffd\ufffd",
         "caf\ufffd \ufffd\ufffd",
     )
@@ -270,7 +270,10 @@ def test_control_characters_and_a_megabyte_on_stdin(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.decode() == big.strip() + "\n"
     con = sqlite3.connect(db)
-    rows = con.execute("SELECT prompt, response, status FROM turns ORDER BY seq").fetchall()
+    rows = con.execute(
+        "SELECT x.prompt, x.response, t.status FROM turns t "
+        "JOIN turn_texts x ON x.seq = t.seq ORDER BY t.seq"
+    ).fetchall()
     assert rows == [(weird, weird, "complete"), (big.strip(), big.strip(), "complete")]
 
 

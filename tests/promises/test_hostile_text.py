@@ -281,7 +281,7 @@ def test_text_that_is_not_utf8_in_the_database_is_shown_replaced(db, monkeypatch
         "UPDATE conversations SET title = CAST(x'41eda080ff1b5b324a' AS TEXT), "
         "model = CAST(x'ff' AS TEXT)"
     )
-    con.execute("UPDATE turns SET response = CAST(x'676f6174eda080ff' AS TEXT)")
+    con.execute("UPDATE parts SET text = CAST(x'676f6174eda080ff' AS TEXT) WHERE kind = 'text'")
     con.commit()
     con.close()
     for argv in (("list",), ("search", "goat"), ("show", "01JAAAAAAAAAAAAAAAAAAAAAA0")):

@@ -89,7 +89,10 @@ def test_fresh_database_gets_the_current_schema_once(pg_url, pg_server):
     Store(pg_url).close()  # opening again applies nothing twice
     name = pg_url.rsplit("/", 1)[1]
     rows = pg_server.admin("SELECT name FROM chatrepl._migrations ORDER BY name", database=name)
-    assert [r[0] for r in rows] == ["m001_initial", "m002_tree", "m003_by_conversation"]
+    assert [r[0] for r in rows] == [
+        "m001_initial", "m002_tree", "m003_by_conversation", "m004_cache_tokens",
+        "m005_each_text_once",
+    ]  # fmt: skip
     tables = pg_server.admin(
         "SELECT tablename FROM pg_tables WHERE schemaname = 'chatrepl' ORDER BY 1", database=name
     )
@@ -450,3 +453,15 @@ def test_export_and_import_through_postgres(pg_server, pg_url, tmp_path, monkeyp
         "exported from one server",
         "and a second turn",
     ]
+
+
+def test_switching_to_a_branch_that_branches_lands_at_its_newest_turn(pg_url):
+    switching = module_of_tests("repl/test_repl_branch_switch.py")
+    store = Store(pg_url)
+    try:
+        c = Conversation(chatrepl.get_model("echo"), store=store)
+        ids = switching.branched(c)
+        c.switch(ids["one"])
+        assert c.turns[-1].id == ids["three-b"]  # not two-b, one's newest child
+    finally:
+        store.close()

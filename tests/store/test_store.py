@@ -36,9 +36,12 @@ def test_fresh_database_is_migrated_private_and_wal(tmp_path):
     assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     names = [r[0] for r in con.execute("SELECT name FROM _migrations")]
-    assert names == ["m001_initial", "m002_tree", "m003_by_conversation"]
+    assert names == [
+        "m001_initial", "m002_tree", "m003_by_conversation", "m004_cache_tokens",
+        "m005_each_text_once",
+    ]  # fmt: skip
     Store(path)  # opening again applies nothing twice
-    assert con.execute("SELECT count(*) FROM _migrations").fetchone()[0] == 3
+    assert con.execute("SELECT count(*) FROM _migrations").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_pragmas(tmp_path):
@@ -165,10 +168,14 @@ def test_two_processes_writing_lose_nothing(tmp_path):
     store = Store(path)
     assert store.count() == (600, 600)
     con = sqlite3.connect(path)
-    rows = con.execute("SELECT prompt, response, status FROM turns").fetchall()
+    rows = con.execute(
+        "SELECT x.prompt, x.response, t.status FROM turns t JOIN turn_texts x ON x.seq = t.seq"
+    ).fetchall()
     assert {r[2] for r in rows} == {"complete"}
     assert all(p == r for p, r, _ in rows)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    # the search index holds exactly the words of the texts it reads (FTS5 compares them)
+    con.execute("INSERT INTO turns_fts (turns_fts, rank) VALUES ('integrity-check', 1)")
 
 
 STREAMER = textwrap.dedent(
@@ -193,11 +200,13 @@ def test_killed_mid_stream_keeps_prompt_and_flushed_text(tmp_path, openai_env):
     text = ""
     while time.monotonic() < deadline and len(text) < 40:
         time.sleep(0.1)
-        row = con.execute("SELECT response FROM turns").fetchone()
+        row = con.execute("SELECT response FROM turn_texts").fetchone()
         text = row[0] if row else ""
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    prompt, response, status = con.execute("SELECT prompt, response, status FROM turns").fetchone()
+    prompt, response, status = con.execute(
+        "SELECT x.prompt, x.response, t.status FROM turns t JOIN turn_texts x ON x.seq = t.seq"
+    ).fetchone()
     assert prompt == "a prompt that must survive"
     assert status == "pending"
     assert len(response) >= 40 and words.startswith(response)

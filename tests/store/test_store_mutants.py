@@ -416,9 +416,9 @@ def test_when_whole_words_fill_the_hits_only_whole_words_are_marked(
 ) -> None:
     _said(store, "one goat and two goats")
     (hit,) = store.search("goat", n=1)  # the prefix search is not run
-    assert hit.snippet == "one [goat] and two goats"
+    assert hit.snippet == "one [goat] and two goats\nok"  # the prompt, then the answer
     (hit,) = store.search("goat", n=5)  # fewer whole-word hits than asked: prefixes too
-    assert hit.snippet == "one [goat] and two [goats]"
+    assert hit.snippet == "one [goat] and two [goats]\nok"
 
 
 # --- reasoning is searched only when asked --------------------------------------------------------

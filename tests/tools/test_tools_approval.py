@@ -88,8 +88,13 @@ def test_other_keys_are_ignored_until_an_answer() -> None:
     assert ask("xqzy")[0].choice == "yes"
 
 
-def test_ctrl_c_is_no() -> None:
-    assert ask("\x03")[0].choice == "no"
+def test_ctrl_c_stops_the_turn_not_a_denial() -> None:
+    with pytest.raises(KeyboardInterrupt):  # the turn's Ctrl-C path saves it as interrupted
+        ask("\x03")
+
+
+def test_ctrl_d_is_no() -> None:
+    assert ask("\x04")[0].choice == "no"
 
 
 def test_edit_replaces_the_arguments() -> None:

@@ -99,7 +99,11 @@ def test_a_denied_call_goes_back_as_a_denial() -> None:
 
 def test_edited_arguments_are_the_ones_used() -> None:
     policy = ApprovalPolicy(ask=lambda tool, args: Answer("edit", {"a": 10, "b": 20}))
-    assert Runner([add], approve=policy).run(call("add", a=1, b=2)).text == "30"
+    part = Runner([add], approve=policy).run(call("add", a=1, b=2))
+    said, _, result = part.text.partition("\n")
+    assert result == "30"
+    assert said.startswith("The user changed the arguments")  # the model is told
+    assert part.data["edited_arguments"] == {"a": 10, "b": 20}
 
 
 def test_the_same_call_repeated_is_refused_until_the_next_turn() -> None:
