@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .errors import AttachmentError, ConfigError
+from .files import user_path
 from .records import Message, Part
 
 if TYPE_CHECKING:
@@ -247,7 +248,7 @@ def _check_size(size: int, limits: Settings, what: str) -> None:
 def _read_file(source: str, limits: Settings) -> tuple[bytes, str]:
     from .files import NotRegularFileError, check_regular, read_regular
 
-    path = Path(source).expanduser()
+    path = user_path(source)
     shown = _shown_path(source)
     try:
         _check_size(check_regular(path).st_size, limits, shown)
@@ -265,6 +266,13 @@ def _read_file(source: str, limits: Settings) -> tuple[bytes, str]:
         raise AttachmentError(f"Cannot read {shown}: {exc.strerror or exc}.") from None
     _check_size(len(content), limits, shown)
     return content, path.name
+
+
+def _plain(said: str) -> str:
+    """A network library's reason in words: ``[Errno 111] Connection refused`` is
+    ``connection refused``."""
+    said = re.sub(r"^\[Errno -?\d+\]\s*", "", said.strip())
+    return said[:1].lower() + said[1:] if said[1:2].islower() else said  # not "SSL: …"
 
 
 def _fetch(url: str, limits: Settings) -> tuple[bytes, str]:
@@ -293,7 +301,7 @@ def _fetch(url: str, limits: Settings) -> tuple[bytes, str]:
                 chunks.append(chunk)
             final = str(response.url)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        said = scrub(str(exc) or type(exc).__name__, url_secrets(url))
+        said = scrub(_plain(str(exc)) or type(exc).__name__, url_secrets(url))
         raise AttachmentError(f"Cannot fetch {shown}: {shorten(said, 120).rstrip('.')}.") from None
     content = b"".join(chunks)
     chunks.clear()

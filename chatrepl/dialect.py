@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from . import migrations
 from .errors import StoreError
+from .files import user_path
 from .lazypeewee import peewee as pw
 from .migrations import INDEXED_CHARS
 from .postgres import SCHEMA
@@ -148,7 +149,7 @@ def open_dialect(target: str | os.PathLike[str], create: bool) -> Dialect:
 
     if is_url(target):
         return PostgresDialect(str(target))
-    return SqliteDialect(Path(target).expanduser(), create)
+    return SqliteDialect(user_path(target), create)
 
 
 # --- SQLite ------------------------------------------------------------------------------------

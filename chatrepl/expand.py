@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .attachments import AttachmentError, Settings, human_size, keep, kind, load
 from .errors import ConfigError
+from .files import user_path
 from .records import Part
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def is_many(source: str) -> bool:
     """Whether ``source`` names a folder or is a glob (rather than one file, a URL or ``-``)."""
     if source == "-" or "://" in source:
         return False
-    path = Path(source).expanduser()
+    path = user_path(source)
     if path.is_dir():
         return True
     return any(c in source for c in _MAGIC) and not path.exists()
@@ -140,7 +141,7 @@ def _reason(exc: Exception) -> str:
 
 def _files(source: str) -> Iterator[tuple[Path, str]]:
     """The regular files of ``source`` with the names they are staged under, sorted."""
-    path = Path(source).expanduser()
+    path = user_path(source)
     if path.is_dir():
         root = path.resolve()
         base = path.name if path.name not in ("", ".", "..") else ""

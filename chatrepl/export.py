@@ -18,6 +18,7 @@ from .records import (
     ConversationSummary,
     Part,
     TurnRecord,
+    answer_parts,
     linear_parents,
 )
 from .text import parse_time
@@ -94,7 +95,7 @@ def _turns_markdown(turns: list[TurnRecord], level: str, reasoning: bool = False
             elif p.kind == "attachment":
                 lines += [_attached(p), ""]
         lines += [f"{level} Assistant · `{turn.model}`", ""]
-        for p in turn.parts:
+        for p in answer_parts(turn.parts):
             if p.kind == "reasoning" and reasoning and p.text.strip():
                 lines += ["> *Reasoning:* " + p.text.strip().replace("\n", "\n> "), ""]
             elif p.kind == "text" and p.text.strip():

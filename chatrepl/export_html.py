@@ -17,6 +17,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from .export import readable_time, status_note
+from .records import answer_parts
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
@@ -143,7 +144,7 @@ class _Page:
         out += [self.attached(p) for p in t.parts if p.kind == "attachment"]
         out.append("</div>")
         out.append(f'<div class="who">Assistant · {_text(t.model)}</div>')
-        for p in t.parts:
+        for p in answer_parts(t.parts):
             out.append(_answer_part(p))
         if not t.parts and t.response.strip():
             out.append(markdown(t.response))

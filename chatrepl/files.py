@@ -57,3 +57,9 @@ def read_regular(path: os.PathLike[str] | str, limit: int | None = None) -> byte
         if not stat.S_ISREG(mode):
             raise NotRegularFileError(path, what_it_is(mode))
         return f.read() if limit is None else f.read(limit + 1)
+
+
+def user_path(text: str | os.PathLike[str]) -> Path:
+    """A path as the user typed it, ``~`` and ``~user`` expanded as a shell does: a ``~name``
+    of no known user stays as typed (``Path.expanduser`` would raise RuntimeError)."""
+    return Path(os.path.expanduser(os.fspath(text)))

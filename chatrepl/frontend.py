@@ -63,6 +63,19 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {make_safe(hide_urls(message))}\n")
 
 
+class SubParser(Parser):
+    """A sub-command's parser: an argument it does not take is its own usage error
+    (``chatrepl tools: error: …`` under ``chatrepl tools``' usage), not the root's."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Any = None, namespace: Any = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        found, extra = super().parse_known_args(args, namespace)
+        if extra:
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return found, extra
+
+
 def _columns() -> int:
     """The terminal's width as shutil.get_terminal_size() finds it: $COLUMNS, else stdout's
     terminal, else 80."""
@@ -308,7 +321,8 @@ def stream_answer(
         note = notes.get(response.status) if error is None else None
         if note and response.status == "refused" and (words := refusal_text(response)):
             note = f"{note}: {words}"
-        if response.status == "interrupted" and not response.text_so_far and error is None:
+        began = response.text_so_far or any(p.kind == "tool_call" for p in response.parts)
+        if response.status == "interrupted" and not began and error is None:
             note = "interrupted before the answer began"
         try:
             screen.finish(note=note)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ChatreplError, UsageError
+from .files import user_path
 from .frontend import guarded, open_store, say_error
 
 if TYPE_CHECKING:
@@ -50,15 +51,17 @@ ALL = 0  # ``-n 0``: no limit
 
 def parser() -> argparse.ArgumentParser:
     """The parser of every sub-command."""
-    from .frontend import Parser
+    from .frontend import Parser, SubParser
 
     root = Parser(
         prog="chatrepl",
         description="Work with saved conversations from the shell.",
     )
-    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = root.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=SubParser
+    )
 
-    db = Parser(add_help=False)
+    db = SubParser(add_help=False)  # a parent of the sub-commands, of their type
     db.add_argument(
         "--db", metavar="PATH", help="the database (default: $CHATREPL_DB, else the home's)"
     )
@@ -542,7 +545,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     from .settings import write_private
 
-    path = write_private(Path(args.output).expanduser(), text)
+    path = write_private(user_path(args.output), text)
     if sys.stderr.isatty():
         print(f"Exported {summary.id} ({args.format}) to {_safe(str(path))}.", file=sys.stderr)
     return 0
@@ -778,6 +781,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         elif p["key"] == "missing":
             env = _safe(p["key_env"])
             key = Text(f"missing ({env})" if p["key_env"] else "missing", style="red")
+        elif p["key"] == "optional":  # a built-in provider pointed at another server
+            key = Text("optional", style="dim")
         else:
             key = Text("not needed", style="dim")
         ready = Text(p["status"], style="green" if p["status"] == "ready" else "red")
@@ -821,7 +826,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             if name == "-":
                 text = sys.stdin.read()
             else:
-                text = read_regular(Path(name).expanduser()).decode("utf-8")
+                text = read_regular(user_path(name)).decode("utf-8")
         except NotRegularFileError as exc:
             raise ChatreplError(
                 f"{_safe(name)} is {exc.what}, not a regular file: give an export file, or - "
@@ -862,10 +867,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 def llm_logs_path(explicit: str | None = None) -> Path:
     """llm's logs.db: ``explicit`` (a file or its folder), else where ``llm`` keeps it."""
     if explicit:
-        path = Path(explicit).expanduser()
+        path = user_path(explicit)
         return path / "logs.db" if path.is_dir() else path
     if value := os.environ.get("LLM_USER_PATH"):
-        return Path(value).expanduser() / "logs.db"
+        return user_path(value) / "logs.db"
     # What click.get_app_dir("io.datasette.llm") answers, as llm asks it.
     if sys.platform == "win32":
         folder = Path(os.environ.get("APPDATA") or Path.home())

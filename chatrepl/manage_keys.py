@@ -14,11 +14,15 @@ from .errors import ChatreplError
 
 def main(argv: list[str]) -> int:
     """Run ``chatrepl keys ACTION …``; returns the exit status (2 for a usage error)."""
-    from .frontend import Parser, guarded
+    from .frontend import Parser, SubParser, guarded
     from .manage import _run
 
     root = Parser(prog="chatrepl")
-    add_command(root.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    add_command(
+        root.add_subparsers(
+            dest="command", required=True, metavar="COMMAND", parser_class=SubParser
+        )
+    )
     try:
         args = root.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
@@ -28,7 +32,7 @@ def main(argv: list[str]) -> int:
 
 def add_command(commands: Any) -> None:
     """Register ``chatrepl keys ACTION``."""
-    from .frontend import Parser
+    from .frontend import SubParser
 
     summary = (
         "API keys: stored in the system keyring (with the keyring extra) or in keys.json "
@@ -40,7 +44,9 @@ def add_command(commands: Any) -> None:
         description=summary,
         epilog="example: chatrepl keys set openai",
     )
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=Parser)
+    actions = p.add_subparsers(
+        dest="action", required=True, metavar="ACTION", parser_class=SubParser
+    )
     a = actions.add_parser(
         "set", help="store a key for NAME (typed without echo, or piped on stdin)"
     )

@@ -29,11 +29,15 @@ SKELETON = """\
 
 def main(argv: list[str]) -> int:
     """Run ``chatrepl templates ACTION …``; returns the exit status (2 for a usage error)."""
-    from .frontend import Parser, guarded
+    from .frontend import Parser, SubParser, guarded
     from .manage import _run
 
     root = Parser(prog="chatrepl")
-    add_command(root.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    add_command(
+        root.add_subparsers(
+            dest="command", required=True, metavar="COMMAND", parser_class=SubParser
+        )
+    )
     try:
         args = root.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
@@ -43,7 +47,7 @@ def main(argv: list[str]) -> int:
 
 def add_command(commands: Any) -> None:
     """Register ``chatrepl templates ACTION``."""
-    from .frontend import Parser
+    from .frontend import SubParser
 
     summary = "The saved templates: list them, show or edit one, or print their folder."
     p = commands.add_parser(
@@ -52,7 +56,9 @@ def add_command(commands: Any) -> None:
         description=summary,
         epilog="example: chatrepl templates show review",
     )
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=Parser)
+    actions = p.add_subparsers(
+        dest="action", required=True, metavar="ACTION", parser_class=SubParser
+    )
     a = actions.add_parser("list", help="every template, with its persona or prompt")
     a.add_argument("--json", action="store_true", help="print JSON")
     a.set_defaults(handler=cmd_list)

@@ -23,7 +23,7 @@ class ProviderEntry:
 
     name: str
     type: str
-    key: str  # "set", "missing" or "not needed"
+    key: str  # "set", "missing", "optional" (a built-in provider moved) or "not needed"
     key_env: str | None
     base_url: str | None
     status: str  # READY, NO_KEY, UNREACHABLE or NOT_INSTALLED
@@ -34,6 +34,16 @@ class ProviderEntry:
     @property
     def ready(self) -> bool:
         return self.status == READY
+
+    @property
+    def note(self) -> str:
+        """Why it is not ready, for people: the status said once, then what to do."""
+        words = self.status.replace("-", " ")
+        if not self.why:
+            return words
+        if self.why.startswith(words) or self.status == NO_KEY:  # "needs a key: set …"
+            return self.why
+        return f"{words}: {self.why}"
 
 
 @dataclass
@@ -96,7 +106,7 @@ def model_list(current: str | None = None, ask_servers: bool = True) -> ModelLis
             ProviderEntry(
                 name=info.name,
                 type=info.type,
-                key=("set" if info.api_key else "missing") if info.needs_key else "not needed",
+                key=_key(info),
                 key_env=s.get("api_key_env"),
                 base_url=_without_secrets(base) if base else None,
                 status=status,
@@ -109,11 +119,22 @@ def model_list(current: str | None = None, ask_servers: bool = True) -> ModelLis
     return ModelList(entries, aliases, default, resolved, offline)
 
 
+def _key(info: Any) -> str:
+    """Whether the provider has its key: a built-in one pointed at another server is asked
+    without one, so there a key is optional."""
+    if info.api_key:
+        return "set" if info.needs_key else "not needed"
+    if not info.needs_key:
+        return "not needed"
+    return "optional" if info.moved else "missing"
+
+
 def _status(info: Any, served: list[str] | None, asked: bool) -> tuple[str, str]:
     if not info.usable:
         why = info.unavailable
         return (NOT_INSTALLED if info.type == "local" else NO_KEY), why
-    if info.type == "openai" and not info.needs_key and asked and served is None:
+    keyless = not info.needs_key or (info.moved and not info.api_key)
+    if info.type == "openai" and keyless and asked and served is None:
         hint = info.settings.get("hint", "check the base URL")
         return UNREACHABLE, f"its server did not answer ({hint}?)"
     return READY, ""

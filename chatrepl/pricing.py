@@ -108,11 +108,25 @@ def price_of(model: str, config: dict[str, Any] | None = None) -> Price | None:
     if found is not None:
         return Price(*found, "config.toml")
     provider, _, name = model.partition(":")
+    if _runs_here(provider, config):
+        return Price(0.0, 0.0, 0.0, 0.0, "free: it runs on this computer")
     for candidate in _names(name):
         row = BUILTIN.get(f"{provider}:{candidate}")
         if row is not None:
             return Price(*row, f"the built-in table of {AS_OF}")
     return None
+
+
+#: Providers whose models run on this computer (the offline echo, the local model): free.
+FREE_TYPES = ("echo", "local")
+
+
+def _runs_here(provider: str, config: dict[str, Any]) -> bool:
+    """Whether ``provider`` is the built-in echo or local one, or configured as one of them."""
+    section = config.get("providers", {})
+    entry = section.get(provider) if isinstance(section, dict) else None
+    kind = entry.get("type") if isinstance(entry, dict) else None
+    return (kind or provider) in FREE_TYPES
 
 
 def priced(call: CallRecord) -> float | None:

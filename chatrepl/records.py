@@ -259,6 +259,24 @@ class SearchHit:
     snippet: str
 
 
+def answer_parts(parts: list[Part]) -> list[Part]:
+    """A turn's parts as its answer reads: the text of a continued answer (``/continue``: a
+    later call carrying on a call that ended in text, no tool call between) joined to the text
+    it continues, as the model is sent it."""
+    out: list[Part] = []
+    last: int | None = None  # where the last answer part (not reasoning) is in ``out``
+    for p in parts:
+        if last is not None and p.kind == "text" and p.call > 0:
+            before = out[last]
+            if before.kind == "text" and before.call != p.call:
+                out[last] = Part("text", before.text + p.text, before.data, before.call)
+                continue
+        out.append(p)
+        if p.call > 0 and p.kind != "reasoning":
+            last = len(out) - 1
+    return out
+
+
 def linear_parents(turns: list[tuple[str, bool]]) -> tuple[list[str | None], str | None]:
     """Parents for turns kept in a straight line with ``undone`` flags (schema 1, old exports,
     llm's logs), and the head: nothing lost, undone turns become side branches.

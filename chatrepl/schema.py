@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 from .errors import ChatreplError
+from .files import user_path
 
 #: The concise syntax's types, as JSON schema types.
 CONCISE_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}
@@ -43,7 +43,7 @@ def read(text: str) -> dict[str, Any]:
         raise SchemaError("The schema is empty: give JSON, a file, or fields like 'name, age int'.")
     where = "the schema"
     if not source.startswith("{") and "\n" not in source and len(source) < 4096:
-        path = Path(source).expanduser()
+        path = user_path(source)
         if path.is_file():
             where = make_safe(str(path))
             try:
@@ -132,7 +132,7 @@ def strict(schema: dict[str, Any]) -> dict[str, Any]:
 def parse_answer(text: str, schema: dict[str, Any]) -> Any:
     """The JSON value of an answer ``text``, checked against ``schema``; one sentence saying
     what is wrong otherwise."""
-    from .text import shorten
+    from .text import make_safe, shorten
 
     body = text.strip()
     if body.startswith("```"):  # some servers fence the JSON even when asked for JSON only
@@ -141,9 +141,12 @@ def parse_answer(text: str, schema: dict[str, Any]) -> Any:
         body = (fenced_block(body) or body).strip()
     try:
         value = json.loads(body)
-    except ValueError as exc:
+    except ValueError:
+        if not body:
+            raise SchemaError("The answer is empty, so it does not match the schema.") from None
+        begins = make_safe(shorten(" ".join(body.split()), 40))
         raise SchemaError(
-            f"The answer is not JSON ({shorten(str(exc), 60)}), so it does not match the schema."
+            f"The answer is not JSON (it begins {begins!r}), so it does not match the schema."
         ) from None
     if problem := mismatch(value, schema):
         raise SchemaError(f"The answer does not match the schema: {problem}.")

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .files import user_path
 
 
 def home() -> Path:
     """The home folder: ``$CHATREPL_HOME``, else the platform's user data folder."""
     if value := os.environ.get("CHATREPL_HOME"):
-        return Path(value).expanduser()
+        return user_path(value)
     import platformdirs
 
     return Path(platformdirs.user_data_dir("chatrepl", appauthor=False))
@@ -44,7 +45,7 @@ def db_path(explicit: str | os.PathLike[str] | None = None) -> Path | str:
         return home() / "chatrepl.db"
     if isinstance(value, str) and value.startswith(("postgresql://", "postgres://")):
         return value
-    return Path(value).expanduser()
+    return user_path(value)
 
 
 def history_path() -> Path:

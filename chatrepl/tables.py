@@ -166,9 +166,16 @@ def conversation_table(
     return fit(width, columns, ends={"title": marks})
 
 
-def tool_about(row: dict[str, Any]) -> str:
+#: How a listing says that an MCP server's tools are listed once it runs: on the command line
+#: and in the REPL.
+LISTS_ITS_TOOLS = "--start lists its tools"
+STARTS_IT = "/tools on {name} starts it"
+
+
+def tool_about(row: dict[str, Any], idle: str = LISTS_ITS_TOOLS) -> str:
     """What one row of a tool listing says about the tool: the first sentence of its
-    description, or why its MCP server is not running, or where the server is."""
+    description, or why its MCP server is not running, or where the server is and ``idle``
+    (how to see its tools)."""
     if row.get("kind") == "tool":
         lines = str(row.get("description") or "").strip().splitlines()
         first = lines[0] if lines else ""
@@ -176,13 +183,14 @@ def tool_about(row: dict[str, Any]) -> str:
     if row.get("error"):
         return str(row["error"])
     where = f": {row['where']}" if row.get("where") else ""
-    return f"MCP server ({row.get('transport', '')}{where}); --start lists its tools"
+    return f"MCP server ({row.get('transport', '')}{where}); {idle.format(name=row['name'])}"
 
 
 def tools_table(rows: Sequence[dict[str, Any]], width: int, states: bool = True) -> Table:
     """A tool listing (``Toolbox.listing`` rows) as a table ``width`` wide whose columns line up:
-    on/off (``states``), the name, where it comes from, and what it does, cut with an ellipsis
-    where it does not fit."""
+    on/off (``states``: the REPL's listing), the name, where it comes from, and what it does,
+    cut with an ellipsis where it does not fit."""
+    idle = STARTS_IT if states else LISTS_ITS_TOOLS
     names = [
         one_line(f"{r['name']}.*" if r.get("kind") == "server" else r["name"], 10_000) for r in rows
     ]
@@ -194,7 +202,7 @@ def tools_table(rows: Sequence[dict[str, Any]], width: int, states: bool = True)
         columns.append(("", marks, "keep"))
     columns += [
         ("tool", names, "keep"),
-        ("about", [one_line(tool_about(r), 10_000) for r in rows], "flex"),
+        ("about", [one_line(tool_about(r, idle), 10_000) for r in rows], "flex"),
         ("source", [one_line(r.get("source", ""), 10_000) for r in rows], "drop"),
     ]
     return fit(width, columns)

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import settings as cfg
 from .errors import ChatreplError
+from .files import user_path
 
 #: The fields a template may have, and what each must be.
 FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
@@ -141,7 +142,7 @@ def load(name: str) -> Template:
     """The template ``name`` (or a ``.yaml`` file given by its path)."""
     from .text import make_safe, shorten
 
-    given = Path(name).expanduser()
+    given = user_path(name)
     if name.endswith((".yaml", ".yml")) and given.is_file():
         path, name = given, given.stem
     else:

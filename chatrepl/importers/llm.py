@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ChatreplError
+from ..files import user_path
 from ..records import CallRecord, ConversationSummary, Part, TurnRecord, linear_parents
 
 _OPENAI = re.compile(r"^(gpt-|chatgpt-|o\d|text-|davinci|babbage|ft:)")
@@ -123,7 +124,7 @@ def read_conversations(
 
 def connect_read_only(path: Path) -> sqlite3.Connection:
     """A read-only connection to the SQLite file ``path`` (which must exist)."""
-    path = Path(path).expanduser()
+    path = user_path(path)
     if not path.is_file():
         raise ChatreplError(
             f"There is no llm database at {path}: give the path of llm's logs.db "

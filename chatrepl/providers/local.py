@@ -52,6 +52,7 @@ from typing import Any
 
 from .. import errors
 from ..errors import ConfigError
+from ..files import user_path
 from ..records import FINISH_REASONS, Event, Finish, Message, TextDelta, ToolSpec, Usage
 from ..text import make_safe
 from .base import Backend
@@ -150,7 +151,7 @@ def resolve_path(name: str) -> Path | None:
                 f"install the local model with {LOCAL_INSTALL}."
             )
         return None
-    given = Path(name).expanduser()
+    given = user_path(name)
     candidates = [given]
     if not given.is_absolute() and len(given.parts) == 1:
         folder = models_folder()

@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import settings as cfg
 from ..errors import ConfigError
+from ..files import user_path
 from .base import Backend
 
 #: The built-in providers. config.toml's ``[providers.NAME]`` adds to or overrides these.
@@ -161,13 +162,26 @@ class ProviderInfo:
         return not self.unavailable
 
     @property
+    def moved(self) -> bool:
+        """Whether a built-in provider was pointed at another server than its own
+        (``OPENAI_BASE_URL``, a base_url in config.toml): such a server may need no key, so it
+        is asked without one."""
+        s = self.settings
+        base = (os.environ.get(s["base_url_env"]) if s.get("base_url_env") else None) or s.get(
+            "base_url"
+        )
+        if not base:
+            return False
+        return _moved(self, base if "://" in base else "http://" + base)
+
+    @property
     def unavailable(self) -> str:
         """Why the provider cannot be used now, in a few words; ``""`` when it can."""
         if self.type == "local":
             from .local import LOCAL_INSTALL, llama_installed
 
             return "" if llama_installed() else f"not installed: {LOCAL_INSTALL}"
-        if self.needs_key and not self.api_key:
+        if self.needs_key and not self.api_key and not self.moved:
             env = self.settings.get("api_key_env")
             return "needs a key" + (f": set {env}" if env else "")
         return ""
@@ -383,9 +397,8 @@ def _ca_bundle(info: ProviderInfo) -> str | None:
     bundle = info.settings.get("ca_bundle")
     if not bundle:
         return None
-    from pathlib import Path
 
-    path = Path(bundle).expanduser()
+    path = user_path(bundle)
     if not path.is_file():
         from ..text import make_safe
 
@@ -441,7 +454,7 @@ def build_backend(info: ProviderInfo, model_name: str) -> Backend:
         connect_timeout=float(s.get("connect_timeout", 10)),
         read_timeout=read_timeout,
         max_retries=int(s.get("max_retries", 2)),
-        key_required=info.needs_key and bool(s.get("api_key_env")) and not _moved(info, base),
+        key_required=info.needs_key and bool(s.get("api_key_env")) and not info.moved,
         proxy=_proxy(info),
         ca_bundle=_ca_bundle(info),
         provider=info.name,

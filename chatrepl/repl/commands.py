@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ChatreplError, NotFoundError
+from ..files import user_path
 from ..text import make_safe, parse_time, sentence, shorten
 from .toolbar import SHORT_ID
 
@@ -388,16 +389,26 @@ def cmd_model(repl: Session, arg: str) -> None:
             repl.error(warning)
         repl.refresh()
         return
+    from rich.padding import Padding
+    from rich.table import Table
+
     repl.say(f"Now: {make_safe(c.model.full_name)}", "bold")
     found = repl.model_list(fresh=True)  # the list `chatrepl models` and Tab completion show
-    width = max((len(p.name) for p in found.providers), default=8) + 2
+    # Every provider with every model it has, as `chatrepl models` lists them; one that is not
+    # ready says why first. Long lists wrap under the models, not under the provider's name.
+    table = Table.grid(padding=(0, 2))
+    table.add_column(no_wrap=True)
+    table.add_column()
     for p in found.providers:
-        line = Text(f"  {make_safe(p.name):<{width}}")
+        models = make_safe(", ".join(p.models))
         if p.ready:
-            line.append(make_safe(", ".join(p.models)) or "(any model name)")
+            body = Text(models or "(any model name)")
         else:
-            line.append(f"{p.status}: {make_safe(p.why)}", style="dim")
-        repl.console.print(line)
+            body = Text(make_safe(p.note), style="dim")
+            if models:
+                body.append("\n" + models, style="dim")
+        table.add_row(Text(make_safe(p.name)), body)
+    repl.console.print(Padding(table, (0, 0, 0, 2), expand=False), overflow="fold")
     for alias, target in found.aliases.items():
         repl.say(f"  alias {make_safe(alias)} → {make_safe(target)}", "dim")
     repl.say("/model provider:name switches; Tab completes.", "dim")
@@ -503,7 +514,7 @@ def cmd_export(repl: Session, arg: str) -> None:
         repl.say("Nothing to export yet: this conversation has no turns.")
         return
     if arg:
-        path = Path(arg).expanduser()
+        path = user_path(arg)
     else:
         slug = re.sub(r"[^a-z0-9]+", "-", (c.title or "").lower()).strip("-")[:40]
         path = Path(f"{slug or 'conversation'}-{c.id[:SHORT_ID].lower()}.md")

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ToolError
+from ..files import user_path
 from .function import Tool
 
 if TYPE_CHECKING:
@@ -33,10 +33,10 @@ def read_file(path: str, max_bytes: int = READ_LIMIT) -> str:
     """Read a text file on the user's machine (read-only; text files only, up to 256 KiB).
 
     Args:
-        path: the file's path; ``~`` is the user's home folder.
+        path: the file's path; ~ is the user's home folder.
         max_bytes: read at most this many bytes (at most 262144).
     """
-    file = Path(path).expanduser()
+    file = user_path(path)
     limit = max(1, min(int(max_bytes), READ_LIMIT))
     try:
         if file.is_dir():

@@ -234,6 +234,10 @@ class MCPManager:
         server = self._running.get(name)
         return bool(server and server.alive)
 
+    def failure(self, name: str) -> str | None:
+        """Why server ``name`` could not start (one sentence), or ``None``."""
+        return self._failed.get(name)
+
     def start(self, name: str) -> _Server:
         """Server ``name``, started if it is not running; ToolError if it cannot start."""
         config = self.server(name)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..files import user_path
 
 SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -142,7 +143,7 @@ def tools_config(config: dict[str, Any], base: Path | None = None) -> ToolsConfi
     if file := mcp.get("servers_file"):
         if not isinstance(file, str):
             raise ConfigError("config.toml: [mcp] servers_file must be a path.")
-        result.servers.update(servers_file(Path(file).expanduser(), base))
+        result.servers.update(servers_file(user_path(file), base))
     servers = mcp.get("servers", {})
     if not isinstance(servers, dict):
         raise ConfigError("config.toml: [mcp.servers] must be a table of servers.")

@@ -135,7 +135,10 @@ class Toolbox:
         ]
         for server, config in self.config.servers.items():
             running = self._mcp is not None and self._mcp.running(server)
-            if start_servers or running:
+            failed = self._mcp.failure(server) if self._mcp is not None else None
+            if failed:  # tried this session (-T, /tools on): why it is not running
+                rows.append({"name": server, "source": server, "kind": "server", "error": failed})
+            elif start_servers or running:
                 try:
                     tools = self.mcp.tools(server)
                 except ToolError as exc:

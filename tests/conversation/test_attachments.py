@@ -553,3 +553,8 @@ def test_attach_dash_in_the_repl_is_refused_without_reading_the_keyboard(repl) -
 def test_a_file_name_with_a_nul_byte_is_no_file(repl) -> None:
     said = _run(repl, "/attach a\x00b.png").strip()
     assert said.startswith("There is no file") and "went wrong" not in said
+
+
+def test_a_tilde_of_no_known_user_is_a_path_like_any_other(repl) -> None:
+    said = _run(repl, "/attach ~0").strip()
+    assert said.startswith("There is no file") and "went wrong" not in said

@@ -20,6 +20,7 @@ from chatrepl.providers.http import Endpoint
 from chatrepl.providers.openai import OpenAIBackend
 from chatrepl.providers.sse import Event as SSEEvent
 from chatrepl.providers.sse import iter_events
+from chatrepl.providers.stream import split_lines, whole_body
 from chatrepl.records import (
     Finish,
     Message,
@@ -400,6 +401,48 @@ def test_deepseek_cache_hits_count_as_cached(server):
     usage = {"prompt_tokens": 10, "completion_tokens": 5, "prompt_cache_hit_tokens": 6}
     server.push(Raw(sse(chunk({"content": "x"}), {"choices": [], "usage": usage})))
     assert of(events(make(server)), Usage) == [Usage(10, 5, None, 6, None, None)]
+
+
+def _router_body(url: str, options: dict | None = None) -> dict:
+    """The body an OpenAI-compatible backend at ``url`` would send (no server at that host)."""
+    backend = OpenAIBackend("m", "router", options or {}, endpoint=Endpoint("Router", url))
+    return backend.request_body([Message("user", "hi")], {}, None)
+
+
+def test_an_openrouter_subdomain_is_asked_for_the_cost_too():
+    assert _router_body("https://eu.openrouter.ai/api/v1")["usage"] == {"include": True}
+
+
+def test_a_usage_option_of_ones_own_is_not_overwritten():
+    mine = {"usage": {"include": False}}
+    assert _router_body("https://openrouter.ai/api/v1", mine)["usage"] == {"include": False}
+
+
+def test_a_thinking_block_with_its_words_under_text_is_reasoning(server):
+    blocks = [{"type": "thinking", "text": "Hmm. "}, {"type": "text", "text": "Hi"}]
+    server.push(Raw(sse(chunk({"content": blocks}), chunk(finish="stop"))))
+    got = events(make(server))
+    assert reasoning(got) == "Hmm. " and joined(got) == "Hi"
+
+
+@pytest.mark.parametrize(
+    ("counts", "prompt", "cached"),
+    [
+        ({"prompt_cache_hit_tokens": 6}, 6, 6),  # DeepSeek's counts without prompt_tokens
+        ({"prompt_cache_miss_tokens": 4}, 4, None),
+        ({"prompt_cache_hit_tokens": 6, "prompt_cache_miss_tokens": 4}, 10, 6),
+    ],
+)
+def test_deepseek_cache_counts_alone_make_the_prompt_count(server, counts, prompt, cached):
+    usage = {"completion_tokens": 5, **counts}
+    server.push(Raw(sse(chunk({"content": "x"}), {"choices": [], "usage": usage})))
+    assert of(events(make(server)), Usage) == [Usage(prompt, 5, None, cached, None, None)]
+
+
+def test_moonshot_cached_tokens_at_the_top_count_as_cached(server):
+    usage = {"prompt_tokens": 10, "completion_tokens": 5, "cached_tokens": 4}
+    server.push(Raw(sse(chunk({"content": "x"}), {"choices": [], "usage": usage})))
+    assert of(events(make(server)), Usage) == [Usage(10, 5, None, 4, None, None)]
 
 
 def test_usage_that_says_nothing_is_not_reported(server):
@@ -875,3 +918,164 @@ def test_a_request_refused_for_its_image_names_the_model_and_the_file(server):
 
 def test_an_unnamed_event_at_the_end_of_input_is_a_message():
     assert list(iter_events(["data: x"])) == [SSEEvent("message", "x")]
+
+
+# --- the shared stream loop (providers/stream.py) -------------------------------------------
+# Both wire formats read their answers through chatrepl.providers.stream; these pin down what
+# its first mutation run found unguarded (benchmarks/mutation/RESULTS.md, providers/stream.py).
+
+
+def test_a_whole_answer_refusing_tools_names_the_model(server):
+    refusal = {"error": {"message": "This model does not support tools"}}
+    server.push(Raw(json.dumps(refusal).encode(), content_type="application/json"))
+    with pytest.raises(errors.ToolsUnsupportedError) as refused:
+        events(make(server), tools=[TOOL])
+    assert str(refused.value).startswith("'gpt-test' at OpenAI does not support tools")
+
+
+def test_a_frame_typed_error_is_an_error_without_an_error_key(server):
+    server.push(Raw(sse({"type": "error", "message": "Overloaded"}, done=False)))
+    with pytest.raises(errors.ServerError) as caught:
+        events(make(server, label="Acme"))
+    assert str(caught.value) == "Acme reported an error mid-answer: Overloaded."
+
+
+def test_a_frame_typed_otherwise_is_no_error(server):
+    server.push(Raw(sse({**chunk({"content": "fine"}), "type": "errors"}, chunk(finish="stop"))))
+    assert joined(events(make(server))) == "fine"
+
+
+def test_a_malformed_frame_is_quoted_to_sixty_characters(server):
+    server.push(Raw(b"data: {" + b"x" * 100 + b"\n\n"))
+    with pytest.raises(errors.StreamError) as caught:
+        events(make(server, label="Acme"))
+    quoted = "{" + "x" * 59
+    assert str(caught.value) == f"Acme sent a malformed stream (not JSON: {quoted!r})."
+
+
+@pytest.mark.parametrize(("data", "said"), [(b"[1, 2]", ": 1"), (b'"Overloaded"', ": Overloaded")])
+def test_an_error_event_whose_data_is_not_an_object(server, data, said):
+    server.push(Raw(b"event: error\ndata: " + data + b"\n\n"))
+    with pytest.raises(errors.ServerError) as caught:
+        events(make(server, label="Acme"))
+    assert str(caught.value) == f"Acme reported an error mid-answer{said}."
+
+
+def test_a_billing_error_mid_stream_is_a_quota_error(server):
+    error = {"type": "billing_hard_limit_reached", "message": "Billing limit reached."}
+    server.push(Raw(sse({"error": error}, done=False)))
+    with pytest.raises(errors.QuotaError) as caught:
+        events(make(server, label="Acme"))
+    assert str(caught.value).startswith("Acme says the account has run out of quota or credit")
+
+
+def test_a_known_error_type_with_blank_words_is_named_alone(server):
+    server.push(Raw(sse({"error": {"type": "overloaded_error", "message": "  "}}, done=False)))
+    with pytest.raises(errors.ServerError) as caught:
+        events(make(server, label="Acme"))
+    assert str(caught.value) == (
+        "Acme reported an error mid-answer (overloaded_error): try again shortly."
+    )
+
+
+@pytest.mark.parametrize(
+    ("chunks", "lines"),
+    [
+        ([b"data: a\n", b"\n"], ["data: a", ""]),  # a blank line arriving on its own
+        ([b"data: a\r", b"\ndata: b\n"], ["data: a", "data: b"]),  # CRLF split over two chunks
+        ([b"data: a\r\r", b"\n"], ["data: a", ""]),  # CR, then CRLF split over two chunks
+        ([b"da", b"ta: a"], ["data: a"]),  # the last line, in pieces, without its end
+        ([b"data: \xff"], ["data: \ufffd"]),  # invalid UTF-8 in the last line
+        ([b"data: \xff\n"], ["data: \ufffd"]),
+    ],
+)
+def test_the_body_splits_into_lines_at_cr_lf_or_crlf(chunks, lines):
+    assert list(split_lines(chunks)) == lines
+
+
+@pytest.mark.parametrize(
+    ("lines", "whole"),
+    [
+        (["", '  {"a": 1}'], '\n  {"a": 1}'),  # blank lines and spaces before the object
+        (['\ufeff{"a": 1}'], '\ufeff{"a": 1}'),  # a byte order mark before it
+        (["XX{}"], None),  # only a byte order mark and blanks are skipped
+        (["data: {}", ""], None),
+    ],
+)
+def test_a_plain_json_answer_is_told_from_an_event_stream(lines, whole):
+    text, rest = whole_body(iter(lines))
+    assert text == whole
+    assert list(rest) == ([] if whole is not None else lines)
+
+
+class _EndlessAfterDone(BaseHTTPRequestHandler):
+    """An answer, ``[DONE]``, then event after event until the client goes away (or a cap)."""
+
+    protocol_version = "HTTP/1.0"  # the body runs until the connection closes
+    cap = 48 * 1024 * 1024  # well past the drain limit and any socket buffers
+    pause: threading.Event | None = None  # set: wait this long before more, then set cancel
+    cancel: threading.Event | None = None
+    outcome: list[str] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        answer = sse(chunk({"content": "Hi"}), chunk(finish="stop"))
+        filler = b"data: " + b"x" * 1000 + b"\n\n"
+        sent = 0
+        try:
+            self.wfile.write(answer)
+            self.wfile.flush()
+            if self.cancel is not None:
+                threading.Event().wait(0.3)  # let the client read [DONE] and start draining
+                self.cancel.set()
+            while sent < self.cap:
+                self.wfile.write(filler)
+                if self.cancel is not None:
+                    self.wfile.flush()
+                    threading.Event().wait(0.01)
+                sent += len(filler)
+            self.outcome.append("cap")
+        except OSError:
+            self.outcome.append("client left")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def _drained(cancel_during_drain: bool) -> tuple[list, list[str]]:
+    """The events of an answer whose server keeps sending after its end, and why it stopped."""
+    handler = type("Handler", (_EndlessAfterDone,), {"outcome": []})
+    cancel = threading.Event()
+    if cancel_during_drain:
+        handler.cancel = cancel
+        handler.cap = 900 * 1006  # paced: 900 events (9 s) after cancel, under the drain limit
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+        model = OpenAIBackend("m", "box", {}, endpoint=Endpoint("Box", url, max_retries=0))
+        got = list(model.stream([Message("user", "hi")], {}, cancel))
+        for _ in range(600):  # the handler notices the closed connection on its next writes
+            if handler.outcome:
+                break
+            threading.Event().wait(0.05)
+        return got, handler.outcome
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def test_what_follows_the_end_is_read_only_up_to_a_limit():
+    got, outcome = _drained(cancel_during_drain=False)
+    assert joined(got) == "Hi" and got[-1] == Finish("stop", "stop")
+    assert outcome == ["client left"]
+
+
+def test_stopping_while_what_follows_the_end_is_read_stops_the_reading():
+    _, outcome = _drained(cancel_during_drain=True)  # (the text too, unless stopped before)
+    assert outcome == ["client left"]

@@ -141,3 +141,22 @@ def test_an_unknown_tool_name_is_one_sentence(home: Path, openai_env: FakeLLMSer
     out = oneshot(home, "-T", "nope", "-p", "hi")
     assert "Traceback" not in out.stderr
     assert "nope" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_at_the_question_says_the_turn_stopped_not_that_nothing_began(
+    home: Path, openai_env: FakeLLMServer
+) -> None:
+    """The model's call is on the screen (and saved) when Ctrl-C answers its question: the
+    answer had begun, so the note is the one of any interrupted answer."""
+    server = openai_env
+    args = json.dumps({"path": str(write_file(home, "n.txt", "text"))})
+    with chatrepl(home, "-T", "read_file") as t:
+        server.push(Answer(Call("read_file", args)), Answer(Text("Never sent.")))
+        t.line("Read it")
+        t.wait_for(r"\[e\]dit")
+        t.send("\x03")
+        t.wait_for("interrupted: what arrived is saved")
+        t.wait_prompt()
+        assert "before the answer began" not in t.text()
+        asked = [r for r in server.requests if "messages" in (r.get("json") or {})]
+        assert len(asked) == 1  # nothing more was sent
