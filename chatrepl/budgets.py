@@ -11,11 +11,11 @@ limited: ``warn`` says so once per session.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .errors import BudgetError, ConfigError
+from .pricing import is_amount
 
 if TYPE_CHECKING:
     from .records import Message
@@ -75,12 +75,7 @@ class Budget:
                     f"config.toml: [budget] has no setting {_shown(name)} "
                     f"(known: {', '.join(KINDS)})."
                 )
-            if (
-                not isinstance(value, int | float)
-                or isinstance(value, bool)
-                or not math.isfinite(value)
-                or value < 0
-            ):
+            if not is_amount(value):
                 raise ConfigError(
                     f"config.toml: [budget] {name} must be an amount of dollars, such as 2.00."
                 )

@@ -266,6 +266,24 @@ def main(argv: list[str]) -> int:
     return guarded(lambda: _run(args))
 
 
+def run_command(add_command: Callable[[Any], None], argv: list[str]) -> int:
+    """Run the one sub-command ``add_command`` registers (``chatrepl keys``, ``chatrepl
+    templates``); the exit status (2 for a usage error, already printed by argparse)."""
+    from .frontend import Parser, SubParser
+
+    root = Parser(prog="chatrepl")
+    add_command(
+        root.add_subparsers(
+            dest="command", required=True, metavar="COMMAND", parser_class=SubParser
+        )
+    )
+    try:
+        args = root.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
+        return exc.code if isinstance(exc.code, int) else 2
+    return guarded(lambda: _run(args))
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         return args.handler(args)

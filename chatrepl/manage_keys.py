@@ -14,20 +14,9 @@ from .errors import ChatreplError
 
 def main(argv: list[str]) -> int:
     """Run ``chatrepl keys ACTION …``; returns the exit status (2 for a usage error)."""
-    from .frontend import Parser, SubParser, guarded
-    from .manage import _run
+    from .manage import run_command
 
-    root = Parser(prog="chatrepl")
-    add_command(
-        root.add_subparsers(
-            dest="command", required=True, metavar="COMMAND", parser_class=SubParser
-        )
-    )
-    try:
-        args = root.parse_args(argv)
-    except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
-        return exc.code if isinstance(exc.code, int) else 2
-    return guarded(lambda: _run(args))
+    return run_command(add_command, argv)
 
 
 def add_command(commands: Any) -> None:

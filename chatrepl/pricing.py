@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 
 from .errors import ConfigError
 
@@ -200,12 +200,7 @@ def _entry(entry: Any, where: str) -> tuple[float, float, float, float]:
         value = entry.get(name)
         if value is None and name.startswith("cache_"):
             continue
-        if (
-            not isinstance(value, int | float)
-            or isinstance(value, bool)
-            or not math.isfinite(value)
-            or value < 0
-        ):
+        if not is_amount(value):
             raise ConfigError(
                 f"{where}: {name} must be a number of dollars per million tokens (0 or more)."
             )
@@ -252,3 +247,13 @@ def _shown(value: object) -> str:
     from .text import make_safe, shorten
 
     return make_safe(shorten(str(value), 60))
+
+
+def is_amount(value: object) -> TypeGuard[float]:
+    """Whether ``value`` (read from config.toml) is an amount of money: a finite number, 0 or more."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
