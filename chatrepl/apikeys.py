@@ -172,9 +172,7 @@ def _write_index(names: list[str], folder: Path | None) -> None:
     if not names and not path.exists():
         return
     target = cfg.private_file((folder or cfg.ensure_home()) / INDEX)
-    tmp = cfg.private_file(target.with_suffix(".tmp"))
-    tmp.write_text(json.dumps(sorted(set(names)), indent=2) + "\n", "utf-8")
-    tmp.replace(target)
+    cfg.replace_private(target, json.dumps(sorted(set(names)), indent=2) + "\n")
 
 
 def _index_add(name: str, folder: Path | None) -> None:
@@ -196,7 +194,5 @@ def _drop_from_file(name: str, folder: Path | None) -> bool:
     if name not in keys:
         return False
     del keys[name]
-    tmp = cfg.private_file(path.with_suffix(".tmp"))
-    tmp.write_text(json.dumps(keys, indent=2) + "\n", "utf-8")
-    tmp.replace(path)
+    cfg.replace_private(path, json.dumps(keys, indent=2) + "\n")
     return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tomllib
@@ -168,7 +169,21 @@ def save_key(provider: str, key: str, folder: Path | None = None) -> Path:
     path = private_file((folder or ensure_home()) / "keys.json")
     keys = load_keys(path.parent) if path.stat().st_size else {}
     keys[provider] = key
-    tmp = private_file(path.with_suffix(".tmp"))
-    tmp.write_text(json.dumps(keys, indent=2) + "\n", "utf-8")
-    tmp.replace(path)
+    replace_private(path, json.dumps(keys, indent=2) + "\n")
     return path
+
+
+def replace_private(path: Path, text: str) -> None:
+    """Replace the file at ``path`` with ``text`` at once (a reader never sees half of it; two
+    processes never share a temporary file), readable by the user only (mode 0600)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 from pathlib import Path
 
@@ -91,20 +90,11 @@ def _write(data: dict[str, object]) -> None:
     """Replace the file at once (a reader never sees half of it), private to the user; a home
     that cannot be written only means the window is learned again next time."""
     from .errors import ConfigError
-    from .settings import ensure_home
+    from .settings import ensure_home, replace_private
 
     try:
         folder = ensure_home()
     except ConfigError:
         return
-    target = folder / FILE
-    temporary = folder / f".{FILE}.{os.getpid()}"
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, target)
-    except OSError:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
+    with contextlib.suppress(OSError):
+        replace_private(folder / FILE, json.dumps(data, indent=1, sort_keys=True))
