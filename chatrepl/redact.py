@@ -15,7 +15,6 @@ if TYPE_CHECKING:
 #: A value shorter than this is not blanked out ("none", "x": placeholders, not keys, and
 #: replacing them would garble ordinary text).
 SHORTEST = 8
-MASK = "***"
 
 
 def known_keys() -> list[str]:
@@ -42,8 +41,6 @@ def known_keys() -> list[str]:
 
 def redact(text: str, keys: Iterable[str]) -> str:
     """``text`` with each of ``keys`` (and its surrounding-space-free form) as ``***``."""
-    for key in keys:
-        for value in dict.fromkeys((key, key.strip())):
-            if len(value) >= SHORTEST:
-                text = text.replace(value, MASK)
-    return text
+    from .text import scrub
+
+    return scrub(text, [v for key in keys for v in (key, key.strip())], shortest=SHORTEST)

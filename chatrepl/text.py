@@ -6,6 +6,7 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from datetime import datetime
 
 # C0 controls except tab and newline, DEL, and the C1 range (which some terminals obey too).
@@ -195,10 +196,10 @@ def url_secrets(url: str) -> list[str]:
     return sorted({s for s in found if len(s) >= SHORTEST_SECRET}, key=len, reverse=True)
 
 
-def scrub(text: str, secrets: list[str] | tuple[str, ...]) -> str:
+def scrub(text: str, secrets: Iterable[str], shortest: int = SHORTEST_SECRET) -> str:
     """``text`` with each secret, and each word of a secret of several words (a bearer
-    token's), as ``***``; too short ones are left (see :data:`SHORTEST_SECRET`)."""
-    pieces = {p for s in secrets for p in (s, *s.split()) if len(p) >= SHORTEST_SECRET}
+    token's), as ``***``; those shorter than ``shortest`` are left (they would garble text)."""
+    pieces = {p for s in secrets for p in (s, *s.split()) if len(p) >= shortest}
     for piece in sorted(pieces, key=len, reverse=True):
         text = text.replace(piece, HIDDEN)
     return text
