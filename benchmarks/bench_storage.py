@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from chatrepl.migrations import SCHEMA_VERSION
+
 from .common import Section, Stat, fmt
 from .gendb import EDIT, REASONING, RETRY, TOOLS, Meta, TextMaker, database, vocabulary
 
@@ -265,7 +267,7 @@ def run(repeat: int = 15, quick: bool = False) -> Section:
             else "no run was over its limit."
         ),  # fmt: skip
         f"The big database took {big_meta.seconds:.0f} s to generate (once, then cached: "
-        f"{big}). Schema 3: each conversation a tree of turns (about {RETRY:.0%} of turns "
+        f"{big}). Schema {SCHEMA_VERSION}: each conversation a tree of turns (about {RETRY:.0%} of turns "
         f"retried, {EDIT:.1%} an edited prompt one to three turns back), each turn its typed "
         f"parts (prompt, text; {REASONING:.0%} with reasoning, {TOOLS:.0%} with a tool call and "
         "its result over two model calls) and model calls; the full-text index filled by the "
@@ -273,11 +275,12 @@ def run(repeat: int = 15, quick: bool = False) -> Section:
         "lists, fenced code; turns interleaved in time over two years. The long conversation's "
         f"head is {big_meta.long_turns:,} turns deep, with "
         f"{round(big_meta.long_turns * RETRY)} retried turns off its path.",
-        "Opening at the head is Conversation.load: the conversation's row, its turns' outline "
-        "(the turns_outline index), parts and calls (three ranges of rows keyed by "
-        "conversation, schema 3), the path from the head up the parent links in memory, and a "
-        "Response for each turn. The path alone is Store.path_to as export and show call it, "
-        "which also reads each turn's row for its prompt and answer columns.",
+        "Opening at the head is Conversation.load: the conversation's row, its turns' rows "
+        "(no texts since schema 5, found through turns_in_conversation), its parts and calls "
+        "(two ranges of neighbouring rows keyed by conversation), the path from the head up the "
+        "parent links in memory, and a Response for each turn. The path alone is "
+        "Store.path_to as export and show call it (the same rows, each turn's prompt and "
+        "answer made from its parts).",
         f"A turn's writes: the prompt (begin_turn: the conversation's row, the turn with its "
         f"prompt part, the head) before the request goes out, {FLUSHES} flushes of the growing "
         "answer (save_progress: the answer text and the open text part; the flusher thread "

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .common import cache_dir
 
-VERSION = 5  # bump when the generated data changes, so cached files are rebuilt
+VERSION = 6  # bump when the generated data changes, so cached files are rebuilt
 
 COMMON = """the of and to a in is it you that for on are with as this be or by not can
 at from have an your but if will all which one more when use there so what do about their

@@ -116,6 +116,46 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
             "tests/providers/test_providers_mutants.py",
         ],
     ),
+    "anthropic": (
+        "chatrepl/providers/anthropic.py",
+        [
+            "tests/providers/test_providers.py",
+            "tests/providers/test_wire_tools.py",
+            "tests/providers/test_wire_reasoning.py",
+            "tests/providers/test_wire_robustness.py",
+            "tests/providers/test_wire_secrets_models.py",
+            "tests/providers/test_wire_prompt_cache.py",
+            "tests/providers/test_wire_shapes.py",
+            "tests/providers/test_wire_stream_endings.py",
+            "tests/providers/test_server_errors.py",
+            "tests/conversation/test_context.py",
+            "tests/conversation/test_attachments.py",
+            "tests/providers/test_providers_mutants.py",
+        ],
+    ),
+    "http": (
+        "chatrepl/providers/http.py",
+        [
+            "tests/providers/test_providers.py",
+            "tests/providers/test_wire_connections.py",
+            "tests/providers/test_wire_robustness.py",
+            "tests/providers/test_wire_secrets_models.py",
+            "tests/providers/test_wire_stream_endings.py",
+            "tests/providers/test_wire_shapes.py",
+            "tests/providers/test_server_errors.py",
+            "tests/providers/test_wire_tls_proxy.py",
+            "tests/providers/test_providers_mutants.py",
+        ],
+    ),
+    "attach_wire": (
+        "chatrepl/providers/attach_wire.py",
+        [
+            "tests/conversation/test_attachments.py",
+            "tests/providers/test_providers.py",
+            "tests/providers/test_wire_shapes.py",
+            "tests/providers/test_providers_mutants.py",
+        ],
+    ),
     "sse": (
         "chatrepl/providers/sse.py",
         [

@@ -91,7 +91,7 @@ def test_fresh_database_gets_the_current_schema_once(pg_url, pg_server):
     rows = pg_server.admin("SELECT name FROM chatrepl._migrations ORDER BY name", database=name)
     assert [r[0] for r in rows] == [
         "m001_initial", "m002_tree", "m003_by_conversation", "m004_cache_tokens",
-        "m005_each_text_once",
+        "m005_each_text_once", "m006_search_index_merged",
     ]  # fmt: skip
     tables = pg_server.admin(
         "SELECT tablename FROM pg_tables WHERE schemaname = 'chatrepl' ORDER BY 1", database=name

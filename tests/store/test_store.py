@@ -38,8 +38,9 @@ def test_fresh_database_is_migrated_private_and_wal(tmp_path):
     names = [r[0] for r in con.execute("SELECT name FROM _migrations")]
     assert names == [
         "m001_initial", "m002_tree", "m003_by_conversation", "m004_cache_tokens",
-        "m005_each_text_once",
+        "m005_each_text_once", "m006_search_index_merged",
     ]  # fmt: skip
+    assert con.execute("SELECT v FROM turns_fts_config WHERE k = 'automerge'").fetchone() == (2,)
     Store(path)  # opening again applies nothing twice
     assert con.execute("SELECT count(*) FROM _migrations").fetchone()[0] == SCHEMA_VERSION
 

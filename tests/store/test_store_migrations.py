@@ -71,6 +71,8 @@ def test_an_sqlite_database_of_an_older_schema_moves_to_the_current_one(
         "OR response_override IS NOT NULL"
     ).fetchone() == (0,)
     assert con.execute("PRAGMA freelist_count").fetchone()[0] == 0  # VACUUMed
+    automerge = "SELECT v FROM turns_fts_config WHERE k = 'automerge'"
+    assert con.execute(automerge).fetchone() == (2,)  # schema 6: segments merged sooner
     check(store, cids, records)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert con.execute("PRAGMA foreign_key_check").fetchall() == []
