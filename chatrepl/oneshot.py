@@ -124,13 +124,12 @@ def _stream(
     """Show ``response`` on stdout (reasoning on stderr), or nothing while it streams when
     ``quiet`` (a shaped answer, printed at the end); the error sentence if it failed."""
     from .screen.interrupt import answering
-    from .shaped import Quiet
 
-    show: StreamRenderer | PipeWriter | Split | Quiet
+    show: StreamRenderer | Split
     if quiet:
-        show = Quiet(thoughts)
+        show = Split(Unseen(), thoughts)
     elif not sys.stdout.isatty():
-        show = PipeWriter(thoughts)
+        show = Split(Pipe(), thoughts)
     elif sys.stderr.isatty() and thoughts:  # one terminal: reasoning folds as in the REPL
         show = terminal_renderer(reasoning=True)
     else:
@@ -203,14 +202,15 @@ class ReasoningWriter:
 
 
 class Split:
-    """The terminal display for the answer, the reasoning to stderr (redirected elsewhere)."""
+    """The answer on its display (the terminal's, a pipe, or none), the reasoning apart on
+    stderr: the reasoning's line is ended before the answer goes on."""
 
-    def __init__(self, renderer: StreamRenderer, thoughts: ReasoningWriter | None) -> None:
-        self.renderer, self.thoughts = renderer, thoughts
+    def __init__(self, answer: StreamRenderer | Pipe | Unseen, thoughts: ReasoningWriter | None):
+        self.answer, self.thoughts = answer, thoughts
 
     @property
     def received(self) -> int:
-        return self.renderer.received
+        return self.answer.received
 
     def reasoning(self, text: str) -> None:
         if self.thoughts:
@@ -219,39 +219,44 @@ class Split:
     def feed(self, chunk: str) -> None:
         if self.thoughts:
             self.thoughts.end()
-        self.renderer.feed(chunk)
+        self.answer.feed(chunk)
 
     def finish(self, note: str | None = None) -> None:
         if self.thoughts:
             self.thoughts.end()
-        self.renderer.finish(note)
+        self.answer.finish(note)
 
 
-class PipeWriter:
-    """The answer written to stdout as it arrives, exactly as sent, ending with a newline;
-    the reasoning (if shown) to stderr."""
+class Pipe:
+    """The answer written to stdout as it arrives, exactly as sent, ending with a newline."""
 
-    def __init__(self, thoughts: ReasoningWriter | None = None) -> None:
+    def __init__(self) -> None:
+        self.received = 0
         self.last = "\n"
-        self.thoughts = thoughts
-
-    def reasoning(self, text: str) -> None:
-        if self.thoughts:
-            self.thoughts.write(text)
 
     def feed(self, chunk: str) -> None:
-        if self.thoughts:
-            self.thoughts.end()
         sys.stdout.write(chunk)
         sys.stdout.flush()
+        self.received += len(chunk)
         self.last = chunk[-1:] or self.last
 
     def finish(self, note: str | None = None) -> None:
-        if self.thoughts:
-            self.thoughts.end()
         if self.last != "\n":
             sys.stdout.write("\n")
             sys.stdout.flush()
+
+
+class Unseen:
+    """A shaped answer's display: nothing while it streams (it is printed whole at the end)."""
+
+    def __init__(self) -> None:
+        self.received = 0
+
+    def feed(self, chunk: str) -> None:
+        self.received += len(chunk)
+
+    def finish(self, note: str | None = None) -> None:
+        pass
 
 
 def terminal_renderer(reasoning: bool = True) -> StreamRenderer:

@@ -13,28 +13,6 @@ if TYPE_CHECKING:
     from .conversation import Response
 
 
-class Quiet:
-    """The screen of a shaped answer: nothing is shown while it streams (reasoning still goes
-    to stderr where asked), the whole answer is printed at the end."""
-
-    def __init__(self, thoughts: Any = None) -> None:
-        self.thoughts = thoughts
-        self.received = 0
-
-    def reasoning(self, text: str) -> None:
-        if self.thoughts:
-            self.thoughts.write(text)
-
-    def feed(self, chunk: str) -> None:
-        if self.thoughts:
-            self.thoughts.end()
-        self.received += len(chunk)
-
-    def finish(self, note: str | None = None) -> None:
-        if self.thoughts:
-            self.thoughts.end()
-
-
 def emit(args: argparse.Namespace, response: Response, error: str | None = None) -> str | None:
     """Print ``response`` as ``args`` ask; the sentence of what went wrong (an answer that does
     not match the schema), or ``None``."""

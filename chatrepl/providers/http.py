@@ -74,41 +74,26 @@ class Endpoint:
 
     @property
     def shown_url(self) -> str:
-        """The base URL fit to show: a password, user name or query value blanked out."""
-        return self.redact(self.base_url)
+        """The base URL fit to show (:func:`~chatrepl.text.public_url`)."""
+        from ..text import public_url
+
+        return public_url(self.base_url)
 
     def secrets(self) -> list[str]:
-        """Every secret this endpoint holds (the key, URL credentials, query values), longest
-        first; too short ones are left out (blanking ``a`` everywhere would garble text)."""
-        import re
-        from urllib.parse import unquote, unquote_plus, urlsplit
+        """Every secret this endpoint holds (the key, the base URL's and the proxy's
+        credentials and secret query values), longest first."""
+        from ..text import SHORTEST_SECRET, url_secrets
 
-        found = [self.api_key or ""]
-        for url in (self.base_url, self.proxy or ""):
-            try:
-                parts = urlsplit(url)
-            except ValueError:  # a malformed URL: the key is all there is to hide
-                continue
-            userinfo = parts.netloc.rpartition("@")[0]
-            user, colon, password = userinfo.partition(":")
-            if colon:  # user:pass: the password and the pair are secret, a user name alone not
-                found += [userinfo, password, unquote(password)]
-            elif user:  # a token written as the user name
-                found += [user, unquote(user)]
-            for pair in re.split("[&;]", parts.query):
-                value = pair.partition("=")[2]
-                found += [value, unquote_plus(value)]
-        return sorted({f for f in found if len(f) >= 4}, key=len, reverse=True)
+        found = [self.api_key or "", *url_secrets(self.base_url), *url_secrets(self.proxy or "")]
+        return sorted({f for f in found if len(f) >= SHORTEST_SECRET}, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
         """``text`` from the server, fit to quote in a message: the key and any credentials of
         the base URL blanked out, terminal controls made visible (an error body must not clear
         the screen either) and lone surrogates replaced."""
-        from ..text import make_safe
+        from ..text import make_safe, scrub
 
-        for secret in self.secrets():
-            text = text.replace(secret, "***")
-        return make_safe(text)
+        return make_safe(scrub(text, self.secrets()))
 
 
 class HTTPBackendMixin:

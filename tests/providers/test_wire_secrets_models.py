@@ -62,6 +62,17 @@ def test_credentials_in_a_base_url_never_reach_a_message(server, home, url):
         assert server.last["path"] == "/v1/chat/completions?key=AIzaQUERYSECRET"
 
 
+def test_a_base_url_is_shown_as_every_other_url_is(server, home):
+    """One rule for showing a URL: a secret-named query value hidden, the others kept (the
+    message names the API version the user asked for)."""
+    url = f"http://127.0.0.1:{server.port}/v1?api-version=2024-06-01&api_key=AIzaQUERYSECRET"
+    configured(home, url)
+    server.push(Status(404))
+    with pytest.raises(errors.ModelNotFoundError) as info:
+        events(get_backend("proxy:m"))
+    assert f"127.0.0.1:{server.port}/v1?api-version=2024-06-01&api_key=***" in str(info.value)
+
+
 def test_credentials_in_an_unreachable_base_url(home):
     configured(home, "http://bob:pa55word@127.0.0.1:9/v1")
     with pytest.raises(errors.ConnectError) as info:
