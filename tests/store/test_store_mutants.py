@@ -711,3 +711,290 @@ def test_a_missing_database_opened_to_read_is_one_sentence(tmp_path: Path) -> No
     assert str(caught.value) == (
         f"There is no chatrepl database at {tmp_path / 'none.db'} yet: nothing saved."
     )
+
+
+# --- the end of an answer kept for the next chatrepl (a full disk at the final write) -------------
+
+
+def _fill_up(store: Store) -> None:
+    """The database can grow no more (SQLITE_FULL, as on a full disk), for this connection."""
+    pages = store.db.execute_sql("PRAGMA page_count").fetchone()[0]
+    store.db.execute_sql(f"PRAGMA max_page_count = {pages}")
+
+
+def _unfinished_on_a_full_disk(path: Path) -> TurnRecord:
+    """A store at ``path`` whose final write of a turn failed on a full disk, closed (its last
+    try fails too): the turn as it ended, saved nowhere yet."""
+    store = Store(path)
+    cid = new_id()
+    t = turn(cid, "tell me", response="", status="pending", parts=[Part("prompt", "tell me")])
+    store.begin_turn(conv(cid, None), t)
+    _fill_up(store)
+    t.response, t.status = "a long answer " * 2000, "complete"
+    t.parts = [Part("prompt", "tell me"), Part("text", t.response, {}, 1)]
+    with pytest.raises(StoreError, match="full, so the end of this answer is not saved yet"):
+        store.finish_turn(t)
+    store.close()
+    return t
+
+
+def test_an_end_kept_at_close_is_written_by_the_next_store_s_first_write_then_forgotten(
+    tmp_path: Path, home: Path
+) -> None:
+    # kills __init___3, _18, close_1, _2, _take_kept_1, _4, _6, _8, _9, _written_1, _5
+    t = _unfinished_on_a_full_disk(tmp_path / "s.db")
+    assert len(list((home / "unsaved").iterdir())) == 1  # kept in the home folder
+    later = Store(tmp_path / "s.db")
+    assert later.turn(t.id).status == "pending"  # reading writes nothing
+    later.save_conversation(conv(new_id(), None))  # the first write writes it first
+    seen = Store(tmp_path / "s.db").turn(t.id)
+    assert (seen.status, seen.response) == ("complete", t.response)
+    assert list((home / "unsaved").iterdir()) == []  # written: forgotten
+    later.close()
+
+
+def test_a_store_that_kept_nothing_leaves_turns_another_kept_for_the_next(
+    tmp_path: Path, home: Path
+) -> None:
+    # kills _written_4 (a store that took no kept turns removing another's file at a write)
+    path = tmp_path / "s.db"
+    first = Store(path)
+    first.save_conversation(conv(new_id(), None))  # looked for kept turns: none
+    t = _unfinished_on_a_full_disk(path)  # another chatrepl, meanwhile, keeps one
+    first.save_conversation(conv(new_id(), None))
+    assert len(list((home / "unsaved").iterdir())) == 1  # still kept
+    Store(path).save_conversation(conv(new_id(), None))  # the next chatrepl writes it
+    assert Store(path).turn(t.id).status == "complete"
+    first.close()
+
+
+# --- writes to a turn that is gone name it -------------------------------------------------------
+
+
+def test_a_write_to_a_turn_that_is_gone_names_the_turn(tmp_path: Path, store: Store) -> None:
+    # kills finish_turn_10, save_progress_28
+    cid = new_id()
+    t = turn(cid, "q", status="pending", parts=[Part("prompt", "q")])
+    store.begin_turn(conv(cid, None), t)
+    store.delete(cid)
+    gone = f"The turn {t.id} is no longer in {store.path}: was the database replaced"
+    with pytest.raises(StoreError, match=gone):
+        store.save_progress(t.id, "so far", 1, [Part("prompt", "q"), Part("text", "so far")])
+    with pytest.raises(StoreError, match=gone):
+        store.finish_turn(t)
+
+
+# --- each text stored once: in the parts, the turn's own columns empty ---------------------------
+
+
+def _own_texts(path: Path) -> dict[str, tuple[str | None, str | None]]:
+    """Each turn's own prompt and answer columns in the file, by turn id."""
+    con = sqlite3.connect(path)
+    rows = con.execute("SELECT id, prompt_override, response_override FROM turns").fetchall()
+    con.close()
+    return {tid: (prompt, response) for tid, prompt, response in rows}
+
+
+def test_a_turn_whose_texts_are_its_parts_keeps_them_once_whichever_write_saved_it(
+    tmp_path: Path, store: Store
+) -> None:
+    # kills save_progress_15, _19, _20; _finish_19, _23, _24, _27, _31, _32; _turn_values_8,
+    # _9, _12, _16, _17, _19, _20, _23; _override_1; _joined_2
+    path = tmp_path / "s.db"
+    cid = new_id()
+    begun = turn(cid, "tell me", response="", status="pending", parts=[Part("prompt", "tell me")])
+    store.begin_turn(conv(cid, None), begun)
+    so_far = [Part("prompt", "tell me"), Part("text", "Once", {}, 1)]
+    store.save_progress(begun.id, "Once", 1, so_far)
+    assert _own_texts(path)[begun.id] == (None, None)
+    # an answer in two text parts around a tool call
+    ended = turn(cid, "tell me", response="Let me look. Sunny.", tid=begun.id)
+    ended.parts = [
+        Part("prompt", "tell me"),
+        Part("text", "Let me look.", {}, 1),
+        Part("tool_call", "", {"id": "c1", "name": "weather"}, 1),
+        Part("tool_result", "sunny", {"id": "c1"}, 1),
+        Part("text", " Sunny.", {}, 2),
+    ]
+    store.finish_turn(ended)
+    imported = new_id()
+    store.import_conversation(conv(imported, None), [turn(imported, "one")])
+    pending = turn(imported, "two", response="ab", status="pending")
+    store.add_turns(conv(imported, pending.id), [pending])
+    grown = turn(imported, "two", response="abc", status="pending", tid=pending.id)
+    store.merge(conv(imported, pending.id), [grown])  # rewritten in place
+    assert set(_own_texts(path).values()) == {(None, None)}
+    (opened,) = store.conversation_at_head(cid)[1]
+    assert (opened.prompt, opened.response) == ("tell me", "Let me look. Sunny.")
+
+
+def test_texts_that_are_not_their_parts_are_kept_by_every_write(
+    tmp_path: Path, store: Store
+) -> None:
+    # kills save_progress_13, _finish_17, _25, _turn_values_7, _10
+    cid = new_id()
+    bare = turn(cid, "a prompt with no part", response="", status="pending", parts=[])
+    store.begin_turn(conv(cid, None), bare)
+    assert store.turn(bare.id).prompt == "a prompt with no part"
+    store.save_progress(bare.id, "text so far", 0, [])  # an answer streamed without parts
+    assert store.turn(bare.id).response == "text so far"
+    bare.response, bare.status = "the whole answer", "complete"
+    bare.parts = [Part("reasoning", "thought about it", {}, 1)]  # no prompt nor text part
+    store.finish_turn(bare)
+    seen = Store(tmp_path / "s.db").turn(bare.id)
+    assert (seen.prompt, seen.response) == ("a prompt with no part", "the whole answer")
+    assert _own_texts(tmp_path / "s.db")[bare.id] == ("a prompt with no part", "the whole answer")
+
+
+# --- prefixes, first turns, branches -------------------------------------------------------------
+
+
+def test_a_conversation_opens_by_a_prefix_of_its_id(tmp_path: Path, store: Store) -> None:
+    # kills conversation_5, _6, _8 and conversation_at_head_5, _6, _8
+    cid = new_id()
+    a = turn(cid, "first")
+    store.import_conversation(conv(cid, a.id, title="by prefix"), [a])
+    assert store.conversation(cid[:8].lower()).title == "by prefix"
+    record, path = store.conversation_at_head(cid[:8])
+    assert (record.id, [t.id for t in path]) == (cid, [a.id])
+    assert store.conversation(cid).id == cid and store.conversation_at_head(cid)[0].id == cid
+
+
+def test_a_prefix_finds_ids_whatever_letter_follows_it(tmp_path: Path, store: Store) -> None:
+    # kills resolve_22 (the range's upper end cut below "Y" and "Z")
+    for k, letter in enumerate("0XYZ"):
+        cid = f"01JD{k}{letter}" + "ABCDEFGHJKMNPQRSTVWX"
+        store.save_conversation(conv(cid, None))
+        assert store.resolve(f"01jd{k}") == cid
+
+
+def test_the_alternatives_to_a_first_turn_are_the_conversation_s_first_turns(
+    tmp_path: Path, store: Store
+) -> None:
+    # kills children_2, _4, _11 (the first turns: no parent)
+    cid = new_id()
+    a = turn(cid, "one")
+    b = turn(cid, "one again")
+    c = turn(cid, "two", parent=a.id)
+    store.import_conversation(conv(cid, c.id), [a, b, c])
+    assert [t.id for t in store.children(None, cid)] == [a.id, b.id]
+    assert [t.id for t in store.children(a.id, cid)] == [c.id]
+
+
+def test_the_newest_turn_of_a_branch_is_found_however_deep_below(
+    tmp_path: Path, store: Store
+) -> None:
+    # kills latest_leaf_26 (only the turn's own children looked at)
+    cid = new_id()
+    a = turn(cid, "one")
+    b = turn(cid, "two", parent=a.id)
+    c = turn(cid, "three", parent=b.id)
+    d = turn(cid, "four", parent=c.id)
+    other = turn(cid, "one again")
+    store.import_conversation(conv(cid, d.id), [a, b, c, d, other])
+    assert store.latest_leaf(a.id) == d.id
+    assert store.latest_leaf(b.id) == d.id
+    assert store.latest_leaf(other.id) == other.id
+
+
+def test_the_newest_turn_below_a_turn_no_longer_saved_is_that_turn(
+    tmp_path: Path, store: Store
+) -> None:
+    # kills latest_leaf_2 (a conversation deleted under a session: nothing below the turn)
+    gone = new_id()
+    assert store.latest_leaf(gone) == gone
+
+
+# --- search: nothing for no words; reasoning fills up to n ---------------------------------------
+
+
+def test_a_query_of_quotes_only_finds_nothing_even_in_reasoning(
+    tmp_path: Path, store: Store
+) -> None:
+    # kills search_5 (a word of just quotes kept: it matches every reasoning)
+    _reasoned(store, "some thought")
+    assert store.search('""', reasoning=True) == []
+    assert store.search('"" ""', reasoning=True) == []
+
+
+def test_reasoning_hits_fill_up_to_n_past_conversations_already_found(
+    tmp_path: Path, store: Store
+) -> None:
+    # kills search_27 (the reasoning asked for n minus those found, not n plus them)
+    thought = _reasoned(store, "an ibex in mind")
+    both = _reasoned(store, "ibex again", answer="the ibex answer")  # newer reasoning
+    hits = store.search("ibex", n=2, reasoning=True)
+    assert [h.conversation_id for h in hits] == [both, thought]
+
+
+def test_opening_at_the_head_reads_the_parts_and_names_the_conversation(
+    tmp_path: Path, store: Store
+) -> None:
+    # kills conversation_at_head_22 (no conversation id), _34 (the columns read, not the parts)
+    cid = new_id()
+    a = turn(cid, "words", response="words")
+    apart = turn(cid, "column prompt", parent=a.id, response="column answer")
+    apart.parts = [Part("prompt", "words"), Part("text", "words", {}, 1)]  # the parts differ
+    store.import_conversation(conv(cid, apart.id), [a, apart])
+    record, path = store.conversation_at_head(cid)
+    assert path == store.path_to(apart.id, texts=False)
+    assert [(t.conversation_id, t.prompt, t.response) for t in path] == [
+        (cid, "words", "words"),
+        (cid, "words", "words"),
+    ]
+    assert store.path_to(apart.id)[-1].prompt == "column prompt"  # export reads the columns
+
+
+def test_a_whole_id_is_that_conversation_even_when_a_longer_id_starts_with_it(
+    tmp_path: Path, store: Store
+) -> None:
+    # kills resolve_4 (a whole id looked up as a prefix); a longer id comes from a hand-edited
+    # export or another program
+    cid = new_id()
+    store.save_conversation(conv(cid, None))
+    store.save_conversation(conv(cid + "X", None))
+    assert store.resolve(cid) == cid
+
+
+def test_a_pending_turn_brought_up_to_date_by_a_merge_keeps_its_place_in_the_tree(
+    tmp_path: Path, store: Store
+) -> None:
+    # kills _rewrite_turn_5, _6 (the parent rewritten too)
+    cid = new_id()
+    a = turn(cid, "one")
+    b = turn(cid, "two", parent=a.id)
+    c = turn(cid, "three", parent=a.id, response="par", status="pending")
+    store.merge(conv(cid, c.id), [a, b, c])
+    elsewhere = turn(cid, "three", parent=b.id, response="partial, then whole", tid=c.id)
+    assert store.merge(conv(cid, c.id), [elsewhere]) == ("kept", 0, 1)
+    seen = Store(tmp_path / "s.db").turn(c.id)
+    assert (seen.parent_id, seen.response, seen.status) == (a.id, "partial, then whole", "complete")
+
+
+def test_closing_the_store_in_another_thread_closes_that_thread_s_connection(
+    tmp_path: Path,
+) -> None:
+    # kills close_4, _5 (a thread other than the opener's closing nothing): once every
+    # connection to the file is closed, SQLite folds the write-ahead log back and removes it
+    import threading
+
+    path = tmp_path / "s.db"
+    store = Store(path)
+    store.save_conversation(conv(new_id(), None))
+    closed, done = threading.Event(), threading.Event()
+
+    def worker() -> None:
+        store.recent()  # this thread's own connection
+        store.close()
+        closed.set()
+        done.wait(10)  # the thread lives on
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        assert closed.wait(10)
+        store.close()  # the opener's connection: the last one
+        assert not Path(f"{path}-wal").exists()
+    finally:
+        done.set()
+        thread.join()
