@@ -61,6 +61,8 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
             "tests/promises/test_bad_files.py",
             "tests/cli/test_manage.py",
             "tests/store/test_store_mutants.py",
+            "tests/store/test_store_layout.py",
+            "tests/store/test_store_migrations.py",
         ],
     ),
     "dialect": (
@@ -84,6 +86,7 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
             "tests/store/test_store_cache_tokens.py",
             "tests/promises/test_bad_files.py",
             "tests/store/test_store_mutants.py",
+            "tests/store/test_migrations_mutants.py",
         ],
     ),
     "openai": (
@@ -131,6 +134,7 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
             "tests/conversation/test_context.py",
             "tests/conversation/test_attachments.py",
             "tests/providers/test_providers_mutants.py",
+            "tests/providers/test_anthropic_mutants.py",
         ],
     ),
     "http": (
@@ -145,6 +149,7 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
             "tests/providers/test_server_errors.py",
             "tests/providers/test_wire_tls_proxy.py",
             "tests/providers/test_providers_mutants.py",
+            "tests/providers/test_http_mutants.py",
         ],
     ),
     "attach_wire": (
@@ -154,6 +159,7 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
             "tests/providers/test_providers.py",
             "tests/providers/test_wire_shapes.py",
             "tests/providers/test_providers_mutants.py",
+            "tests/providers/test_attach_wire_mutants.py",
         ],
     ),
     "sse": (
