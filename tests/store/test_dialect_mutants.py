@@ -239,6 +239,47 @@ def test_a_migrated_file_of_exactly_the_limit_is_vacuumed_at_once(
     assert store.db.execute_sql("PRAGMA freelist_count").fetchone()[0] == 0
 
 
+def a_large_old_database(path: Path, tmp_path: Path) -> None:
+    """A schema-4 file whose one conversation holds about 1.2 MB of text, kept twice."""
+    scratch = Store(tmp_path / "scratch.db")
+    c = chatrepl.get_model("echo").conversation(store=scratch)
+    c.prompt(" ".join(f"goat{i}" for i in range(100_000))).text()  # echoed: twice as much
+    cid = scratch.last_id()
+    records = [(scratch.conversation(cid), scratch.turns(cid, all_branches=True))]
+    scratch.close()
+    old = old_schemas.sqlite_at(path, 4)
+    old_schemas.write(old, 4, records)
+    old.close()
+
+
+def test_the_notice_says_the_megabytes_freed_and_the_seconds_vacuum_takes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # kills SqliteDialect._give_space_back 25, 30, 32, 33, 34, 35: the figures of the sentence
+    path = tmp_path / "old.db"
+    a_large_old_database(path, tmp_path)
+    twin = tmp_path / "twin.db"
+    twin.write_bytes(path.read_bytes())
+    monkeypatch.setattr(dialect, "VACUUM_AT_ONCE_BYTES", 0)  # told, not done
+    store = Store(path)
+    free = store.db.execute_sql("PRAGMA freelist_count").fetchone()[0]
+    size = store.db.execute_sql("PRAGMA page_size").fetchone()[0]
+    freed_mb = free * size / 1e6
+    assert 1 <= freed_mb < 10  # the text's second copy, told in whole megabytes
+    assert store.notice == (
+        f"{path} now keeps each text once; the {freed_mb:,.0f} MB it no longer needs go back "
+        f"to the disk with: sqlite3 '{path}' VACUUM (with chatrepl closed: about 1 s, and as "
+        "much free disk as the file's size)."
+    )  # a file of a few MB at 50 MB/s: the one second it is rounded up to
+    # At 1000 bytes a second, the seconds are the file's bytes in thousands.
+    monkeypatch.setattr(dialect, "VACUUM_BYTES_PER_S", 1000)
+    slow = Store(twin)
+    pages = slow.db.execute_sql("PRAGMA page_count").fetchone()[0]
+    assert slow.notice is not None
+    assert f"about {round(pages * size / 1000)} s," in slow.notice
+    assert round(pages * size / 1000) > 1000
+
+
 # --- the connection: how long it waits, when it takes the write lock ----------------------------
 
 
@@ -383,6 +424,48 @@ def test_a_refusal_to_write_on_a_full_disk_is_not_told_as_a_full_disk(disk: Path
     with pytest.raises(StoreError) as refused:
         store.set_title(cid, "a new title")
     assert str(refused.value) == f"Cannot write to {db}: check its permissions and free space."
+
+
+def a_database_whose_shm_is_a_fifo(db: Path) -> None:
+    """A closed database whose shared-memory file is a FIFO: SQLite opening it says
+    "disk I/O error", whatever room the disk has."""
+    a_database(db)
+    os.mkfifo(db.with_name(db.name + "-shm"))
+
+
+def test_a_disk_io_error_with_room_on_the_disk_is_told_as_it_is(tmp_path: Path) -> None:
+    # kills _no_room 3 (free blocks divided by the block size: "no room" on any disk)
+    db = tmp_path / "chat.db"
+    a_database_whose_shm_is_a_fifo(db)
+    assert os.statvfs(tmp_path).f_bavail * os.statvfs(tmp_path).f_frsize > 2**20
+    with pytest.raises(StoreError) as refused:
+        Store(db, create=False).recent()
+    assert str(refused.value) == f"The database {db} failed: disk I/O error."
+
+
+def test_a_disk_with_exactly_a_mebibyte_left_has_room(tmp_path: Path) -> None:
+    # kills _no_room 4 (<=): below NO_ROOM_BYTES is "no room", that much is room
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem to fill (root is needed): {mounted.stderr}")
+    try:
+        db = folder / "chat.db"
+        a_database_whose_shm_is_a_fifo(db)
+        st = os.statvfs(folder)
+        (folder / "filler").write_bytes(b"\0" * (st.f_bavail * st.f_frsize - dialect.NO_ROOM_BYTES))
+        st = os.statvfs(folder)
+        assert st.f_bavail * st.f_frsize == dialect.NO_ROOM_BYTES
+        with pytest.raises(StoreError) as refused:
+            Store(db, create=False).recent()
+        assert str(refused.value) == f"The database {db} failed: disk I/O error."
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------------
