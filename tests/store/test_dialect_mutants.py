@@ -485,3 +485,16 @@ def test_a_missing_postgres_store_is_refused_by_the_url_shown_then_created(pg_ur
     assert created.recent() == []
     created.close()
     assert Store(pg_url, create=False).recent() == []
+
+
+def test_a_postgres_snippet_marks_with_double_quotes_show_them_as_single_quotes(
+    pg_url: str,
+) -> None:
+    # kills _headline_options 6, 7: ts_headline's options cannot hold a double quote inside
+    # a quoted mark, so it is given as a single one
+    store = Store(pg_url)
+    c = chatrepl.get_model("echo").conversation(store=store)
+    c.prompt("goats climb trees").text()
+    hits = store.search("goats", marks=('<"', '">'))
+    assert [h.conversation_id for h in hits] == [store.last_id()]
+    assert "<'goats'>" in hits[0].snippet
