@@ -74,8 +74,8 @@ def _drop_dac_override() -> None:
     keep = ~((1 << _CAP_DAC_OVERRIDE) | (1 << _CAP_DAC_READ_SEARCH))
     data[0].effective &= keep
     data[0].permitted &= keep  # access() gives root its permitted set back
-    # the raw system call (glibc's wrappers would change every thread of the process)
-    assert libc.syscall(126, ctypes.byref(header), data) == 0, os.strerror(ctypes.get_errno())
+    # capset(2) changes the calling thread only (unlike setuid, which glibc applies to all)
+    assert libc.capset(ctypes.byref(header), data) == 0, os.strerror(ctypes.get_errno())
 
 
 def as_a_user(work: Callable[[], Any]) -> Any:
