@@ -74,6 +74,8 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
             "tests/promises/test_hostile_store.py",
             "tests/promises/test_bad_files.py",
             "tests/store/test_store_mutants.py",
+            "tests/store/test_store_migrations.py",
+            "tests/store/test_dialect_mutants.py",
         ],
     ),
     "migrations": (
