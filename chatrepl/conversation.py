@@ -726,7 +726,9 @@ class Conversation:
                 continue  # a failed, pending or empty turn is not part of the history
             messages += _turn_messages(turn.parts, closed=True)
         done = [p for p in response.parts if p.call < max(len(response.calls), 1)]
-        messages += _turn_messages(done, closed=False)
+        # closed: an earlier call of this turn left without a result (a cut-off answer of
+        # ``prompt(tools=...)`` carried on by /continue) gets one, as providers require
+        messages += _turn_messages(done, closed=True)
         from .attachments import resolve  # the attachments' bytes, for this request only
 
         return resolve(messages, self.store)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from chatrepl.conversation import Conversation
+from chatrepl.conversation import CONTINUE_PROMPT, Conversation
 from chatrepl.errors import NotFoundError, ProviderError
 from chatrepl.providers.base import Backend
 from chatrepl.providers.registry import get_backend
@@ -947,3 +947,318 @@ def test_a_finished_answer_leaves_nothing_writing_to_the_store(store: Store) -> 
     assert r.text() == "ab"
     assert [t for t in threading.enumerate() if t.name == f"flush-{r.id}"] == []
     assert store.turn(r.id).response == "ab"
+
+
+# --- round three: edited arguments, /continue, budgets, usage, the flusher ------------------
+
+
+def _two_weather_calls() -> Scripted:
+    return Scripted(
+        [
+            ToolCall("c1", "get_weather", {"city": "Rome"}),
+            ToolCall("c2", "get_weather", {"city": "Oslo"}),
+            Finish("tool_calls"),
+        ],
+        [TextDelta("Both sunny."), Finish("stop")],
+    )
+
+
+def _calls(parts: list[Part]) -> list[dict[str, Any]]:
+    return [dict(p.data) for p in parts if p.kind == "tool_call"]
+
+
+def test_each_edited_call_keeps_its_own_arguments_and_the_models(store: Store) -> None:
+    # _ran_with's search: the call edited is the one with that id in this model call
+    # (step -2 / `or` mutants edit a neighbour or none)
+    from chatrepl.tools import Decision
+
+    model = _two_weather_calls()
+    edits = {"Rome": "Milan", "Oslo": "Bergen"}
+
+    def approve(tool: Any, arguments: dict[str, Any]) -> Decision:
+        return Decision(True, arguments={"city": edits[arguments["city"]]})
+
+    c = Conversation(model, store=store)
+    r = c.chain("Weather?", tools=[get_weather], approve=approve)
+    assert r.text() == "Both sunny."
+    want = [
+        {
+            "id": "c1",
+            "name": "get_weather",
+            "arguments": {"city": "Milan"},
+            "original_arguments": {"city": "Rome"},
+        },
+        {
+            "id": "c2",
+            "name": "get_weather",
+            "arguments": {"city": "Bergen"},
+            "original_arguments": {"city": "Oslo"},
+        },
+    ]
+    assert _calls(r.parts) == want
+    assert _calls(store.turn(r.id).parts) == want
+    sent = [p.data["arguments"] for m in model.sent[1] if m.role == "assistant" for p in m.parts]
+    assert sent == [{"city": "Milan"}, {"city": "Bergen"}]
+    assert [r.split("\n")[-1] for r in _results(model)] == ["Sunny in Milan", "Sunny in Bergen"]
+
+
+def test_an_edit_of_one_call_leaves_the_other_call_as_the_model_asked() -> None:
+    from chatrepl.tools import Decision
+
+    model = _two_weather_calls()
+
+    def approve(tool: Any, arguments: dict[str, Any]) -> Any:
+        return Decision(True, arguments={"city": "Milan"}) if arguments["city"] == "Rome" else True
+
+    r = Conversation(model).chain("Weather?", tools=[get_weather], approve=approve)
+    r.text()
+    assert [(d["arguments"], d.get("original_arguments")) for d in _calls(r.parts)] == [
+        ({"city": "Milan"}, {"city": "Rome"}),
+        ({"city": "Oslo"}, None),
+    ]
+
+
+def test_an_edited_call_just_after_the_prompt_is_saved_edited_while_the_turn_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the only call, at index 1 and last when it is edited (range start/stop mutants), and
+    # flushed again from its own part (`_saved = None` crashes the flusher instead)
+    from chatrepl.tools import Decision
+
+    crashed: list[Any] = []
+    monkeypatch.setattr(threading, "excepthook", crashed.append)
+    db = tmp_path / "chat.db"
+    reader = Store(db)
+    turn: list[Any] = []
+
+    def saved_arguments() -> Any:
+        return [d.get("arguments") for d in _calls(reader.turn(turn[0].id).parts)]
+
+    class Edited(Backend):
+        def __init__(self) -> None:
+            super().__init__("m", "edited")
+            self.n = 0
+
+        def stream(self, messages, options, cancel, tools=None):  # type: ignore[no-untyped-def]
+            self.n += 1
+            if self.n == 1:
+                yield ToolCall("c1", "get_weather", {"city": "Rome"})
+                yield Finish("tool_calls")
+                return
+            # the second model call of the turn: the edit is in the store already
+            _wait_for(saved_arguments, [{"city": "Milan"}], "the saved arguments")
+            yield TextDelta("Sunny.")
+
+    c = Conversation(Edited(), store=Store(db))
+    turn.append(
+        c.chain(
+            "Weather?",
+            tools=[get_weather],
+            approve=lambda tool, arguments: Decision(True, arguments={"city": "Milan"}),
+        )
+    )
+    assert turn[0].text() == "Sunny."
+    assert _calls(turn[0].parts) == [
+        {
+            "id": "c1",
+            "name": "get_weather",
+            "arguments": {"city": "Milan"},
+            "original_arguments": {"city": "Rome"},
+        }
+    ]
+    assert crashed == []
+
+
+def test_a_continued_answer_adds_its_time_to_the_turns_duration(store: Store) -> None:
+    model = Scripted(
+        [0.3, TextDelta("The first half"), Finish("length")],
+        [TextDelta(" and the rest."), Finish("stop")],
+    )
+    c = Conversation(model, store=store)
+    r = c.prompt("write a lot")
+    r.text()
+    first = r.duration
+    assert r.status == "cut_off" and first is not None and first >= 0.3
+    c.continue_answer().text()
+    assert r.text() == "The first half and the rest."
+    assert r.duration is not None and r.duration >= first
+    saved = store.turn(r.id).duration_ms
+    assert saved is not None and saved >= round(first * 1000)
+
+
+def test_a_continued_answer_with_reasoning_is_sent_later_as_one_answer() -> None:
+    model = Scripted(
+        [ReasoningDelta("Plan it."), TextDelta("The first half"), Finish("length")],
+        [TextDelta(" and the rest."), Finish("stop")],
+        [TextDelta("ok"), Finish("stop")],
+    )
+    c = Conversation(model)
+    c.prompt("write a lot").text()
+    c.continue_answer().text()
+    c.prompt("next").text()
+    history = model.sent[-1]
+    assert [m.role for m in history] == ["user", "assistant", "user"]
+    assert history[1].content == "The first half and the rest."
+    assert [(p.kind, p.text) for p in history[1].parts] == [("reasoning", "Plan it.")]
+
+
+def test_a_resumed_cut_off_turn_with_a_call_is_continued_without_running_or_closing_it(
+    store: Store,
+) -> None:
+    # a turn read back is not a chain: carrying it on adds no "stopped" result to its call
+    model = Scripted(
+        [ToolCall("c1", "lookup", {"q": "goats"}), TextDelta("Goats are"), Finish("length")],
+        [TextDelta(" great."), Finish("stop")],
+    )
+    c = Conversation(model, store=store)
+    c.prompt("goats?", tools=[get_weather]).text()
+    again = Conversation.load(store, c.id, model=model)
+    r = again.continue_answer()
+    assert r.text() == "Goats are great."
+    assert [p.kind for p in r.parts] == ["prompt", "tool_call", "text", "text"]
+    assert [p.kind for p in store.turn(r.id).parts] == ["prompt", "tool_call", "text", "text"]
+
+
+def test_a_fork_keeps_the_sessions_budget() -> None:
+    from chatrepl.budgets import Budget
+
+    said: list[str] = []
+    c = Conversation(Scripted())
+    c.budget = Budget({"day": 1.0}, warn=said.append)
+    c.prompt("hi").text()
+    assert len(said) == 1 and "No price is known" in said[0]
+    f = c.fork()
+    assert f.budget is c.budget
+    said.clear()
+    f.prompt("again").text()  # the budget is asked (it has said its warning already)
+    assert said == []
+    other = Budget({"day": 1.0}, warn=said.append)
+    c.budget = other
+    c.fork().prompt("once more").text()
+    assert len(said) == 1  # a fork made now checks the budget the session has now
+
+
+def test_the_tokens_of_an_empty_conversation_are_zero_and_its_cost_unknown() -> None:
+    tokens = Conversation(Scripted()).tokens
+    assert tokens == Usage(0, 0, 0, 0, 0, None)
+
+
+def test_tokens_nobody_reported_count_zero_and_a_cost_nobody_knows_stays_unknown() -> None:
+    model = Scripted([TextDelta("a"), Usage(input_tokens=5), Finish("stop")])
+    c = Conversation(model)
+    c.prompt("hi").text()
+    assert c.tokens == Usage(5, 0, 0, 0, 0, None)
+
+
+def test_switching_in_memory_lands_at_the_deepest_newest_turn_below() -> None:
+    c = Conversation(Scripted())
+    one = c.prompt("one")
+    one.text()
+    c.prompt("two").text()
+    three = c.prompt("three")
+    three.text()
+    c.undo()
+    c.undo()
+    c.undo()
+    c.prompt("other start").text()
+    c.switch(one.id)
+    assert c.head == three.id
+    assert [t.prompt for t in c.turns] == ["one", "two", "three"]
+
+
+def test_an_answer_that_starts_after_a_silence_is_still_saved_as_it_grows(
+    tmp_path: Path,
+) -> None:
+    # the flusher keeps waiting through a quiet interval (it does not give up after one)
+    db = tmp_path / "chat.db"
+    reader = Store(db)
+    turn: list[Any] = []
+
+    class Slow(Backend):
+        def stream(self, messages, options, cancel, tools=None):  # type: ignore[no-untyped-def]
+            time.sleep(1.2)  # longer than two flush intervals with nothing new
+            yield TextDelta("late ")
+            _wait_for(lambda: reader.turn(turn[0].id).response, "late ", "the saved answer")
+            yield TextDelta("answer")
+
+    turn.append(Conversation(Slow("m", "slow"), store=Store(db)).prompt("go"))
+    assert turn[0].text() == "late answer"
+
+
+def test_switching_reads_the_branch_as_opening_the_conversation_there_does(store: Store) -> None:
+    # a turn written with texts apart from its parts (an import): the path is its parts', as
+    # Conversation.load reads it, not the columns an export reads
+    from dataclasses import replace
+
+    from chatrepl.ids import new_id
+
+    c = Conversation(get_backend("echo"), store=store)
+    c.prompt("words").text()
+    saved = store.path_to(c.head)[0]
+    apart = replace(saved, id=new_id(), prompt="column prompt", response="column answer")
+    store.add_turns(store.conversation(c.id), [apart])
+    c.switch(apart.id)
+    assert c.head == apart.id
+    assert [(t.prompt, t.text_so_far) for t in c.turns] == [("words", "words")]
+    opened = Conversation.load(store, c.id, model=get_backend("echo"))
+    assert [(t.id, t.prompt) for t in opened.turns] == [(apart.id, "words")]
+
+
+def test_carrying_on_an_answer_with_a_call_never_run_sends_that_calls_result_first() -> None:
+    # providers refuse an assistant message with tool calls not followed by their results:
+    # the continuation of a cut-off prompt(tools=...) answer sends "not run" as a later turn does
+    model = Scripted(
+        [ToolCall("c1", "lookup", {"q": "goats"}), TextDelta("Goats are"), Finish("length")],
+        [TextDelta(" great."), Finish("stop")],
+    )
+    c = Conversation(model)
+    c.prompt("goats?", tools=[get_weather]).text()
+    assert c.continue_answer().text() == "Goats are great."
+    sent = model.sent[1]
+    assert [m.role for m in sent] == ["user", "assistant", "tool", "user"]
+    assert [(p.text, p.data) for p in sent[2].parts] == [
+        ("The call was not run.", {"call_id": "c1", "name": "lookup", "is_error": True})
+    ]
+    assert sent[3].content == CONTINUE_PROMPT
+
+
+def _priced(*scripts: list[Any]) -> Scripted:
+    """A scripted model under a name the built-in price table knows."""
+    model = Scripted(*scripts, provider="openai")
+    model.name = "gpt-4o-mini"
+    return model
+
+
+def test_a_call_is_priced_by_the_table_when_the_server_reports_no_cost() -> None:
+    from chatrepl.pricing import price_of
+
+    model = _priced([TextDelta("a"), Usage(input_tokens=1000, output_tokens=500), Finish("stop")])
+    c = Conversation(model)
+    r = c.prompt("hi")
+    r.text()
+    price = price_of("openai:gpt-4o-mini")
+    assert price is not None
+    want = price.cost(1000, 500, None, None)
+    assert want and r.calls[0].cost == pytest.approx(want)
+    assert r.usage.cost == pytest.approx(want) and c.tokens.cost == pytest.approx(want)
+
+
+def test_the_cost_the_server_reports_is_the_calls_cost_even_without_a_price() -> None:
+    # a model the table does not know; the server said what the call cost
+    model = Scripted([TextDelta("a"), Usage(input_tokens=10, cost=0.25), Finish("stop")])
+    r = Conversation(model).prompt("hi")
+    r.text()
+    assert r.calls[0].cost == 0.25 and r.usage.cost == 0.25
+
+
+def test_what_an_unsaved_conversation_spent_counts_against_its_budget() -> None:
+    from chatrepl.budgets import Budget
+    from chatrepl.errors import BudgetError
+
+    model = _priced([TextDelta("a"), Usage(input_tokens=10, cost=5.0), Finish("stop")])
+    c = Conversation(model)
+    c.budget = Budget({"conversation": 1.0})
+    c.prompt("hi").text()  # nothing spent before it: sent
+    with pytest.raises(BudgetError, match=r"conversation budget of \$1\.00, with \$5\.00 spent"):
+        c.prompt("again").text()
+    assert len(model.sent) == 1  # the second request was not sent
