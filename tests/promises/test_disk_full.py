@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_chatrepl
+from smalldisk import fill, small_disk
 
 from chatrepl.errors import StoreError
 from chatrepl.store import Store
@@ -22,30 +23,8 @@ FULL = "The disk holding {db} is full: free some space and try again."
 @pytest.fixture
 def disk(tmp_path: Path) -> Iterator[Path]:
     """A folder on a filesystem of its own, 1 MB in all."""
-    folder = tmp_path / "disk"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small filesystem to fill (root is needed): {mounted.stderr}")
-    try:
+    with small_disk(tmp_path / "disk") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
-
-
-def fill(folder: Path) -> None:
-    """Take every free byte of the filesystem holding ``folder``."""
-    with open(folder / "filler", "wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-        except OSError:
-            pass
-    assert os.statvfs(folder).f_bavail == 0
 
 
 def png(size: int) -> bytes:

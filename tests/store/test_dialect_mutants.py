@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import os
 import sqlite3
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import old_schemas
 import pytest
+from smalldisk import fill, small_disk
 from test_store_migrations import history
 
 import chatrepl
@@ -377,29 +377,8 @@ def test_an_error_raised_while_handling_another_is_told_not_the_older_one(layer:
 @pytest.fixture
 def disk(tmp_path: Path) -> Iterator[Path]:
     """A folder on a filesystem of its own, 1 MB in all."""
-    folder = tmp_path / "disk"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small filesystem to fill (root is needed): {mounted.stderr}")
-    try:
+    with small_disk(tmp_path / "disk") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
-
-
-def fill(folder: Path) -> None:
-    with open(folder / "filler", "wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-        except OSError:
-            pass
-    assert os.statvfs(folder).f_bavail == 0
 
 
 def test_opening_a_database_on_a_full_disk_says_the_disk_is_full(disk: Path) -> None:
@@ -445,16 +424,7 @@ def test_a_disk_io_error_with_room_on_the_disk_is_told_as_it_is(tmp_path: Path) 
 
 def test_a_disk_with_exactly_a_mebibyte_left_has_room(tmp_path: Path) -> None:
     # kills _no_room 4 (<=): below NO_ROOM_BYTES is "no room", that much is room
-    folder = tmp_path / "disk"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small filesystem to fill (root is needed): {mounted.stderr}")
-    try:
+    with small_disk(tmp_path / "disk", "4m") as folder:
         db = folder / "chat.db"
         a_database_whose_shm_is_a_fifo(db)
         st = os.statvfs(folder)
@@ -464,8 +434,6 @@ def test_a_disk_with_exactly_a_mebibyte_left_has_room(tmp_path: Path) -> None:
         with pytest.raises(StoreError) as refused:
             Store(db, create=False).recent()
         assert str(refused.value) == f"The database {db} failed: disk I/O error."
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------------
