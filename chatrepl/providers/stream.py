@@ -213,7 +213,7 @@ def error_event(
     advice = next((_ERROR_ADVICE[k] for k in kinds if k in _ERROR_ADVICE), "")
     if advice:
         kind = endpoint.redact(one_line(next(k for k in kinds if k in _ERROR_ADVICE), 60))
-        detail = f" ({kind}: {said})" if said else f" ({kind})"
+        detail = f" ({kind}: {said})" if said and said != kind else f" ({kind})"
         return errors.ServerError(
             f"{endpoint.label} reported an error mid-answer{detail}: {advice}."
         )

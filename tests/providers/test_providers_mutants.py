@@ -969,6 +969,16 @@ def test_a_billing_error_mid_stream_is_a_quota_error(server):
     assert str(caught.value).startswith("Acme says the account has run out of quota or credit")
 
 
+def test_a_known_error_type_with_no_words_of_its_own_is_named_once(server):
+    # the words fall back to the type itself: quoted beside it, they said it twice
+    server.push(Raw(sse({"error": {"type": "overloaded_error"}}, done=False)))
+    with pytest.raises(errors.ServerError) as caught:
+        events(make(server, label="Acme"))
+    assert str(caught.value) == (
+        "Acme reported an error mid-answer (overloaded_error): try again shortly."
+    )
+
+
 def test_a_known_error_type_with_blank_words_is_named_alone(server):
     server.push(Raw(sse({"error": {"type": "overloaded_error", "message": "  "}}, done=False)))
     with pytest.raises(errors.ServerError) as caught:
