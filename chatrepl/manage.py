@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ChatreplError, UsageError
+from .errors import ChatreplError, NotFoundError, UsageError
 from .files import user_path
 from .frontend import guarded, open_store, say_error
 
@@ -44,6 +44,8 @@ SUMMARY_FIELDS = (
 #: Fields of a hit in ``search --json``, in this order.
 HIT_FIELDS = ("conversation_id", "title", "response_id", "started", "snippet")
 ALL = 0  # ``-n 0``: no limit
+
+ID_HELP = "a conversation id, a unique prefix of one, or last (the most recently active)"
 
 
 # --- the parser --------------------------------------------------------------------------------
@@ -115,7 +117,7 @@ def parser() -> argparse.ArgumentParser:
         "chatrepl show 01JD8X",
         cmd_show,
     )
-    p.add_argument("id", metavar="ID", help="a conversation id, or a unique prefix of one")
+    p.add_argument("id", metavar="ID", help=ID_HELP)
     form = p.add_mutually_exclusive_group()
     form.add_argument(
         "--json",
@@ -143,7 +145,7 @@ def parser() -> argparse.ArgumentParser:
         "chatrepl export 01JD8X --format json -o goat.json",
         cmd_export,
     )
-    p.add_argument("id", metavar="ID", help="a conversation id, or a unique prefix of one")
+    p.add_argument("id", metavar="ID", help=ID_HELP)
     p.add_argument(
         "--format",
         choices=("markdown", "html", "json"),
@@ -162,7 +164,7 @@ def parser() -> argparse.ArgumentParser:
         'chatrepl title 01JD8X "Goat names"',
         cmd_title,
     )
-    p.add_argument("id", metavar="ID", help="a conversation id, or a unique prefix of one")
+    p.add_argument("id", metavar="ID", help=ID_HELP)
     p.add_argument("text", nargs="+", metavar="TEXT", help="the new title")
 
     p = command(
@@ -172,7 +174,7 @@ def parser() -> argparse.ArgumentParser:
         cmd_delete,
     )
     p.add_argument(
-        "ids", nargs="+", metavar="ID", help="conversation ids, or unique prefixes of them"
+        "ids", nargs="+", metavar="ID", help="conversation ids, unique prefixes of them, or last"
     )
     p.add_argument(
         "-y",
@@ -374,6 +376,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def conversation_id(store: Store, given: str) -> str:
+    """The full id ``given`` names: an id, a unique prefix of one, or ``last`` (the newest)."""
+    if given.strip().lower() == "last":
+        newest = store.last_id()
+        if newest is None:
+            raise NotFoundError("There is no saved conversation yet.")
+        return newest
+    return store.resolve(given)
+
+
 # --- show --------------------------------------------------------------------------------------
 
 
@@ -383,7 +395,7 @@ def _conversation(
     """The conversation ``args.id`` names: its summary, the turns of its current path, and
     every turn."""
     store = open_store(args.db, create=False)
-    cid = store.resolve(args.id)
+    cid = conversation_id(store, args.id)
     return store.summary(cid), store.turns(cid), store.turns(cid, all_branches=True)
 
 
@@ -578,7 +590,7 @@ def cmd_title(args: argparse.Namespace) -> int:
     if not title:
         raise UsageError("the title is empty: give the new title after the id.")
     store = open_store(args.db, create=False)
-    cid = store.resolve(args.id)
+    cid = conversation_id(store, args.id)
     store.set_title(cid, title, "user")
     if _terminal():
         print(f"{cid} is now titled: {_safe(title)}")
@@ -588,7 +600,7 @@ def cmd_title(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     """``chatrepl delete ID... [--yes]``: asks on a terminal; refuses without one."""
     store = open_store(args.db, create=False)
-    ids = list(dict.fromkeys(store.resolve(i) for i in args.ids))
+    ids = list(dict.fromkeys(conversation_id(store, i) for i in args.ids))
     if not args.yes:
         if not sys.stdin.isatty():
             raise UsageError(

@@ -193,6 +193,25 @@ def test_show_json_is_the_json_export(run, history: History) -> None:  # type: i
     assert len(data["turns"]) == 3 and data["conversation"]["head"] == data["turns"][1]["id"]
 
 
+def test_last_names_the_most_recently_active_conversation(run, history: History) -> None:  # type: ignore[no-untyped-def]
+    # as the REPL's `/resume last` and `-c`: show, export, title and delete take it (any case)
+    newest = all_ids(history)[0]
+    shown = run("show", "last", "--json", *history.db())
+    assert shown.status == 0 and json.loads(shown.out)["conversation"]["id"] == newest
+    exported = json.loads(run("export", "LAST", "--format", "json", *history.db()).out)
+    assert exported["conversation"]["id"] == newest
+    assert run("title", "last", "Newest", *history.db()).status == 0
+    assert Store(history.path, create=False).summary(newest).title == "Newest"
+    assert run("delete", "last", "--yes", *history.db()).status == 0
+    assert [s.id for s in Store(history.path, create=False).recent(10)] == all_ids(history)[1:]
+
+
+def test_last_in_an_empty_database_is_one_sentence(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    Store(tmp_path / "chat.db").close()
+    r = run("show", "last", "--db", str(tmp_path / "chat.db"))
+    assert r.status == 1 and r.err == "chatrepl: There is no saved conversation yet.\n"
+
+
 def test_show_markdown_and_a_pipe_give_the_markdown_export(run, history: History) -> None:  # type: ignore[no-untyped-def]
     store = Store(history.path, create=False)
     expected = to_markdown(store.summary(history.cut), store.turns(history.cut, True))
