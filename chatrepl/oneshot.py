@@ -113,7 +113,10 @@ def _answer(args: argparse.Namespace, prompt: str, store: Store | None, no_log: 
         say_error(f"the model refused to answer: {words}")
         return NOT_NORMAL
     if response.status in ENDINGS:
-        say_error(f"the answer was {ENDINGS[response.status]}.")
+        note = NOTES[response.status]
+        if response.status == "cut_off" and not no_log:  # /continue is the REPL's
+            note += " (chatrepl -c, then /continue, asks for the rest)"
+        say_error(f"the answer was {note}.")
         return NOT_NORMAL
     return 0
 

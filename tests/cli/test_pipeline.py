@@ -183,6 +183,23 @@ def test_json_of_an_answer_cut_off_keeps_exit_status_3(
     assert json.loads(out.stdout)["ending"] == "cut_off"
 
 
+def test_a_cut_off_answer_says_how_to_carry_it_on(home: Path, openai_env: FakeLLMServer) -> None:
+    # /continue is the REPL's: the one-shot names the way there, and no way for an unsaved one
+    openai_env.push(Answer(Text("and then"), finish="length"))
+    out = run_chatrepl("-m", "openai:gpt-test", "-p", "Go on")
+    assert out.returncode == 3
+    assert out.stderr == (
+        "chatrepl: the answer was cut off at the token limit "
+        "(chatrepl -c, then /continue, asks for the rest).\n"
+    )
+    openai_env.push(Answer(Text("and then"), finish="length"))
+    out = run_chatrepl("-m", "openai:gpt-test", "-n", "-p", "Go on")
+    assert (out.returncode, out.stderr) == (
+        3,
+        "chatrepl: the answer was cut off at the token limit.\n",
+    )
+
+
 def test_no_log_answers_and_saves_nothing(home: Path, openai_env: FakeLLMServer) -> None:
     out = run_chatrepl("-m", "openai:gpt-test", "-n", "-p", "Secret plans")
     assert out.returncode == 0, out.stderr
