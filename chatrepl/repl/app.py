@@ -182,7 +182,9 @@ class Repl:
 
     def read(self) -> str | None:
         """The next line typed, ``""`` after Ctrl-C on an empty line, ``None`` on Ctrl-D."""
-        default = self._prefill[0] if self._prefill else ""
+        from ..screen.interrupt import typed_ahead
+
+        default = (self._prefill[0] if self._prefill else "") + typed_ahead()
         self._pasted.at_start = False
         try:
             return self.session.prompt([("class:prompt", PROMPT)], default=default)

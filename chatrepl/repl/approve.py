@@ -3,6 +3,7 @@ one key: y (yes), n (no), a (always: this tool, this session) or e (edit the arg
 
 from __future__ import annotations
 
+import io
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,7 @@ class Approver:
 
     def __call__(self, tool: Tool, arguments: dict[str, Any]) -> Answer:
         self.console.print(describe_call(tool, arguments), markup=False, highlight=False)
+        self._hold_typed()
         while True:
             key = self._key()
             if key in ("y", "a", "n"):
@@ -63,6 +65,21 @@ class Approver:
             edited = self._edit(arguments)
             if edited is not None:
                 return Answer("edit", edited)
+
+    def _hold_typed(self) -> None:
+        """Only a key typed once the question shows answers it: what was typed before (while
+        the answer streamed, or read ahead by the last prompt) goes to the next prompt."""
+        from prompt_toolkit.input import create_input
+        from prompt_toolkit.input.typeahead import get_typeahead
+
+        from ..screen.interrupt import hold_typed, keep_typed
+
+        hold_typed()
+        try:
+            read_ahead = get_typeahead(self.input or create_input())
+        except (OSError, ValueError, io.UnsupportedOperation):
+            return  # no terminal to read from: nothing was read ahead
+        keep_typed("".join(key.data for key in read_ahead))
 
     def _key(self) -> str:
         """One key of y / n / a / e; Ctrl-D, Esc and Enter are n. Ctrl-C stops the whole turn,

@@ -2,7 +2,10 @@
 
 With echo on, a Ctrl-C typed during an answer prints ``^C`` into rich's live region and shifts
 it by a row (duplicated lines). So while an answer streams, typed keys are not echoed (``ISIG``
-stays on, so Ctrl-C still sends SIGINT) and whatever was typed is discarded afterwards.
+stays on, so Ctrl-C still sends SIGINT). What was typed blind is taken out of the terminal when
+the answer ends, or before a question is asked (:func:`hold_typed`): a key typed before a
+question was on the screen never answers it, and the text comes back at the next prompt
+(:func:`typed_ahead`) instead of being lost.
 
 The first SIGINT raises KeyboardInterrupt where the main thread is (usually waiting for the
 next chunk); further ones are ignored until the answer has been finalised and saved, so a
@@ -19,11 +22,18 @@ signal (143 for SIGTERM, 131 for SIGQUIT): a block that handled the interruption
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from typing import IO, Any
+
+#: Keys typed blind (while an answer streamed), kept for the next prompt.
+_held: list[str] = []
+#: What typed text keeps out: the sequences keys like the arrows send, and other controls.
+_KEY_SEQUENCE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|O.|.)?|[\x00-\x08\x0b-\x1f\x7f]")
 
 #: The signals that stop an answer: Ctrl-C, and the two that ask a program to end.
 STOPPING = (
@@ -111,8 +121,54 @@ def _no_echo(stream: IO[Any]) -> Iterator[None]:
         yield
     finally:
         with contextlib.suppress(termios.error):
+            hold_typed(stream)
             termios.tcsetattr(fd, termios.TCSANOW, saved)
-            termios.tcflush(fd, termios.TCIFLUSH)  # keys typed blind are dropped, not sent
+
+
+def hold_typed(stream: IO[Any] | None = None) -> None:
+    """Take what waits unread in the terminal (typed blind) and keep it for the next prompt,
+    so that no question reads it as its answer."""
+    stream = stream if stream is not None else sys.stdin
+    try:
+        import termios
+    except ImportError:  # Windows: its console keeps no such queue for us to take
+        return
+    try:
+        fd = stream.fileno()
+        if not stream.isatty():
+            return
+        now = termios.tcgetattr(fd)
+        at_once = list(now)
+        at_once[3] &= ~termios.ICANON  # a line typed only in part is taken too
+        at_once[6] = list(now[6])
+        at_once[6][termios.VMIN], at_once[6][termios.VTIME] = 0, 0
+        termios.tcsetattr(fd, termios.TCSANOW, at_once)
+    except (OSError, ValueError, AttributeError, termios.error):
+        return
+    taken = b""
+    try:
+        while chunk := os.read(fd, 4096):
+            taken += chunk
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(termios.error):
+            termios.tcsetattr(fd, termios.TCSANOW, now)
+    keep_typed(taken.decode("utf-8", "replace"))
+
+
+def keep_typed(keys: str) -> None:
+    """Keep ``keys`` (typed, not yet read as input) for the next prompt, as text."""
+    if text := _KEY_SEQUENCE.sub("", keys.replace("\r", "\n")):
+        _held.append(text)
+
+
+def typed_ahead() -> str:
+    """The text typed blind since the last prompt (its lines as typed, without the last
+    Enter), and forget it."""
+    text = "".join(_held).rstrip("\n")
+    _held.clear()
+    return text
 
 
 @contextlib.contextmanager

@@ -221,3 +221,21 @@ def test_markdown_is_rendered_and_no_color_gives_plain_text(
         say(t, "Show me", "Some **bold** words")
         t.key("ctrl-d")
         t.wait_exit()
+
+
+def test_keys_typed_while_an_answer_streams_wait_at_the_next_prompt(
+    home: Path, openai_env: FakeLLMServer
+) -> None:
+    """Typed blind (not echoed, so the answer's lines stay whole), then back at the prompt as
+    text to edit or send: an Enter typed blind does not send it, the arrows' sequences are
+    not text, and nothing typed is lost."""
+    with chatrepl(home) as t:
+        openai_env.push(Reply(SLOW, delay=0.05))
+        t.line("Go slowly")
+        t.wait_for("w3 ")
+        t.send("and then\x1b[A\x1b[D what?\r")
+        t.wait_for("w39")
+        t.wait_for(r"^> and then what\?$")
+        sent = [str((r.get("json") or {}).get("messages")) for r in openai_env.requests]
+        assert not any("what?" in m for m in sent)  # not sent by the Enter typed blind
+        say(t, "", "You said: and then what?")

@@ -160,3 +160,30 @@ def test_ctrl_c_at_the_question_says_the_turn_stopped_not_that_nothing_began(
         assert "before the answer began" not in t.text()
         asked = [r for r in server.requests if "messages" in (r.get("json") or {})]
         assert len(asked) == 1  # nothing more was sent
+
+
+def test_keys_typed_while_the_answer_streams_never_answer_the_question(
+    home: Path, openai_env: FakeLLMServer
+) -> None:
+    """A "y" typed before the question was on the screen is not a yes: the question waits for
+    a key typed after it; what was typed blind comes back at the next prompt, not lost."""
+    server = openai_env
+    args = json.dumps({"path": str(write_file(home, "n.txt", "text"))})
+    with chatrepl(home, "-T", "read_file") as t:
+        server.push(
+            Answer(Text("Let me look at that file first."), Call("read_file", args), delay=0.4),
+            Answer(Text("Not read, then.")),
+        )
+        t.line("Read it")
+        t.wait_for("Let me")
+        t.send("yes please")
+        t.wait_for(r"\[e\]dit")
+        t.send("n")  # had "yes please" been read as a yes, the call would have run already
+        t.wait_for("Not read, then.")
+        t.wait_for(r"^> yes please$")  # back at the prompt, to edit or send
+        assert "denied" in results_sent(server)[-1].lower()
+        server.push(Answer(Text("Sent as typed.")))
+        t.send("\r")
+        t.wait_for("Sent as typed.")
+        t.wait_prompt()
+        assert server.last["json"]["messages"][-1] == {"role": "user", "content": "yes please"}
