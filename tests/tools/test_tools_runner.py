@@ -153,6 +153,7 @@ def test_a_huge_result_is_cut() -> None:
 
 def test_ctrl_c_raised_in_the_main_thread_still_gives_a_result() -> None:
     import _thread
+    import signal
 
     def waits(args: dict[str, Any], stop: threading.Event) -> str:
         threading.Timer(0.2, _thread.interrupt_main).start()
@@ -161,7 +162,13 @@ def test_ctrl_c_raised_in_the_main_thread_still_gives_a_result() -> None:
 
     tool = Tool("waits", "Waits.", {"type": "object", "properties": {}}, waits)
     cancel = threading.Event()
-    parts = Runner([tool]).run_all([call("waits"), call("waits")], cancel)
+    # Ctrl-C as in a terminal: a run started in a script's background ignores SIGINT, and
+    # interrupt_main then does nothing
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        parts = Runner([tool]).run_all([call("waits"), call("waits")], cancel)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert [p.text for p in parts] == [parts[0].text] * 2 and parts[0].text.startswith(
         "Interrupted"
     )
