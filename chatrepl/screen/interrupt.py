@@ -98,18 +98,31 @@ def _one_interrupt() -> Iterator[list[int]]:
             signal.signal(signum, old)
 
 
-@contextlib.contextmanager
-def _no_echo(stream: IO[Any]) -> Iterator[None]:
+def _terminal(stream: IO[Any]) -> tuple[int, list[Any]] | None:
+    """The terminal ``stream`` reads from and its settings; ``None`` for anything else (a pipe
+    in tests, Windows)."""
     try:
         import termios
-
-        fd = stream.fileno()
+    except ImportError:
+        return None
+    try:
         if not stream.isatty():
-            raise OSError
-        saved = termios.tcgetattr(fd)
-    except (ImportError, OSError, ValueError, AttributeError):
-        yield  # not a terminal (a pipe in tests, Windows): nothing to do
+            return None
+        fd = stream.fileno()
+        return fd, termios.tcgetattr(fd)
+    except (OSError, ValueError, AttributeError, termios.error):
+        return None
+
+
+@contextlib.contextmanager
+def _no_echo(stream: IO[Any]) -> Iterator[None]:
+    terminal = _terminal(stream)
+    if terminal is None:
+        yield
         return
+    import termios
+
+    fd, saved = terminal
     quiet = list(saved)
     quiet[3] = (quiet[3] & ~(termios.ECHO | termios.ECHOCTL)) | termios.ISIG
     try:
@@ -121,39 +134,40 @@ def _no_echo(stream: IO[Any]) -> Iterator[None]:
         yield
     finally:
         with contextlib.suppress(termios.error):
-            hold_typed(stream)
+            _take_typed(fd, quiet)
+        with contextlib.suppress(termios.error):
             termios.tcsetattr(fd, termios.TCSANOW, saved)
 
 
 def hold_typed(stream: IO[Any] | None = None) -> None:
     """Take what waits unread in the terminal (typed blind) and keep it for the next prompt,
     so that no question reads it as its answer."""
-    stream = stream if stream is not None else sys.stdin
-    try:
-        import termios
-    except ImportError:  # Windows: its console keeps no such queue for us to take
+    terminal = _terminal(stream if stream is not None else sys.stdin)
+    if terminal is None:
         return
-    try:
-        fd = stream.fileno()
-        if not stream.isatty():
-            return
-        now = termios.tcgetattr(fd)
-        at_once = list(now)
-        at_once[3] &= ~termios.ICANON  # a line typed only in part is taken too
-        at_once[6] = list(now[6])
-        at_once[6][termios.VMIN], at_once[6][termios.VTIME] = 0, 0
-        termios.tcsetattr(fd, termios.TCSANOW, at_once)
-    except (OSError, ValueError, AttributeError, termios.error):
-        return
+    import termios
+
+    fd, now = terminal
+    with contextlib.suppress(termios.error):
+        _take_typed(fd, now)
+    with contextlib.suppress(termios.error):
+        termios.tcsetattr(fd, termios.TCSANOW, now)
+
+
+def _take_typed(fd: int, settings: list[Any]) -> None:
+    """Read what waits unread, a line typed only in part too, without waiting, into the keys
+    kept for the next prompt. The terminal is left reading at once: the caller sets it back."""
+    import termios
+
+    at_once = list(settings)
+    at_once[3] &= ~termios.ICANON
+    at_once[6] = list(settings[6])
+    at_once[6][termios.VMIN], at_once[6][termios.VTIME] = 0, 0
+    termios.tcsetattr(fd, termios.TCSANOW, at_once)
     taken = b""
-    try:
+    with contextlib.suppress(OSError):
         while chunk := os.read(fd, 4096):
             taken += chunk
-    except OSError:
-        pass
-    finally:
-        with contextlib.suppress(termios.error):
-            termios.tcsetattr(fd, termios.TCSANOW, now)
     keep_typed(taken.decode("utf-8", "replace"))
 
 
