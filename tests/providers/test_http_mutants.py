@@ -325,16 +325,9 @@ def test_an_untrusted_certificate_says_why_and_where_without_a_provider_name(
 ) -> None:
     # certificate_error 11-14, 20, 21, 24, 25 (the reason) and 30-32 (no [providers.…] name).
     pytest.importorskip("cryptography")
-    from test_wire_tls_proxy import self_signed
+    from test_wire_tls_proxy import tls_server
 
-    cert, key = self_signed(tmp_path)
-    server = FakeLLMServer()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.httpd.socket = context.wrap_socket(
-        server.httpd.socket, server_side=True, do_handshake_on_connect=False
-    )
-    with server, pytest.raises(errors.ConnectError) as caught:
+    with tls_server(tmp_path) as (server, _), pytest.raises(errors.ConnectError) as caught:
         events(make(f"https://127.0.0.1:{server.port}/v1"))
     said = str(caught.value)
     assert said.startswith("The certificate of 127.0.0.1 could not be verified (self")

@@ -10,6 +10,7 @@ import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,10 +61,11 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
-@pytest.fixture
-def tls(tmp_path: Path) -> Iterator[tuple[FakeLLMServer, Path]]:
-    """The fake server over TLS with a self-signed certificate, and that certificate."""
-    cert, key = self_signed(tmp_path)
+@contextmanager
+def tls_server(folder: Path) -> Iterator[tuple[FakeLLMServer, Path]]:
+    """The fake server over TLS with a self-signed certificate (made in ``folder``), and that
+    certificate."""
+    cert, key = self_signed(folder)
     server = FakeLLMServer()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
@@ -72,6 +74,12 @@ def tls(tmp_path: Path) -> Iterator[tuple[FakeLLMServer, Path]]:
     )
     with server:
         yield server, cert
+
+
+@pytest.fixture
+def tls(tmp_path: Path) -> Iterator[tuple[FakeLLMServer, Path]]:
+    with tls_server(tmp_path) as served:
+        yield served
 
 
 def configure(home: Path, server: FakeLLMServer, **settings: str) -> None:
